@@ -1,0 +1,120 @@
+/**
+ * The catalogue of metrics a Touchline node exposes on /metrics.
+ *
+ * Labels with a fixed set of values are resolved here once, so callers on hot paths hold a
+ * ready child (`m.streamsClosed.slow.inc()`) and every series shows from the first scrape at 0,
+ * which keeps `rate()` and absence alerts honest.
+ */
+import type { Counter, CounterChild, Gauge, Histogram, MetricsRegistry } from './metrics'
+
+export { startEventLoopLagMonitor } from './eventLoopLag'
+
+export const STREAM_CLOSE_REASONS = ['client', 'slow', 'drain', 'error', 'auth_expired'] as const
+export type StreamCloseReason = (typeof STREAM_CLOSE_REASONS)[number]
+
+export const PUBLISH_RESULTS = ['stored', 'duplicate'] as const
+export type PublishResult = (typeof PUBLISH_RESULTS)[number]
+
+export const REPLAY_SOURCES = ['memory', 'jetstream', 'snapshot'] as const
+export type ReplaySource = (typeof REPLAY_SOURCES)[number]
+
+export const REJECT_REASONS = ['rate_limited', 'capacity', 'too_large', 'bad_request', 'unauthorized'] as const
+export type RejectReason = (typeof REJECT_REASONS)[number]
+
+/** Publish time to bytes handed to the socket: 1 ms (same host, idle) up to 10 s (a struggling node). */
+export const DELIVERY_LATENCY_BUCKETS_SECONDS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]
+
+export interface NodeMetrics {
+  /** touchline_streams_open: client streams open now (a multiplexed stream counts once). */
+  streamsOpen: Gauge
+  /** touchline_streams_opened_total */
+  streamsOpened: Counter
+  /** touchline_streams_closed_total{reason} */
+  streamsClosed: Record<StreamCloseReason, CounterChild>
+  /** touchline_slow_clients_cut_total: streams cut off for exceeding their buffer cap. */
+  slowClientsCut: Counter
+  /** touchline_events_published_total{result} */
+  eventsPublished: Record<PublishResult, CounterChild>
+  /** touchline_events_delivered_total: add the number of streams reached, once per fan-out. */
+  eventsDelivered: Counter
+  /** touchline_delivery_latency_seconds: event publish ts to written to the socket. */
+  deliveryLatency: Histogram
+  /** touchline_replay_requests_total{source} */
+  replayRequests: Record<ReplaySource, CounterChild>
+  /** touchline_replayed_events_total */
+  replayedEvents: Counter
+  /** touchline_owned_matches */
+  ownedMatches: Gauge
+  /** touchline_upstream_feeds: node-to-node feeds this node holds open to match owners. */
+  upstreamFeeds: Gauge
+  /** touchline_ownership_moves_total */
+  ownershipMoves: Counter
+  /** touchline_nats_connected: 1 when connected, 0 otherwise. */
+  natsConnected: Gauge
+  /** touchline_event_loop_lag_seconds: fed by startEventLoopLagMonitor. */
+  eventLoopLag: Gauge
+  /** touchline_http_requests_total{route,status}: `route` is the route pattern, never the raw path. */
+  httpRequests: Counter
+  /** touchline_rejected_total{reason} */
+  rejected: Record<RejectReason, CounterChild>
+}
+
+function childrenFor<K extends string>(counter: Counter, label: string, values: readonly K[]): Record<K, CounterChild> {
+  const children = {} as Record<K, CounterChild>
+  for (const value of values) children[value] = counter.labels({ [label]: value })
+  return children
+}
+
+export function createNodeMetrics(registry: MetricsRegistry): NodeMetrics {
+  return {
+    streamsOpen: registry.gauge('touchline_streams_open', 'Client SSE streams open on this node.'),
+    streamsOpened: registry.counter('touchline_streams_opened_total', 'Client SSE streams opened.'),
+    streamsClosed: childrenFor(
+      registry.counter('touchline_streams_closed_total', 'Client SSE streams closed, by reason.', ['reason']),
+      'reason',
+      STREAM_CLOSE_REASONS,
+    ),
+    slowClientsCut: registry.counter(
+      'touchline_slow_clients_cut_total',
+      'Streams cut off because their unsent buffer passed the cap.',
+    ),
+    eventsPublished: childrenFor(
+      registry.counter('touchline_events_published_total', 'Events published through this node, by result.', ['result']),
+      'result',
+      PUBLISH_RESULTS,
+    ),
+    eventsDelivered: registry.counter(
+      'touchline_events_delivered_total',
+      'Event deliveries to client streams (one per event per stream).',
+    ),
+    deliveryLatency: registry.histogram(
+      'touchline_delivery_latency_seconds',
+      'Time from an event being published to it being written to a client socket.',
+      DELIVERY_LATENCY_BUCKETS_SECONDS,
+    ),
+    replayRequests: childrenFor(
+      registry.counter('touchline_replay_requests_total', 'Resume requests served, by where the history came from.', [
+        'source',
+      ]),
+      'source',
+      REPLAY_SOURCES,
+    ),
+    replayedEvents: registry.counter('touchline_replayed_events_total', 'Events sent to clients as replay on resume.'),
+    ownedMatches: registry.gauge('touchline_owned_matches', 'Matches this node owns now.'),
+    upstreamFeeds: registry.gauge('touchline_upstream_feeds', 'Feeds this node holds from the owners of matches it proxies.'),
+    ownershipMoves: registry.counter('touchline_ownership_moves_total', 'Matches whose ownership moved to or from this node.'),
+    natsConnected: registry.gauge('touchline_nats_connected', '1 while connected to NATS, 0 otherwise.'),
+    eventLoopLag: registry.gauge('touchline_event_loop_lag_seconds', 'How late the last event-loop probe timer fired.'),
+    httpRequests: registry.counter('touchline_http_requests_total', 'HTTP requests answered, by route pattern and status.', [
+      'route',
+      'status',
+    ]),
+    rejected: childrenFor(
+      registry.counter('touchline_rejected_total', 'Requests refused, by reason.', ['reason']),
+      'reason',
+      REJECT_REASONS,
+    ),
+  }
+}
