@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../../src/telemetry/metrics'
 import { createNodeMetrics, startEventLoopLagMonitor } from '../../src/telemetry/nodeMetrics'
-import { parsePrometheus, sampleValue, sumSamples } from '../helpers/promParse'
+import { type MetricType, parsePrometheus, sampleValue, sumSamples } from '../helpers/promParse'
 
 describe('MetricsRegistry counters', () => {
   test('an empty registry renders nothing', () => {
@@ -217,7 +217,7 @@ describe('promParse is strict', () => {
 })
 
 describe('createNodeMetrics', () => {
-  const expectedTypes: Record<string, string> = {
+  const expectedTypes: Record<string, MetricType> = {
     touchline_streams_open: 'gauge',
     touchline_streams_opened_total: 'counter',
     touchline_streams_closed_total: 'counter',
