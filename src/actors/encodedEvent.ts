@@ -1,0 +1,37 @@
+/**
+ * An event encoded once and shared by every subscriber: the SSE bytes are built on first use and reused
+ * for all streams of the match, so fan-out does no per-subscriber encoding.
+ */
+import { encodeMessage } from "../sse/encode.ts";
+import type { MatchEvent } from "../match/event.ts";
+
+const utf8 = new TextEncoder();
+
+export class EncodedEvent {
+  private frameBytes: Uint8Array | undefined;
+  private bodyText: string | undefined;
+
+  constructor(readonly event: MatchEvent) {}
+
+  get seq(): number {
+    return this.event.seq;
+  }
+
+  /** The JSON carried in `data:`; the state patch rides along so pages can update without a re-fetch. */
+  get dataJson(): string {
+    const e = this.event;
+    const payload: Record<string, unknown> = { match: e.match, data: e.data, ts: e.ts };
+    if (e.state !== undefined) payload.state = e.state;
+    return JSON.stringify(payload);
+  }
+
+  /** `event:` and `data:` lines plus the blank line, without `id:` (multiplexed streams add their own). */
+  get body(): string {
+    return (this.bodyText ??= encodeMessage({ event: this.event.type, data: this.dataJson }));
+  }
+
+  /** The complete frame of a single-match stream, as bytes. */
+  get frame(): Uint8Array {
+    return (this.frameBytes ??= utf8.encode(`id: ${this.event.seq}\n${this.body}`));
+  }
+}

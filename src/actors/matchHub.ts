@@ -1,0 +1,100 @@
+/**
+ * MatchHub: this node's registry of match actors. Creates them on first use, tells them when membership
+ * or leases change, and runs the one periodic sweep they share (owner ticks, idle stops, interest) so no
+ * actor holds a timer of its own.
+ */
+import { MatchActor } from "./matchActor.ts";
+import type { MatchServices } from "./services.ts";
+
+/** How often the sweep runs, and how long an owner stays silent before it ticks. */
+const SWEEP_MS = 1000;
+const TICK_AFTER_MS = 2000;
+
+export interface HubOptions {
+  actorIdleMs: number;
+  /** Tell a match's owner that this node still has subscribers (keeps the owner's actor alive). */
+  sendInterest(owner: string, match: string): void;
+}
+
+export class MatchHub {
+  private readonly actors = new Map<string, MatchActor>();
+  private readonly sweepTimer: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly svc: MatchServices,
+    private readonly opts: HubOptions,
+  ) {
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+  }
+
+  get(match: string): MatchActor {
+    let actor = this.actors.get(match);
+    if (!actor) {
+      actor = new MatchActor(match, this.svc);
+      this.actors.set(match, actor);
+      actor.start();
+    }
+    return actor;
+  }
+
+  peek(match: string): MatchActor | undefined {
+    return this.actors.get(match);
+  }
+
+  get size(): number {
+    return this.actors.size;
+  }
+
+  all(): IterableIterator<MatchActor> {
+    return this.actors.values();
+  }
+
+  ownedCount(): number {
+    let n = 0;
+    for (const a of this.actors.values()) if (a.role === "owner") n++;
+    return n;
+  }
+
+  upstreamFeeds(): number {
+    let n = 0;
+    for (const a of this.actors.values()) if (a.hasUpstreamFeed) n++;
+    return n;
+  }
+
+  /** Membership changed: every actor re-checks whether it should own, follow, or hand over. */
+  membershipChanged(): void {
+    for (const a of this.actors.values()) a.reconsider();
+  }
+
+  /** A lease changed hands: the actor holding the old one must step down at once. */
+  leaseChanged(match: string): void {
+    this.actors.get(match)?.reconsider();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [match, a] of this.actors) {
+      if (a.role === "owner") {
+        if (a.idleSinceEvent >= TICK_AFTER_MS) a.tick();
+      } else if (a.subscribers.size > 0) {
+        const owner = this.svc.ownerOf(match);
+        if (owner && owner !== this.svc.selfId && now - a.interestSentAt > this.opts.actorIdleMs / 3) {
+          a.interestSentAt = now;
+          this.opts.sendInterest(owner, match);
+        }
+      }
+      if (a.subscribers.size > 0) a.lastInterestAt = now;
+      else if (now - a.lastInterestAt > this.opts.actorIdleMs && a.idleSinceEvent > this.opts.actorIdleMs) {
+        this.actors.delete(match);
+        void a.stop();
+      }
+    }
+  }
+
+  async stopAll(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    const all = [...this.actors.values()];
+    this.actors.clear();
+    await Promise.all(all.map((a) => a.stop()));
+  }
+}

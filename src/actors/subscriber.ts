@@ -1,0 +1,52 @@
+/**
+ * What a match actor needs from a subscriber: one client stream's view of one match. Implemented by the
+ * stream layer; the actor never sees sockets.
+ */
+import type { EncodedEvent } from "./encodedEvent.ts";
+import type { Json } from "../match/mergePatch.ts";
+
+export interface MatchSubscriber {
+  /** Seq of the last event of this match sent to the client (0 when none). */
+  readonly lastSeq: number;
+  /** False once the client is gone: the actor drops it. */
+  readonly open: boolean;
+  sendSnapshot(match: string, seq: number, state: Record<string, Json>): void;
+  sendEvent(e: EncodedEvent): void;
+}
+
+/** The subscribers of one match on this node. Fan-out skips what a subscriber already has. */
+export class SubscriberSet {
+  private readonly subs = new Set<MatchSubscriber>();
+
+  get size(): number {
+    return this.subs.size;
+  }
+
+  add(s: MatchSubscriber): void {
+    this.subs.add(s);
+  }
+
+  delete(s: MatchSubscriber): boolean {
+    return this.subs.delete(s);
+  }
+
+  /** Sends to every subscriber that has not seen it; returns how many it reached. */
+  fanOut(e: EncodedEvent): number {
+    let n = 0;
+    for (const s of this.subs) {
+      if (!s.open) {
+        this.subs.delete(s);
+        continue;
+      }
+      if (e.seq > s.lastSeq) {
+        s.sendEvent(e);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  [Symbol.iterator](): Iterator<MatchSubscriber> {
+    return this.subs[Symbol.iterator]();
+  }
+}

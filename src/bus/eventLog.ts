@@ -1,0 +1,224 @@
+/**
+ * EventLog: the durable, ordered log of match events, hiding JetStream behind a small interface (in the
+ * spirit of Mercure's Transport). One stream, one subject per match, so JetStream orders each match's
+ * events and its stream sequence is the event id everywhere.
+ */
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { headers as natsHeaders, nanos, type MsgHdrs } from "@nats-io/transport-node";
+import type { Names } from "./subjects.ts";
+import type { Json } from "../match/mergePatch.ts";
+import type { PublishInput } from "../match/event.ts";
+import { EVENT_TYPE, isReservedType } from "../match/event.ts";
+
+/** An event as read back from the log; `prev` is assigned by whoever reads a match in order. */
+export interface LoggedEvent {
+  match: string;
+  seq: number;
+  type: string;
+  data: Json;
+  state?: Json;
+  ts: number;
+  private?: boolean;
+  /** W3C trace context carried in the message headers, when the publisher traced it. */
+  traceparent?: string;
+}
+
+export interface AppendResult {
+  seq: number;
+  duplicate: boolean;
+}
+
+export interface Follower {
+  stop(): void;
+}
+
+/** JetStream keeps message ids for dedupe this long (the contract promises at least 2 minutes). */
+export const DEDUPE_WINDOW_MS = 2 * 60_000;
+/** Ordered consumers left behind by a crashed reader vanish after this. */
+const CONSUMER_INACTIVE_MS = 10_000;
+const FETCH_BATCH = 500;
+const FETCH_EXPIRES_MS = 1000;
+const FIRST_SEQ_CACHE_MS = 1000;
+
+export type BadMessageHandler = (seq: number, reason: string) => void;
+
+export class EventLog {
+  private firstSeqCache = { value: 1, at: 0 };
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly names: Names,
+    private readonly onBadMessage: BadMessageHandler,
+  ) {}
+
+  /** Creates the stream, or brings an existing one to the configured retention. */
+  async ensure(retentionMs: number): Promise<void> {
+    const config = {
+      name: this.names.stream,
+      subjects: [this.names.eventWildcard],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      max_age: nanos(retentionMs),
+      duplicate_window: nanos(Math.min(DEDUPE_WINDOW_MS, retentionMs)),
+      allow_direct: true,
+    };
+    try {
+      const info = await this.jsm.streams.info(this.names.stream);
+      if (info.config.max_age !== config.max_age) {
+        await this.jsm.streams.update(this.names.stream, { ...info.config, max_age: config.max_age });
+      }
+    } catch {
+      await this.jsm.streams.add(config);
+    }
+  }
+
+  /** Stores one event; resolves only once JetStream has acknowledged it. */
+  async append(match: string, input: PublishInput, traceHeaders?: Record<string, string>): Promise<AppendResult> {
+    const payload: Record<string, unknown> = { type: input.type, data: input.data, ts: input.ts ?? Date.now() };
+    if (input.state !== undefined) payload.state = input.state;
+    if (input.private) payload.private = true;
+    let hdrs: MsgHdrs | undefined;
+    if (traceHeaders) {
+      hdrs = natsHeaders();
+      for (const [k, v] of Object.entries(traceHeaders)) hdrs.set(k, v);
+    }
+    const ack = await this.js.publish(this.names.eventSubject(match), JSON.stringify(payload), {
+      ...(input.key ? { msgID: `${match}:${input.key}` } : {}),
+      ...(hdrs ? { headers: hdrs } : {}),
+    });
+    return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /** Oldest sequence still retained: ids before it may have lost events to retention. */
+  async firstSeq(): Promise<number> {
+    const now = Date.now();
+    if (now - this.firstSeqCache.at > FIRST_SEQ_CACHE_MS) {
+      const info = await this.jsm.streams.info(this.names.stream);
+      this.firstSeqCache = { value: info.state.first_seq, at: now };
+    }
+    return this.firstSeqCache.value;
+  }
+
+  /** Sequence of the latest retained event of a match, 0 when it has none. */
+  async lastSeqOf(match: string): Promise<number> {
+    try {
+      const m = await this.jsm.streams.getMessage(this.names.stream, { last_by_subj: this.names.eventSubject(match) });
+      return m?.seq ?? 0;
+    } catch (err) {
+      if (isNotFound(err)) return 0;
+      throw err;
+    }
+  }
+
+  /**
+   * Follows one match from `afterSeq` (exclusive): replays what is stored, then stays live. An ordered
+   * consumer, so the client library recreates it on any gap or server restart.
+   */
+  async follow(match: string, afterSeq: number, onEvent: (e: LoggedEvent) => void): Promise<Follower> {
+    const consumer = await this.js.consumers.get(this.names.stream, {
+      filter_subjects: this.names.eventSubject(match),
+      ...(afterSeq > 0
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }
+        : { deliver_policy: DeliverPolicy.All }),
+      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+    });
+    const messages = await consumer.consume({ max_messages: FETCH_BATCH });
+    let stopped = false;
+    void (async () => {
+      for await (const m of messages) {
+        if (stopped) break;
+        const e = this.decodeJs(m);
+        if (e) onEvent(e);
+      }
+    })().catch((err) => this.onBadMessage(0, `follower of ${match} ended: ${String(err)}`));
+    return {
+      stop: () => {
+        stopped = true;
+        void messages.close().catch(() => {});
+      },
+    };
+  }
+
+  /** Reads the events of one match with afterSeq < seq <= throughSeq, in order (bounded history read). */
+  async read(match: string, afterSeq: number, throughSeq: number): Promise<LoggedEvent[]> {
+    const out: LoggedEvent[] = [];
+    if (throughSeq <= afterSeq) return out;
+    const consumer = await this.js.consumers.get(this.names.stream, {
+      filter_subjects: this.names.eventSubject(match),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: afterSeq + 1,
+      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+    });
+    try {
+      let done = false;
+      while (!done) {
+        const batch = await consumer.fetch({ max_messages: FETCH_BATCH, expires: FETCH_EXPIRES_MS });
+        let got = 0;
+        for await (const m of batch) {
+          got++;
+          if (m.seq <= throughSeq) {
+            const e = this.decodeJs(m);
+            if (e) out.push(e);
+          }
+          // pending 0: nothing more is stored for this match right now.
+          if (m.seq >= throughSeq || m.info.pending === 0) {
+            done = true;
+            break;
+          }
+        }
+        if (got === 0) done = true;
+      }
+    } finally {
+      await consumer.delete().catch(() => {});
+    }
+    return out;
+  }
+
+  private decodeJs(m: JsMsg): LoggedEvent | undefined {
+    return this.decode(this.names.matchOfSubject(m.subject), m.seq, m.data, m.info.timestampNanos / 1e6, m.headers);
+  }
+
+  /**
+   * Parses a stored payload. Producers may publish straight to NATS, so anything can be here: a message
+   * that is not a valid event is reported once and skipped identically by every reader, so it never
+   * corrupts a stream (it simply has no id a subscriber ever sees).
+   */
+  decode(match: string, seq: number, bytes: Uint8Array, storedMs: number, hdrs?: MsgHdrs): LoggedEvent | undefined {
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      this.onBadMessage(seq, "payload is not JSON");
+      return undefined;
+    }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      this.onBadMessage(seq, "payload is not a JSON object");
+      return undefined;
+    }
+    const b = body as Record<string, unknown>;
+    if (typeof b.type !== "string" || !EVENT_TYPE.test(b.type) || isReservedType(b.type)) {
+      this.onBadMessage(seq, "type is missing, invalid or reserved");
+      return undefined;
+    }
+    const state = b.state;
+    const event: LoggedEvent = {
+      match,
+      seq,
+      type: b.type,
+      data: (b.data ?? null) as Json,
+      ts: typeof b.ts === "number" && Number.isFinite(b.ts) ? b.ts : Math.round(storedMs),
+    };
+    if (typeof state === "object" && state !== null && !Array.isArray(state)) event.state = state as Json;
+    if (b.private === true) event.private = true;
+    const tp = hdrs?.get("traceparent");
+    if (tp) event.traceparent = tp;
+    return event;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown; api_error?: { code?: number } };
+  return e?.api_error?.code === 404 || String(e?.message ?? "").toLowerCase().includes("no message found") || e?.code === 404 || e?.code === "404";
+}
+

@@ -1,0 +1,102 @@
+/**
+ * Ownership leases: the fence that keeps two nodes from acting as owner of one match at once.
+ *
+ * The ring says who *should* own a match; views of the ring can disagree for a moment while membership
+ * changes. A node acts as owner only while it holds the match's lease, a key in a KV bucket written with
+ * compare-and-set on the key's revision. The revision it wrote is the owner's epoch: it rides on every
+ * live message, so receivers drop anything from an older epoch. A lease is taken over from another node
+ * only when that node is no longer live; a live holder hands over by releasing when its ring moves the
+ * match away. Every node watches the bucket, so a holder learns at once that it was fenced off.
+ */
+import type { KV } from "@nats-io/kv";
+
+export interface Lease {
+  node: string;
+  epoch: number;
+}
+
+export class LeaseTable {
+  private readonly holders = new Map<string, Lease>();
+  private watcher: { stop(): void } | undefined;
+  private readonly fencedListeners = new Set<(match: string, lease: Lease | undefined) => void>();
+
+  constructor(
+    private readonly kv: KV,
+    private readonly selfId: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const iter = await this.kv.watch();
+    this.watcher = { stop: () => iter.stop() };
+    void (async () => {
+      for await (const e of iter) {
+        if (e.operation === "PUT") {
+          try {
+            const node = JSON.parse(e.string()) as { node: string };
+            this.set(e.key, { node: node.node, epoch: e.revision });
+          } catch {
+            /* not ours: ignore */
+          }
+        } else {
+          this.set(e.key, undefined);
+        }
+      }
+    })().catch(() => {});
+  }
+
+  stop(): void {
+    this.watcher?.stop();
+  }
+
+  /** Called when the lease of a match changes hands (or is released). */
+  onChange(listener: (match: string, lease: Lease | undefined) => void): () => void {
+    this.fencedListeners.add(listener);
+    return () => this.fencedListeners.delete(listener);
+  }
+
+  holder(match: string): Lease | undefined {
+    return this.holders.get(match);
+  }
+
+  /**
+   * Tries to take the lease. Returns the new epoch, or undefined when a live node other than us holds it
+   * (the caller retries once that node releases or drops out of membership).
+   */
+  async acquire(match: string, isLive: (node: string) => boolean): Promise<number | undefined> {
+    const value = JSON.stringify({ node: this.selfId, at: Date.now() });
+    const current = await this.kv.get(match);
+    try {
+      let epoch: number;
+      if (!current || current.operation !== "PUT") {
+        epoch = current ? await this.kv.update(match, value, current.revision) : await this.kv.create(match, value);
+      } else {
+        const holder = (JSON.parse(current.string()) as { node: string }).node;
+        if (holder !== this.selfId && isLive(holder)) return undefined;
+        epoch = await this.kv.update(match, value, current.revision);
+      }
+      this.set(match, { node: this.selfId, epoch });
+      return epoch;
+    } catch {
+      // Someone else wrote first (wrong last sequence): they hold it now.
+      return undefined;
+    }
+  }
+
+  /** Gives the lease up if we still hold it at `epoch`. */
+  async release(match: string, epoch: number): Promise<void> {
+    const held = this.holders.get(match);
+    if (held?.node === this.selfId && held.epoch === epoch) this.holders.delete(match);
+    await this.kv.delete(match, { previousSeq: epoch }).catch(() => {});
+  }
+
+  private set(match: string, lease: Lease | undefined): void {
+    const before = this.holders.get(match);
+    if (lease) {
+      if (before && before.epoch > lease.epoch) return;
+      this.holders.set(match, lease);
+    } else {
+      this.holders.delete(match);
+    }
+    if (before?.epoch !== lease?.epoch) for (const l of this.fencedListeners) l(match, lease);
+  }
+}

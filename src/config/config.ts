@@ -1,0 +1,129 @@
+/**
+ * Node configuration: every knob of the contract, read once from the environment and validated at
+ * start-up. A bad value stops the node with one line naming the variable (see ConfigError).
+ */
+import { hostname } from "node:os";
+
+export interface Config {
+  port: number;
+  host: string;
+  natsUrls: string[];
+  nodeId: string;
+  jwtSecret: string | undefined;
+  heartbeatMs: number;
+  maxConnections: number;
+  clientBufferBytes: number;
+  retryMs: number;
+  retentionMs: number;
+  maxMatchesPerStream: number;
+  maxBodyBytes: number;
+  /** Recent events each match actor keeps in memory to serve reconnects without JetStream. */
+  windowEvents: number;
+  /** How long an actor with no subscribers and no ownership lingers before it stops. */
+  actorIdleMs: number;
+  /** Membership: how often a node renews its entry, and after how long without renewal it is dead. */
+  membershipRenewMs: number;
+  membershipTtlMs: number;
+  /** Long-poll wait bound. */
+  pollWaitMs: number;
+  /** Grace given to clients to leave during SIGTERM drain before the process exits. */
+  drainMs: number;
+  /** Prefix of every NATS subject, stream and bucket name, so several clusters can share a server. */
+  namespace: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, detail: string) {
+    super(`invalid ${variable}: ${detail}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `expected a whole number, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (value < min || value > max) throw new ConfigError(name, `expected ${min}..${max}, got ${value}`);
+  return value;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `24h`, `90m`, `30s`, `500ms`, `2d`, or a bare number of milliseconds. */
+export function parseDuration(raw: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(raw.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * DURATION_UNITS[m[2] ?? "ms"]!;
+}
+
+function duration(env: Env, name: string, fallback: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const ms = parseDuration(raw);
+  if (ms === undefined) throw new ConfigError(name, `expected a duration like 24h, 30m, 45s or 500ms, got "${raw}"`);
+  if (ms < min) throw new ConfigError(name, `must be at least ${min} ms`);
+  return ms;
+}
+
+/** Soft open-file limit of this process; the connection cap is derived from it. */
+export function openFileLimit(): number {
+  try {
+    const out = Bun.spawnSync(["sh", "-c", "ulimit -n"]).stdout.toString().trim();
+    const n = Number(out);
+    return Number.isFinite(n) && n > 0 ? n : 1024;
+  } catch {
+    return 1024;
+  }
+}
+
+/** File descriptors kept free for NATS, publishers, node-to-node traffic and the process itself. */
+const FD_HEADROOM = 1024;
+const MIN_MAX_CONNECTIONS = 1000;
+
+export function loadConfig(env: Env = process.env): Config {
+  const port = integer(env, "PORT", 3000, 0, 65535);
+  const host = env.HOST?.trim() || "0.0.0.0";
+  const natsRaw = env.NATS_URL?.trim() || "nats://127.0.0.1:4222";
+  const natsUrls = natsRaw.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const u of natsUrls) {
+    if (!/^(nats|tls|ws|wss):\/\/[^\s/]+(:\d+)?\/?$/.test(u) && !/^[^\s/:]+:\d+$/.test(u)) {
+      throw new ConfigError("NATS_URL", `"${u}" is not a NATS server URL (nats://host:port)`);
+    }
+  }
+  const nodeId = env.NODE_ID?.trim() || `${hostname()}-${port}`;
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) {
+    throw new ConfigError("NODE_ID", `"${nodeId}" must match [A-Za-z0-9_-]{1,64} (it is used in NATS subjects)`);
+  }
+  const secret = env.TOUCHLINE_JWT_SECRET;
+  if (secret !== undefined && secret.length > 0 && secret.length < 16) {
+    throw new ConfigError("TOUCHLINE_JWT_SECRET", "must be at least 16 characters");
+  }
+  const namespace = env.TOUCHLINE_NAMESPACE?.trim() || "touchline";
+  if (!/^[a-z][a-z0-9_]{0,31}$/.test(namespace)) {
+    throw new ConfigError("TOUCHLINE_NAMESPACE", "must match [a-z][a-z0-9_]{0,31}");
+  }
+  const membershipRenewMs = duration(env, "MEMBERSHIP_RENEW_MS", 1000, 100);
+  return {
+    port,
+    host,
+    natsUrls,
+    nodeId,
+    jwtSecret: secret && secret.length > 0 ? secret : undefined,
+    heartbeatMs: integer(env, "HEARTBEAT_MS", 15_000, 100, 3_600_000),
+    maxConnections: integer(env, "MAX_CONNECTIONS", Math.max(MIN_MAX_CONNECTIONS, openFileLimit() - FD_HEADROOM), 1),
+    clientBufferBytes: integer(env, "CLIENT_BUFFER_BYTES", 1_048_576, 1024),
+    retryMs: integer(env, "RETRY_MS", 1000, 0, 3_600_000),
+    retentionMs: duration(env, "RETENTION", 24 * 3_600_000, 60_000),
+    maxMatchesPerStream: integer(env, "MAX_MATCHES_PER_STREAM", 64, 1, 1000),
+    maxBodyBytes: integer(env, "MAX_BODY_BYTES", 64 * 1024, 256, 16 * 1024 * 1024),
+    windowEvents: integer(env, "WINDOW_EVENTS", 2000, 16, 1_000_000),
+    actorIdleMs: duration(env, "ACTOR_IDLE", 30_000, 100),
+    membershipRenewMs,
+    membershipTtlMs: duration(env, "MEMBERSHIP_TTL", 5000, membershipRenewMs * 2),
+    pollWaitMs: duration(env, "POLL_WAIT", 25_000, 0),
+    drainMs: duration(env, "DRAIN", 5000, 0),
+    namespace,
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * The HTTP API (the same on every node), as an Elysia app. Every error is the contract's JSON, logged
+ * once; nothing a client sends can crash the node.
+ */
+import { Elysia } from "elysia";
+import type { Server } from "bun";
+import { join } from "node:path";
+import type { TouchlineNode } from "../node/touchlineNode.ts";
+import type { StreamRegistry } from "../stream/streamRegistry.ts";
+import type { MetricsRegistry } from "../telemetry/metrics.ts";
+import type { NodeMetrics, RejectReason } from "../telemetry/nodeMetrics.ts";
+import type { Logger } from "../telemetry/logger.ts";
+import { validatePublishInput } from "../match/event.ts";
+import { readJsonBody } from "./body.ts";
+import { HttpError, errorResponse, json } from "./errors.ts";
+import { openMatchStream, openMultiplexedStream, poll, validMatch } from "./streams.ts";
+
+const DEFAULT_LIST_LIMIT = 100;
+const MAX_LIST_LIMIT = 1000;
+const WEB_DIR = join(import.meta.dir, "..", "web");
+const WEB_TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  svg: "image/svg+xml",
+};
+
+export interface AppDeps {
+  node: TouchlineNode;
+  registry: StreamRegistry;
+  metricsRegistry: MetricsRegistry;
+  metrics: NodeMetrics;
+  logger: Logger;
+}
+
+/** Paths and the methods they allow, so a wrong method gets 405 rather than 404. */
+const ROUTES: [RegExp, string[]][] = [
+  [/^\/matches\/[^/]+\/events$/, ["GET", "POST"]],
+  [/^\/matches\/[^/]+\/poll$/, ["GET"]],
+  [/^\/matches\/[^/]+$/, ["GET"]],
+  [/^\/matches$/, ["GET"]],
+  [/^\/events$/, ["GET"]],
+  [/^\/cluster(\/owner\/[^/]+)?$/, ["GET"]],
+  [/^\/(metrics|healthz|readyz)$/, ["GET"]],
+  [/^\/(web\/[\w.-]+)?$/, ["GET"]],
+];
+
+function rejectReason(status: number): RejectReason | undefined {
+  if (status === 429) return "rate_limited";
+  if (status === 503) return "capacity";
+  if (status === 413) return "too_large";
+  if (status === 401 || status === 403) return "unauthorized";
+  if (status === 400 || status === 415) return "bad_request";
+  return undefined;
+}
+
+export function createApp(deps: AppDeps) {
+  const { node, registry, logger, metrics } = deps;
+  const streamDeps = { node, registry };
+
+  const fail = (err: unknown, request: Request): Response => {
+    if (err instanceof HttpError) {
+      const reason = rejectReason(err.status);
+      if (reason) metrics.rejected[reason].inc();
+      const url = new URL(request.url);
+      logger.info("request refused", { method: request.method, path: url.pathname, status: err.status, error: err.code });
+      return errorResponse(err);
+    }
+    logger.error("request failed", { method: request.method, path: new URL(request.url).pathname, err });
+    return errorResponse(new HttpError(500 as never, "bad_request", "internal error; the request was not applied"));
+  };
+
+  const guard =
+    <C extends { request: Request }>(fn: (ctx: C) => Response | Promise<Response>) =>
+    async (ctx: C): Promise<Response> => {
+      try {
+        return await fn(ctx);
+      } catch (err) {
+        return fail(err, ctx.request);
+      }
+    };
+
+  return new Elysia()
+    .post(
+      "/matches/:match/events",
+      guard(async ({ request, params }: { request: Request; params: { match: string } }) => {
+        const match = validMatch(params.match);
+        if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
+        if (!node.ready) throw new HttpError(503, "not_ready", "not connected to NATS; retry", { "Retry-After": "1" });
+        const body = await readJsonBody(request, node.config.maxBodyBytes);
+        const input = validatePublishInput(body);
+        if (!input.ok) throw new HttpError(400, "invalid_event", input.message);
+        let result;
+        try {
+          result = await node.publish(match, input.value);
+        } catch (err) {
+          logger.warn("publish failed", { match, err: String(err) });
+          throw new HttpError(503, "publish_failed", "the event could not be stored; it was not published, retry", { "Retry-After": "1" });
+        }
+        return result.duplicate ? json({ id: String(result.seq), duplicate: true }, 200) : json({ id: String(result.seq) }, 201);
+      }),
+      { parse: "none" },
+    )
+    .get(
+      "/matches/:match/events",
+      guard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
+        openMatchStream(streamDeps, request, server, params.match),
+      ),
+    )
+    .get(
+      "/events",
+      guard(({ request, server }: { request: Request; server: Server<unknown> | null }) => openMultiplexedStream(streamDeps, request, server)),
+    )
+    .get(
+      "/matches/:match/poll",
+      guard(({ request, params }: { request: Request; params: { match: string } }) => poll(streamDeps, request, params.match)),
+    )
+    .get(
+      "/matches/:match",
+      guard(async ({ params }: { request: Request; params: { match: string } }) => {
+        const match = validMatch(params.match);
+        if (!node.ready) throw new HttpError(503, "not_ready", "not connected to the cluster yet; retry", { "Retry-After": "1" });
+        const known = node.index.get(match) !== undefined || (await node.log.lastSeqOf(match)) > 0;
+        if (!known) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
+        const s = await node.matchState(match);
+        if (s.seq === 0) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
+        return json({ match, id: String(s.seq), state: s.state });
+      }),
+    )
+    .get(
+      "/matches",
+      guard(({ request }: { request: Request }) => {
+        const url = new URL(request.url);
+        const rawLimit = url.searchParams.get("limit");
+        const limit = rawLimit === null ? DEFAULT_LIST_LIMIT : Number(rawLimit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+          throw new HttpError(400, "bad_request", `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
+        }
+        const page = node.index.list(limit, url.searchParams.get("cursor") ?? undefined, node.config.retentionMs);
+        return json({
+          matches: page.items.filter(([, e]) => !e.private).map(([match, e]) => ({ match, id: String(e.seq), state: e.state })),
+          next: page.next,
+        });
+      }),
+    )
+    .get(
+      "/cluster",
+      guard(() => {
+        const view = node.clusterView();
+        return json({ ...view, ready: node.ready, owned: node.hub.ownedCount(), upstreamFeeds: node.hub.upstreamFeeds(), streams: registry.size });
+      }),
+    )
+    .get(
+      "/cluster/owner/:match",
+      guard(({ params }: { request: Request; params: { match: string } }) => {
+        const match = validMatch(params.match);
+        const owner = node.ownerOf(match);
+        if (!owner) throw new HttpError(503, "not_ready", "no live nodes known yet", { "Retry-After": "1" });
+        return json({ match, owner, lease: node.leaseOf(match) ?? null });
+      }),
+    )
+    .get("/healthz", () => json({ ok: true, node: node.id }))
+    .get("/readyz", () =>
+      node.ready ? json({ ready: true, node: node.id }) : json({ ready: false, node: node.id, draining: node.isDraining }, 503, { "Retry-After": "1" }),
+    )
+    .get("/metrics", () => {
+      node.refreshGauges();
+      return new Response(deps.metricsRegistry.render(), { headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" } });
+    })
+    .get("/", () => serveWeb("index.html"))
+    .get(
+      "/web/:file",
+      guard(({ params }: { request: Request; params: { file: string } }) => serveWeb(params.file)),
+    )
+    .onError(({ code, request, error }) => {
+      const path = new URL(request.url).pathname;
+      if (code === "NOT_FOUND") {
+        const allowed = ROUTES.find(([re]) => re.test(path))?.[1];
+        if (allowed) {
+          return fail(new HttpError(405, "method_not_allowed", `use ${allowed.join(" or ")} on ${path}`, { Allow: allowed.join(", ") }), request);
+        }
+        return fail(new HttpError(404, "not_found", `no route ${request.method} ${path}; see the README for the API`), request);
+      }
+      if (code === "PARSE" || code === "VALIDATION") return fail(new HttpError(400, "bad_request", String((error as Error).message ?? error)), request);
+      return fail(error, request);
+    });
+}
+
+async function serveWeb(file: string): Promise<Response> {
+  if (!/^[\w-]+\.(html|js|css|svg)$/.test(file)) throw new HttpError(404, "not_found", "no such file");
+  const f = Bun.file(join(WEB_DIR, file));
+  if (!(await f.exists())) throw new HttpError(404, "not_found", "no such file");
+  const ext = file.slice(file.lastIndexOf(".") + 1);
+  return new Response(f, { headers: { "Content-Type": WEB_TYPES[ext] ?? "application/octet-stream", "Cache-Control": "no-cache" } });
+}

@@ -1,0 +1,149 @@
+/**
+ * Opening client streams: `GET /matches/{match}/events` and the multiplexed `GET /events?match=...`,
+ * plus the long-polling fallback. Bad or unknown resume ids never give an error (a browser's
+ * EventSource would give up for good): they give a snapshot.
+ */
+import type { Server } from "bun";
+import type { TouchlineNode } from "../node/touchlineNode.ts";
+import type { StreamRegistry } from "../stream/streamRegistry.ts";
+import { MultiplexCursor, MultiplexedSubscription, SingleMatchSubscription } from "../stream/subscriptions.ts";
+import type { MatchSubscriber } from "../actors/subscriber.ts";
+import type { EncodedEvent } from "../actors/encodedEvent.ts";
+import { MATCH_ID, parseEventId } from "../match/event.ts";
+import { parseCursor } from "../match/cursor.ts";
+import type { Json } from "../match/mergePatch.ts";
+import { HttpError, json } from "./errors.ts";
+
+/** Seconds a stream may see no write before Bun closes it: heartbeats keep healthy streams well inside. */
+export function streamIdleSeconds(heartbeatMs: number): number {
+  return Math.min(255, Math.ceil((heartbeatMs * 2) / 1000) + 5);
+}
+
+/** Closes the socket of a stream that was cut off, even if the client stopped reading. */
+const CUT_OFF_TIMEOUT_S = 1;
+
+export interface StreamDeps {
+  node: TouchlineNode;
+  registry: StreamRegistry;
+}
+
+export function lastEventIdOf(request: Request, url: URL): string | null {
+  return request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
+}
+
+export function validMatch(match: string): string {
+  if (!MATCH_ID.test(match)) throw new HttpError(400, "invalid_match", "match ids match ^[A-Za-z0-9_-]{1,64}$");
+  return match;
+}
+
+function admitStream(deps: StreamDeps): void {
+  if (deps.node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; reconnect", { "Retry-After": "1" });
+  if (!deps.node.ready) throw new HttpError(503, "not_ready", "this node is not connected to the cluster yet; retry", { "Retry-After": "1" });
+  if (deps.registry.full) {
+    throw new HttpError(503, "at_capacity", "this node holds as many streams as it may; retry (another node may have room)", {
+      "Retry-After": "2",
+    });
+  }
+}
+
+function wireClose(deps: StreamDeps, request: Request, server: Server<unknown> | null, opened: ReturnType<StreamRegistry["open"]>, leave: () => void): void {
+  const { stream } = opened;
+  opened.onClose(() => {
+    leave();
+    // A cut-off client may not be reading: make Bun drop the socket now rather than at the idle timeout.
+    if (server) server.timeout(request, CUT_OFF_TIMEOUT_S);
+  });
+  request.signal.addEventListener("abort", () => stream.close("client"), { once: true });
+  if (server) server.timeout(request, streamIdleSeconds(deps.node.config.heartbeatMs));
+}
+
+export function openMatchStream(deps: StreamDeps, request: Request, server: Server<unknown> | null, match: string): Response {
+  validMatch(match);
+  admitStream(deps);
+  const url = new URL(request.url);
+  const after = parseEventId(lastEventIdOf(request, url));
+  const opened = deps.registry.open();
+  const sub = new SingleMatchSubscription(opened.stream);
+  const actor = deps.node.actor(match);
+  wireClose(deps, request, server, opened, () => actor.leave(sub));
+  void actor.join(sub, after).then(() => opened.stream.release());
+  return opened.stream.response;
+}
+
+export function openMultiplexedStream(deps: StreamDeps, request: Request, server: Server<unknown> | null): Response {
+  const url = new URL(request.url);
+  const matches = [...new Set(url.searchParams.getAll("match"))];
+  if (matches.length === 0) throw new HttpError(400, "bad_request", "name at least one match: /events?match=a&match=b");
+  const max = deps.node.config.maxMatchesPerStream;
+  if (matches.length > max) throw new HttpError(413, "too_many_matches", `one stream carries at most ${max} matches; open another stream`);
+  for (const m of matches) validMatch(m);
+  admitStream(deps);
+  const resumed = parseCursor(lastEventIdOf(request, url), max);
+  const opened = deps.registry.open();
+  const shared = new MultiplexCursor(matches, resumed);
+  const joins: { actor: ReturnType<TouchlineNode["actor"]>; sub: MultiplexedSubscription }[] = [];
+  for (const m of matches) joins.push({ actor: deps.node.actor(m), sub: new MultiplexedSubscription(opened.stream, shared, m) });
+  wireClose(deps, request, server, opened, () => {
+    for (const j of joins) j.actor.leave(j.sub);
+  });
+  void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.sub.match)))).then(() => opened.stream.release());
+  return opened.stream.response;
+}
+
+/** Collects what an actor sends for one long poll. */
+class PollCollector implements MatchSubscriber {
+  lastSeq = 0;
+  open = true;
+  events: EncodedEvent[] = [];
+  snapshot: { seq: number; state: Record<string, Json> } | undefined;
+  private wake: (() => void) | undefined;
+
+  sendSnapshot(_match: string, seq: number, state: Record<string, Json>): void {
+    this.lastSeq = seq;
+    this.snapshot = { seq, state };
+  }
+
+  sendEvent(e: EncodedEvent): void {
+    this.lastSeq = e.seq;
+    this.events.push(e);
+    // Let the rest of this turn's events land in the same answer.
+    if (this.wake) queueMicrotask(this.wake);
+  }
+
+  waitForEvent(ms: number, signal: AbortSignal): Promise<void> {
+    if (this.events.length > 0 || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+}
+
+/** `GET /matches/{match}/poll?after=<id>&wait=<ms>`: the events after an id, with the stream's ids. */
+export async function poll(deps: StreamDeps, request: Request, match: string): Promise<Response> {
+  validMatch(match);
+  if (!deps.node.ready) throw new HttpError(503, "not_ready", "this node is not connected to the cluster yet; retry", { "Retry-After": "1" });
+  const url = new URL(request.url);
+  const afterRaw = url.searchParams.get("after");
+  const after = afterRaw === "0" ? 0 : parseEventId(afterRaw);
+  const waitRaw = Number(url.searchParams.get("wait") ?? deps.node.config.pollWaitMs);
+  const wait = Number.isFinite(waitRaw) ? Math.max(0, Math.min(deps.node.config.pollWaitMs, waitRaw)) : deps.node.config.pollWaitMs;
+  const collector = new PollCollector();
+  const actor = deps.node.actor(match);
+  await actor.join(collector, after);
+  try {
+    if (!collector.snapshot) await collector.waitForEvent(wait, request.signal);
+  } finally {
+    collector.open = false;
+    actor.leave(collector);
+  }
+  const events = collector.events.map((e) => ({ id: String(e.seq), type: e.event.type, data: e.event.data, ts: e.event.ts, ...(e.event.state !== undefined ? { state: e.event.state } : {}) }));
+  const body: Record<string, unknown> = { match, events, next: collector.lastSeq > 0 ? String(collector.lastSeq) : null };
+  if (collector.snapshot) body.snapshot = { id: collector.snapshot.seq > 0 ? String(collector.snapshot.seq) : null, state: collector.snapshot.state };
+  return json(body);
+}

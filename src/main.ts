@@ -1,0 +1,97 @@
+/**
+ * `bun run node`: one Touchline node. Reads its configuration from the environment (a bad value stops it
+ * with one line naming the variable), joins the cluster, serves HTTP, and drains on SIGTERM.
+ */
+import { ConfigError, loadConfig, type Config } from "./config/config.ts";
+import { createLogger, parseLogLevel, type Logger } from "./telemetry/logger.ts";
+import { MetricsRegistry } from "./telemetry/metrics.ts";
+import { createNodeMetrics, startEventLoopLagMonitor } from "./telemetry/nodeMetrics.ts";
+import { initTracing } from "./telemetry/tracing.ts";
+import { TouchlineNode } from "./node/touchlineNode.ts";
+import { StreamRegistry } from "./stream/streamRegistry.ts";
+import { createApp } from "./http/app.ts";
+import { streamIdleSeconds } from "./http/streams.ts";
+
+const EVENT_LOOP_PROBE_MS = 500;
+
+function configOrExit(): { config: Config; logger: Logger } {
+  try {
+    const config = loadConfig();
+    const logger = createLogger({ nodeId: config.nodeId, level: parseLogLevel(process.env.LOG_LEVEL) });
+    return { config, logger };
+  } catch (err) {
+    const msg = err instanceof ConfigError || err instanceof Error ? err.message : String(err);
+    process.stderr.write(`touchline: ${msg}\n`);
+    process.exit(2);
+  }
+}
+
+export async function main(): Promise<void> {
+  const { config, logger } = configOrExit();
+  const tracing = initTracing({ serviceName: process.env.OTEL_SERVICE_NAME || "touchline", nodeId: config.nodeId });
+  const metricsRegistry = new MetricsRegistry();
+  const metrics = createNodeMetrics(metricsRegistry);
+  const stopLagMonitor = startEventLoopLagMonitor(metrics.eventLoopLag, EVENT_LOOP_PROBE_MS);
+  if (!config.jwtSecret) logger.warn("TOUCHLINE_JWT_SECRET is not set: publishing is open to anyone who can reach this node");
+
+  const registry = new StreamRegistry({
+    maxConnections: config.maxConnections,
+    heartbeatMs: config.heartbeatMs,
+    bufferCap: config.clientBufferBytes,
+    retryMs: config.retryMs,
+    onOpened: () => {
+      metrics.streamsOpened.inc();
+      metrics.streamsOpen.inc();
+    },
+    onClosed: (reason) => {
+      metrics.streamsOpen.dec();
+      metrics.streamsClosed[reason].inc();
+      if (reason === "slow") {
+        metrics.slowClientsCut.inc();
+        logger.info("slow client cut off (it resumes by id)", { cap: config.clientBufferBytes });
+      }
+    },
+  });
+
+  const advertisedHost = process.env.ADVERTISED_HOST || (config.host === "0.0.0.0" ? "127.0.0.1" : config.host);
+  const node = new TouchlineNode({ config, logger, metrics, tracer: tracing.tracer, advertisedUrl: `http://${advertisedHost}:${config.port}` });
+
+  const app = createApp({ node, registry, metricsRegistry, metrics, logger });
+  // The listener comes up first so /healthz answers while we join; /readyz stays 503 until joined.
+  app.listen({
+    port: config.port,
+    hostname: config.host,
+    reusePort: false,
+    idleTimeout: streamIdleSeconds(config.heartbeatMs),
+    maxRequestBodySize: config.maxBodyBytes * 2,
+  });
+  logger.info("listening", { port: config.port, host: config.host, maxConnections: config.maxConnections });
+
+  try {
+    await node.start();
+  } catch (err) {
+    logger.error("could not join the cluster", { err, nats: config.natsUrls });
+    process.exit(1);
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("draining", { signal, streams: registry.size });
+    // Leave first so the others take the matches over, then close streams so clients reconnect at once.
+    await node.leave();
+    registry.closeAll("drain");
+    await node.close();
+    registry.stop();
+    stopLagMonitor();
+    await app.stop().catch(() => {});
+    await tracing.shutdown().catch(() => {});
+    logger.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,195 @@
+/**
+ * Test fixtures: a real JetStream nats-server on a free port in a temp folder, and real Touchline nodes
+ * as child processes, talking over real sockets.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const BUN = process.execPath;
+
+export async function freePort(): Promise<number> {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}
+
+async function portOpen(port: number): Promise<boolean> {
+  try {
+    const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    sock.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface NatsFixture {
+  url: string;
+  port: number;
+  storeDir: string;
+  stop(): Promise<void>;
+  /** Stops and starts the server again on the same port with the same store. */
+  restart(downMs?: number): Promise<void>;
+}
+
+export async function startNats(): Promise<NatsFixture> {
+  const storeDir = mkdtempSync(join(tmpdir(), "touchline-nats-"));
+  const port = await freePort();
+  let proc: Subprocess | undefined;
+  const launch = async (): Promise<void> => {
+    proc = Bun.spawn(["nats-server", "-js", "-sd", storeDir, "-p", String(port), "-a", "127.0.0.1"], { stdout: "ignore", stderr: "ignore" });
+    await waitFor(() => portOpen(port), 10_000, "nats-server");
+  };
+  const halt = async (): Promise<void> => {
+    if (!proc) return;
+    proc.kill("SIGTERM");
+    await proc.exited;
+    proc = undefined;
+  };
+  await launch();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    stop: async () => {
+      await halt();
+      rmSync(storeDir, { recursive: true, force: true });
+    },
+    restart: async (downMs = 500) => {
+      await halt();
+      await Bun.sleep(downMs);
+      await launch();
+    },
+  };
+}
+
+export interface NodeFixture {
+  url: string;
+  port: number;
+  nodeId: string;
+  proc: Subprocess;
+  output(): string;
+  stop(): Promise<number>;
+  kill(): Promise<void>;
+}
+
+export interface NodeOptions {
+  natsUrl: string;
+  nodeId?: string;
+  port?: number;
+  env?: Record<string, string>;
+  /** Wait for /readyz (default true). */
+  ready?: boolean;
+}
+
+let nodeCounter = 0;
+
+export async function startNode(opts: NodeOptions): Promise<NodeFixture> {
+  const port = opts.port ?? (await freePort());
+  const nodeId = opts.nodeId ?? `n${++nodeCounter}-${port}`;
+  let out = "";
+  const proc = Bun.spawn([BUN, "run", join(ROOT, "src/main.ts")], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      NATS_URL: opts.natsUrl,
+      NODE_ID: nodeId,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
+      MEMBERSHIP_RENEW_MS: "500",
+      MEMBERSHIP_TTL: "3000",
+      ...opts.env,
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const collect = async (s: ReadableStream<Uint8Array>, echo: boolean): Promise<void> => {
+    const dec = new TextDecoder();
+    for await (const chunk of s) {
+      const text = dec.decode(chunk);
+      out += text;
+      if (echo && process.env.TEST_ECHO) process.stderr.write(`[${nodeId}] ${text}`);
+    }
+  };
+  void collect(proc.stdout as ReadableStream<Uint8Array>, true);
+  void collect(proc.stderr as ReadableStream<Uint8Array>, true);
+  const url = `http://127.0.0.1:${port}`;
+  if (opts.ready !== false) {
+    await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, 20_000, `node ${nodeId} ready\n${out}`).catch((e) => {
+      proc.kill("SIGKILL");
+      throw new Error(`${(e as Error).message}\n${out}`);
+    });
+  }
+  return {
+    url,
+    port,
+    nodeId,
+    proc,
+    output: () => out,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      return await proc.exited;
+    },
+    kill: async () => {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+}
+
+export interface ClusterFixture {
+  nats: NatsFixture;
+  natsUrl: string;
+  nodes: NodeFixture[];
+  /** The L4 entry port spreading connections over the nodes (a TCP proxy written for tests). */
+  entryUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(opts: { nodes?: number; env?: Record<string, string> } = {}): Promise<ClusterFixture> {
+  const nats = await startNats();
+  const nodes = await Promise.all(Array.from({ length: opts.nodes ?? 3 }, () => startNode({ natsUrl: nats.url, env: opts.env })));
+  const { startTcpBalancer } = await import("../../cluster/tcpBalancer.ts");
+  const entryPort = await freePort();
+  const balancer = startTcpBalancer({ port: entryPort, hostname: "127.0.0.1", backends: () => nodes.map((n) => ({ host: "127.0.0.1", port: n.port })) });
+  await waitForClusterSize(nodes, nodes.length);
+  return {
+    nats,
+    natsUrl: nats.url,
+    nodes,
+    entryUrl: `http://127.0.0.1:${entryPort}`,
+    stop: async () => {
+      balancer.stop();
+      await Promise.all(nodes.map((n) => (n.proc.exitCode === null ? n.kill() : Promise.resolve())));
+      await nats.stop();
+    },
+  };
+}
+
+/** Waits until every given node sees exactly `size` live members. */
+export async function waitForClusterSize(nodes: NodeFixture[], size: number, timeoutMs = 15_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const views = await Promise.all(nodes.map(async (n) => (await (await fetch(`${n.url}/cluster`)).json()) as { nodes: unknown[] }));
+      return views.every((v) => v.nodes.length === size);
+    },
+    timeoutMs,
+    `cluster of ${size}`,
+  );
+}
+
+export { waitFor };
