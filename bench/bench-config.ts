@@ -1,0 +1,47 @@
+/** Scenario sizes for a full run (`bun run bench`) and a quick one (`--quick`). */
+
+/** Loopback addresses streams are spread over; every peer listens on 0.0.0.0. */
+export const LOOPBACK_HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4']
+/** Open files one process may hold on this machine; no single server can hold more streams. */
+export const FILE_LIMIT = 20_000
+/** Descriptors a server keeps for itself (listeners, NATS, publishers, logs) under the file limit. */
+export const SERVER_FILE_HEADROOM = 1_000
+export const STREAMS_PER_CHANNEL = 20
+/** The issue's many-channels scenario: 1,000 channels × 20 streams (capped by the stream count). */
+export const MAX_CHANNELS = 1_000
+
+export interface BenchConfig {
+  quick: boolean
+  /** Streams in the idle, steady, burst and storm scenarios. */
+  streams: number
+  steadyRatePerSecond: number
+  steadySeconds: number
+  burstEvents: number
+  /** Many-channels: `channels` × STREAMS_PER_CHANNEL streams, `channelsRatePerSecond` spread over them. */
+  channels: number
+  channelsRatePerSecond: number
+  channelsSeconds: number
+  /** Publishing goes on during the reconnect storm so that resume has something to replay. */
+  stormRatePerSecond: number
+  /** Wait after opening streams before reading memory, so lazy allocations have happened. */
+  settleMs: number
+}
+
+export function benchConfig(options: { quick: boolean; streams?: number }): BenchConfig {
+  const streams = options.streams ?? (options.quick ? 1_000 : 10_000)
+  // 1,000 × 20 = 20,000 streams would exceed one server's file limit, so the channel count
+  // follows the stream count: the scenario uses as many streams as the fan-out ones.
+  const channels = Math.max(1, Math.min(MAX_CHANNELS, Math.floor(streams / STREAMS_PER_CHANNEL)))
+  return {
+    quick: options.quick,
+    streams,
+    steadyRatePerSecond: 5,
+    steadySeconds: options.quick ? 4 : 20,
+    burstEvents: options.quick ? 200 : 1_000,
+    channels,
+    channelsRatePerSecond: 500,
+    channelsSeconds: options.quick ? 3 : 20,
+    stormRatePerSecond: 20,
+    settleMs: options.quick ? 1_000 : 3_000,
+  }
+}

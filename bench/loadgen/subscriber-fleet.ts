@@ -1,0 +1,339 @@
+/**
+ * Many SSE subscribers over raw TCP (`Bun.connect`), far lighter than fetch or EventSource. Each
+ * stream parses its HTTP framing and SSE frames incrementally with the project parser, and checks
+ * every event for loss, duplicates and order against the sequence number the publisher put in it.
+ * Connections are spread over several loopback addresses so one (address, port) pair never runs
+ * out of ephemeral ports.
+ */
+import type { Socket } from 'bun'
+import { SseParser, type SseEvent } from '../../src/sse/parse.ts'
+import { decodeTick } from '../tick.ts'
+import { HttpResponseReader } from './http-response.ts'
+import { LatencyHistogram } from './latency-histogram.ts'
+import type { DeliveryStats, OpenReply, StormReply, StreamGroup } from './protocol.ts'
+
+/** Connections started but not yet answered; more would overflow the servers' listen backlogs. */
+const MAX_CONNECTING = 256
+const MAX_CONNECT_ATTEMPTS = 5
+const CONNECT_RETRY_DELAY_MS = 200
+/** A stream the server broke is reopened like a browser would, a bounded number of times. */
+const RECONNECT_DELAY_MS = 250
+const MAX_RECONNECTS_PER_STREAM = 20
+const POLL_INTERVAL_MS = 50
+const HTTP_OK = 200
+const SNAPSHOT_EVENT = 'snapshot'
+
+const enum StreamState {
+  Queued,
+  Connecting,
+  Live,
+  Closed,
+  Failed,
+}
+
+interface Target {
+  hosts: string[]
+  port: number
+  pathTemplate: string
+  resume: boolean
+}
+
+/** One TCP connection of a stream; a stream gets a new one on every reconnect. */
+interface Connection {
+  stream: SubscriberStream
+  socket: Socket<Connection> | null
+  reader: HttpResponseReader
+}
+
+class SubscriberStream {
+  state = StreamState.Queued
+  lastSeq: number
+  current: Connection | null = null
+  parser: SseParser
+  attempts = 0
+  reconnects = 0
+  /** The next event may skip sequence numbers: set when a peer without resume was reconnected. */
+  gapAllowed = false
+
+  constructor(
+    readonly channel: string,
+    readonly host: string,
+    baseline: number,
+    fleet: SubscriberFleet,
+  ) {
+    this.lastSeq = baseline
+    this.parser = new SseParser({ onEvent: (event) => fleet.onEvent(this, event) })
+  }
+}
+
+export class SubscriberFleet {
+  private streams: SubscriberStream[] = []
+  private queue: SubscriberStream[] = []
+  private connecting = 0
+  private target: Target | null = null
+  private readonly latency = new LatencyHistogram()
+  private deliveries = 0
+  private gapsLost = 0
+  private duplicates = 0
+  private reordered = 0
+  private foreign = 0
+  private drops = 0
+  private firstDeliveryAt = 0
+  private lastDeliveryAt = 0
+  private cpuBaseline = process.cpuUsage()
+  private closing = false
+
+  async open(target: Target, groups: StreamGroup[], timeoutMs: number): Promise<OpenReply> {
+    this.target = target
+    this.closing = false
+    const started = performance.now()
+    const opened: SubscriberStream[] = []
+    for (const group of groups) {
+      for (let i = 0; i < group.count; i++) {
+        const host = target.hosts[this.streams.length % target.hosts.length] as string
+        const stream = new SubscriberStream(group.channel, host, group.baseline, this)
+        this.streams.push(stream)
+        opened.push(stream)
+        this.queue.push(stream)
+      }
+    }
+    this.pump()
+    await this.until(() => opened.every(settled), timeoutMs)
+    return { live: count(opened, StreamState.Live), failed: opened.length - count(opened, StreamState.Live), ms: performance.now() - started }
+  }
+
+  reset(): void {
+    this.latency.reset()
+    this.deliveries = 0
+    this.gapsLost = 0
+    this.duplicates = 0
+    this.reordered = 0
+    this.foreign = 0
+    this.drops = 0
+    this.firstDeliveryAt = 0
+    this.lastDeliveryAt = 0
+    this.cpuBaseline = process.cpuUsage()
+  }
+
+  async awaitFinals(finals: Record<string, number>, timeoutMs: number): Promise<DeliveryStats> {
+    const watched = this.streams.filter((s) => finals[s.channel] !== undefined)
+    const reached = (s: SubscriberStream): boolean => s.lastSeq >= (finals[s.channel] as number)
+    await this.until(() => watched.every(reached), timeoutMs)
+    let tailLost = 0
+    let behind = 0
+    for (const stream of watched) {
+      const final = finals[stream.channel] as number
+      if (stream.lastSeq < final) {
+        behind++
+        tailLost += final - stream.lastSeq
+      }
+    }
+    return this.stats(tailLost, behind)
+  }
+
+  /** Cuts every live stream at once, then reconnects all of them (with Last-Event-ID when the peer resumes). */
+  async storm(timeoutMs: number): Promise<StormReply> {
+    const target = this.requireTarget()
+    const started = performance.now()
+    const cut = this.streams.filter((s) => s.state === StreamState.Live)
+    for (const stream of cut) this.detach(stream)
+    for (const stream of cut) {
+      if (!target.resume) stream.gapAllowed = true
+      stream.attempts = 0
+      stream.state = StreamState.Queued
+      this.queue.push(stream)
+    }
+    this.pump()
+    await this.until(() => cut.every(settled), timeoutMs)
+    const live = count(cut, StreamState.Live)
+    return { live, failed: cut.length - live, ms: performance.now() - started }
+  }
+
+  async closeAll(timeoutMs: number): Promise<number> {
+    this.closing = true
+    this.queue = []
+    const closed = this.streams.length
+    for (const stream of this.streams) {
+      this.detach(stream)
+      stream.state = StreamState.Closed
+    }
+    this.streams = []
+    // Give the FINs a moment to leave, so the server sees the streams go before the next scenario.
+    await Bun.sleep(Math.min(timeoutMs, POLL_INTERVAL_MS))
+    return closed
+  }
+
+  onEvent(stream: SubscriberStream, event: SseEvent): void {
+    if (event.type === SNAPSHOT_EVENT) return
+    const now = Date.now()
+    const tick = decodeTick(event.data)
+    if (tick === null || tick.match !== stream.channel) {
+      this.foreign++
+      return
+    }
+    this.deliveries++
+    if (this.firstDeliveryAt === 0) this.firstDeliveryAt = now
+    this.lastDeliveryAt = now
+    this.latency.record(now - tick.ts)
+    const expected = stream.lastSeq + 1
+    if (tick.seq === expected) {
+      stream.lastSeq = tick.seq
+    } else if (tick.seq > expected) {
+      if (!stream.gapAllowed) this.gapsLost += tick.seq - expected
+      stream.lastSeq = tick.seq
+    } else if (tick.seq === stream.lastSeq) {
+      this.duplicates++
+    } else {
+      this.reordered++
+    }
+    stream.gapAllowed = false
+  }
+
+  private stats(tailLost: number, behind: number): DeliveryStats {
+    const cpu = process.cpuUsage(this.cpuBaseline)
+    return {
+      deliveries: this.deliveries,
+      latency: this.latency.snapshot(),
+      lost: this.gapsLost + tailLost,
+      duplicates: this.duplicates,
+      reordered: this.reordered,
+      foreign: this.foreign,
+      drops: this.drops,
+      behind,
+      cpuUs: cpu.user + cpu.system,
+      firstDeliveryAt: this.firstDeliveryAt,
+      lastDeliveryAt: this.lastDeliveryAt,
+    }
+  }
+
+  private pump(): void {
+    while (this.connecting < MAX_CONNECTING && this.queue.length > 0) {
+      const stream = this.queue.pop() as SubscriberStream
+      if (stream.state !== StreamState.Queued) continue
+      this.connect(stream)
+    }
+  }
+
+  private connect(stream: SubscriberStream): void {
+    const target = this.requireTarget()
+    stream.state = StreamState.Connecting
+    stream.attempts++
+    this.connecting++
+    stream.parser.reset()
+    const connection: Connection = { stream, socket: null, reader: null as unknown as HttpResponseReader }
+    connection.reader = new HttpResponseReader({
+      onHead: (status) => this.onHead(connection, status),
+      onBody: (bytes) => stream.parser.feedBytes(bytes),
+      onFramingError: (reason) => this.onBroken(connection, `framing: ${reason}`),
+    })
+    stream.current = connection
+    const path = target.pathTemplate.replace('{channel}', encodeURIComponent(stream.channel))
+    const resumeHeader = target.resume && stream.parser.lastEventId !== '' ? `Last-Event-ID: ${stream.parser.lastEventId}\r\n` : ''
+    const request =
+      `GET ${path} HTTP/1.1\r\nHost: ${stream.host}:${target.port}\r\n` +
+      `Accept: text/event-stream\r\nCache-Control: no-cache\r\n${resumeHeader}\r\n`
+    const fleet = this
+    Bun.connect<Connection>({
+      hostname: stream.host,
+      port: target.port,
+      data: connection,
+      socket: {
+        binaryType: 'uint8array',
+        open(socket) {
+          if (stream.current !== connection) return void socket.end()
+          connection.socket = socket
+          socket.write(request)
+        },
+        data(_socket, bytes) {
+          if (stream.current === connection) connection.reader.feed(bytes)
+        },
+        close() {
+          fleet.onBroken(connection, 'closed')
+        },
+        end() {
+          fleet.onBroken(connection, 'ended')
+        },
+        error() {
+          fleet.onBroken(connection, 'error')
+        },
+        connectError() {
+          fleet.onBroken(connection, 'connect error')
+        },
+      },
+    }).catch(() => this.onBroken(connection, 'connect rejected'))
+  }
+
+  private onHead(connection: Connection, status: number): void {
+    const stream = connection.stream
+    if (status !== HTTP_OK) {
+      connection.reader.stop()
+      this.onBroken(connection, `status ${status}`)
+      return
+    }
+    this.connecting--
+    stream.state = StreamState.Live
+    this.pump()
+  }
+
+  /** The connection ended; only the stream's current one matters, and only once. */
+  private onBroken(connection: Connection, _reason: string): void {
+    const stream = connection.stream
+    if (stream.current !== connection) return
+    stream.current = null
+    connection.reader.stop()
+    connection.socket?.end()
+    if (stream.state === StreamState.Connecting) {
+      this.connecting--
+      this.retryLater(stream, CONNECT_RETRY_DELAY_MS, stream.attempts < MAX_CONNECT_ATTEMPTS)
+    } else if (stream.state === StreamState.Live) {
+      this.drops++
+      stream.reconnects++
+      stream.attempts = 0
+      this.retryLater(stream, RECONNECT_DELAY_MS, stream.reconnects <= MAX_RECONNECTS_PER_STREAM)
+    }
+    this.pump()
+  }
+
+  private retryLater(stream: SubscriberStream, delayMs: number, allowed: boolean): void {
+    if (!allowed || this.closing) {
+      stream.state = StreamState.Failed
+      return
+    }
+    stream.state = StreamState.Queued
+    setTimeout(() => {
+      if (stream.state !== StreamState.Queued || this.closing) return
+      this.queue.push(stream)
+      this.pump()
+    }, delayMs)
+  }
+
+  /** Forgets the stream's connection and closes it, without counting a drop. */
+  private detach(stream: SubscriberStream): void {
+    const connection = stream.current
+    if (connection === null) return
+    stream.current = null
+    if (stream.state === StreamState.Connecting) this.connecting--
+    connection.reader.stop()
+    connection.socket?.end()
+  }
+
+  private requireTarget(): Target {
+    if (this.target === null) throw new Error('no streams opened yet')
+    return this.target
+  }
+
+  private async until(done: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs
+    while (!done() && performance.now() < deadline) await Bun.sleep(POLL_INTERVAL_MS)
+  }
+}
+
+function settled(stream: SubscriberStream): boolean {
+  return stream.state === StreamState.Live || stream.state === StreamState.Failed
+}
+
+function count(streams: SubscriberStream[], state: StreamState): number {
+  let n = 0
+  for (const stream of streams) if (stream.state === state) n++
+  return n
+}

@@ -1,0 +1,32 @@
+/**
+ * A server under test, started and stopped by the bench. Every peer offers the same semantics:
+ * channels with broadcast to all their subscribers, subscribe = a long-lived GET answering
+ * text/event-stream, publish = an HTTP POST of a JSON body. Adding a peer means implementing this.
+ */
+
+export interface SubscribeTarget {
+  /** Port to connect to on every loopback address the bench spreads streams over. */
+  port: number
+  /** Request path with `{channel}` where the channel goes. */
+  pathTemplate: string
+}
+
+export interface Peer {
+  /** Short id used on the command line (`--peers=`) and in results. */
+  readonly name: string
+  /** Shown in the results table. */
+  readonly title: string
+  /** Replays what a client missed when it reconnects with Last-Event-ID. */
+  readonly resumes: boolean
+  start(): Promise<void>
+  subscribeTarget(): SubscribeTarget
+  /** Resolves once the peer has accepted the event (2xx). */
+  publish(channel: string, seq: number): Promise<void>
+  /** Every server-side process whose memory and CPU count as the peer's (brokers included). */
+  pids(): number[]
+  stop(): Promise<void>
+}
+
+export function subscribeUrl(target: SubscribeTarget, channel: string, host = '127.0.0.1'): string {
+  return `http://${host}:${target.port}${target.pathTemplate.replace('{channel}', encodeURIComponent(channel))}`
+}

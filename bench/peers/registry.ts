@@ -1,0 +1,44 @@
+/**
+ * The peers the bench knows, in table order. Each entry says whether it can run here; the
+ * Touchline cluster joins this list once `cluster/` can start three nodes behind an entry port.
+ */
+import { FILE_LIMIT, SERVER_FILE_HEADROOM } from '../bench-config.ts'
+import { NchanPeer } from './nchan-peer.ts'
+import { ensureNchanInstalled, nchanInstalled } from './nchan-install.ts'
+import type { Peer } from './peer.ts'
+import { bareBunPeer, nodePatternPeer } from './relay-peer.ts'
+import { TouchlineNodePeer, touchlineAvailable } from './touchline-peer.ts'
+
+export interface PeerEntry {
+  name: string
+  /** Null when the peer can run, else why not; may install what is missing when allowed. */
+  prepare(options: { install: boolean; log(line: string): void }): Promise<string | null>
+  create(serverCpus: string): Peer
+}
+
+export const PEERS: PeerEntry[] = [
+  {
+    name: 'nchan',
+    prepare: async ({ install, log }) =>
+      install ? ensureNchanInstalled(log) : nchanInstalled() ? null : 'nginx/nchan not installed',
+    create: (cpus) => new NchanPeer(cpus, FILE_LIMIT),
+  },
+  {
+    name: 'node',
+    prepare: async () => (Bun.which('node') === null ? 'node not on PATH' : null),
+    create: nodePatternPeer,
+  },
+  {
+    name: 'bun',
+    prepare: async () => null,
+    create: bareBunPeer,
+  },
+  {
+    name: 'touchline',
+    prepare: async () => {
+      if (!touchlineAvailable()) return 'src/main.ts not there yet'
+      return Bun.which('nats-server') === null ? 'nats-server not on PATH' : null
+    },
+    create: (cpus) => new TouchlineNodePeer(cpus, FILE_LIMIT - SERVER_FILE_HEADROOM),
+  },
+]

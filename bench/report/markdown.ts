@@ -1,0 +1,94 @@
+/** The results page: machine, settings, one row per peer, and Touchline as ratios to the peers users compare it with. */
+import type { BenchResult, DeliveryFigures, PeerResult } from '../results.ts'
+import { fixed, kib, ratio, whole } from './format.ts'
+
+const REFERENCE_NCHAN = 'nchan'
+const REFERENCE_NODE = 'node'
+const TOUCHLINE_PREFIX = 'touchline'
+
+export function renderMarkdown(result: BenchResult, options: { command: string; chartFile: string | null }): string {
+  const { machine, config, cores } = result
+  const lines: string[] = []
+  lines.push(`# Touchline benchmark, ${result.startedAt.slice(0, 16).replace('T', ' ')} UTC`)
+  lines.push('')
+  lines.push(`- Machine: ${machine.nproc} × ${machine.model}, Linux ${machine.kernel}`)
+  lines.push(
+    `- Pinning: ${cores.server === '-' ? 'none (taskset missing or one core)' : `server on CPU ${cores.server}, load generator and publisher on CPU ${cores.generator}`}`,
+  )
+  lines.push(`- Command: \`${options.command}\` (${config.quick ? 'quick' : 'full'} run, ${whole(result.durationSeconds)} s)`)
+  lines.push(
+    `- Scenarios: ${whole(config.streams)} streams on one channel for idle, steady (${config.steadyRatePerSecond} ev/s for ${config.steadySeconds} s), ` +
+      `burst (${whole(config.burstEvents)} events back to back) and reconnect storm (publishing ${config.stormRatePerSecond} ev/s throughout); ` +
+      `many channels: ${whole(config.channels)} channels × 20 streams, ${config.channelsRatePerSecond} ev/s spread for ${config.channelsSeconds} s.`,
+  )
+  lines.push('')
+  lines.push('| peer | idle KiB/stream | steady p50 / p99 / max ms | steady loss | burst deliveries/s | server µs/delivery | generator µs/delivery (busy) | channels p50 / p99 ms | channels loss | storm: all back, ms | storm loss |')
+  lines.push('| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |')
+  for (const peer of result.peers) lines.push(peerRow(peer))
+  lines.push('')
+
+  const nchan = result.peers.find((p) => p.name === REFERENCE_NCHAN)
+  const node = result.peers.find((p) => p.name === REFERENCE_NODE)
+  for (const touchline of result.peers.filter((p) => p.name.startsWith(TOUCHLINE_PREFIX))) {
+    lines.push(`## ${touchline.title} as ratios, same run`)
+    lines.push('')
+    lines.push('| figure | Touchline | ÷ nchan | ÷ Node pattern | target (one node) |')
+    lines.push('| --- | ---: | ---: | ---: | --- |')
+    const row = (label: string, pick: (p: PeerResult) => number | undefined, shown: (v: number | undefined) => string, target: string): void => {
+      const value = pick(touchline)
+      lines.push(`| ${label} | ${shown(value)} | ${nchan ? ratio(value, pick(nchan)) : 'n/a'} | ${node ? ratio(value, pick(node)) : 'n/a'} | ${target} |`)
+    }
+    row('idle KiB per stream', (p) => p.idle?.bytesPerStream, kib, '≤ 0.6× nchan')
+    row('burst deliveries/s', (p) => p.burst?.deliveriesPerSecond, whole, '≥ 1.5× nchan')
+    row('server µs per delivery (burst)', (p) => p.burst?.serverCpuUsPerDelivery, (v) => fixed(v, 2), '≤ 0.7× nchan')
+    row('steady p50 ms', (p) => p.steady?.p50Ms, whole, '')
+    row('steady p99 ms', (p) => p.steady?.p99Ms, whole, '≤ 1× nchan, zero loss')
+    row('channels p99 ms', (p) => p.channels?.p99Ms, whole, '')
+    row('storm: all back, ms', (p) => p.storm?.reconnectMs, whole, '')
+    lines.push('')
+  }
+
+  if (options.chartFile !== null) lines.push(`![steady latency and burst throughput](${options.chartFile})`, '')
+  lines.push('How to read it:')
+  lines.push('- idle: growth of the server\'s resident memory (all its processes, from /proc) between before and after opening the streams, after a settle, divided by the streams.')
+  lines.push('- latency: receive time minus the event\'s `ts` (set by the publisher for relaying peers, by Touchline when JetStream stored it), whole ms.')
+  lines.push('- loss: every stream checks the sequence number inside each event: lost = gaps plus events never seen; dup = seen twice; ooo = out of order; drops = streams the server cut.')
+  lines.push('- burst: deliveries ÷ time from the first publish to the last delivery; server µs/delivery from utime+stime of its processes (nchan: master and worker; Touchline: node and nats-server).')
+  lines.push('- generator: the load generator\'s own CPU per delivery and how busy its core was during the burst; near 100% means the generator, not the server, set the pace.')
+  lines.push('- storm: all streams closed by the clients at once and reopened with Last-Event-ID; loss n/a for peers without resume.')
+  lines.push('')
+  for (const peer of result.peers.filter((p) => p.error !== undefined)) lines.push(`- ${peer.title} stopped early: ${peer.error}`)
+  for (const skipped of result.skipped) lines.push(`- ${skipped.name} skipped: ${skipped.reason}`)
+  return lines.join('\n') + '\n'
+}
+
+function peerRow(peer: PeerResult): string {
+  const cells = [
+    peer.title,
+    kib(peer.idle?.bytesPerStream),
+    latencies(peer.steady, true),
+    loss(peer.steady),
+    whole(peer.burst?.deliveriesPerSecond),
+    fixed(peer.burst?.serverCpuUsPerDelivery, 2),
+    peer.burst === undefined ? 'n/a' : `${fixed(peer.burst.generatorCpuUsPerDelivery, 2)} (${whole(peer.burst.generatorBusyPercent)}%)`,
+    latencies(peer.channels, false),
+    loss(peer.channels),
+    whole(peer.storm?.reconnectMs),
+    peer.storm === undefined ? 'n/a' : peer.storm.lost === null ? 'n/a (no resume)' : lossText(peer.storm.lost, peer.storm.duplicates, peer.storm.reordered, 0),
+  ]
+  return `| ${cells.join(' | ')} |`
+}
+
+function latencies(f: DeliveryFigures | undefined, withMax: boolean): string {
+  if (f === undefined) return 'n/a'
+  return withMax ? `${whole(f.p50Ms)} / ${whole(f.p99Ms)} / ${whole(f.maxMs)}` : `${whole(f.p50Ms)} / ${whole(f.p99Ms)}`
+}
+
+function loss(f: DeliveryFigures | undefined): string {
+  return f === undefined ? 'n/a' : lossText(f.lost, f.duplicates, f.reordered, f.drops)
+}
+
+function lossText(lost: number, duplicates: number, reordered: number, drops: number): string {
+  if (lost + duplicates + reordered + drops === 0) return '0'
+  return `lost ${lost}, dup ${duplicates}, ooo ${reordered}, drops ${drops}`
+}

@@ -1,0 +1,49 @@
+/**
+ * `bun run bench [--quick] [--streams=N] [--peers=nchan,node,bun,touchline] [--no-install] [--no-save]`
+ *
+ * Starts every peer itself, runs all scenarios against each with the same load generator, prints
+ * the table and saves it under bench/results/. Everything stops by itself; loopback only.
+ */
+import { parseArgs } from 'node:util'
+import { runBench } from './bench.ts'
+import { benchConfig } from './bench-config.ts'
+import { splitCores } from './machine.ts'
+import { PEERS } from './peers/registry.ts'
+import { RESULTS_DIR, writeResults } from './report/write-results.ts'
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: {
+    quick: { type: 'boolean', default: false },
+    streams: { type: 'string' },
+    peers: { type: 'string' },
+    'no-install': { type: 'boolean', default: false },
+    'no-save': { type: 'boolean', default: false },
+    out: { type: 'string' },
+  },
+  strict: true,
+})
+
+const streams = values.streams === undefined ? undefined : Number(values.streams)
+if (streams !== undefined && (!Number.isInteger(streams) || streams < 1)) throw new Error(`--streams must be a positive integer, got ${values.streams}`)
+const config = benchConfig({ quick: values.quick, ...(streams === undefined ? {} : { streams }) })
+const peers = values.peers?.split(',').map((p) => p.trim()) ?? PEERS.map((p) => p.name)
+const tasksetPresent = Bun.which('taskset') !== null
+const cores = splitCores(navigator.hardwareConcurrency, tasksetPresent)
+
+// The orchestrator publishes; it shares the generator's cores, never the server's.
+if (cores.generator !== '-') Bun.spawnSync(['taskset', '-cp', cores.generator, String(process.pid)], { stdout: 'ignore' })
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130))
+
+const log = (line: string): void => console.log(line)
+log(`bench: ${config.quick ? 'quick' : 'full'} run, ${config.streams} streams, peers ${peers.join(', ')}; server CPU ${cores.server}, generator CPU ${cores.generator}`)
+const result = await runBench({ config, peers, cores, install: !values['no-install'], log })
+if (values['no-save']) {
+  const { renderMarkdown } = await import('./report/markdown.ts')
+  log('\n' + renderMarkdown(result, { command: `bun run bench ${Bun.argv.slice(2).join(' ')}`.trim(), chartFile: null }))
+} else {
+  const saved = writeResults(result, { dir: values.out ?? RESULTS_DIR, command: `bun run bench ${Bun.argv.slice(2).join(' ')}`.trim() })
+  log('\n' + saved.markdown)
+  log(`saved ${saved.file}`)
+}
+process.exit(result.peers.some((p) => p.error !== undefined) ? 1 : 0)
