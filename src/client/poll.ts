@@ -6,7 +6,7 @@
  */
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { httpErrorFrom, TouchlineHttpError, TouchlineProtocolError } from "./errors.ts";
-import type { Json } from "./types.ts";
+import type { FetchLike, Json } from "./types.ts";
 import { pollUrl } from "./urls.ts";
 
 export interface PolledEvent<TData = unknown> {
@@ -18,9 +18,18 @@ export interface PolledEvent<TData = unknown> {
   state?: Json;
 }
 
+/** Sent instead of events when `after` is missing, unknown or older than retention. */
+export interface PolledSnapshot {
+  type: "snapshot";
+  /** The latest event id the state includes; "0" when the match has no events yet. */
+  id: string;
+  state: Json;
+}
+
 export interface PollResult<TData = unknown> {
   events: PolledEvent<TData>[];
-  /** Pass as `after` next time (the last event's id, or `after` itself when nothing came). */
+  snapshot?: PolledSnapshot;
+  /** Pass as `after` next time: the last id answered, or `after` itself when nothing came. */
   next: string;
 }
 
@@ -29,11 +38,14 @@ export interface PollOptions {
   after?: string;
   token?: string | (() => string | Promise<string>);
   headers?: Record<string, string>;
-  fetch?: typeof fetch;
+  fetch?: FetchLike;
   signal?: AbortSignal;
   /** Gives up on one request after this long (the server's own wait is shorter). */
   timeoutMs?: number;
 }
+
+/** `after=0`: from the first retained event. */
+const NO_EVENTS_ID = "0";
 
 /** Longer than any server-side wait, so a healthy poll is never cut short by the client. */
 export const DEFAULT_POLL_TIMEOUT_MS = 60_000;
@@ -73,10 +85,15 @@ export interface PollEventsOptions extends Omit<PollOptions, "signal"> {
 }
 
 /**
- * Polls for ever, yielding each event once, in order; retries transient failures with full-jitter
+ * Polls for ever, yielding each event once, in order (a snapshot first when the server could not resume
+ * from `after`); retries transient failures with full-jitter
  * backoff and throws on fatal ones (401, 404, ...). Ends when `signal` aborts.
  */
-export async function* pollEvents<TData = unknown>(baseUrl: string | URL, match: string, options: PollEventsOptions = {}): AsyncGenerator<PolledEvent<TData>> {
+export async function* pollEvents<TData = unknown>(
+  baseUrl: string | URL,
+  match: string,
+  options: PollEventsOptions = {},
+): AsyncGenerator<PolledEvent<TData> | PolledSnapshot> {
   const backoff = new Backoff(options.backoff);
   let after = options.after ?? "";
   let failures = 0;
@@ -97,13 +114,14 @@ export async function* pollEvents<TData = unknown>(baseUrl: string | URL, match:
     }
     failures = 0;
     backoff.reset();
+    if (result.snapshot) yield result.snapshot;
     for (const event of result.events) yield event;
-    if (result.next !== "") after = result.next;
+    after = result.next;
   }
 }
 
 function parsePollBody<TData>(body: unknown, after: string): PollResult<TData> {
-  const b = body as { events?: unknown; next?: unknown } | null;
+  const b = body as { events?: unknown; next?: unknown; snapshot?: { id?: unknown; state?: Json } } | null;
   if (typeof b !== "object" || b === null || !Array.isArray(b.events)) {
     throw new TouchlineProtocolError('poll answer is not {"events": [...], "next": "<id>"}');
   }
@@ -114,8 +132,16 @@ function parsePollBody<TData>(body: unknown, after: string): PollResult<TData> {
     if (x.state !== undefined) event.state = x.state;
     return event;
   });
-  const next = typeof b.next === "string" && b.next !== "" ? b.next : (events.at(-1)?.id ?? after);
-  return { events, next };
+  const result: PollResult<TData> = { events, next: after };
+  if (typeof b.snapshot === "object" && b.snapshot !== null) {
+    // A snapshot of a match with no events has no id: "0" then asks for everything from the first event.
+    const id = typeof b.snapshot.id === "string" && b.snapshot.id !== "" ? b.snapshot.id : NO_EVENTS_ID;
+    result.snapshot = { type: "snapshot", id, state: b.snapshot.state ?? {} };
+    result.next = id;
+  }
+  if (typeof b.next === "string" && b.next !== "") result.next = b.next;
+  else if (events.length > 0) result.next = events.at(-1)!.id;
+  return result;
 }
 
 /** Resolves true after ms, or false at once when the signal aborts (the timer is cleared either way). */

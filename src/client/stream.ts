@@ -13,6 +13,7 @@ import type {
   ConnectionState,
   ControlEvent,
   EventDataMap,
+  FetchLike,
   FootballEvents,
   FootballState,
   Json,
@@ -45,7 +46,7 @@ export interface StreamOptions {
   /** Extra request headers. */
   headers?: Record<string, string>;
   /** fetch implementation (defaults to the global one). */
-  fetch?: typeof fetch;
+  fetch?: FetchLike;
   backoff?: BackoffOptions;
   /** Reconnect when nothing (not even a `: ping`) arrived for this long; 0 disables. */
   idleTimeoutMs?: number;
@@ -77,7 +78,7 @@ export class TouchlineStream<M extends EventDataMap = FootballEvents, S = Footba
   private readonly backoff: Backoff;
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly anyListeners = new Set<(event: AnyStreamEvent<M, S>) => void>();
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: FetchLike;
   private readonly idleTimeoutMs: number;
   private abort: AbortController | undefined;
   private sleepTimer: ReturnType<typeof setTimeout> | undefined;

@@ -6,6 +6,9 @@ import type { Json } from "../match/mergePatch.ts";
 
 export type { Json };
 
+/** The part of fetch the client uses; any fetch (browser, Bun, Node, undici, a wrapper) fits. */
+export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
 /** Lifecycle of a stream, reported to `onStateChange`. */
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 

@@ -394,7 +394,12 @@ describe("poll", () => {
     return serve(() => undefined, {
       "/matches/m/poll": (req, url) => {
         if (req.headers.get("authorization") !== "Bearer t") return Response.json({ error: "unauthorized", message: "token" }, { status: 401 });
-        const after = Number(url.searchParams.get("after") ?? 0);
+        if (!url.searchParams.has("after")) {
+          // As the node does: no id to resume from, so the state up to the latest event instead.
+          const latest = Number(url.searchParams.get("latest") ?? 2);
+          return Response.json({ match: "m", events: [], next: latest > 0 ? String(latest) : null, snapshot: { id: latest > 0 ? String(latest) : null, state: { n: latest } } });
+        }
+        const after = Number(url.searchParams.get("after"));
         const events = log.filter((e) => Number(e.id) > after).slice(0, 2);
         return Response.json({ events, next: events.at(-1)?.id ?? String(after) });
       },
@@ -412,11 +417,29 @@ describe("poll", () => {
     const server = pollServer();
     const abort = new AbortController();
     const ids: string[] = [];
-    for await (const e of pollEvents(server.url, "m", { token: "t", signal: abort.signal })) {
+    for await (const e of pollEvents(server.url, "m", { token: "t", signal: abort.signal, after: "0" })) {
       ids.push(e.id);
       if (ids.length === 5) abort.abort();
     }
     expect(ids).toEqual(["1", "2", "3", "4", "5"]);
+  });
+
+  test("without an id, pollEvents() starts from the snapshot and goes on after its id", async () => {
+    const server = pollServer();
+    const abort = new AbortController();
+    const seen: string[] = [];
+    for await (const e of pollEvents(server.url, "m", { token: "t", signal: abort.signal })) {
+      seen.push(`${e.type}:${e.id}`);
+      if (seen.length === 4) abort.abort();
+    }
+    expect(seen).toEqual(["snapshot:2", "goal:3", "goal:4", "goal:5"]);
+  });
+
+  test("a snapshot of a match with no events resumes from 0, so the next poll waits instead of spinning", async () => {
+    const server = pollServer();
+    const result = await poll(server.url, "m", { token: "t", fetch: (url, init) => fetch(`${url}?latest=0`, init) });
+    expect(result.snapshot).toEqual({ type: "snapshot", id: "0", state: { n: 0 } });
+    expect(result.next).toBe("0");
   });
 
   test("pollEvents() throws on a fatal answer", async () => {
