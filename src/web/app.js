@@ -21,6 +21,7 @@ const FEED_LIMIT = 40 // feed items kept in the DOM
 const REOPEN_BASE_MS = 1_000 // first reconnect waits up to this (full jitter); the server's default retry
 const REOPEN_MAX_MS = 30_000 // backoff ceiling
 const HIGHLIGHT_CLASS = 'changed'
+const CLUSTER_READ_ATTEMPTS = 3 // extra tries to name the node after a reconnect
 
 /** Event types of the football convention. EventSource delivers only types it listens for. */
 const MATCH_EVENT_TYPES = ['kickoff', 'goal', 'card', 'substitution', 'halftime', 'fulltime', 'message']
@@ -41,6 +42,7 @@ const ui = {
   node: $('node'),
   live: $('live-matches'),
   other: $('other-matches'),
+  otherSection: $('other-section'),
   noLive: $('no-live'),
   feed: $('feed'),
   feedEmpty: $('feed-empty'),
@@ -151,7 +153,12 @@ function renderMatch(m) {
   if (scoreBefore !== null && scoreNode.textContent !== scoreBefore) highlight(scoreNode)
   const list = LIVE_STATUSES.has(status) ? ui.live : ui.other
   if (row.parentElement !== list) list.prepend(row)
+  updateEmptyStates()
+}
+
+function updateEmptyStates() {
   ui.noLive.hidden = ui.live.childElementCount > 0
+  ui.otherSection.hidden = ui.other.childElementCount === 0
 }
 
 function highlight(node) {
@@ -304,12 +311,19 @@ function onHello(e) {
   }
 }
 
-async function readClusterNode(serial) {
+/**
+ * Names the node from /cluster. Behind an L4 balancer this request may reach another node than the
+ * stream did; a `touchline.hello` event on the stream, when the server sends one, wins (onHello).
+ */
+async function readClusterNode(serial, attempt = 0) {
   try {
     const body = await getJson('cluster')
     if (serial === connectionSerial && !nodeNamedByStream && typeof body.node === 'string') setNode(body.node, 'cluster')
   } catch {
-    // The node label is informative only; the next (re)open reads it again.
+    // Informative only, but a label naming a dead node misleads: try a few more times on this connection.
+    if (attempt < CLUSTER_READ_ATTEMPTS && serial === connectionSerial) {
+      setTimeout(() => readClusterNode(serial, attempt + 1), REOPEN_BASE_MS)
+    }
   }
 }
 
@@ -371,7 +385,7 @@ async function refreshList() {
     changed = true
   }
   ui.count.textContent = String(matches.size)
-  ui.noLive.hidden = ui.live.childElementCount > 0
+  updateEmptyStates()
   if (changed || (source === null && reopenTimer === 0)) restartStream()
 }
 
