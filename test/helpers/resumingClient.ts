@@ -1,0 +1,91 @@
+/**
+ * A test subscriber that behaves like a browser's EventSource behind a load balancer: it streams from
+ * one of the given nodes and, whenever its stream ends or fails, reconnects to another with the id of
+ * the last event it saw. It records every event and the longest silence between two events.
+ */
+import { SseParser } from "../../src/sse/parse.ts";
+
+export interface Received {
+  id: string;
+  type: string;
+  data: unknown;
+}
+
+export class ResumingClient {
+  readonly events: Received[] = [];
+  snapshots = 0;
+  reconnects = 0;
+  longestGapMs = 0;
+  private lastEventAt = 0;
+  private lastId: string | undefined;
+  private abort = new AbortController();
+  private closed = false;
+  private turn: number;
+
+  constructor(
+    private readonly path: string,
+    private readonly urls: () => string[],
+    start = 0,
+  ) {
+    this.turn = start;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      const urls = this.urls();
+      const base = urls[this.turn++ % urls.length]!;
+      try {
+        this.abort = new AbortController();
+        const res = await fetch(base + this.path, {
+          headers: this.lastId ? { "Last-Event-ID": this.lastId } : {},
+          signal: this.abort.signal,
+        });
+        if (res.status === 200 && res.body) {
+          const parser = new SseParser({
+            onEvent: (e) => {
+              if (e.type === "snapshot") this.snapshots++;
+              else {
+                const now = Date.now();
+                if (this.lastEventAt) this.longestGapMs = Math.max(this.longestGapMs, now - this.lastEventAt);
+                this.lastEventAt = now;
+                this.events.push({ id: e.lastEventId, type: e.type, data: JSON.parse(e.data) });
+              }
+              if (e.lastEventId) this.lastId = e.lastEventId;
+            },
+          });
+          for await (const chunk of res.body) parser.feedBytes(chunk);
+        } else {
+          await res.body?.cancel();
+        }
+      } catch {
+        /* connection refused or reset: try the next node */
+      }
+      if (this.closed) break;
+      this.reconnects++;
+      await Bun.sleep(50 + Math.random() * 150);
+    }
+  }
+
+  ids(): number[] {
+    return this.events.map((e) => Number(e.id));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.abort.abort();
+  }
+}
+
+/** Asserts-friendly summary: duplicates and out-of-order positions in what a client received. */
+export function orderProblems(ids: number[]): { duplicates: number; disorder: number } {
+  let duplicates = 0;
+  let disorder = 0;
+  const seen = new Set<number>();
+  for (let i = 0; i < ids.length; i++) {
+    if (seen.has(ids[i]!)) duplicates++;
+    seen.add(ids[i]!);
+    if (i > 0 && ids[i]! <= ids[i - 1]!) disorder++;
+  }
+  return { duplicates, disorder };
+}
