@@ -40,6 +40,8 @@ export interface PollOptions {
   headers?: Record<string, string>;
   fetch?: FetchLike;
   signal?: AbortSignal;
+  /** How long the server may hold the request when there is nothing new (it caps this at its own limit). */
+  waitMs?: number;
   /** Gives up on one request after this long (the server's own wait is shorter). */
   timeoutMs?: number;
 }
@@ -64,7 +66,7 @@ export async function poll<TData = unknown>(baseUrl: string | URL, match: string
     const token = typeof options.token === "function" ? await options.token() : options.token;
     if (token) headers.set("authorization", `Bearer ${token}`);
     const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
-    const res = await fetchImpl(pollUrl(baseUrl, match, options.after), { headers, signal: abort.signal, cache: "no-store" });
+    const res = await fetchImpl(pollUrl(baseUrl, match, options.after, options.waitMs), { headers, signal: abort.signal, cache: "no-store" });
     if (!res.ok) throw await httpErrorFrom(res);
     return parsePollBody<TData>(await res.json(), options.after ?? "");
   } catch (error) {

@@ -18,9 +18,10 @@ export function multiStreamUrl(baseUrl: string | URL, matches: readonly string[]
 }
 
 /** `GET /matches/{match}/poll?after=<id>`: the long-polling fallback. */
-export function pollUrl(baseUrl: string | URL, match: string, after?: string): string {
+export function pollUrl(baseUrl: string | URL, match: string, after?: string, waitMs?: number): string {
   const url = new URL(`matches/${encodeURIComponent(match)}/poll`, withTrailingSlash(baseUrl));
   if (after !== undefined && after !== "") url.searchParams.set("after", after);
+  if (waitMs !== undefined) url.searchParams.set("wait", String(Math.max(0, Math.round(waitMs))));
   return url.toString();
 }
 

@@ -192,7 +192,11 @@ function addFeedItem(m, type, data, eventId, ts) {
     el('span', { class: 'text' }, feedText(m, data)),
     el('span', { class: 'where' }, matchTitle(m)),
   )
-  ui.feed.prepend(item)
+  // Newest first by publish time: a replay after a reconnect interleaves matches in arrival order.
+  item.dataset.ts = String(when.getTime())
+  let after = ui.feed.firstElementChild
+  while (after && Number(after.dataset.ts) > when.getTime()) after = after.nextElementSibling
+  ui.feed.insertBefore(item, after)
   while (ui.feed.childElementCount > FEED_LIMIT) ui.feed.lastElementChild.remove()
   ui.feedEmpty.hidden = true
 }

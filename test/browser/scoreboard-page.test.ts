@@ -49,6 +49,10 @@ class ContractServer {
     return `http://127.0.0.1:${this.server.port}`;
   }
 
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
   publish(match: string, type: string, data: Json, state?: Json): void {
     const event: StoredEvent = { seq: ++this.seq, type, data, ts: Date.now() };
     if (state !== undefined) event.state = state;
@@ -193,6 +197,7 @@ describe("scoreboard page (contract server)", () => {
     // Nothing wider than the phone: no sideways scrolling.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE_VIEWPORT.width);
     expect(foreign).toEqual([]);
+    expect(server.openStreams).toBe(1);
     // One stream for all matches, first opened without an id (snapshots).
     const first = server.streamRequests.at(-1)!;
     expect([...first.matches].sort()).toEqual(["ars-che", "liv-eve", "tot-whu"]);
@@ -272,6 +277,18 @@ describe("scoreboard page (contract server)", () => {
     const page = await open();
     await page.waitForSelector('[data-testid="node"][data-source="stream"]');
     expect(await page.textContent('[data-testid="node"]')).toBe("hello-node");
+  });
+
+  test("follows at most 64 matches, the most recently active, on one stream", async () => {
+    for (let i = 0; i < MAX_MATCHES + 6; i++) server.publish(`bulk-${i}`, "kickoff", { minute: 0 }, kickoff(`Home ${i}`, `Away ${i}`));
+    const page = await open();
+    expect(await page.locator(".matches [data-match]").count()).toBe(MAX_MATCHES);
+    expect(await page.textContent('[data-testid="match-count"]')).toBe(String(MAX_MATCHES));
+    const last = server.streamRequests.at(-1)!;
+    expect(last.matches).toHaveLength(MAX_MATCHES);
+    expect(last.matches).toContain(`bulk-${MAX_MATCHES + 5}`);
+    expect(last.matches).not.toContain("bulk-0");
+    expect(server.openStreams).toBe(1);
   });
 
   test("is accessible: language, landmarks, a polite live feed and a status for the connection", async () => {

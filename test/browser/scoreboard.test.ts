@@ -140,6 +140,8 @@ describe("scoreboard on a three-node cluster behind the entry port", () => {
     // Give a duplicate replay time to show up before counting.
     await Bun.sleep(500);
     const texts = await feedTexts(page);
+    const times = await page.locator('[data-testid="feed"] li').evaluateAll((items) => items.map((i) => Number(i.getAttribute("data-ts"))));
+    expect(times).toEqual([...times].sort((a, b) => b - a)); // newest first, even after a replay
     for (const text of [...published, "before the outage"]) expect(texts.filter((t) => t === text)).toHaveLength(1);
     const states = await connStates(page);
     expect(states.slice(0, 2)).toEqual(["connecting", "live"]);

@@ -382,6 +382,7 @@ describe("URLs", () => {
     expect(matchStreamUrl("http://h/api", "ars-che")).toBe("http://h/api/matches/ars-che/events");
     expect(multiStreamUrl("http://h/", ["a", "b"])).toBe("http://h/events?match=a&match=b");
     expect(pollUrl("http://h", "a", "17")).toBe("http://h/matches/a/poll?after=17");
+    expect(pollUrl("http://h", "a", undefined, 250)).toBe("http://h/matches/a/poll?wait=250");
     expect(() => multiStreamUrl("http://h", Array.from({ length: 65 }, (_, i) => `m${i}`))).toThrow(RangeError);
     expect(() => multiStreamUrl("http://h", [])).toThrow(RangeError);
   });
