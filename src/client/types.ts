@@ -53,16 +53,15 @@ export type AnyStreamEvent<M extends EventDataMap, S> =
 export type Team = "home" | "away";
 export type MatchStatus = "scheduled" | "live" | "half-time" | "full-time";
 
-export interface FootballState {
+/** A match state under the football convention; any field may be missing, other fields are kept as they come. */
+export type FootballState = Record<string, Json> & {
   home?: string;
   away?: string;
   homeScore?: number;
   awayScore?: number;
   minute?: number;
   status?: MatchStatus;
-  /** Other fields are kept as they come. */
-  [field: string]: Json | undefined;
-}
+};
 
 export interface FootballEventData {
   team?: Team;
