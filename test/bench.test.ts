@@ -5,14 +5,19 @@
  * not its test.
  */
 import { describe, expect, test } from 'bun:test'
+import { SseParser } from '../src/sse/parse.ts'
 import { runBench } from '../bench/bench.ts'
 import { benchConfig } from '../bench/bench-config.ts'
+import { HttpResponseReader } from '../bench/loadgen/http-response.ts'
+import { LatencyHistogram } from '../bench/loadgen/latency-histogram.ts'
+import { TickScanner } from '../bench/loadgen/tick-scanner.ts'
 import { splitCores } from '../bench/machine.ts'
 import { nchanInstalled } from '../bench/peers/nchan-install.ts'
 import { touchlineAvailable } from '../bench/peers/touchline-peer.ts'
 import { renderMarkdown } from '../bench/report/markdown.ts'
 import { renderSvg } from '../bench/report/svg-chart.ts'
 import type { BenchResult, DeliveryFigures } from '../bench/results.ts'
+import { decodeTick, encodeTickEnvelope } from '../bench/tick.ts'
 
 const SMOKE_STREAMS = 200
 const TEST_TIMEOUT_MS = 60_000
@@ -93,5 +98,151 @@ describe('bench smoke run', () => {
       expect(svg).toContain(peer.title)
     }
     expect(markdown).not.toContain('| n/a | n/a |')
+  })
+})
+
+const encoder = new TextEncoder()
+
+/** Splits bytes at random places (seeded, so a failure replays). */
+function randomSplits(bytes: Uint8Array, seed: number): Uint8Array[] {
+  let state = seed
+  const next = (): number => {
+    state = (state * 1_103_515_245 + 12_345) % 2_147_483_648
+    return state / 2_147_483_648
+  }
+  const pieces: Uint8Array[] = []
+  let pos = 0
+  while (pos < bytes.length) {
+    const size = 1 + Math.floor(next() * 40)
+    pieces.push(bytes.subarray(pos, pos + size))
+    pos += size
+  }
+  return pieces
+}
+
+interface Seen {
+  ticks: Array<[number, number, boolean]>
+  foreign: number
+}
+
+function scan(channel: string, pieces: Uint8Array[]): { seen: Seen; scanner: TickScanner } {
+  const seen: Seen = { ticks: [], foreign: 0 }
+  const scanner = new TickScanner(channel, {
+    onTick: (seq, ts, ok) => seen.ticks.push([seq, ts, ok]),
+    onForeign: () => seen.foreign++,
+  })
+  for (const piece of pieces) scanner.feed(piece)
+  return { seen, scanner }
+}
+
+/** What the project's spec-faithful parser makes of the same text: the reference. */
+function reference(channel: string, text: string): { seen: Seen; lastEventId: string } {
+  const seen: Seen = { ticks: [], foreign: 0 }
+  const parser = new SseParser({
+    onEvent: (event) => {
+      if (event.type === 'snapshot') return
+      const tick = decodeTick(event.data)
+      if (tick === null) seen.foreign++
+      else seen.ticks.push([tick.seq, tick.ts, tick.match === channel])
+    },
+  })
+  parser.feed(text)
+  return { seen, lastEventId: parser.lastEventId }
+}
+
+describe('TickScanner reads streams as the spec-faithful parser does', () => {
+  const streams: Record<string, string> = {
+    'Touchline-like, with snapshot, retry and pings':
+      'retry: 1000\n\nid: 0-5\nevent: snapshot\ndata: {"match":"m1","state":{}}\n\n' +
+      Array.from({ length: 30 }, (_, i) => `id: 0-${i + 6}\nevent: tick\ndata: {"match":"m1","data":{"seq":${i + 1}},"ts":${1_700_000_000_000 + i}}\n\n: ping\n\n`).join(''),
+    'relay peers: comment then id and data only':
+      ': hi\n\n' + Array.from({ length: 30 }, (_, i) => `id: ${i + 1}\ndata: ${encodeTickEnvelope('m1', i + 1, 1_700_000_000_000 + i)}\n\n`).join(''),
+    'CRLF line ends (careful path taken mid-stream)':
+      `id: a\ndata: ${encodeTickEnvelope('m1', 1, 5)}\n\n` + `id: b\r\ndata: ${encodeTickEnvelope('m1', 2, 6)}\r\n\r\nid: c\rdata: ${encodeTickEnvelope('m1', 3, 7)}\r\r`,
+    'CR arrives only after the last id line (the id must survive the hand-over)':
+      `id: a\ndata: ${encodeTickEnvelope('m1', 1, 5)}\n\nid: b\nevent: snapshot\ndata: {}\n\n` + `data: ${encodeTickEnvelope('m1', 2, 6)}\r\n\r\n`,
+    'data split over two lines, other channel, not a tick, keys reordered':
+      `data: {"match":"m1",\ndata: "data":{"seq":1},"ts":9}\n\n` +
+      `data: ${encodeTickEnvelope('other', 2, 10)}\n\n` +
+      'data: {"hello":"world"}\n\n' +
+      'id: z\ndata: {"ts": 11, "data": {"seq": 3}, "match": "m1"}\n\n' +
+      'data: {"match":"m1","data":{"seq":4.5},"ts":12}\n\n',
+    'BOM, empty id resets, NUL in id ignored': `\uFEFFid: x\ndata: ${encodeTickEnvelope('m1', 1, 1)}\n\nid\ndata: ${encodeTickEnvelope('m1', 2, 2)}\n\nid: bad\0\ndata: ${encodeTickEnvelope('m1', 3, 3)}\n\n`,
+  }
+  for (const [name, text] of Object.entries(streams)) {
+    test(name, () => {
+      const expected = reference('m1', text)
+      for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+        const { seen, scanner } = scan('m1', randomSplits(encoder.encode(text), seed))
+        expect(seen).toEqual(expected.seen)
+        expect(scanner.lastEventId).toBe(expected.lastEventId)
+      }
+    })
+  }
+
+  test('reset() drops a half-read event but keeps the last event id', () => {
+    const { seen, scanner } = scan('m1', [encoder.encode(`id: 7\ndata: ${encodeTickEnvelope('m1', 1, 1)}\n\nid: 8\ndata: {"match"`)])
+    scanner.reset()
+    scanner.feed(encoder.encode(`data: ${encodeTickEnvelope('m1', 2, 2)}\n\n`))
+    expect(seen.ticks.map((t) => t[0])).toEqual([1, 2])
+    expect(scanner.lastEventId).toBe('7')
+  })
+})
+
+describe('HttpResponseReader', () => {
+  const body = 'id: 1\ndata: x\n\n'.repeat(20)
+  const chunked =
+    'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n' +
+    Array.from({ length: 20 }, () => `${(15).toString(16)};ext=1\r\nid: 1\ndata: x\n\n\r\n`).join('') +
+    '0\r\n\r\n'
+
+  test('decodes a chunked body split anywhere, and stops at the last chunk', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const received: string[] = []
+      let status = 0
+      const reader = new HttpResponseReader({
+        onHead: (s) => (status = s),
+        onBody: (bytes) => received.push(new TextDecoder().decode(bytes)),
+        onFramingError: (reason) => {
+          throw new Error(reason)
+        },
+      })
+      for (const piece of randomSplits(encoder.encode(chunked + 'garbage after the end'), seed)) reader.feed(piece)
+      expect(status).toBe(200)
+      expect(received.join('')).toBe(body)
+    }
+  })
+
+  test('passes an identity body through and reports bad framing', () => {
+    const received: string[] = []
+    const errors: string[] = []
+    const reader = new HttpResponseReader({
+      onHead: () => {},
+      onBody: (bytes) => received.push(new TextDecoder().decode(bytes)),
+      onFramingError: (reason) => errors.push(reason),
+    })
+    reader.feed(encoder.encode('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nabc'))
+    reader.feed(encoder.encode('def'))
+    expect(received.join('')).toBe('abcdef')
+
+    const broken = new HttpResponseReader({ onHead: () => {}, onBody: () => {}, onFramingError: (reason) => errors.push(reason) })
+    broken.feed(encoder.encode('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'))
+    expect(errors).toEqual(['bad chunk size'])
+  })
+})
+
+describe('LatencyHistogram', () => {
+  test('percentiles and merge across generator processes', () => {
+    const a = new LatencyHistogram()
+    const b = new LatencyHistogram()
+    for (let ms = 1; ms <= 50; ms++) a.record(ms)
+    for (let ms = 51; ms <= 100; ms++) b.record(ms)
+    b.record(250_000)
+    a.merge(b.snapshot())
+    expect(a.count).toBe(101)
+    expect(a.percentile(0.5)).toBe(51)
+    expect(a.percentile(0.99)).toBe(100)
+    expect(a.summary().max).toBe(250_000)
+    expect(a.percentile(1)).toBe(250_000)
   })
 })

@@ -1,16 +1,16 @@
 /**
  * Many SSE subscribers over raw TCP (`Bun.connect`), far lighter than fetch or EventSource. Each
- * stream parses its HTTP framing and SSE frames incrementally with the project parser, and checks
- * every event for loss, duplicates and order against the sequence number the publisher put in it.
+ * stream reads its HTTP framing and SSE frames incrementally (TickScanner, which hands any stream
+ * outside the usual shape to the project's SseParser), and checks every event for loss,
+ * duplicates and order against the sequence number the publisher put in it.
  * Connections are spread over several loopback addresses so one (address, port) pair never runs
  * out of ephemeral ports.
  */
 import type { Socket } from 'bun'
-import { SseParser, type SseEvent } from '../../src/sse/parse.ts'
-import { decodeTick } from '../tick.ts'
 import { HttpResponseReader } from './http-response.ts'
 import { LatencyHistogram } from './latency-histogram.ts'
 import type { DeliveryStats, OpenReply, StormReply, StreamGroup } from './protocol.ts'
+import { TickScanner, type TickSink } from './tick-scanner.ts'
 
 /** Connections started but not yet answered; more would overflow the servers' listen backlogs. */
 const MAX_CONNECTING = 256
@@ -21,7 +21,6 @@ const RECONNECT_DELAY_MS = 250
 const MAX_RECONNECTS_PER_STREAM = 20
 const POLL_INTERVAL_MS = 50
 const HTTP_OK = 200
-const SNAPSHOT_EVENT = 'snapshot'
 
 const enum StreamState {
   Queued,
@@ -45,11 +44,11 @@ interface Connection {
   reader: HttpResponseReader
 }
 
-class SubscriberStream {
+class SubscriberStream implements TickSink {
   state = StreamState.Queued
   lastSeq: number
   current: Connection | null = null
-  parser: SseParser
+  readonly scanner: TickScanner
   attempts = 0
   reconnects = 0
   /** The next event may skip sequence numbers: set when a peer without resume was reconnected. */
@@ -59,10 +58,18 @@ class SubscriberStream {
     readonly channel: string,
     readonly host: string,
     baseline: number,
-    fleet: SubscriberFleet,
+    private readonly fleet: SubscriberFleet,
   ) {
     this.lastSeq = baseline
-    this.parser = new SseParser({ onEvent: (event) => fleet.onEvent(this, event) })
+    this.scanner = new TickScanner(channel, this)
+  }
+
+  onTick(seq: number, ts: number, channelMatches: boolean): void {
+    this.fleet.onTick(this, seq, ts, channelMatches)
+  }
+
+  onForeign(): void {
+    this.fleet.onForeign()
   }
 }
 
@@ -163,30 +170,32 @@ export class SubscriberFleet {
     return closed
   }
 
-  onEvent(stream: SubscriberStream, event: SseEvent): void {
-    if (event.type === SNAPSHOT_EVENT) return
-    const now = Date.now()
-    const tick = decodeTick(event.data)
-    if (tick === null || tick.match !== stream.channel) {
+  onTick(stream: SubscriberStream, seq: number, ts: number, channelMatches: boolean): void {
+    if (!channelMatches) {
       this.foreign++
       return
     }
+    const now = Date.now()
     this.deliveries++
     if (this.firstDeliveryAt === 0) this.firstDeliveryAt = now
     this.lastDeliveryAt = now
-    this.latency.record(now - tick.ts)
+    this.latency.record(now - ts)
     const expected = stream.lastSeq + 1
-    if (tick.seq === expected) {
-      stream.lastSeq = tick.seq
-    } else if (tick.seq > expected) {
-      if (!stream.gapAllowed) this.gapsLost += tick.seq - expected
-      stream.lastSeq = tick.seq
-    } else if (tick.seq === stream.lastSeq) {
+    if (seq === expected) {
+      stream.lastSeq = seq
+    } else if (seq > expected) {
+      if (!stream.gapAllowed) this.gapsLost += seq - expected
+      stream.lastSeq = seq
+    } else if (seq === stream.lastSeq) {
       this.duplicates++
     } else {
       this.reordered++
     }
     stream.gapAllowed = false
+  }
+
+  onForeign(): void {
+    this.foreign++
   }
 
   private stats(tailLost: number, behind: number): DeliveryStats {
@@ -219,16 +228,16 @@ export class SubscriberFleet {
     stream.state = StreamState.Connecting
     stream.attempts++
     this.connecting++
-    stream.parser.reset()
+    stream.scanner.reset()
     const connection: Connection = { stream, socket: null, reader: null as unknown as HttpResponseReader }
     connection.reader = new HttpResponseReader({
       onHead: (status) => this.onHead(connection, status),
-      onBody: (bytes) => stream.parser.feedBytes(bytes),
+      onBody: (bytes) => stream.scanner.feed(bytes),
       onFramingError: (reason) => this.onBroken(connection, `framing: ${reason}`),
     })
     stream.current = connection
     const path = target.pathTemplate.replace('{channel}', encodeURIComponent(stream.channel))
-    const resumeHeader = target.resume && stream.parser.lastEventId !== '' ? `Last-Event-ID: ${stream.parser.lastEventId}\r\n` : ''
+    const resumeHeader = target.resume && stream.scanner.lastEventId !== '' ? `Last-Event-ID: ${stream.scanner.lastEventId}\r\n` : ''
     const request =
       `GET ${path} HTTP/1.1\r\nHost: ${stream.host}:${target.port}\r\n` +
       `Accept: text/event-stream\r\nCache-Control: no-cache\r\n${resumeHeader}\r\n`
