@@ -2,10 +2,12 @@
  * Publishing and match state against a real node and a real JetStream: 201 after store, increasing ids,
  * idempotency keys, omitted data, merge-patch state, and the match list with paging.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { openSse, dataOf } from "../helpers/sse.ts";
 import { byId, getJson, publish, publishOk, uniqueMatch } from "./touchlineApi.ts";
+
+setDefaultTimeout(30_000);
 
 let nats: NatsFixture;
 let node: NodeFixture;
