@@ -360,9 +360,9 @@ async function refreshList() {
   try {
     listed = (await getJson(`matches?limit=${MAX_MATCHES}`)).matches
   } catch {
-    return // the next refresh tries again; the stream is unaffected
+    return false // the next refresh tries again; the stream is unaffected
   }
-  if (!Array.isArray(listed)) return
+  if (!Array.isArray(listed)) return false
   // Most recently active first, then those already shown, up to the per-stream cap.
   const keep = new Set()
   for (const entry of listed) if (keep.size < MAX_MATCHES && typeof entry.match === 'string') keep.add(entry.match)
@@ -391,6 +391,7 @@ async function refreshList() {
   ui.count.textContent = String(matches.size)
   updateEmptyStates()
   if (changed || (source === null && reopenTimer === 0)) restartStream()
+  return true
 }
 
 function refreshInterval() {
@@ -410,8 +411,13 @@ function scheduleListRefresh(intervalMs) {
 async function start() {
   setConn('connecting')
   readClusterNode(connectionSerial)
-  await refreshList()
-  scheduleListRefresh(refreshInterval())
+  const interval = refreshInterval()
+  // A node that is not ready yet answers 503: try again soon rather than after a whole refresh period.
+  for (let attempt = 0; !(await refreshList()); attempt++) {
+    const ceiling = Math.min(interval, REOPEN_BASE_MS * 2 ** attempt)
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling))
+  }
+  scheduleListRefresh(interval)
   // Back online: do not sit out the rest of a long backoff.
   window.addEventListener('online', () => {
     if (reopenTimer !== 0) openStream()

@@ -37,6 +37,7 @@ class ContractServer {
   readonly nodeId = "page-test-node";
   readonly streamRequests: { matches: string[]; header: string | null; query: string | null; refused: boolean }[] = [];
   refuseStreams = false;
+  refuseList = false;
   helloOnOpen = false;
   private seq = 0;
   private readonly log = new Map<string, StoredEvent[]>();
@@ -85,6 +86,7 @@ class ContractServer {
     if (url.pathname.startsWith("/web/")) return this.file(url.pathname.slice("/web/".length));
     if (url.pathname === "/cluster") return Response.json({ node: this.nodeId, nodes: [{ id: this.nodeId }] });
     if (url.pathname === "/matches") {
+      if (this.refuseList) return Response.json({ error: "not_ready", message: "retry" }, { status: 503, headers: { "retry-after": "1" } });
       const limit = Number(url.searchParams.get("limit") ?? 100);
       const byRecent = [...this.log.entries()].sort((a, b) => b[1].at(-1)!.seq - a[1].at(-1)!.seq).slice(0, limit);
       const matches = byRecent.map(([match, events]) => ({ match, id: String(events.at(-1)!.seq), state: this.states.get(match) ?? {} }));
@@ -150,6 +152,7 @@ afterEach(async () => {
   await session?.close();
   session = undefined;
   server.refuseStreams = false;
+  server.refuseList = false;
   server.helloOnOpen = false;
 });
 
@@ -270,6 +273,17 @@ describe("scoreboard page (contract server)", () => {
     const ids = await page.locator('[data-testid="feed"] li').evaluateAll((items) => items.map((i) => i.textContent));
     expect(new Set(ids).size).toBe(ids.length);
     expect(await page.getAttribute('[data-testid="conn-state"]', "data-state")).toBe("live");
+  });
+
+  test("a node not ready at first load is asked again within seconds, not after a whole refresh period", async () => {
+    server.refuseList = true;
+    session = await launchBrowser();
+    const page = session.page;
+    await page.goto(server.url);
+    await Bun.sleep(300);
+    expect(await page.getAttribute('[data-testid="conn-state"]', "data-state")).toBe("connecting");
+    server.refuseList = false;
+    await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 5_000 });
   });
 
   test("names the node from the stream's hello when the server sends one", async () => {
