@@ -36,12 +36,12 @@ export function benchConfig(options: { quick: boolean; streams?: number }): Benc
     quick: options.quick,
     streams,
     steadyRatePerSecond: 5,
-    steadySeconds: options.quick ? 4 : 20,
+    steadySeconds: options.quick ? 3 : 20,
     burstEvents: options.quick ? 200 : 1_000,
     channels,
     channelsRatePerSecond: 500,
-    channelsSeconds: options.quick ? 3 : 20,
+    channelsSeconds: options.quick ? 2 : 20,
     stormRatePerSecond: 20,
-    settleMs: options.quick ? 1_000 : 3_000,
+    settleMs: options.quick ? 500 : 3_000,
   }
 }

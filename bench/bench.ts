@@ -65,6 +65,7 @@ async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
   const pool = new GeneratorPool(options.cores.generator)
   const context: ScenarioContext = { peer, pool, book: new SequenceBook(), config: options.config, log: options.log }
   options.log(`${peer.title}:`)
+  const started = performance.now()
   try {
     await peer.start()
     options.log(`  started (pids ${peer.pids().join(', ')})`)
@@ -81,6 +82,7 @@ async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
   } finally {
     await pool.close(CLOSE_TIMEOUT_MS)
     await peer.stop()
+    options.log(`  done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
   }
   return result
 }

@@ -117,12 +117,15 @@ export class TickScanner {
       const lf = bytes.indexOf(LF, pos)
       if (lf === -1) {
         this.carry = bytes.slice(pos)
-        return
+        break
       }
       if (lf === pos) this.dispatch()
       else this.line(bytes, pos, lf)
       pos = lf + 1
     }
+    // An event goes on in the next chunk: its first data line must not point into a buffer the
+    // runtime may reuse for that chunk.
+    if (this.firstDataLine !== null) this.firstDataLine = this.firstDataLine.slice()
   }
 
   private line(bytes: Uint8Array, start: number, end: number): void {
