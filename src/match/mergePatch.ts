@@ -10,7 +10,8 @@ export function mergePatch(target: Json | undefined, patch: Json): Json {
   const result: Record<string, Json> = isObject(target) ? { ...target } : {};
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete result[key];
-    else result[key] = mergePatch(result[key], value);
+    // defineProperty, not assignment: a key named __proto__ must be stored, not change the prototype.
+    else Object.defineProperty(result, key, { value: mergePatch(result[key], value), enumerable: true, writable: true, configurable: true });
   }
   return result;
 }

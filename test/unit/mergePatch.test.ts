@@ -36,3 +36,10 @@ test("a match state stays an object", () => {
   expect(applyStatePatch({ a: 1 }, undefined)).toEqual({ a: 1 });
   expect(applyStatePatch({ homeScore: 0 }, { homeScore: 1, minute: 23 })).toEqual({ homeScore: 1, minute: 23 });
 });
+
+test("a __proto__ key is stored as data, never as a prototype", () => {
+  const out = mergePatch({}, JSON.parse('{"__proto__": {"polluted": true}}')) as Record<string, unknown>;
+  expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+  expect(Object.keys(out)).toEqual(["__proto__"]);
+  expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+});
