@@ -4,11 +4,14 @@
 export const LOOPBACK_HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4']
 /** Open files one process may hold on this machine; no single server can hold more streams. */
 export const FILE_LIMIT = 20_000
-/** Descriptors a server keeps for itself (listeners, NATS, publishers, logs) under the file limit. */
-export const SERVER_FILE_HEADROOM = 1_000
+/** Descriptors a server keeps for itself (listeners, NATS, publishers, logs) under the file limit; Touchline's own default. */
+export const SERVER_FILE_HEADROOM = 1_024
 export const STREAMS_PER_CHANNEL = 20
 /** The many-channels scenario: 1,000 channels × 20 streams (capped by the stream count). */
 export const MAX_CHANNELS = 1_000
+/** Under every single-server peer's cap (Touchline's is the file limit minus 1,024). */
+export const HOLD_STREAMS = 18_500
+export const CLUSTER_HOLD_STREAMS = 50_000
 
 export interface BenchConfig {
   quick: boolean
@@ -25,6 +28,13 @@ export interface BenchConfig {
   stormRatePerSecond: number
   /** Wait after opening streams before reading memory, so lazy allocations have happened. */
   settleMs: number
+  /** Hold: streams a single server is filled with (near its file limit), on a fresh start; 0 skips. */
+  holdStreams: number
+  /** Hold: streams a cluster is filled with, dealt over its nodes; 0 skips. */
+  clusterHoldStreams: number
+  /** Hold: events published to the held streams, to prove they all still work. */
+  holdEvents: number
+  holdRatePerSecond: number
 }
 
 export function benchConfig(options: { quick: boolean; streams?: number }): BenchConfig {
@@ -43,5 +53,11 @@ export function benchConfig(options: { quick: boolean; streams?: number }): Benc
     channelsSeconds: options.quick ? 2 : 20,
     stormRatePerSecond: 20,
     settleMs: options.quick ? 500 : 3_000,
+    // The figures: one node near its 20,000-file limit, and 50,000 streams on the cluster.
+    // A quick run skips them: opening tens of thousands of streams does not fit in a minute.
+    holdStreams: options.quick ? 0 : HOLD_STREAMS,
+    clusterHoldStreams: options.quick ? 0 : CLUSTER_HOLD_STREAMS,
+    holdEvents: 10,
+    holdRatePerSecond: 2,
   }
 }

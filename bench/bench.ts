@@ -1,7 +1,8 @@
 /**
  * One bench run: each peer in turn is started, put through every scenario with the same load
  * generator, and stopped. Scenarios reuse the fan-out streams (idle → steady → burst → storm),
- * then the many-channels scenario opens its own.
+ * then the many-channels scenario opens its own; the hold scenario restarts the peer first, so
+ * its memory figure starts from a fresh process.
  */
 import type { BenchConfig } from './bench-config.ts'
 import { GeneratorPool } from './loadgen/generator-pool.ts'
@@ -13,6 +14,7 @@ import type { BenchResult, PeerResult } from './results.ts'
 import { runBurst } from './scenarios/burst.ts'
 import { runChannels } from './scenarios/channels.ts'
 import type { ScenarioContext } from './scenarios/context.ts'
+import { holdStreamsFor, runHold } from './scenarios/hold.ts'
 import { runIdle } from './scenarios/idle.ts'
 import { runSteady } from './scenarios/steady.ts'
 import { runStorm } from './scenarios/storm.ts'
@@ -20,6 +22,7 @@ import { runStorm } from './scenarios/storm.ts'
 const FANOUT_CHANNEL = 'fanout'
 const WARMUP_CHANNEL = 'warmup'
 const MANY_CHANNEL_PREFIX = 'm'
+const HOLD_CHANNEL = 'hold'
 /** A few publishes before measuring, so first-use allocations are not counted as per-stream memory. */
 const WARMUP_EVENTS = 3
 const CLOSE_TIMEOUT_MS = 2_000
@@ -69,13 +72,21 @@ async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
   try {
     await peer.start()
     options.log(`  started (pids ${peer.pids().join(', ')})`)
-    for (let i = 0; i < WARMUP_EVENTS; i++) await context.book.publishNext(peer, WARMUP_CHANNEL)
+    await warmUp(context)
     result.idle = await runIdle(context, FANOUT_CHANNEL)
     result.steady = await runSteady(context, FANOUT_CHANNEL)
     result.burst = await runBurst(context, FANOUT_CHANNEL)
     result.storm = await runStorm(context, FANOUT_CHANNEL)
     await pool.close(CLOSE_TIMEOUT_MS)
     result.channels = await runChannels(context, MANY_CHANNEL_PREFIX)
+    if (holdStreamsFor(context) > 0) {
+      await pool.close(CLOSE_TIMEOUT_MS)
+      await peer.stop()
+      context.book = new SequenceBook()
+      await peer.start()
+      await warmUp(context)
+      result.hold = await runHold(context, HOLD_CHANNEL)
+    }
   } catch (error) {
     result.error = error instanceof Error ? error.message.split('\n')[0] : String(error)
     options.log(`  FAILED: ${result.error}`)
@@ -85,4 +96,8 @@ async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
     options.log(`  done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
   }
   return result
+}
+
+async function warmUp(context: ScenarioContext): Promise<void> {
+  for (let i = 0; i < WARMUP_EVENTS; i++) await context.book.publishNext(context.peer, WARMUP_CHANNEL)
 }

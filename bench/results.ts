@@ -69,6 +69,17 @@ export interface StormFigures {
   reordered: number
 }
 
+/** Many streams held on a freshly started server: memory per stream, and every one still delivering. */
+export interface HoldFigures extends DeliveryFigures {
+  streams: number
+  live: number
+  openMs: number
+  rssBeforeBytes: number
+  rssAfterBytes: number
+  bytesPerStream: number
+  events: number
+}
+
 export interface PeerResult {
   name: string
   title: string
@@ -78,6 +89,7 @@ export interface PeerResult {
   burst?: BurstFigures
   channels?: ChannelsFigures
   storm?: StormFigures
+  hold?: HoldFigures
   /** Why the peer's run stopped early, if it did. */
   error?: string
 }

@@ -25,12 +25,16 @@ const TEST_TIMEOUT_MS = 60_000
 function smokeConfig() {
   return {
     ...benchConfig({ quick: true, streams: SMOKE_STREAMS }),
-    steadySeconds: 2,
+    steadySeconds: 1,
     burstEvents: 100,
     channels: 5,
     channelsRatePerSecond: 100,
-    channelsSeconds: 1,
-    settleMs: 300,
+    channelsSeconds: 0.5,
+    settleMs: 200,
+    holdStreams: 300,
+    clusterHoldStreams: 600,
+    holdEvents: 3,
+    holdRatePerSecond: 10,
   }
 }
 
@@ -56,7 +60,7 @@ function expectExactDelivery(figures: DeliveryFigures | undefined): void {
 describe('bench smoke run', () => {
   const peers = ['node', 'bun']
   if (nchanInstalled()) peers.unshift('nchan')
-  if (touchlineAvailable()) peers.push('touchline')
+  if (touchlineAvailable()) peers.push('touchline', 'touchline3')
   let result: BenchResult
 
   test(
@@ -77,6 +81,8 @@ describe('bench smoke run', () => {
         expectExactDelivery(peer.steady)
         expectExactDelivery(peer.burst)
         expectExactDelivery(peer.channels)
+        expectExactDelivery(peer.hold)
+        expect(Number.isFinite(peer.hold?.bytesPerStream)).toBe(true)
         expect(peer.burst?.deliveriesPerSecond).toBeGreaterThan(0)
         expect(peer.storm?.live).toBe(SMOKE_STREAMS)
         expect(peer.storm?.failed).toBe(0)

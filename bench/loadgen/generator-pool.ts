@@ -25,7 +25,7 @@ const EXIT_GRACE_MS = 2_000
 
 export interface PoolTarget {
   hosts: string[]
-  port: number
+  ports: number[]
   pathTemplate: string
   resume: boolean
 }

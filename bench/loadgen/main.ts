@@ -12,7 +12,7 @@ async function handle(command: Command): Promise<ReplyBody> {
   switch (command.cmd) {
     case 'open':
       return fleet.open(
-        { hosts: command.hosts, port: command.port, pathTemplate: command.pathTemplate, resume: command.resume },
+        { hosts: command.hosts, ports: command.ports, pathTemplate: command.pathTemplate, resume: command.resume },
         command.groups,
         command.timeoutMs,
       )

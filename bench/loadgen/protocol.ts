@@ -14,7 +14,8 @@ export interface StreamGroup {
 export interface OpenCommand {
   cmd: 'open'
   hosts: string[]
-  port: number
+  /** Ports of the server (several for a cluster whose nodes are reached directly). */
+  ports: number[]
   /** Request path with `{channel}` where the channel goes. */
   pathTemplate: string
   groups: StreamGroup[]

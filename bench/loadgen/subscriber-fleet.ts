@@ -3,8 +3,8 @@
  * stream reads its HTTP framing and SSE frames incrementally (TickScanner, which hands any stream
  * outside the usual shape to the project's SseParser), and checks every event for loss,
  * duplicates and order against the sequence number the publisher put in it.
- * Connections are spread over several loopback addresses so one (address, port) pair never runs
- * out of ephemeral ports.
+ * Connections are spread over several loopback addresses (and over the ports of a cluster's
+ * nodes) so no (address, port) pair runs out of ephemeral ports.
  */
 import type { Socket } from 'bun'
 import { HttpResponseReader } from './http-response.ts'
@@ -32,7 +32,7 @@ const enum StreamState {
 
 interface Target {
   hosts: string[]
-  port: number
+  ports: number[]
   pathTemplate: string
   resume: boolean
 }
@@ -57,6 +57,7 @@ class SubscriberStream implements TickSink {
   constructor(
     readonly channel: string,
     readonly host: string,
+    readonly port: number,
     baseline: number,
     private readonly fleet: SubscriberFleet,
   ) {
@@ -97,8 +98,10 @@ export class SubscriberFleet {
     const opened: SubscriberStream[] = []
     for (const group of groups) {
       for (let i = 0; i < group.count; i++) {
-        const host = target.hosts[this.streams.length % target.hosts.length] as string
-        const stream = new SubscriberStream(group.channel, host, group.baseline, this)
+        const index = this.streams.length
+        const port = target.ports[index % target.ports.length] as number
+        const host = target.hosts[Math.floor(index / target.ports.length) % target.hosts.length] as string
+        const stream = new SubscriberStream(group.channel, host, port, group.baseline, this)
         this.streams.push(stream)
         opened.push(stream)
         this.queue.push(stream)
@@ -239,12 +242,12 @@ export class SubscriberFleet {
     const path = target.pathTemplate.replace('{channel}', encodeURIComponent(stream.channel))
     const resumeHeader = target.resume && stream.scanner.lastEventId !== '' ? `Last-Event-ID: ${stream.scanner.lastEventId}\r\n` : ''
     const request =
-      `GET ${path} HTTP/1.1\r\nHost: ${stream.host}:${target.port}\r\n` +
+      `GET ${path} HTTP/1.1\r\nHost: ${stream.host}:${stream.port}\r\n` +
       `Accept: text/event-stream\r\nCache-Control: no-cache\r\n${resumeHeader}\r\n`
     const fleet = this
     Bun.connect<Connection>({
       hostname: stream.host,
-      port: target.port,
+      port: stream.port,
       data: connection,
       socket: {
         binaryType: 'uint8array',

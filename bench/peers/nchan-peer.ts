@@ -16,6 +16,7 @@ export class NchanPeer implements Peer {
   readonly name = 'nchan'
   readonly title = 'nchan (nginx, 1 worker)'
   readonly resumes = true
+  readonly nodes = 1
   private server: ServerProcess | null = null
   private dir = ''
   private port = 0
@@ -40,7 +41,7 @@ export class NchanPeer implements Peer {
   }
 
   subscribeTarget(): SubscribeTarget {
-    return { port: this.port, pathTemplate: '/sub/{channel}' }
+    return { ports: [this.port], pathTemplate: '/sub/{channel}' }
   }
 
   publish(channel: string, seq: number): Promise<void> {

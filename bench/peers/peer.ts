@@ -5,8 +5,8 @@
  */
 
 export interface SubscribeTarget {
-  /** Port to connect to on every loopback address the bench spreads streams over. */
-  port: number
+  /** Ports to connect to, on every loopback address the bench spreads streams over; streams are dealt over them in turn. */
+  ports: number[]
   /** Request path with `{channel}` where the channel goes. */
   pathTemplate: string
 }
@@ -18,6 +18,8 @@ export interface Peer {
   readonly title: string
   /** Replays what a client missed when it reconnects with Last-Event-ID. */
   readonly resumes: boolean
+  /** Server processes that hold streams (1, or a cluster's node count): sizes the hold scenario. */
+  readonly nodes: number
   start(): Promise<void>
   subscribeTarget(): SubscribeTarget
   /** Resolves once the peer has accepted the event (2xx). */
@@ -28,5 +30,5 @@ export interface Peer {
 }
 
 export function subscribeUrl(target: SubscribeTarget, channel: string, host = '127.0.0.1'): string {
-  return `http://${host}:${target.port}${target.pathTemplate.replace('{channel}', encodeURIComponent(channel))}`
+  return `http://${host}:${target.ports[0]}${target.pathTemplate.replace('{channel}', encodeURIComponent(channel))}`
 }

@@ -1,13 +1,10 @@
-/**
- * The peers the bench knows, in table order. Each entry says whether it can run here; the
- * Touchline cluster joins this list once `cluster/` can start three nodes behind an entry port.
- */
+/** The peers the bench knows, in table order; each entry says whether it can run here. */
 import { FILE_LIMIT, SERVER_FILE_HEADROOM } from '../bench-config.ts'
 import { NchanPeer } from './nchan-peer.ts'
 import { ensureNchanInstalled, nchanInstalled } from './nchan-install.ts'
 import type { Peer } from './peer.ts'
 import { bareBunPeer, nodePatternPeer } from './relay-peer.ts'
-import { TouchlineNodePeer, touchlineAvailable } from './touchline-peer.ts'
+import { TouchlinePeer, touchlineAvailable } from './touchline-peer.ts'
 
 export interface PeerEntry {
   name: string
@@ -33,12 +30,17 @@ export const PEERS: PeerEntry[] = [
     prepare: async () => null,
     create: bareBunPeer,
   },
-  {
-    name: 'touchline',
+  touchlineEntry(1),
+  touchlineEntry(3),
+]
+
+function touchlineEntry(nodes: number): PeerEntry {
+  return {
+    name: nodes === 1 ? 'touchline' : `touchline${nodes}`,
     prepare: async () => {
       if (!touchlineAvailable()) return 'src/main.ts not there yet'
       return Bun.which('nats-server') === null ? 'nats-server not on PATH' : null
     },
-    create: (cpus) => new TouchlineNodePeer(cpus, FILE_LIMIT - SERVER_FILE_HEADROOM),
-  },
-]
+    create: (cpus) => new TouchlinePeer(cpus, nodes, FILE_LIMIT - SERVER_FILE_HEADROOM),
+  }
+}

@@ -11,6 +11,7 @@ const NOT_FOUND = 404
 
 export class RelayPeer implements Peer {
   readonly resumes = false
+  readonly nodes = 1
   private server: ServerProcess | null = null
   private port = 0
 
@@ -29,7 +30,7 @@ export class RelayPeer implements Peer {
   }
 
   subscribeTarget(): SubscribeTarget {
-    return { port: this.port, pathTemplate: '/sub/{channel}' }
+    return { ports: [this.port], pathTemplate: '/sub/{channel}' }
   }
 
   publish(channel: string, seq: number): Promise<void> {

@@ -1,6 +1,12 @@
 /**
- * Touchline, one node (`src/main.ts`) with its own JetStream nats-server. The nats-server counts
- * as part of the peer: its CPU and memory are the price of durability and replay.
+ * Touchline (`src/main.ts`): one node, or a cluster of nodes sharing one JetStream nats-server.
+ * The nats-server counts as part of the peer: its CPU and memory are the price of durability and
+ * replay.
+ *
+ * A cluster's streams are dealt over its nodes by the load generator itself, like DNS round robin,
+ * rather than through an L4 proxy process: a proxy holds two descriptors per stream, so under this
+ * machine's 20,000-file limit it would cap the whole cluster at 10,000 streams. Publishes also go
+ * to the nodes in turn, so most streams and publishes reach a node that does not own the match.
  */
 import { existsSync } from 'node:fs'
 import { encodeTickData } from '../tick.ts'
@@ -18,60 +24,87 @@ export function touchlineAvailable(): boolean {
   return existsSync(TOUCHLINE_ENTRY)
 }
 
-export class TouchlineNodePeer implements Peer {
-  readonly name = 'touchline'
-  readonly title = 'Touchline, 1 node + NATS'
+interface TouchlineNode {
+  id: string
+  port: number
+  process: ServerProcess
+}
+
+export class TouchlinePeer implements Peer {
+  readonly name: string
+  readonly title: string
   readonly resumes = true
   private readonly nats: NatsServer
-  private node: ServerProcess | null = null
-  private port = 0
+  private running: TouchlineNode[] = []
+  private nextPublishNode = 0
 
-  /** `maxConnections`: the node's stream cap, at least the largest scenario's stream count. */
+  /** `maxConnections`: each node's stream cap. */
   constructor(
     private readonly cpus: string,
+    readonly nodes: number,
     private readonly maxConnections: number,
   ) {
     this.nats = new NatsServer(cpus)
+    this.name = nodes === 1 ? 'touchline' : `touchline${nodes}`
+    this.title = nodes === 1 ? 'Touchline, 1 node + NATS' : `Touchline, ${nodes} nodes + NATS`
   }
 
   async start(): Promise<void> {
     await this.nats.start()
-    this.port = freePort()
-    this.node = new ServerProcess(this.name, [BUN, 'run', TOUCHLINE_ENTRY], {
-      cpus: this.cpus,
-      env: {
-        PORT: String(this.port),
-        NATS_URL: this.nats.url,
-        NODE_ID: `bench-${this.port}`,
-        MAX_CONNECTIONS: String(this.maxConnections),
-        HEARTBEAT_MS: String(HEARTBEAT_MS),
-      },
-    })
-    await this.node.waitUntil(() => httpAnswers(`http://127.0.0.1:${this.port}/readyz`), START_TIMEOUT_MS)
+    for (let i = 0; i < this.nodes; i++) {
+      const port = freePort()
+      const id = `bench-${i + 1}-${port}`
+      const process = new ServerProcess(`touchline node ${id}`, [BUN, 'run', TOUCHLINE_ENTRY], {
+        cpus: this.cpus,
+        env: {
+          PORT: String(port),
+          NATS_URL: this.nats.url,
+          NODE_ID: id,
+          MAX_CONNECTIONS: String(this.maxConnections),
+          HEARTBEAT_MS: String(HEARTBEAT_MS),
+        },
+      })
+      this.running.push({ id, port, process })
+    }
+    for (const node of this.running) {
+      await node.process.waitUntil(() => httpAnswers(`http://127.0.0.1:${node.port}/readyz`), START_TIMEOUT_MS)
+    }
+    // Streams must not start while membership settles, or ownership moves under them mid-scenario.
+    for (const node of this.running) {
+      await node.process.waitUntil(() => this.seesWholeCluster(node), START_TIMEOUT_MS)
+    }
   }
 
   subscribeTarget(): SubscribeTarget {
-    return { port: this.port, pathTemplate: '/matches/{channel}/events' }
+    return { ports: this.running.map((n) => n.port), pathTemplate: '/matches/{channel}/events' }
   }
 
   /** Touchline stamps `ts` itself when JetStream has stored the event. */
   publish(channel: string, seq: number): Promise<void> {
+    const node = this.running[this.nextPublishNode++ % this.running.length] as TouchlineNode
     return postJson(
-      `http://127.0.0.1:${this.port}/matches/${channel}/events`,
+      `http://127.0.0.1:${node.port}/matches/${channel}/events`,
       `{"type":"${TICK_TYPE}","data":${encodeTickData(seq)}}`,
     )
   }
 
   pids(): number[] {
-    const pids: number[] = []
-    if (this.node !== null) pids.push(this.node.pid)
+    const pids = this.running.map((n) => n.process.pid)
     if (this.nats.pid !== null) pids.push(this.nats.pid)
     return pids
   }
 
   async stop(): Promise<void> {
-    await this.node?.stop()
-    this.node = null
+    await Promise.all(this.running.map((n) => n.process.stop()))
+    this.running = []
     await this.nats.stop()
+  }
+
+  private async seesWholeCluster(node: TouchlineNode): Promise<boolean> {
+    if (this.nodes === 1) return true
+    const response = await fetch(`http://127.0.0.1:${node.port}/cluster`)
+    const view = (await response.json()) as { nodes?: Array<{ id?: string }> }
+    const seen = new Set((view.nodes ?? []).map((n) => n.id))
+    return this.running.every((n) => seen.has(n.id))
   }
 }
