@@ -60,6 +60,7 @@ export async function publishConcurrently(
   count: number,
   workers: number,
   bodyOf: (index: number) => PublishBody,
+  onAck?: (id: string, index: number) => void,
 ): Promise<string[]> {
   const ids: string[] = new Array(count);
   let next = 0;
@@ -69,6 +70,7 @@ export async function publishConcurrently(
         const i = next++;
         if (i >= count) return;
         ids[i] = await publishOk(baseUrl, match, bodyOf(i));
+        onAck?.(ids[i]!, i);
       }
     }),
   );
