@@ -1,0 +1,98 @@
+/**
+ * Made-up clubs and squads for the demo producer. Clubs are a town plus a traditional suffix, so a
+ * few hundred distinct names exist and 120 simultaneous matches never field one club twice. A club's
+ * squad is derived from its name, so it is the same in every match it plays.
+ */
+
+const TOWNS = [
+  "Ashford", "Barrowmouth", "Blackwater", "Bramhall", "Brightmoor", "Caldergate", "Carrickfield", "Castleford",
+  "Claymore", "Coldharbour", "Craigmoor", "Dunmere", "Eastmarsh", "Elmbridge", "Fallowfield", "Fenwick",
+  "Glenrock", "Greyhaven", "Hartlepool Bay", "Hawksmoor", "Highcliffe", "Hollowell", "Ironbridge", "Kingsholm",
+  "Kirkstall", "Lakeside", "Langford", "Lowmoor", "Marlow Vale", "Millbrook", "Moorgate", "Netherby",
+  "Northbridge", "Oakham", "Oldcastle", "Pendleford", "Porthaven", "Queensferry", "Ravenscar", "Redcliff",
+  "Riverside", "Rockport", "Saltmarsh", "Seabrook", "Shelford", "Southwick", "Stonehill", "Stourton",
+  "Thornbury", "Torbay", "Upton Park", "Wakeford", "Westhaven", "Whitmore", "Willowdale", "Windmere",
+  "Woodbridge", "Wrexby", "Yarmouth Sands", "Yewbury",
+];
+
+const SUFFIXES = ["United", "City", "Rovers", "Athletic", "Wanderers", "Albion", "Town", "County"];
+
+const FIRST_NAMES = [
+  "Aaron", "Adama", "Alejandro", "Ali", "Andrés", "Ben", "Bruno", "Callum", "Chidi", "Connor", "Dani", "Darius",
+  "Declan", "Diego", "Elias", "Emeka", "Enzo", "Erling", "Felipe", "Finn", "Gabriel", "Harry", "Hugo", "Ibrahim",
+  "Idrissa", "Jack", "Jamal", "João", "Jonas", "Jude", "Kai", "Kenji", "Kofi", "Leon", "Liam", "Luca", "Lucas",
+  "Luis", "Marcus", "Mateo", "Matías", "Mohammed", "Moussa", "Nathan", "Nico", "Noah", "Oliver", "Omar", "Oscar",
+  "Pablo", "Rafael", "Reece", "Ruben", "Sami", "Sandro", "Sven", "Theo", "Tomás", "Victor", "Youssef", "Zane",
+];
+
+const SURNAMES = [
+  "Adeyemi", "Alvarez", "Andersen", "Bakayoko", "Barnes", "Bellamy", "Bergström", "Carvalho", "Castillo", "Clarke",
+  "Costa", "Coulibaly", "Da Silva", "Diallo", "Dimitrov", "Dubois", "Eriksen", "Fernandes", "Fischer", "Fofana",
+  "Gallagher", "García", "Gomez", "Hansen", "Harrison", "Hughes", "Ivanović", "Jansen", "Kane", "Kimura", "Koné",
+  "Kovač", "Larsen", "Lindqvist", "Lopes", "Mahrez", "Martínez", "McCarthy", "Mendy", "Morales", "Mwangi",
+  "Nakamura", "Nielsen", "Novak", "Nwosu", "O'Brien", "Okafor", "Olsen", "Osei", "Park", "Pereira", "Petrović",
+  "Quinn", "Ramos", "Reyes", "Rossi", "Santos", "Schmidt", "Silva", "Sørensen", "Suárez", "Traoré", "Van Dijk",
+  "Vargas", "Walker", "Weber", "Yilmaz", "Zielinski",
+];
+
+export type Position = "GK" | "DF" | "MF" | "FW";
+
+export interface Player {
+  name: string;
+  position: Position;
+}
+
+export interface Team {
+  name: string;
+  /** Eleven starters, in the order GK, four defenders, four midfielders, two forwards. */
+  starters: Player[];
+  bench: Player[];
+}
+
+const LINE_UP: Position[] = ["GK", "DF", "DF", "DF", "DF", "MF", "MF", "MF", "MF", "FW", "FW"];
+const BENCH: Position[] = ["GK", "DF", "DF", "MF", "MF", "FW", "FW"];
+
+/** Every club name, built once. */
+export const CLUBS: readonly string[] = TOWNS.flatMap((town, i) =>
+  // Each town gets five of the suffixes, varied by town, so the list reads like a real league pyramid.
+  [0, 2, 3, 5, 6].map((k) => `${town} ${SUFFIXES[(i + k) % SUFFIXES.length]!}`),
+);
+
+/** FNV-1a: a stable small hash so a club's squad is the same on every run. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** A tiny seeded generator (mulberry32) for squads; match play uses the caller's random source. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function squadOf(club: string): Team {
+  const rand = seeded(hash(club));
+  const used = new Set<string>();
+  const player = (position: Position): Player => {
+    for (;;) {
+      const first = FIRST_NAMES[Math.floor(rand() * FIRST_NAMES.length)]!;
+      const last = SURNAMES[Math.floor(rand() * SURNAMES.length)]!;
+      const name = `${first} ${last}`;
+      if (!used.has(name)) {
+        used.add(name);
+        return { name, position };
+      }
+    }
+  };
+  return { name: club, starters: LINE_UP.map(player), bench: BENCH.map(player) };
+}
