@@ -141,21 +141,21 @@ describe("GET /matches/{match}", () => {
 describe("GET /matches", () => {
   test("lists the most recently active first, with limit and cursor paging", async () => {
     const prefix = uniqueMatch("list");
-    const names = [`${prefix}-1`, `${prefix}-2`, `${prefix}-3`, `${prefix}-4`];
+    const names = [`${prefix}-1`, `${prefix}-2`, `${prefix}-3`, `${prefix}-4`] as const;
     const lastIds: Record<string, string> = {};
     for (const m of names) {
       lastIds[m] = await publishOk(node.url, m, { type: "kickoff", state: { name: m } });
       await Bun.sleep(5);
     }
     // Make the first one the most recent again.
-    lastIds[names[0]!] = await publishOk(node.url, names[0]!, { type: "goal", state: { scored: true } });
-    const expectedOrder = [names[0], names[3], names[2], names[1]];
+    lastIds[names[0]] = await publishOk(node.url, names[0], { type: "goal", state: { scored: true } });
+    const expectedOrder: string[] = [names[0], names[3], names[2], names[1]];
 
     type Page = { matches: { match: string; id: string; state: Record<string, unknown> }[]; next: string | null };
     const first = await getJson<Page>(`${node.url}/matches?limit=2`);
     expect(first.status).toBe(200);
     expect(first.json.matches.map((m) => m.match)).toEqual(expectedOrder.slice(0, 2));
-    expect(first.json.matches[0]).toEqual({ match: names[0]!, id: lastIds[names[0]!]!, state: { name: names[0], scored: true } });
+    expect(first.json.matches[0]).toEqual({ match: names[0], id: lastIds[names[0]]!, state: { name: names[0], scored: true } });
     expect(typeof first.json.next).toBe("string");
 
     const second = await getJson<Page>(`${node.url}/matches?limit=2&cursor=${encodeURIComponent(first.json.next!)}`);
@@ -174,7 +174,7 @@ describe("GET /matches", () => {
     }
     expect(cursor).toBeNull();
     expect(new Set(seen).size).toBe(seen.length);
-    expect(seen.filter((m) => names.includes(m))).toEqual(expectedOrder as string[]);
+    expect(seen.filter((m) => (names as readonly string[]).includes(m))).toEqual(expectedOrder);
 
     const all = await getJson<Page>(`${node.url}/matches`);
     expect(all.json.matches.map((m) => m.match)).toEqual(seen.slice(0, all.json.matches.length));

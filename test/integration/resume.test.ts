@@ -4,10 +4,10 @@
  * concurrent publishing (no gap, no duplicate).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 import { compareDelivery } from "./deliveryCheck.ts";
-import { byId, getJson, metricValue, publishConcurrently, publishOk, seededRandom, uniqueMatch } from "./touchlineApi.ts";
+import { byId, metricValue, publishConcurrently, publishOk, seededRandom, uniqueMatch, untilLatest } from "./touchlineApi.ts";
 
 setDefaultTimeout(30_000);
 
@@ -35,15 +35,6 @@ async function publishSeries(match: string, count: number): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < count; i++) ids.push(await publishOk(node.url, match, { type: "tick", data: { i }, state: { i } }));
   return ids;
-}
-
-/**
- * Waits until the node reports `latest` as the match's latest id. The node's match view follows JetStream
- * a moment behind the publish acknowledgement; a snapshot taken in that moment is one event behind (and
- * the event follows live, which stream.test.ts checks). Tests that pin the snapshot's id wait for this.
- */
-async function settled(match: string, latest: string): Promise<void> {
-  await waitFor(async () => ((await getJson<{ id: string }>(`${node.url}/matches/${match}`)).json.id === latest), 5000, `${match} at ${latest}`);
 }
 
 function ids(s: SseConnection): string[] {
@@ -140,7 +131,7 @@ describe("unknown or unparseable ids give a snapshot, never an error", () => {
       test(`${name} (${via})`, async () => {
         const match = uniqueMatch("res-bad");
         const stored = await publishSeries(match, 3);
-        await settled(match, stored[2]!);
+        await untilLatest(node.url, match, stored[2]!);
         const [url, headers] = resumeUrlAndHeaders(match, idOf(stored[2]!), via);
         const s = await openSse(url, { headers });
         expect(s.status).toBe(200);

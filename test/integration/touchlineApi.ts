@@ -77,6 +77,21 @@ export async function publishConcurrently(
   return ids;
 }
 
+/**
+ * Waits until the node reports `id` as the match's latest. The node's view of a match follows JetStream a
+ * moment behind the publish acknowledgement; a snapshot taken in that moment is one event behind (the
+ * event then follows live). Tests that pin a snapshot's id wait for this first.
+ */
+export async function untilLatest(baseUrl: string, match: string, id: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`${baseUrl}/matches/${match}`);
+    if (res.status === 200 && ((await res.json()) as { id: string }).id === id) return;
+    if (Date.now() > deadline) throw new Error(`${match} did not reach ${id} within ${timeoutMs} ms`);
+    await Bun.sleep(10);
+  }
+}
+
 /** Event ids are decimal sequences: compare them as numbers. */
 export function byId(a: string, b: string): number {
   return Number(a) - Number(b);
