@@ -12,6 +12,8 @@ export const MAX_CHANNELS = 1_000
 /** Under every single-server peer's cap (Touchline's is the file limit minus 1,024). */
 export const HOLD_STREAMS = 18_500
 export const CLUSTER_HOLD_STREAMS = 50_000
+/** Streams per load-generator process, well below the 20,000 open files one process may hold. */
+export const STREAMS_PER_GENERATOR = 15_000
 
 export interface BenchConfig {
   quick: boolean
@@ -35,9 +37,11 @@ export interface BenchConfig {
   /** Hold: events published to the held streams, to prove they all still work. */
   holdEvents: number
   holdRatePerSecond: number
+  /** More streams than this are spread over several generator processes (all on the generator cores). */
+  streamsPerGenerator: number
 }
 
-export function benchConfig(options: { quick: boolean; streams?: number }): BenchConfig {
+export function benchConfig(options: { quick: boolean; streams?: number; holdStreams?: number; clusterHoldStreams?: number }): BenchConfig {
   const streams = options.streams ?? (options.quick ? 1_000 : 10_000)
   // 1,000 × 20 = 20,000 streams would exceed one server's file limit, so the channel count
   // follows the stream count: the scenario uses as many streams as the fan-out ones.
@@ -55,9 +59,10 @@ export function benchConfig(options: { quick: boolean; streams?: number }): Benc
     settleMs: options.quick ? 500 : 3_000,
     // The figures: one node near its 20,000-file limit, and 50,000 streams on the cluster.
     // A quick run skips them: opening tens of thousands of streams does not fit in a minute.
-    holdStreams: options.quick ? 0 : HOLD_STREAMS,
-    clusterHoldStreams: options.quick ? 0 : CLUSTER_HOLD_STREAMS,
+    holdStreams: options.holdStreams ?? (options.quick ? 0 : HOLD_STREAMS),
+    clusterHoldStreams: options.clusterHoldStreams ?? (options.quick ? 0 : CLUSTER_HOLD_STREAMS),
     holdEvents: 10,
     holdRatePerSecond: 2,
+    streamsPerGenerator: STREAMS_PER_GENERATOR,
   }
 }

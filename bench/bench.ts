@@ -65,7 +65,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
 
 async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
   const result: PeerResult = { name: peer.name, title: peer.title, resumes: peer.resumes }
-  const pool = new GeneratorPool(options.cores.generator)
+  const pool = new GeneratorPool(options.cores.generator, options.config.streamsPerGenerator)
   const context: ScenarioContext = { peer, pool, book: new SequenceBook(), config: options.config, log: options.log }
   options.log(`${peer.title}:`)
   const started = performance.now()

@@ -1,5 +1,6 @@
 /**
- * `bun run bench [--quick] [--streams=N] [--peers=nchan,node,bun,touchline] [--no-install] [--no-save]`
+ * `bun run bench [--quick] [--streams=N] [--hold=N] [--cluster-hold=N] [--peers=nchan,node,bun,touchline,touchline3]
+ *   [--no-install] [--no-save] [--out=DIR]`
  *
  * Starts every peer itself, runs all scenarios against each with the same load generator, prints
  * the table and saves it under bench/results/. Everything stops by itself; loopback only.
@@ -16,6 +17,8 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     streams: { type: 'string' },
+    hold: { type: 'string' },
+    'cluster-hold': { type: 'string' },
     peers: { type: 'string' },
     'no-install': { type: 'boolean', default: false },
     'no-save': { type: 'boolean', default: false },
@@ -24,9 +27,21 @@ const { values } = parseArgs({
   strict: true,
 })
 
-const streams = values.streams === undefined ? undefined : Number(values.streams)
-if (streams !== undefined && (!Number.isInteger(streams) || streams < 1)) throw new Error(`--streams must be a positive integer, got ${values.streams}`)
-const config = benchConfig({ quick: values.quick, ...(streams === undefined ? {} : { streams }) })
+function count(flag: string, raw: string | undefined, min: number): number | undefined {
+  if (raw === undefined) return undefined
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${flag} must be an integer ≥ ${min}, got ${raw}`)
+  return value
+}
+const streams = count('streams', values.streams, 1)
+const holdStreams = count('hold', values.hold, 0)
+const clusterHoldStreams = count('cluster-hold', values['cluster-hold'], 0)
+const config = benchConfig({
+  quick: values.quick,
+  ...(streams === undefined ? {} : { streams }),
+  ...(holdStreams === undefined ? {} : { holdStreams }),
+  ...(clusterHoldStreams === undefined ? {} : { clusterHoldStreams }),
+})
 const peers = values.peers?.split(',').map((p) => p.trim()) ?? PEERS.map((p) => p.name)
 const tasksetPresent = Bun.which('taskset') !== null
 const cores = splitCores(navigator.hardwareConcurrency, tasksetPresent)

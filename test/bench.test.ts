@@ -35,6 +35,8 @@ function smokeConfig() {
     clusterHoldStreams: 600,
     holdEvents: 3,
     holdRatePerSecond: 10,
+    // Small, so the split over several generator processes is exercised too.
+    streamsPerGenerator: 250,
   }
 }
 

@@ -16,8 +16,6 @@ import type {
   StreamGroup,
 } from './protocol.ts'
 
-/** Streams per generator process, well below the 20,000 open files one process may hold. */
-export const MAX_STREAMS_PER_GENERATOR = 15_000
 const GENERATOR_ENTRY = new URL('./main.ts', import.meta.url).pathname
 const LAUNCHER = new URL('../launch.sh', import.meta.url).pathname
 const BUN = new URL('../../node_modules/.bin/bun', import.meta.url).pathname
@@ -99,10 +97,15 @@ class GeneratorProcess {
 export class GeneratorPool {
   private processes: GeneratorProcess[] = []
   private readonly cpus: string
+  private readonly maxStreamsPerProcess: number
 
-  /** `cpus`: a taskset CPU list for the generators, or "-" for no pinning. */
-  constructor(cpus: string) {
+  /**
+   * `cpus`: a taskset CPU list for the generators, or "-" for no pinning.
+   * `maxStreamsPerProcess`: below the open files one process may hold.
+   */
+  constructor(cpus: string, maxStreamsPerProcess: number) {
     this.cpus = cpus
+    this.maxStreamsPerProcess = maxStreamsPerProcess
   }
 
   get pids(): number[] {
@@ -112,7 +115,7 @@ export class GeneratorPool {
   /** Opens the streams of `groups`, spread over enough generator processes; channels stay whole when they fit. */
   async open(target: PoolTarget, groups: StreamGroup[], timeoutMs: number): Promise<OpenReply> {
     const total = groups.reduce((sum, g) => sum + g.count, 0)
-    const needed = Math.max(1, Math.ceil(total / MAX_STREAMS_PER_GENERATOR))
+    const needed = Math.max(1, Math.ceil(total / this.maxStreamsPerProcess))
     while (this.processes.length < needed) this.processes.push(new GeneratorProcess(this.cpus))
     const shares = splitGroups(groups, this.processes.length)
     const replies = await Promise.all(
