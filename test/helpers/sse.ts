@@ -262,6 +262,12 @@ export class SseConnection {
     this.socket?.resume();
   }
 
+  /** Vanishes without a goodbye (the socket is destroyed), as a client whose network dropped. */
+  destroy(): void {
+    this.socket?.terminate();
+    this.onClose();
+  }
+
   /** Hangs up (FIN); resolves once the socket is closed. */
   async close(): Promise<void> {
     if (!this.isEnded) this.socket?.end();
@@ -276,11 +282,22 @@ export class SseConnection {
 /** Opens `GET url` on a raw socket and reads the answer as it arrives. */
 export async function openSse(url: string, opts: OpenOptions = {}): Promise<SseConnection> {
   const u = new URL(url);
-  const conn = new SseConnection();
   const headers: Record<string, string | null> = { accept: "text/event-stream", ...opts.headers };
   let request = `GET ${u.pathname}${u.search} HTTP/1.1${CRLF}Host: ${u.host}${CRLF}`;
   for (const [name, value] of Object.entries(headers)) if (value !== null) request += `${name}: ${value}${CRLF}`;
   request += CRLF;
+  const conn = await sendRaw(url, [request], { paused: opts.paused });
+  if (opts.waitForHead !== false) await untilHead(conn, url, opts.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS);
+  return conn;
+}
+
+/**
+ * Sends a hand-written request (for what fetch will not send: a chunked body of a chosen size, a
+ * malformed request) and reads the answer with the same reader. Parts are written in order.
+ */
+export async function sendRaw(url: string, parts: (string | Uint8Array)[], opts: { paused?: boolean } = {}): Promise<SseConnection> {
+  const u = new URL(url);
+  const conn = new SseConnection();
   const socket = await Bun.connect({
     hostname: u.hostname,
     port: Number(u.port),
@@ -293,17 +310,27 @@ export async function openSse(url: string, opts: OpenOptions = {}): Promise<SseC
     },
   });
   conn.attach(socket);
-  socket.write(request);
-  if (opts.paused) socket.pause();
-  if (opts.waitForHead !== false) {
-    const timeoutMs = opts.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      conn.headReceived,
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no response head from ${url} within ${timeoutMs} ms`)), timeoutMs))),
-    ]).finally(() => clearTimeout(timer));
+  for (const part of parts) {
+    // A large part may not fit in the socket buffer at once: write the rest as it drains.
+    let rest = typeof part === "string" ? Buffer.from(part) : part;
+    while (rest.byteLength > 0 && !conn.isEnded) {
+      const written = socket.write(rest);
+      if (written < 0) break;
+      rest = rest.subarray(written);
+      if (rest.byteLength > 0) await Bun.sleep(1);
+    }
   }
+  if (opts.paused) socket.pause();
   return conn;
+}
+
+/** Resolves once the response head is in; rejects after `timeoutMs`. */
+export async function untilHead(conn: SseConnection, what: string, timeoutMs = DEFAULT_HEAD_TIMEOUT_MS): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    conn.headReceived,
+    new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no response head from ${what} within ${timeoutMs} ms`)), timeoutMs))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** Parses the JSON `data` of an event. */
