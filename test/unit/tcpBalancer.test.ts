@@ -16,7 +16,7 @@ afterEach(() => {
 });
 
 /** Deterministic bytes, so both ends can compute the same body without sharing it. */
-function pattern(offset: number, length: number): Uint8Array {
+function pattern(offset: number, length: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) {
     const n = offset + i;
