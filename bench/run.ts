@@ -49,6 +49,12 @@ const cores = splitCores(navigator.hardwareConcurrency, tasksetPresent)
 // The orchestrator publishes; it shares the generator's cores, never the server's.
 if (cores.generator !== '-') Bun.spawnSync(['taskset', '-cp', cores.generator, String(process.pid)], { stdout: 'ignore' })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130))
+// Every step has its own bound; this one catches whatever slips through (peers die with the bench).
+const WATCHDOG_MS = (config.quick ? 5 : 45) * 60_000
+setTimeout(() => {
+  console.error(`bench: still running after ${WATCHDOG_MS / 60_000} min, giving up`)
+  process.exit(2)
+}, WATCHDOG_MS).unref()
 
 const log = (line: string): void => console.log(line)
 log(`bench: ${config.quick ? 'quick' : 'full'} run, ${config.streams} streams, peers ${peers.join(', ')}; server CPU ${cores.server}, generator CPU ${cores.generator}`)

@@ -20,6 +20,8 @@ const GENERATOR_ENTRY = new URL('./main.ts', import.meta.url).pathname
 const LAUNCHER = new URL('../launch.sh', import.meta.url).pathname
 const BUN = new URL('../../node_modules/.bin/bun', import.meta.url).pathname
 const EXIT_GRACE_MS = 2_000
+/** A generator answers within its command's own timeout; past this much more it is taken as hung. */
+const REPLY_GRACE_MS = 30_000
 
 export interface PoolTarget {
   hosts: string[]
@@ -54,8 +56,22 @@ class GeneratorProcess {
 
   request<T extends ReplyBody>(command: AnyCommand): Promise<T> {
     const id = this.nextId++
+    const deadlineMs = ('timeoutMs' in command ? command.timeoutMs : 0) + REPLY_GRACE_MS
     const promise = new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (body: ReplyBody) => void, reject })
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        reject(new Error(`generator ${this.pid} did not answer "${command.cmd}" within ${deadlineMs} ms`))
+      }, deadlineMs)
+      this.pending.set(id, {
+        resolve: (body) => {
+          clearTimeout(timer)
+          resolve(body as T)
+        },
+        reject: (error) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      })
     })
     this.process.stdin.write(JSON.stringify({ ...command, id }) + '\n')
     this.process.stdin.flush()

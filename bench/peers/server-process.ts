@@ -10,6 +10,9 @@ export const BUN = `${REPO_ROOT}node_modules/.bin/bun`
 const OUTPUT_TAIL_CHARS = 4_000
 const STOP_GRACE_MS = 5_000
 const READY_POLL_MS = 100
+const PROBE_TIMEOUT_MS = 2_000
+/** A publish is one small POST; a peer that takes longer than this is stuck. */
+const PUBLISH_TIMEOUT_MS = 10_000
 
 /** Every server still running, killed if the bench itself dies so no peer outlives it. */
 const running = new Set<Subprocess>()
@@ -94,14 +97,19 @@ export function freePort(): number {
 }
 
 export async function httpAnswers(url: string, expectStatus = 200): Promise<boolean> {
-  const response = await fetch(url)
+  const response = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
   await response.arrayBuffer()
   return response.status === expectStatus
 }
 
 /** POSTs a JSON body; throws unless the answer is 2xx. */
 export async function postJson(url: string, body: string): Promise<void> {
-  const response = await fetch(url, { method: 'POST', body, headers: { 'Content-Type': 'application/json' } })
+  const response = await fetch(url, {
+    method: 'POST',
+    body,
+    headers: { 'Content-Type': 'application/json' },
+    signal: AbortSignal.timeout(PUBLISH_TIMEOUT_MS),
+  })
   const text = await response.text()
   if (response.status < 200 || response.status > 299) throw new Error(`POST ${url} answered ${response.status}: ${text}`)
 }

@@ -19,6 +19,7 @@ const START_TIMEOUT_MS = 20_000
 /** Comment heartbeats as in production, yet rare enough not to colour a 20 s scenario. */
 const HEARTBEAT_MS = 15_000
 const TICK_TYPE = 'tick'
+const CLUSTER_PROBE_TIMEOUT_MS = 2_000
 
 export function touchlineAvailable(): boolean {
   return existsSync(TOUCHLINE_ENTRY)
@@ -102,7 +103,7 @@ export class TouchlinePeer implements Peer {
 
   private async seesWholeCluster(node: TouchlineNode): Promise<boolean> {
     if (this.nodes === 1) return true
-    const response = await fetch(`http://127.0.0.1:${node.port}/cluster`)
+    const response = await fetch(`http://127.0.0.1:${node.port}/cluster`, { signal: AbortSignal.timeout(CLUSTER_PROBE_TIMEOUT_MS) })
     const view = (await response.json()) as { nodes?: Array<{ id?: string }> }
     const seen = new Set((view.nodes ?? []).map((n) => n.id))
     return this.running.every((n) => seen.has(n.id))
