@@ -30,6 +30,10 @@ const HEAD_END = Buffer.from("\r\n\r\n");
 /** Characters of the event-stream body kept verbatim, to check what comes first on the wire. */
 const KEPT_BODY_CHARS = 4096;
 const DEFAULT_HEAD_TIMEOUT_MS = 10_000;
+/** How often until() re-checks a condition between reads. */
+const UNTIL_POLL_MS = 20;
+/** How long close() waits for the server to close after our FIN before dropping the socket. */
+const CLOSE_GRACE_MS = 50;
 
 type BodyMode = { kind: "chunked" } | { kind: "length"; remaining: number } | { kind: "until-close" };
 
@@ -218,7 +222,10 @@ export class SseConnection {
     for (const w of [...this.waiters]) w();
   }
 
-  /** Resolves once `check()` holds (checked after every read and at end); rejects after `timeoutMs`. */
+  /**
+   * Resolves once `check()` holds; rejects after `timeoutMs`. Checked after every read and at the end,
+   * and every few milliseconds too, for conditions that depend on more than this connection.
+   */
   until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
     if (check()) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -231,8 +238,10 @@ export class SseConnection {
         cleanup();
         reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (have ${this.events.length} events, ended=${this.isEnded})`));
       }, timeoutMs);
+      const poller = setInterval(waiter, UNTIL_POLL_MS);
       const cleanup = (): void => {
         clearTimeout(timer);
+        clearInterval(poller);
         this.waiters.delete(waiter);
       };
       this.waiters.add(waiter);
@@ -268,14 +277,14 @@ export class SseConnection {
     this.onClose();
   }
 
-  /** Hangs up (FIN); resolves once the socket is closed. */
+  /**
+   * Hangs up politely (FIN), then closes the socket for good as a browser does: a server may keep
+   * writing to a half-closed socket, so the reader does not wait for the server to answer the FIN.
+   */
   async close(): Promise<void> {
     if (!this.isEnded) this.socket?.end();
-    await Promise.race([this.ended, Bun.sleep(1000)]);
-    if (!this.isEnded) {
-      this.socket?.terminate();
-      this.onClose();
-    }
+    await Promise.race([this.ended, Bun.sleep(CLOSE_GRACE_MS)]);
+    if (!this.isEnded) this.destroy();
   }
 }
 
