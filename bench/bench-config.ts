@@ -14,6 +14,7 @@ export const HOLD_STREAMS = 18_500
 export const CLUSTER_HOLD_STREAMS = 50_000
 /** Streams per load-generator process, well below the 20,000 open files one process may hold. */
 export const STREAMS_PER_GENERATOR = 15_000
+export const OVER_CAP_STREAMS = 500
 
 export interface BenchConfig {
   quick: boolean
@@ -39,6 +40,10 @@ export interface BenchConfig {
   holdRatePerSecond: number
   /** More streams than this are spread over several generator processes (all on the generator cores). */
   streamsPerGenerator: number
+  /** Touchline's MAX_CONNECTIONS per node; by default its own, the file limit minus 1,024. */
+  touchlineStreamCap: number
+  /** Limit: streams asked for past a capped node's cap. */
+  overCapStreams: number
 }
 
 export function benchConfig(options: { quick: boolean; streams?: number; holdStreams?: number; clusterHoldStreams?: number }): BenchConfig {
@@ -64,5 +69,7 @@ export function benchConfig(options: { quick: boolean; streams?: number; holdStr
     holdEvents: 10,
     holdRatePerSecond: 2,
     streamsPerGenerator: STREAMS_PER_GENERATOR,
+    touchlineStreamCap: FILE_LIMIT - SERVER_FILE_HEADROOM,
+    overCapStreams: OVER_CAP_STREAMS,
   }
 }

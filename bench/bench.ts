@@ -16,6 +16,7 @@ import { runChannels } from './scenarios/channels.ts'
 import type { ScenarioContext } from './scenarios/context.ts'
 import { holdStreamsFor, runHold } from './scenarios/hold.ts'
 import { runIdle } from './scenarios/idle.ts'
+import { runLimit } from './scenarios/limit.ts'
 import { runSteady } from './scenarios/steady.ts'
 import { runStorm } from './scenarios/storm.ts'
 
@@ -57,7 +58,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       result.skipped.push({ name, reason })
       continue
     }
-    result.peers.push(await runPeer(entry.create(options.cores.server), options))
+    result.peers.push(await runPeer(entry.create(options.cores.server, options.config), options))
   }
   result.durationSeconds = (Date.now() - started) / 1000
   return result
@@ -86,6 +87,7 @@ async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
       await peer.start()
       await warmUp(context)
       result.hold = await runHold(context, HOLD_CHANNEL)
+      if (peer.streamCap !== null && peer.nodes === 1) result.limit = await runLimit(context, HOLD_CHANNEL, result.hold.streams)
     }
   } catch (error) {
     result.error = error instanceof Error ? error.message.split('\n')[0] : String(error)

@@ -80,6 +80,24 @@ export interface HoldFigures extends DeliveryFigures {
   events: number
 }
 
+/** A node filled past its stream cap: does it refuse the excess cleanly and stay responsive? */
+export interface LimitFigures {
+  cap: number
+  /** Streams asked for in all, held ones included. */
+  attempted: number
+  live: number
+  /** Answered 503 (after the generator's few retries). */
+  refused: number
+  /** Failed any other way: timeouts, resets, other statuses. */
+  otherFailures: number
+  /** Server CPU while idle at the cap, as a share of one core: a server spinning on its accept queue shows here. */
+  idleCpuPercent: number
+  /** The slowest of a few publishes made at the cap. */
+  publishMsMax: number
+  /** Deliveries of those publishes to every live stream. */
+  delivery: DeliveryFigures
+}
+
 export interface PeerResult {
   name: string
   title: string
@@ -90,6 +108,7 @@ export interface PeerResult {
   channels?: ChannelsFigures
   storm?: StormFigures
   hold?: HoldFigures
+  limit?: LimitFigures
   /** Why the peer's run stopped early, if it did. */
   error?: string
 }

@@ -37,6 +37,9 @@ function smokeConfig() {
     holdRatePerSecond: 10,
     // Small, so the split over several generator processes is exercised too.
     streamsPerGenerator: 250,
+    // Touchline nodes refuse past 400 streams: the limit scenario asks for 450.
+    touchlineStreamCap: 400,
+    overCapStreams: 50,
   }
 }
 
@@ -92,6 +95,11 @@ describe('bench smoke run', () => {
         expect(peer.storm?.reordered).toBe(0)
         // Resuming peers must lose nothing across the cut; the others have nothing to resume.
         expect(peer.storm?.lost).toBe(peer.resumes ? 0 : null)
+        if (peer.name === 'touchline') {
+          // Asked for 50 past its cap of 400: exactly those are refused, with 503, and the rest still deliver.
+          expect(peer.limit).toMatchObject({ cap: 400, attempted: 450, live: 400, refused: 50, otherFailures: 0 })
+          expectExactDelivery(peer.limit?.delivery)
+        }
       }
     },
     TEST_TIMEOUT_MS,

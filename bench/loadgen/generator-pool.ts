@@ -142,6 +142,7 @@ export class GeneratorPool {
     return {
       live: sum(replies, (r) => r.live),
       failed: sum(replies, (r) => r.failed),
+      refused: sum(replies, (r) => r.refused),
       ms: Math.max(...replies.map((r) => r.ms)),
     }
   }

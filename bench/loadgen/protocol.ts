@@ -52,6 +52,8 @@ export type Command = (OpenCommand | ResetCommand | AwaitCommand | StormCommand 
 export interface OpenReply {
   live: number
   failed: number
+  /** Of the failed, those the server last answered 503 (refused at its cap). */
+  refused: number
   ms: number
 }
 

@@ -21,6 +21,7 @@ const RECONNECT_DELAY_MS = 250
 const MAX_RECONNECTS_PER_STREAM = 20
 const POLL_INTERVAL_MS = 50
 const HTTP_OK = 200
+const HTTP_SERVICE_UNAVAILABLE = 503
 
 const enum StreamState {
   Queued,
@@ -50,6 +51,10 @@ class SubscriberStream implements TickSink {
   current: Connection | null = null
   readonly scanner: TickScanner
   attempts = 0
+  /** Streams refused at open (never live) are reported as such, not counted as losing events. */
+  everLive = false
+  /** Status of the last answer other than 200, if any (503 = the server refused at its cap). */
+  lastRefusal = 0
   reconnects = 0
   /** The next event may skip sequence numbers: set when a peer without resume was reconnected. */
   gapAllowed = false
@@ -109,7 +114,9 @@ export class SubscriberFleet {
     }
     this.pump()
     await this.until(() => opened.every(settled), timeoutMs)
-    return { live: count(opened, StreamState.Live), failed: opened.length - count(opened, StreamState.Live), ms: performance.now() - started }
+    const live = count(opened, StreamState.Live)
+    const refused = opened.filter((s) => s.state !== StreamState.Live && s.lastRefusal === HTTP_SERVICE_UNAVAILABLE).length
+    return { live, failed: opened.length - live, refused, ms: performance.now() - started }
   }
 
   reset(): void {
@@ -126,7 +133,7 @@ export class SubscriberFleet {
   }
 
   async awaitFinals(finals: Record<string, number>, timeoutMs: number): Promise<DeliveryStats> {
-    const watched = this.streams.filter((s) => finals[s.channel] !== undefined)
+    const watched = this.streams.filter((s) => s.everLive && finals[s.channel] !== undefined)
     const reached = (s: SubscriberStream): boolean => s.lastSeq >= (finals[s.channel] as number)
     await this.until(() => watched.every(reached), timeoutMs)
     let tailLost = 0
@@ -278,12 +285,14 @@ export class SubscriberFleet {
   private onHead(connection: Connection, status: number): void {
     const stream = connection.stream
     if (status !== HTTP_OK) {
+      stream.lastRefusal = status
       connection.reader.stop()
       this.onBroken(connection, `status ${status}`)
       return
     }
     this.connecting--
     stream.state = StreamState.Live
+    stream.everLive = true
     this.pump()
   }
 

@@ -17,6 +17,7 @@ export class NchanPeer implements Peer {
   readonly title = 'nchan (nginx, 1 worker)'
   readonly resumes = true
   readonly nodes = 1
+  readonly streamCap = null
   private server: ServerProcess | null = null
   private dir = ''
   private port = 0

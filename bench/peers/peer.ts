@@ -20,6 +20,8 @@ export interface Peer {
   readonly resumes: boolean
   /** Server processes that hold streams (1, or a cluster's node count): sizes the hold scenario. */
   readonly nodes: number
+  /** Streams one node accepts before it refuses with 503, or null for peers with no such cap. */
+  readonly streamCap: number | null
   start(): Promise<void>
   subscribeTarget(): SubscribeTarget
   /** Resolves once the peer has accepted the event (2xx). */

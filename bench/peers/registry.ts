@@ -1,5 +1,5 @@
 /** The peers the bench knows, in table order; each entry says whether it can run here. */
-import { FILE_LIMIT, SERVER_FILE_HEADROOM } from '../bench-config.ts'
+import { type BenchConfig, FILE_LIMIT } from '../bench-config.ts'
 import { NchanPeer } from './nchan-peer.ts'
 import { ensureNchanInstalled, nchanInstalled } from './nchan-install.ts'
 import type { Peer } from './peer.ts'
@@ -10,7 +10,7 @@ export interface PeerEntry {
   name: string
   /** Null when the peer can run, else why not; may install what is missing when allowed. */
   prepare(options: { install: boolean; log(line: string): void }): Promise<string | null>
-  create(serverCpus: string): Peer
+  create(serverCpus: string, config: BenchConfig): Peer
 }
 
 export const PEERS: PeerEntry[] = [
@@ -41,6 +41,6 @@ function touchlineEntry(nodes: number): PeerEntry {
       if (!touchlineAvailable()) return 'src/main.ts not there yet'
       return Bun.which('nats-server') === null ? 'nats-server not on PATH' : null
     },
-    create: (cpus) => new TouchlinePeer(cpus, nodes, FILE_LIMIT - SERVER_FILE_HEADROOM),
+    create: (cpus, config) => new TouchlinePeer(cpus, nodes, config.touchlineStreamCap),
   }
 }

@@ -12,6 +12,7 @@ const NOT_FOUND = 404
 export class RelayPeer implements Peer {
   readonly resumes = false
   readonly nodes = 1
+  readonly streamCap = null
   private server: ServerProcess | null = null
   private port = 0
 

@@ -39,11 +39,11 @@ export class TouchlinePeer implements Peer {
   private running: TouchlineNode[] = []
   private nextPublishNode = 0
 
-  /** `maxConnections`: each node's stream cap. */
+  /** `streamCap`: each node's MAX_CONNECTIONS. */
   constructor(
     private readonly cpus: string,
     readonly nodes: number,
-    private readonly maxConnections: number,
+    readonly streamCap: number,
   ) {
     this.nats = new NatsServer(cpus)
     this.name = nodes === 1 ? 'touchline' : `touchline${nodes}`
@@ -61,7 +61,7 @@ export class TouchlinePeer implements Peer {
           PORT: String(port),
           NATS_URL: this.nats.url,
           NODE_ID: id,
-          MAX_CONNECTIONS: String(this.maxConnections),
+          MAX_CONNECTIONS: String(this.streamCap),
           HEARTBEAT_MS: String(HEARTBEAT_MS),
         },
       })
