@@ -29,6 +29,8 @@ export interface BenchConfig {
   channelsSeconds: number
   /** Publishing goes on during the reconnect storm so that resume has something to replay. */
   stormRatePerSecond: number
+  /** Publishing goes on this long after the last stream is back, so every stream must catch up live. */
+  stormTailMs: number
   /** Wait after opening streams before reading memory, so lazy allocations have happened. */
   settleMs: number
   /** Hold: streams a single server is filled with (near its file limit), on a fresh start; 0 skips. */
@@ -61,6 +63,7 @@ export function benchConfig(options: { quick: boolean; streams?: number; holdStr
     channelsRatePerSecond: 500,
     channelsSeconds: options.quick ? 2 : 20,
     stormRatePerSecond: 20,
+    stormTailMs: options.quick ? 500 : 1_000,
     settleMs: options.quick ? 500 : 3_000,
     // The figures: one node near its 20,000-file limit, and 50,000 streams on the cluster.
     // A quick run skips them: opening tens of thousands of streams does not fit in a minute.

@@ -8,9 +8,8 @@ import type { StormFigures } from '../results.ts'
 import { DRAIN_TIMEOUT_MS, type ScenarioContext } from './context.ts'
 
 const STORM_TIMEOUT_MS = 120_000
-/** Publishing goes on this long after the last stream is back, so every stream must catch up live. */
-const AFTER_STORM_MS = 1_000
-const BEFORE_CUT_MS = 500
+/** Publishing runs a little before the cut, so streams are cut mid-flow. */
+const BEFORE_CUT_MS = 300
 
 export async function runStorm(context: ScenarioContext, channel: string): Promise<StormFigures> {
   const { peer, pool, book, config } = context
@@ -20,8 +19,8 @@ export async function runStorm(context: ScenarioContext, channel: string): Promi
   const publishing = publishPaced(peer, book, {
     channels: [channel],
     ratePerSecond: config.stormRatePerSecond,
-    maxEvents: Math.ceil((config.stormRatePerSecond * (STORM_TIMEOUT_MS + BEFORE_CUT_MS + AFTER_STORM_MS)) / 1000),
-    maxMs: STORM_TIMEOUT_MS + BEFORE_CUT_MS + AFTER_STORM_MS,
+    maxEvents: Math.ceil((config.stormRatePerSecond * (STORM_TIMEOUT_MS + BEFORE_CUT_MS + config.stormTailMs)) / 1000),
+    maxMs: STORM_TIMEOUT_MS + BEFORE_CUT_MS + config.stormTailMs,
     stop: () => stormOver && performance.now() >= stoppedAt,
   })
   await Bun.sleep(BEFORE_CUT_MS)
@@ -30,7 +29,7 @@ export async function runStorm(context: ScenarioContext, channel: string): Promi
     storm = await pool.storm(STORM_TIMEOUT_MS)
   } finally {
     stormOver = true
-    stoppedAt = performance.now() + AFTER_STORM_MS
+    stoppedAt = performance.now() + config.stormTailMs
   }
   const events = await publishing
   const stats = await pool.awaitFinals(book.finals([channel]), DRAIN_TIMEOUT_MS)
