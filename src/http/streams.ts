@@ -134,6 +134,8 @@ export async function poll(deps: StreamDeps, request: Request, match: string): P
   const waitRaw = Number(url.searchParams.get("wait") ?? deps.node.config.pollWaitMs);
   const wait = Number.isFinite(waitRaw) ? Math.max(0, Math.min(deps.node.config.pollWaitMs, waitRaw)) : deps.node.config.pollWaitMs;
   const collector = new PollCollector();
+  // With nothing new, `next` must still hold the caller's position.
+  if (after !== undefined) collector.lastSeq = after;
   const actor = deps.node.actor(match);
   await actor.join(collector, after);
   try {
