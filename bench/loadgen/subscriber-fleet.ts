@@ -22,6 +22,7 @@ const MAX_RECONNECTS_PER_STREAM = 20
 const POLL_INTERVAL_MS = 50
 const HTTP_OK = 200
 const HTTP_SERVICE_UNAVAILABLE = 503
+const EVENT_STREAM = 'text/event-stream'
 
 const enum StreamState {
   Queued,
@@ -241,7 +242,7 @@ export class SubscriberFleet {
     stream.scanner.reset()
     const connection: Connection = { stream, socket: null, reader: null as unknown as HttpResponseReader }
     connection.reader = new HttpResponseReader({
-      onHead: (status) => this.onHead(connection, status),
+      onHead: (status, headers) => this.onHead(connection, status, headers.get('content-type') ?? ''),
       onBody: (bytes) => stream.scanner.feed(bytes),
       onFramingError: (reason) => this.onBroken(connection, `framing: ${reason}`),
     })
@@ -282,9 +283,10 @@ export class SubscriberFleet {
     }).catch(() => this.onBroken(connection, 'connect rejected'))
   }
 
-  private onHead(connection: Connection, status: number): void {
+  private onHead(connection: Connection, status: number, contentType: string): void {
     const stream = connection.stream
-    if (status !== HTTP_OK) {
+    // A 200 that is not an event stream is a broken server, not a stream: treat it as a refusal.
+    if (status !== HTTP_OK || !contentType.startsWith(EVENT_STREAM)) {
       stream.lastRefusal = status
       connection.reader.stop()
       this.onBroken(connection, `status ${status}`)

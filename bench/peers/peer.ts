@@ -30,7 +30,3 @@ export interface Peer {
   pids(): number[]
   stop(): Promise<void>
 }
-
-export function subscribeUrl(target: SubscribeTarget, channel: string, host = '127.0.0.1'): string {
-  return `http://${host}:${target.ports[0]}${target.pathTemplate.replace('{channel}', encodeURIComponent(channel))}`
-}
