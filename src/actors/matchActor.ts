@@ -172,6 +172,11 @@ export class MatchActor {
           this.historyQueue = [];
           for (const q of queue) {
             if (!q.sub.open) continue;
+            // Queued during the read with an older id: this read started after it, so wait for the next.
+            if (q.after < from) {
+              this.historyQueue.push(q);
+              continue;
+            }
             for (const e of encoded) if (e.seq > q.sub.lastSeq && e.seq > q.after) q.sub.sendEvent(e);
             const rest = this.eventsAfter(Math.max(q.after, q.sub.lastSeq, through));
             if (rest) {
