@@ -49,11 +49,14 @@ export class DemoProducer {
   private readonly phases: SlotPhase[];
   private readonly runId = Date.now().toString(36).slice(-5);
   private readonly byType = new Map<string, number>();
+  /** Per slot: the match being played and the sequence number of its next event. */
+  private readonly current: ({ match: SimulatedMatch; next: number } | undefined)[];
   private running: Promise<void> | undefined;
 
   constructor(private readonly opts: DemoProducerOptions) {
     this.publisher = new Publisher({ baseUrl: opts.baseUrl, token: opts.token, signal: this.stopper.signal, log: opts.log });
     this.phases = Array.from({ length: opts.matches }, () => "waiting" as SlotPhase);
+    this.current = Array.from({ length: opts.matches }, () => undefined);
   }
 
   get counts() {
@@ -64,10 +67,23 @@ export class DemoProducer {
     this.running ??= Promise.all(this.phases.map((_, slot) => this.runSlot(slot))).then(() => {});
   }
 
-  /** Stops scheduling; requests already sent are let finish. */
+  /**
+   * Stops scheduling; requests already sent are let finish. Then every match still in play gets a
+   * final whistle (one attempt each), so none is left "live" in the cluster.
+   */
   async stop(): Promise<void> {
     this.stopper.abort();
     await this.running;
+    await Promise.all(
+      this.current.map(async (playing, slot) => {
+        if (!playing || (this.phases[slot] !== "live" && this.phases[slot] !== "half-time")) return;
+        const event = playing.match.abandon();
+        if ((await this.publisher.publish(playing.match.id, event, `${playing.match.id}:abandoned`, { once: true })) === "stored") {
+          this.count(event);
+          this.phases[slot] = "between";
+        }
+      }),
+    );
   }
 
   /** One line for the log: what the slots are doing and what was published. */
@@ -109,7 +125,8 @@ export class DemoProducer {
 
   private async playMatch(slot: number, match: SimulatedMatch): Promise<void> {
     const signal = this.stopper.signal;
-    let sequence = 0;
+    const playing = { match, next: 0 };
+    this.current[slot] = playing;
     // Steps are timed against a schedule, not after each publish, so slow answers do not stretch a match.
     let due = performance.now();
     for (const step of match.play()) {
@@ -117,8 +134,9 @@ export class DemoProducer {
       await abortableSleep(due - performance.now(), signal);
       if (signal.aborted) return;
       for (const event of step.events) {
-        const outcome = await this.publisher.publish(match.id, event, `${match.id}:${sequence++}`);
+        const outcome = await this.publisher.publish(match.id, event, `${match.id}:${playing.next}`);
         if (outcome === "stopped") return;
+        playing.next++;
         this.count(event);
         this.phases[slot] = phaseAfter(event, this.phases[slot]!);
       }

@@ -41,6 +41,14 @@ const MAX_SUBS = 5;
 const GOAL_FACTOR_PER_MISSING_PLAYER = 0.8;
 const STOPPAGE_MINUTES = { first: [1, 4], second: [2, 7] } as const;
 
+/**
+ * The feed shows `data.minute` beside each line, so a line names the minute only in added time,
+ * which the clock (held at 45 or 90) cannot show.
+ */
+function addedTime(minute: number, added: string): string {
+  return added ? `, ${minute}${added}'` : "";
+}
+
 class TeamInPlay {
   onPitch: Player[];
   bench: Player[];
@@ -83,6 +91,8 @@ const SCORING_WEIGHT = { GK: 0, DF: 1, MF: 3, FW: 6 } as const;
 
 export class SimulatedMatch {
   private readonly sides: Record<Side, TeamInPlay>;
+  /** The clock as last published. */
+  private clock = 0;
 
   constructor(
     readonly id: string,
@@ -123,13 +133,13 @@ export class SimulatedMatch {
       events: [
         {
           type: "halftime",
-          data: { minute: HALF_MINUTES, text: `Half-time: ${this.score}` },
+          data: { minute: HALF_MINUTES, text: "Half-time" },
           state: { minute: HALF_MINUTES, status: "half-time" },
         },
       ],
     };
     const restart: DemoEvent[] = [
-      { type: "kickoff", data: { minute: HALF_MINUTES, text: `Second half under way: ${this.score}` }, state: { status: "live" } },
+      { type: "kickoff", data: { minute: HALF_MINUTES, text: "Second half under way" }, state: { status: "live" } },
     ];
     for (const side of ["home", "away"] as const) {
       if (this.rand() < HALF_TIME_SUB_CHANCE) {
@@ -144,19 +154,31 @@ export class SimulatedMatch {
       events: [
         {
           type: "fulltime",
-          data: { minute: FULL_MINUTES, text: `Full-time: ${this.score}` },
+          data: { minute: FULL_MINUTES, text: "Full-time" },
           state: { minute: FULL_MINUTES, status: "full-time" },
         },
       ],
     };
   }
 
+  /**
+   * The last event of a match cut short (the producer stops mid-match): the match is over for good,
+   * so it should not stay "live" in the cluster's match list for the whole retention period.
+   */
+  abandon(): DemoEvent {
+    return {
+      type: "fulltime",
+      data: { minute: this.clock, abandoned: true, text: "Match abandoned" },
+      state: { status: "full-time" },
+    };
+  }
+
   private *half(first: number, last: number, stoppage: readonly [number, number]): Generator<PlayStep> {
     for (let minute = first; minute <= last; minute++) {
+      this.clock = minute;
       const incidents = this.incidents(minute, "");
-      // The clock rides on the minute's first incident; a quiet minute gets a tick of its own.
-      if (incidents.length > 0) incidents[0]!.state = { ...incidents[0]!.state, minute };
-      else incidents.push({ type: "minute", data: { minute }, state: { minute } });
+      // The clock rides on the minute's incidents; a quiet minute gets a tick of its own.
+      if (incidents.length === 0) incidents.push({ type: "minute", data: { minute }, state: { minute } });
       yield { afterMinutes: 1, events: incidents };
     }
     const added = stoppage[0] + Math.floor(this.rand() * (stoppage[1] - stoppage[0] + 1));
@@ -166,6 +188,7 @@ export class SimulatedMatch {
     }
   }
 
+  /** What happens in one minute; each incident also sets the clock, so a reader needs no tick to know it. */
   private incidents(minute: number, added: string): DemoEvent[] {
     const out: DemoEvent[] = [];
     for (const side of ["home", "away"] as const) {
@@ -178,6 +201,7 @@ export class SimulatedMatch {
         if (sub) out.push(sub);
       }
     }
+    for (const e of out) e.state = { ...e.state, minute };
     return out;
   }
 
@@ -195,10 +219,10 @@ export class SimulatedMatch {
     const t = this.sides[side];
     const scorer = this.pick(t.onPitch, (p) => SCORING_WEIGHT[p.position]);
     t.score++;
-    const how = this.rand() < PENALTY_SHARE ? " pen" : "";
+    const how = this.rand() < PENALTY_SHARE ? " from the penalty spot" : "";
     return {
       type: "goal",
-      data: { team: side, player: scorer.name, minute, text: `GOAL! ${this.score}. ${scorer.name} (${minute}${added}'${how})` },
+      data: { team: side, player: scorer.name, minute, text: `GOAL! ${scorer.name} (${t.team.name})${how}${addedTime(minute, added)}` },
       state: side === "home" ? { homeScore: t.score } : { awayScore: t.score },
     };
   }
@@ -216,7 +240,7 @@ export class SimulatedMatch {
     }
     return {
       type: "card",
-      data: { team: side, player: player.name, minute, card, text: `${label}: ${player.name} (${t.team.name}) ${minute}${added}'` },
+      data: { team: side, player: player.name, minute, card, text: `${label}: ${player.name} (${t.team.name})${addedTime(minute, added)}` },
     };
   }
 
@@ -230,10 +254,10 @@ export class SimulatedMatch {
     const like = fresh.filter((p) => p.position === off.position);
     const on = this.pick(like.length > 0 ? like : fresh);
     t.substitute(off, on);
-    const when = minute === HALF_MINUTES && added === "" ? "half-time" : `${minute}${added}'`;
+    const when = minute === HALF_MINUTES && added === "" ? " at half-time" : addedTime(minute, added);
     return {
       type: "substitution",
-      data: { team: side, player: on.name, playerOff: off.name, minute, text: `Substitution, ${t.team.name}: ${on.name} on for ${off.name} (${when})` },
+      data: { team: side, player: on.name, playerOff: off.name, minute, text: `Substitution, ${t.team.name}: ${on.name} on for ${off.name}${when}` },
     };
   }
 }

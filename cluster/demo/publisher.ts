@@ -35,13 +35,14 @@ export class Publisher {
 
   constructor(private readonly opts: PublisherOptions) {}
 
-  async publish(match: string, event: DemoEvent, key: string): Promise<PublishOutcome> {
+  /** Publishes until stored; `once` makes a single attempt that ignores the stop signal (for the last words). */
+  async publish(match: string, event: DemoEvent, key: string, opts: { once?: boolean } = {}): Promise<PublishOutcome> {
     const url = `${this.opts.baseUrl}/matches/${encodeURIComponent(match)}/events`;
     const body = JSON.stringify({ type: event.type, data: event.data, state: event.state, key });
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     for (let attempt = 0; ; attempt++) {
-      if (this.opts.signal.aborted) return "stopped";
+      if (this.opts.signal.aborted && !opts.once) return "stopped";
       let retryAfterMs = 0;
       try {
         const res = await fetch(url, {
@@ -71,7 +72,7 @@ export class Publisher {
         // Connection refused or reset, or the request timed out: the event may or may not be stored,
         // which is what the idempotency key is for.
       }
-      if (this.opts.signal.aborted) return "stopped";
+      if (this.opts.signal.aborted || opts.once) return "stopped";
       this.counts.retries++;
       // Full jitter, so a cluster coming back is not hit by every match at the same instant.
       const backoff = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);

@@ -1,7 +1,7 @@
 /**
  * Made-up clubs and squads for the demo producer. Clubs are a town plus a traditional suffix, so a
  * few hundred distinct names exist and 120 simultaneous matches never field one club twice. A club's
- * squad is derived from its name, so it is the same in every match it plays.
+ * squad is derived from its name, so it is the same in every match it plays, and no two players share a name.
  */
 
 const TOWNS = [
@@ -23,6 +23,8 @@ const FIRST_NAMES = [
   "Idrissa", "Jack", "Jamal", "João", "Jonas", "Jude", "Kai", "Kenji", "Kofi", "Leon", "Liam", "Luca", "Lucas",
   "Luis", "Marcus", "Mateo", "Matías", "Mohammed", "Moussa", "Nathan", "Nico", "Noah", "Oliver", "Omar", "Oscar",
   "Pablo", "Rafael", "Reece", "Ruben", "Sami", "Sandro", "Sven", "Theo", "Tomás", "Victor", "Youssef", "Zane",
+  "Adrien", "Amadou", "Bastian", "Cesc", "Dejan", "Emil", "Fabio", "Goran", "Hakim", "Isak", "Jesper", "Kasper",
+  "Lamine", "Mikel", "Nuno", "Ousmane", "Pedro", "Rasmus", "Stefan", "Tariq",
 ];
 
 const SURNAMES = [
@@ -32,7 +34,8 @@ const SURNAMES = [
   "Kovač", "Larsen", "Lindqvist", "Lopes", "Mahrez", "Martínez", "McCarthy", "Mendy", "Morales", "Mwangi",
   "Nakamura", "Nielsen", "Novak", "Nwosu", "O'Brien", "Okafor", "Olsen", "Osei", "Park", "Pereira", "Petrović",
   "Quinn", "Ramos", "Reyes", "Rossi", "Santos", "Schmidt", "Silva", "Sørensen", "Suárez", "Traoré", "Van Dijk",
-  "Vargas", "Walker", "Weber", "Yilmaz", "Zielinski",
+  "Vargas", "Walker", "Weber", "Yilmaz", "Zielinski", "Abara", "Berg", "Camara", "Doherty", "Eze", "Fontaine",
+  "Grant", "Haaland", "Iheanacho", "Jovanović", "Keller", "Lukaku",
 ];
 
 export type Position = "GK" | "DF" | "MF" | "FW";
@@ -68,7 +71,7 @@ function hash(text: string): number {
   return h;
 }
 
-/** A tiny seeded generator (mulberry32) for squads; match play uses the caller's random source. */
+/** A tiny seeded generator (mulberry32) for the name order; match play uses the caller's random source. */
 function seeded(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -80,19 +83,27 @@ function seeded(seed: number): () => number {
   };
 }
 
+/**
+ * Every (first name, surname) pair in a fixed shuffled order; club k takes the names at positions
+ * k*18 to k*18+17, so no two players in the league share a name.
+ */
+const NAME_ORDER: readonly string[] = (() => {
+  const all = FIRST_NAMES.flatMap((f) => SURNAMES.map((l) => `${f} ${l}`));
+  const rand = seeded(hash("touchline-league"));
+  for (let i = all.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [all[i], all[j]] = [all[j]!, all[i]!];
+  }
+  return all;
+})();
+
+const SQUAD_SIZE = LINE_UP.length + BENCH.length;
+
 export function squadOf(club: string): Team {
-  const rand = seeded(hash(club));
-  const used = new Set<string>();
-  const player = (position: Position): Player => {
-    for (;;) {
-      const first = FIRST_NAMES[Math.floor(rand() * FIRST_NAMES.length)]!;
-      const last = SURNAMES[Math.floor(rand() * SURNAMES.length)]!;
-      const name = `${first} ${last}`;
-      if (!used.has(name)) {
-        used.add(name);
-        return { name, position };
-      }
-    }
-  };
+  const k = CLUBS.indexOf(club);
+  // A club outside the list (none in the demo) still gets a stable squad, just not a unique one.
+  const base = (k >= 0 ? k * SQUAD_SIZE : hash(club)) % NAME_ORDER.length;
+  let next = 0;
+  const player = (position: Position): Player => ({ name: NAME_ORDER[(base + next++) % NAME_ORDER.length]!, position });
   return { name: club, starters: LINE_UP.map(player), bench: BENCH.map(player) };
 }
