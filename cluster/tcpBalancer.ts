@@ -77,8 +77,9 @@ class Splice {
     forward(chunk, this.client, this.upstream, this.toUpstream);
   }
 
-  fromUpstream(chunk: Uint8Array): void {
-    forward(chunk, this.upstream!, this.client, this.toClient);
+  fromUpstream(upstream: Side, chunk: Uint8Array): void {
+    // The socket comes from the callback: a backend may speak before attach() has run.
+    forward(chunk, upstream, this.client, this.toClient);
   }
 
   /** The backend is connected: send what the client sent meanwhile, then let the client flow. */
@@ -167,7 +168,7 @@ export function startTcpBalancer(opts: TcpBalancerOptions): TcpBalancer {
   const upstreamHandlers = {
     binaryType: "uint8array" as const,
     data(s: Side, chunk: Uint8Array) {
-      s.data.fromUpstream(chunk);
+      s.data.fromUpstream(s, chunk);
     },
     drain(s: Side) {
       s.data.drained(s);
