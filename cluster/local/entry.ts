@@ -51,6 +51,9 @@ export async function startEntry(opts: EntryOptions): Promise<Entry> {
   await waitUntil(`haproxy on ${opts.host}:${opts.port}`, () => tcpOpen(opts.host, opts.port), {
     timeoutMs: START_TIMEOUT_MS,
     abandon: () => (service.running ? undefined : `exited; its log ends with:\n${service.logTail()}`),
+  }).catch(async (err: unknown) => {
+    await service.stop("SIGTERM", HAPROXY_STOP_GRACE_MS);
+    throw err;
   });
   return {
     kind: "haproxy",

@@ -9,6 +9,7 @@ import { Service, waitUntil } from "./service.ts";
 
 const PROBE_TIMEOUT_MS = 1000;
 const START_TIMEOUT_MS = 15_000;
+const STOP_GRACE_MS = 5_000;
 
 export interface LocalNats {
   url: string;
@@ -61,6 +62,9 @@ export async function ensureNats(url: string, workDir: string): Promise<LocalNat
   await waitUntil(`nats-server on ${host}:${port}`, () => natsAnswers(host, port), {
     timeoutMs: START_TIMEOUT_MS,
     abandon: () => (service.running ? undefined : `exited; its log ends with:\n${service.logTail()}`),
+  }).catch(async (err: unknown) => {
+    await service.stop("SIGINT", STOP_GRACE_MS);
+    throw err;
   });
   return { url, service, storeDir };
 }
