@@ -6,6 +6,8 @@ const REFERENCE_NCHAN = 'nchan'
 const REFERENCE_NODE = 'node'
 const TOUCHLINE_PREFIX = 'touchline'
 const TOUCHLINE_ONE_NODE = 'touchline'
+/** A generator core this busy during the burst means the burst figure is its ceiling, not the server's. */
+const GENERATOR_BOUND_PERCENT = 90
 /** The issue's bound on what the cluster may add to one node's p50 latency. */
 const CLUSTER_P50_BUDGET_MS = 10
 
@@ -29,6 +31,15 @@ export function renderMarkdown(result: BenchResult, options: { command: string; 
   lines.push('| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |')
   for (const peer of result.peers) lines.push(peerRow(peer))
   lines.push('')
+  const generatorBound = result.peers.filter((p) => (p.burst?.generatorBusyPercent ?? 0) >= GENERATOR_BOUND_PERCENT)
+  if (generatorBound.length > 0) {
+    lines.push(
+      `**Generator-bound:** in the burst the load generator's core was ≥ ${GENERATOR_BOUND_PERCENT}% busy for ` +
+        `${generatorBound.map((p) => p.title).join(', ')}: those deliveries/s are the generator's ceiling, not the server's. ` +
+        'Compare server µs per delivery instead (steady latency at this many streams is paced by the generator too).',
+      '',
+    )
+  }
 
   const held = result.peers.filter((p) => p.hold !== undefined)
   if (held.length > 0) {
