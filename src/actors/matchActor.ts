@@ -53,6 +53,8 @@ export class MatchActor {
   private retryDelay = RETRY_MIN_MS;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private lastEventAt = Date.now();
+  /** Owner catching up from JetStream: ready once it has applied this seq. */
+  private readyAt = 0;
   /** Last time this node or another node showed interest; owners stay while it is recent. */
   lastInterestAt = Date.now();
   /** When this (follower) node last told the owner it still has subscribers. */
@@ -296,7 +298,6 @@ export class MatchActor {
     else this.readyAt = target;
   }
 
-  private readyAt = 0;
 
   private onLogged(e: LoggedEvent): void {
     if (this.role !== "owner") return;

@@ -2,7 +2,7 @@
  * What a match actor needs from its node: the durable log, the links to other nodes, the ownership fence
  * and telemetry. Wired in `node/`; actors depend only on this interface.
  */
-import type { EventLog, LoggedEvent } from "../bus/eventLog.ts";
+import type { EventLog } from "../bus/eventLog.ts";
 import type { MatchEvent } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { Tracer } from "@opentelemetry/api";
@@ -20,7 +20,7 @@ export interface SyncReply {
   state: Record<string, Json>;
   /** The owner's newest events (oldest first), a contiguous chain ending at `seq`. */
   window: MatchEvent[];
-  /** True while this owner has no retained events for the match (index snapshot or nothing). */
+  /** The match was published as private (subscribing then needs a token). */
   private: boolean;
 }
 
@@ -59,4 +59,3 @@ export interface MatchServices {
   telemetry: ActorTelemetry;
 }
 
-export type { LoggedEvent };

@@ -39,6 +39,7 @@ const CONSUMER_INACTIVE_MS = 10_000;
 const FETCH_BATCH = 500;
 const FETCH_EXPIRES_MS = 1000;
 const FIRST_SEQ_CACHE_MS = 1000;
+const utf8 = new TextDecoder();
 
 export type BadMessageHandler = (seq: number, reason: string) => void;
 
@@ -187,7 +188,7 @@ export class EventLog {
   decode(match: string, seq: number, bytes: Uint8Array, storedMs: number, hdrs?: MsgHdrs): LoggedEvent | undefined {
     let body: unknown;
     try {
-      body = JSON.parse(new TextDecoder().decode(bytes));
+      body = JSON.parse(utf8.decode(bytes));
     } catch {
       this.onBadMessage(seq, "payload is not JSON");
       return undefined;

@@ -67,7 +67,7 @@ export function createApp(deps: AppDeps) {
       return errorResponse(err);
     }
     logger.error("request failed", { method: request.method, path: new URL(request.url).pathname, err });
-    return errorResponse(new HttpError(500 as never, "bad_request", "internal error; the request was not applied"));
+    return errorResponse(new HttpError(500, "internal_error", "internal error; the request was not applied"));
   };
 
   const guard =

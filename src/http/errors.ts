@@ -15,7 +15,8 @@ export type ErrorCode =
   | "at_capacity"
   | "not_ready"
   | "draining"
-  | "publish_failed";
+  | "publish_failed"
+  | "internal_error";
 
 export class HttpError extends Error {
   constructor(

@@ -76,7 +76,7 @@ export class SseStream {
     if (this.closedReason !== undefined) return;
     this.pending.push(bytes);
     this.pendingBytes += bytes.byteLength;
-    if (this.pendingBytes + Math.max(0, -(this.controller?.desiredSize ?? 0)) > this.opts.bufferCap) {
+    if (this.unsentBytes > this.opts.bufferCap) {
       this.close("slow");
       return;
     }
