@@ -1,17 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { OwnershipRing } from "../../src/cluster/ownershipRing.ts";
+import { seededRandom as prng } from "../helpers/seededRandom.ts";
 
-/** Deterministic PRNG so a failing membership reproduces. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const randomId = (rnd: () => number, prefix: string) => `${prefix}-${Math.floor(rnd() * 1e9).toString(36)}`;
 

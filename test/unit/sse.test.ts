@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { encodeComment, encodeMessage, encodeRetry, singleLine, type SseMessage } from '../../src/sse/encode.ts'
 import { SseParser, type SseEvent } from '../../src/sse/parse.ts'
+import { seededRandom } from '../helpers/seededRandom'
 
 interface Parsed {
   events: SseEvent[]
@@ -36,17 +37,6 @@ function message(data: string, type = 'message', lastEventId = ''): SseEvent {
 
 const utf8 = new TextEncoder()
 
-/** mulberry32: tiny seeded PRNG so a failing random case reproduces from its seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const SEED = Number(process.env.SSE_TEST_SEED ?? 0x5eed)
 
