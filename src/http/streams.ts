@@ -13,6 +13,8 @@ import { MATCH_ID, parseEventId } from "../match/event.ts";
 import { parseCursor } from "../match/cursor.ts";
 import type { Json } from "../match/mergePatch.ts";
 import { HttpError, json } from "./errors.ts";
+import { encodeMessage } from "../sse/encode.ts";
+import type { SseStream } from "../stream/sseStream.ts";
 
 /** Seconds a stream may see no write before Bun closes it: heartbeats keep healthy streams well inside. */
 export function streamIdleSeconds(heartbeatMs: number): number {
@@ -29,6 +31,20 @@ export interface StreamDeps {
 
 export function lastEventIdOf(request: Request, url: URL): string | null {
   return request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
+}
+
+/** Opt-in greeting (`?hello=1`) so the default contract (retry, then snapshot) stays as it was. */
+const HELLO_PARAM = "hello";
+const HELLO_EVENT = "touchline.hello";
+
+/**
+ * Names the node serving this very stream: behind an L4 balancer a separate `/cluster` request may
+ * reach another node. No id line, so it never moves the client's Last-Event-ID. The stream holds writes
+ * until release(), so written before joining, it lands after `retry:` and before any snapshot.
+ */
+function greetIfAsked(deps: StreamDeps, url: URL, stream: SseStream): void {
+  if (url.searchParams.get(HELLO_PARAM) !== "1") return;
+  stream.writeText(encodeMessage({ event: HELLO_EVENT, data: JSON.stringify({ node: deps.node.id }) }));
 }
 
 export function validMatch(match: string): string {
@@ -63,6 +79,7 @@ export function openMatchStream(deps: StreamDeps, request: Request, server: Serv
   const url = new URL(request.url);
   const after = parseEventId(lastEventIdOf(request, url));
   const opened = deps.registry.open();
+  greetIfAsked(deps, url, opened.stream);
   const sub = new SingleMatchSubscription(opened.stream);
   const actor = deps.node.actor(match);
   wireClose(deps, request, server, opened, () => actor.leave(sub));
@@ -80,6 +97,7 @@ export function openMultiplexedStream(deps: StreamDeps, request: Request, server
   admitStream(deps);
   const resumed = parseCursor(lastEventIdOf(request, url), max);
   const opened = deps.registry.open();
+  greetIfAsked(deps, url, opened.stream);
   const shared = new MultiplexCursor(matches, resumed);
   const joins: { actor: ReturnType<TouchlineNode["actor"]>; sub: MultiplexedSubscription }[] = [];
   for (const m of matches) joins.push({ actor: deps.node.actor(m), sub: new MultiplexedSubscription(opened.stream, shared, m) });
