@@ -23,8 +23,13 @@ const REOPEN_MAX_MS = 30_000 // backoff ceiling
 const HIGHLIGHT_CLASS = 'changed'
 const CLUSTER_READ_ATTEMPTS = 3 // extra tries to name the node after a reconnect
 
-/** Event types of the football convention. EventSource delivers only types it listens for. */
-const MATCH_EVENT_TYPES = ['kickoff', 'goal', 'card', 'substitution', 'halftime', 'fulltime', 'message']
+/**
+ * Event types of the football convention. EventSource delivers only types it listens for; an event of
+ * another type still reaches the page's state through the periodic reconcile() with `matches`.
+ */
+const MATCH_EVENT_TYPES = ['kickoff', 'goal', 'card', 'substitution', 'halftime', 'fulltime', 'message', 'minute']
+/** Clock ticks (the demo producer's `minute`, sent in a quiet minute) move the clock but make no feed line. */
+const CLOCK_ONLY_TYPES = new Set(['minute'])
 const SNAPSHOT_TYPE = 'snapshot'
 /** Optional server greeting naming the node that serves this very stream (see onHello). */
 const HELLO_TYPE = 'touchline.hello'
@@ -220,6 +225,8 @@ function streamUrl() {
   for (const id of matches.keys()) params.append('match', id)
   // The first connection of a page has no id (it gets snapshots); later ones resume exactly.
   if (lastEventId !== '') params.set('lastEventId', lastEventId)
+  // Ask the node to name itself on the stream (opt-in `touchline.hello`, see onHello).
+  params.set('hello', '1')
   return `events?${params}`
 }
 
@@ -303,7 +310,7 @@ function onMatchEvent(e) {
     m.state = applyConvention(m.state, e.type, payload.data)
   }
   renderMatch(m)
-  addFeedItem(m, e.type, payload.data, e.lastEventId, payload.ts)
+  if (!CLOCK_ONLY_TYPES.has(e.type)) addFeedItem(m, e.type, payload.data, e.lastEventId, payload.ts)
 }
 
 /** The stream may name its node; that beats /cluster, which a load balancer may answer from another node. */

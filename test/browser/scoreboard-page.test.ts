@@ -35,7 +35,7 @@ interface OpenStream { matches: string[]; cursor: Cursor; controller: ReadableSt
 /** The routes of the contract the page uses, over one in-memory event log. */
 class ContractServer {
   readonly nodeId = "page-test-node";
-  readonly streamRequests: { matches: string[]; header: string | null; query: string | null; refused: boolean }[] = [];
+  readonly streamRequests: { matches: string[]; header: string | null; query: string | null; hello: string | null; refused: boolean }[] = [];
   refuseStreams = false;
   refuseList = false;
   helloOnOpen = false;
@@ -106,7 +106,8 @@ class ContractServer {
     const matches = url.searchParams.getAll("match").slice(0, MAX_MATCHES);
     const header = req.headers.get("last-event-id");
     const query = url.searchParams.get("lastEventId");
-    this.streamRequests.push({ matches, header, query, refused: this.refuseStreams });
+    const hello = url.searchParams.get("hello");
+    this.streamRequests.push({ matches, header, query, hello, refused: this.refuseStreams });
     if (this.refuseStreams) return Response.json({ error: "unavailable", message: "retry later" }, { status: 503 });
     const resumeFrom = parseCursor(header ?? query, MAX_MATCHES);
     let open: OpenStream;
@@ -114,7 +115,8 @@ class ContractServer {
       start: (controller) => {
         open = { matches, cursor: new Map(), controller };
         controller.enqueue(this.encoder.encode(encodeRetry(200)));
-        if (this.helloOnOpen) controller.enqueue(this.encoder.encode(encodeMessage({ event: "touchline.hello", data: JSON.stringify({ node: "hello-node" }) })));
+        // Opt-in, as on a real node: only a stream that asked with hello=1 is greeted.
+        if (this.helloOnOpen && hello === "1") controller.enqueue(this.encoder.encode(encodeMessage({ event: "touchline.hello", data: JSON.stringify({ node: "hello-node" }) })));
         for (const match of matches) {
           const events = this.log.get(match) ?? [];
           const after = resumeFrom.get(match);
@@ -291,6 +293,7 @@ describe("scoreboard page (contract server)", () => {
     const page = await open();
     await page.waitForSelector('[data-testid="node"][data-source="stream"]');
     expect(await page.textContent('[data-testid="node"]')).toBe("hello-node");
+    expect(server.streamRequests.at(-1)!.hello).toBe("1");
   });
 
   test("follows at most 64 matches, the most recently active, on one stream", async () => {

@@ -47,6 +47,17 @@ const kickoff = (home: string, away: string) => ({
 const cell = (match: string, testid: string) => `.matches [data-match="${match}"] [data-testid="${testid}"]`;
 const feedTexts = (page: Page) => page.locator('[data-testid="feed"] li .text').allTextContents();
 
+/** What a node answers for its own id. */
+async function clusterNodeOf(node: NodeFixture): Promise<string> {
+  return ((await (await fetch(`${node.url}/cluster`)).json()) as { node: string }).node;
+}
+
+/** The page's node label, once the stream's `touchline.hello` has named it. */
+async function nodeNamedByStream(page: Page): Promise<string> {
+  await page.waitForSelector('[data-testid="node"][data-source="stream"]', { timeout: 5_000 });
+  return (await page.textContent('[data-testid="node"]'))!;
+}
+
 describe("scoreboard on one real node", () => {
   let nats: NatsFixture;
   let node: NodeFixture;
@@ -75,6 +86,7 @@ describe("scoreboard on one real node", () => {
     expect(await page.textContent(cell("liv-eve", "away-score"))).toBe("1");
     expect(await page.textContent(cell("liv-eve", "minute"))).toBe("12'");
     expect(await page.textContent(cell("ars-che", "away-team"))).toBe("Chelsea");
+    expect(await nodeNamedByStream(page)).toBe(await clusterNodeOf(node));
     expect(await page.textContent('[data-testid="node"]')).toBe(node.nodeId);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE_VIEWPORT.width);
     await saveScreenshot(page, "scoreboard-one-node");
@@ -89,6 +101,23 @@ describe("scoreboard on one real node", () => {
     expect(elapsed).toBeLessThan(UPDATE_BUDGET_MS);
     expect(await page.textContent('[data-testid="feed"] li:first-child .text')).toBe("Saka scores from the edge");
     console.log(`publish to page: ${elapsed.toFixed(0)} ms`);
+  });
+
+  test("moves the clock on the demo producer's minute ticks (a state patch, or the data alone) without feed lines", async () => {
+    const page = session.page;
+    const feedBefore = await page.locator('[data-testid="feed"] li').count();
+    const started = performance.now();
+    await publish(node.url, "ars-che", { type: "minute", data: { minute: 57 }, state: { minute: 57 } });
+    await page.waitForSelector(`${cell("ars-che", "minute")}:text-is("57'")`, { timeout: UPDATE_BUDGET_MS });
+    expect(performance.now() - started).toBeLessThan(UPDATE_BUDGET_MS);
+    // A tick without a patch: the convention takes the clock from data.minute.
+    await publish(node.url, "liv-eve", { type: "minute", data: { minute: 58 } });
+    await page.waitForSelector(`${cell("liv-eve", "minute")}:text-is("58'")`, { timeout: UPDATE_BUDGET_MS });
+    // The patch of an event of any other type moves the clock too.
+    await publish(node.url, "ars-che", { type: "substitution", data: { team: "away", minute: 59, text: "Sub at the hour" }, state: { minute: 59 } });
+    await page.waitForSelector(`${cell("ars-che", "minute")}:text-is("59'")`, { timeout: UPDATE_BUDGET_MS });
+    expect(await page.locator('[data-testid="feed"] li').count()).toBe(feedBefore + 1);
+    expect(await page.locator('[data-testid="feed"] li[data-type="minute"]').count()).toBe(0);
   });
 });
 
@@ -121,6 +150,8 @@ describe("scoreboard on a three-node cluster behind the entry port", () => {
     // The page holds the only client stream in the cluster: the node that counts one is serving it.
     const serving = await servingNode(cluster.nodes);
     const survivors = cluster.nodes.filter((n) => n !== serving);
+    // Behind the entry port only the stream itself can say which node serves it.
+    expect(await nodeNamedByStream(page)).toBe(await clusterNodeOf(serving));
     await serving.kill();
     await page.waitForSelector('[data-testid="conn-state"][data-state="reconnecting"]', { timeout: 5_000 }).catch(() => {});
     await saveScreenshot(page, "scoreboard-reconnecting");
@@ -148,9 +179,12 @@ describe("scoreboard on a three-node cluster behind the entry port", () => {
     expect(states).toContain("reconnecting");
     expect(states.at(-1)).toBe("resumed");
     expect(states.indexOf("reconnecting")).toBeLessThan(states.lastIndexOf("resumed"));
-    // The node label was read again after the reconnect: it no longer names the dead node.
-    await waitFor(async () => (await page.textContent('[data-testid="node"]')) !== serving.nodeId, 5_000, "node label to change");
-    expect(survivors.map((n) => n.nodeId)).toContain((await page.textContent('[data-testid="node"]'))!);
+    // The new stream named its node: the survivor now holding the page's stream, not the dead node.
+    const newServing = await servingNode(survivors);
+    const newId = await clusterNodeOf(newServing);
+    await waitFor(async () => (await page.textContent('[data-testid="node"]')) === newId, 5_000, `node label to name ${newId}`);
+    expect(await page.getAttribute('[data-testid="node"]', "data-source")).toBe("stream");
+    expect(newId).not.toBe(serving.nodeId);
     // The state patches of the missed events were applied too.
     for (const [match, minute] of lastMinute) expect(await page.textContent(cell(match, "minute"))).toBe(`${minute}'`);
     await saveScreenshot(page, "scoreboard-resumed");
