@@ -54,7 +54,7 @@ export async function main(): Promise<void> {
   });
 
   const advertisedHost = process.env.ADVERTISED_HOST || (config.host === "0.0.0.0" ? "127.0.0.1" : config.host);
-  const node = new TouchlineNode({ config, logger, metrics, tracer: tracing.tracer, advertisedUrl: `http://${advertisedHost}:${config.port}` });
+  const node = new TouchlineNode({ config, logger, metrics, tracing, advertisedUrl: `http://${advertisedHost}:${config.port}` });
 
   const app = createApp({ node, registry, metricsRegistry, metrics, logger });
   // The listener comes up first so /healthz answers while we join; /readyz stays 503 until joined.

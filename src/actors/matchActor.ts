@@ -7,6 +7,7 @@
  * fans that out. Either way every event is applied exactly once and in order: an event is accepted only
  * when its `prev` is the last seq applied; anything else is a gap, filled from JetStream before going on.
  */
+import type { Context } from "@opentelemetry/api";
 import type { MatchEvent } from "../match/event.ts";
 import { applyStatePatch, type Json } from "../match/mergePatch.ts";
 import type { Follower, LoggedEvent } from "../bus/eventLog.ts";
@@ -14,6 +15,7 @@ import { EncodedEvent } from "./encodedEvent.ts";
 import { EventWindow } from "./eventWindow.ts";
 import { SubscriberSet, type MatchSubscriber } from "./subscriber.ts";
 import type { FeedMessage, MatchServices, SyncReply } from "./services.ts";
+import type { SubscribeSpan } from "../telemetry/matchSpans.ts";
 
 export type Role = "owner" | "follower" | "stopped";
 
@@ -29,6 +31,8 @@ interface PendingJoin {
   sub: MatchSubscriber;
   after: number | undefined;
   resolve: () => void;
+  /** Present when tracing is on; ended by `resolve`. */
+  span?: SubscribeSpan;
 }
 
 export class MatchActor {
@@ -49,7 +53,7 @@ export class MatchActor {
   private syncWaiters: ((r: SyncReply | undefined) => void)[] = [];
   private jsFollower: Follower | undefined;
   private unsubscribeFeed: (() => void) | undefined;
-  private feedBuffer: FeedMessage[] | undefined;
+  private feedBuffer: { msg: FeedMessage; trace: Context | undefined }[] | undefined;
   private retryDelay = RETRY_MIN_MS;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private lastEventAt = Date.now();
@@ -98,10 +102,12 @@ export class MatchActor {
   /** Adds a subscriber: snapshot (after === undefined) or exact resume after `after`. Resolves once it is live. */
   join(sub: MatchSubscriber, after: number | undefined): Promise<void> {
     this.lastInterestAt = Date.now();
-    return new Promise((resolve) => {
+    const span = this.svc.telemetry.spans.startSubscribe(this.match, after, this.role);
+    return new Promise((settle) => {
+      const resolve = span ? () => (span.end(), settle()) : settle;
       this.post(() => {
-        if (!this.ready) this.pendingJoins.push({ sub, after, resolve });
-        else return this.admit({ sub, after, resolve });
+        if (!this.ready) this.pendingJoins.push({ sub, after, resolve, span });
+        else return this.admit({ sub, after, resolve, span });
       });
     });
   }
@@ -114,29 +120,37 @@ export class MatchActor {
     const { sub, after } = j;
     if (!sub.open) return j.resolve();
     if (after === undefined) {
+      j.span?.startsWith("snapshot");
       this.sendSnapshot(sub);
     } else if (after > this.lastSeq) {
       // Either this node lags the owner by a moment, or the id is unknown. JetStream decides.
       const stored = await this.svc.log.lastSeqOf(this.match);
       if (after <= stored) {
+        j.span?.startsWith("waiting");
         this.waitingForSeq.push({ sub, after });
         this.catchUpTo(stored);
         return j.resolve();
       }
+      j.span?.startsWith("snapshot");
       this.svc.telemetry.replay("snapshot", 0);
       this.sendSnapshot(sub);
     } else {
       const fromWindow = this.eventsAfter(after);
       if (fromWindow) {
+        j.span?.startsWith("memory");
+        const replay = this.svc.telemetry.spans.startReplay(this.match, "memory", after, this.lastSeq, j.span?.context);
         for (const e of fromWindow) sub.sendEvent(e);
+        replay?.end(fromWindow.length, 1);
         this.svc.telemetry.replay("memory", fromWindow.length);
       } else if (after + 1 < (await this.svc.log.firstSeq())) {
         // Older than retention: some of the events after it may be gone.
+        j.span?.startsWith("snapshot");
         this.svc.telemetry.replay("snapshot", 0);
         this.sendSnapshot(sub);
       } else {
+        j.span?.startsWith("jetstream");
         this.historyQueue.push({ sub, after });
-        this.readHistory();
+        this.readHistory(j.span?.context);
         return j.resolve();
       }
     }
@@ -158,17 +172,20 @@ export class MatchActor {
    * Serves resumes from before the window out of JetStream, through one reader per match at a time
    * (invariant 8): everyone queued is served by the same read, which starts at the oldest id asked.
    */
-  private readHistory(): void {
+  private readHistory(trace?: Context): void {
     if (this.historyReading || this.historyQueue.length === 0) return;
     this.historyReading = true;
     const from = Math.min(...this.historyQueue.map((q) => q.after));
     const through = this.window.coversFrom ?? this.lastSeq;
+    // One span per read, however many resumers it serves; the join that started it is its parent.
+    const replay = this.svc.telemetry.spans.startReplay(this.match, "jetstream", from, through, trace);
     void this.svc.log
       .read(this.match, from, through)
       .then((events) => {
         this.post(() => {
           this.historyReading = false;
           const encoded = chain(events, from).map((e) => new EncodedEvent(e));
+          replay?.end(encoded.length, this.historyQueue.length);
           this.svc.telemetry.replay("jetstream", encoded.length);
           const queue = this.historyQueue;
           this.historyQueue = [];
@@ -193,6 +210,7 @@ export class MatchActor {
         });
       })
       .catch((err) => {
+        replay?.fail(err);
         this.post(() => {
           this.historyReading = false;
           this.svc.telemetry.warn("history read failed; retrying", { match: this.match, err });
@@ -203,8 +221,13 @@ export class MatchActor {
 
   // ----- applying events ---------------------------------------------------------------------------
 
-  private apply(event: MatchEvent, traceparent?: string): void {
+  /** `trace`: the context the event came with (the stored message's on the owner, the feed message's elsewhere). */
+  private apply(event: MatchEvent, trace?: Context): void {
     if (event.seq <= this.lastSeq) return;
+    const spans = this.svc.telemetry.spans;
+    // On the owner the event's ingest is the parent of its feed publish and its local fan-out.
+    const ingest = this.role === "owner" ? spans.startIngest(this.match, event.seq, trace) : undefined;
+    const parent = ingest ? ingest.context : trace;
     this.state = applyStatePatch(this.state, event.state);
     if (event.private) this.isPrivate = true;
     this.lastSeq = event.seq;
@@ -212,10 +235,15 @@ export class MatchActor {
     const encoded = new EncodedEvent(event);
     this.window.push(encoded);
     if (this.role === "owner") {
-      this.svc.publishFeed(this.match, { kind: "event", epoch: this.epoch, event, ...(traceparent ? { traceparent } : {}) });
+      const feed = spans.startFeedPublish(this.match, event.seq, this.epoch, parent);
+      this.svc.publishFeed(this.match, { kind: "event", epoch: this.epoch, event }, feed?.context);
+      feed?.end();
       this.svc.writeIndex(this.match, { seq: event.seq, ts: event.ts, state: this.state, ...(this.isPrivate ? { private: true } : {}) });
     }
+    const fanOut = spans.startFanOut(this.match, event.seq, this.role, parent);
     const reached = this.subscribers.fanOut(encoded);
+    fanOut?.end(reached);
+    ingest?.end();
     this.svc.telemetry.delivered(reached, event.ts);
     if (this.waitingForSeq.length > 0) this.releaseWaiting();
   }
@@ -293,16 +321,15 @@ export class MatchActor {
       }
     }
     const target = await this.svc.log.lastSeqOf(this.match);
-    this.jsFollower = await this.svc.log.follow(this.match, this.lastSeq, (e) => this.post(() => this.onLogged(e)));
+    this.jsFollower = await this.svc.log.follow(this.match, this.lastSeq, (e, trace) => this.post(() => this.onLogged(e, trace)));
     if (target <= this.lastSeq) this.becomeReady();
     else this.readyAt = target;
   }
 
 
-  private onLogged(e: LoggedEvent): void {
+  private onLogged(e: LoggedEvent, trace: Context | undefined): void {
     if (this.role !== "owner") return;
-    const { traceparent, ...rest } = e;
-    this.apply({ ...rest, prev: this.lastSeq }, traceparent);
+    this.apply({ ...e, prev: this.lastSeq }, trace);
     if (!this.ready && this.lastSeq >= this.readyAt) this.becomeReady();
   }
 
@@ -318,7 +345,7 @@ export class MatchActor {
   private subscribeFeed(): void {
     if (this.unsubscribeFeed) return;
     this.feedBuffer = [];
-    this.unsubscribeFeed = this.svc.subscribeFeed(this.match, (m) => this.post(() => this.onFeed(m)));
+    this.unsubscribeFeed = this.svc.subscribeFeed(this.match, (m, trace) => this.post(() => this.onFeed(m, trace)));
   }
 
   private stopFeed(): void {
@@ -356,10 +383,10 @@ export class MatchActor {
     const buffered = this.feedBuffer ?? [];
     this.feedBuffer = undefined;
     if (!this.ready) this.becomeReady();
-    for (const m of buffered) await this.onFeed(m);
+    for (const b of buffered) await this.onFeed(b.msg, b.trace);
   }
 
-  private async onFeed(m: FeedMessage): Promise<void> {
+  private async onFeed(m: FeedMessage, trace?: Context): Promise<void> {
     if (this.role !== "follower") return;
     if (m.epoch < this.epoch) return; // from an owner that has since been fenced off
     if (this.feedBuffer) {
@@ -367,7 +394,7 @@ export class MatchActor {
         this.feedBuffer = [];
         this.scheduleRetry();
       }
-      this.feedBuffer.push(m);
+      this.feedBuffer.push({ msg: m, trace });
       return;
     }
     this.epoch = m.epoch;
@@ -378,7 +405,7 @@ export class MatchActor {
     const e = m.event;
     if (e.seq <= this.lastSeq) return;
     if (e.prev > this.lastSeq) await this.fillGap(e.prev);
-    this.apply(e, m.traceparent);
+    this.apply(e, trace);
   }
 
   private scheduleRetry(): void {
@@ -462,8 +489,7 @@ export class MatchActor {
 function chain(events: LoggedEvent[], from: number): MatchEvent[] {
   let prev = from;
   return events.map((e) => {
-    const { traceparent: _t, ...rest } = e;
-    const out: MatchEvent = { ...rest, prev };
+    const out: MatchEvent = { ...e, prev };
     prev = e.seq;
     return out;
   });

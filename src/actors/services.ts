@@ -5,11 +5,12 @@
 import type { EventLog } from "../bus/eventLog.ts";
 import type { MatchEvent } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
-import type { Tracer } from "@opentelemetry/api";
+import type { Context } from "@opentelemetry/api";
+import type { MatchSpans } from "../telemetry/matchSpans.ts";
 
 /** A live message on a match's feed, from its owner to the other nodes. */
 export type FeedMessage =
-  | { kind: "event"; epoch: number; event: MatchEvent; traceparent?: string }
+  | { kind: "event"; epoch: number; event: MatchEvent }
   /** Sent when an owner has nothing else to say for a while, so receivers notice a lost last event. */
   | { kind: "tick"; epoch: number; seq: number };
 
@@ -37,7 +38,7 @@ export interface ActorTelemetry {
   ownershipMoved(match: string, to: string): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   debug(msg: string, fields?: Record<string, unknown>): void;
-  tracer: Tracer;
+  spans: MatchSpans;
 }
 
 export interface MatchServices {
@@ -51,8 +52,10 @@ export interface MatchServices {
   releaseLease(match: string, epoch: number): Promise<void>;
   /** Epoch of the lease as this node last saw it (for fencing), if any. */
   leaseEpoch(match: string): number | undefined;
-  publishFeed(match: string, msg: FeedMessage): void;
-  subscribeFeed(match: string, onMessage: (msg: FeedMessage) => void): () => void;
+  /** `trace`: the span the message continues; it travels in the message's headers. */
+  publishFeed(match: string, msg: FeedMessage, trace?: Context): void;
+  /** `trace` is the context the message's headers carried (undefined when untraced or tracing is off). */
+  subscribeFeed(match: string, onMessage: (msg: FeedMessage, trace: Context | undefined) => void): () => void;
   requestSync(owner: string, match: string, after: number): Promise<SyncReply>;
   readIndex(match: string): Promise<IndexEntry | undefined>;
   writeIndex(match: string, entry: IndexEntry): void;

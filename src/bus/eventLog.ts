@@ -4,11 +4,15 @@
  * events and its stream sequence is the event id everywhere.
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, RetentionPolicy, StorageType } from "@nats-io/jetstream";
-import { headers as natsHeaders, nanos, type MsgHdrs } from "@nats-io/transport-node";
+import { nanos, type MsgHdrs } from "@nats-io/transport-node";
+import { type Context, SpanKind, context, trace } from "@opentelemetry/api";
 import type { Names } from "./subjects.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { PublishInput } from "../match/event.ts";
 import { EVENT_TYPE, isReservedType } from "../match/event.ts";
+import { ATTR, MESSAGING_OP_SEND, MESSAGING_SYSTEM_NATS, SPAN } from "../telemetry/spanNames.ts";
+import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
+import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
 
 /** An event as read back from the log; `prev` is assigned by whoever reads a match in order. */
 export interface LoggedEvent {
@@ -19,8 +23,6 @@ export interface LoggedEvent {
   state?: Json;
   ts: number;
   private?: boolean;
-  /** W3C trace context carried in the message headers, when the publisher traced it. */
-  traceparent?: string;
 }
 
 export interface AppendResult {
@@ -51,6 +53,7 @@ export class EventLog {
     private readonly jsm: JetStreamManager,
     private readonly names: Names,
     private readonly onBadMessage: BadMessageHandler,
+    private readonly tracing: TracingHandle = TRACING_OFF,
   ) {}
 
   /** Creates the stream, or brings an existing one to the configured retention. */
@@ -74,20 +77,42 @@ export class EventLog {
     }
   }
 
-  /** Stores one event; resolves only once JetStream has acknowledged it. */
-  async append(match: string, input: PublishInput, traceHeaders?: Record<string, string>): Promise<AppendResult> {
+  /**
+   * Stores one event; resolves only once JetStream has acknowledged it. Traced, the append is a
+   * `jetstream.store` span (child of the active one, the HTTP request's) whose context rides in the
+   * stored message's headers, so the owner's reader continues the same trace.
+   */
+  async append(match: string, input: PublishInput): Promise<AppendResult> {
     const payload: Record<string, unknown> = { type: input.type, data: input.data, ts: input.ts ?? Date.now() };
     if (input.state !== undefined) payload.state = input.state;
     if (input.private) payload.private = true;
-    let hdrs: MsgHdrs | undefined;
-    if (traceHeaders) {
-      hdrs = natsHeaders();
-      for (const [k, v] of Object.entries(traceHeaders)) hdrs.set(k, v);
-    }
-    const ack = await this.js.publish(this.names.eventSubject(match), JSON.stringify(payload), {
-      ...(input.key ? { msgID: `${match}:${input.key}` } : {}),
-      ...(hdrs ? { headers: hdrs } : {}),
+    const subject = this.names.eventSubject(match);
+    const msgID = input.key ? { msgID: `${match}:${input.key}` } : {};
+    if (!this.tracing.enabled) return this.store(subject, payload, msgID);
+
+    const span = this.tracing.tracer.startSpan(SPAN.store, {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        [ATTR.messagingSystem]: MESSAGING_SYSTEM_NATS,
+        [ATTR.messagingOperation]: MESSAGING_OP_SEND,
+        [ATTR.messagingDestination]: subject,
+        [ATTR.match]: match,
+        [ATTR.eventType]: input.type,
+      },
     });
+    const headers = traceHeaders(trace.setSpan(context.active(), span));
+    return endWhenSettled(
+      span,
+      this.store(subject, payload, { ...msgID, headers }).then((result) => {
+        span.setAttribute(ATTR.eventSeq, result.seq);
+        span.setAttribute(ATTR.duplicate, result.duplicate);
+        return result;
+      }),
+    );
+  }
+
+  private async store(subject: string, payload: Record<string, unknown>, options: { msgID?: string; headers?: MsgHdrs }): Promise<AppendResult> {
+    const ack = await this.js.publish(subject, JSON.stringify(payload), options);
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 
@@ -116,7 +141,7 @@ export class EventLog {
    * Follows one match from `afterSeq` (exclusive): replays what is stored, then stays live. An ordered
    * consumer, so the client library recreates it on any gap or server restart.
    */
-  async follow(match: string, afterSeq: number, onEvent: (e: LoggedEvent) => void): Promise<Follower> {
+  async follow(match: string, afterSeq: number, onEvent: (e: LoggedEvent, trace: Context | undefined) => void): Promise<Follower> {
     const consumer = await this.js.consumers.get(this.names.stream, {
       filter_subjects: this.names.eventSubject(match),
       ...(afterSeq > 0
@@ -130,7 +155,8 @@ export class EventLog {
       for await (const m of messages) {
         if (stopped) break;
         const e = this.decodeJs(m);
-        if (e) onEvent(e);
+        // The trace of the publish that stored it; headers are parsed only when tracing is on.
+        if (e) onEvent(e, this.tracing.enabled ? traceContextOf(m.headers) : undefined);
       }
     })().catch((err) => this.onBadMessage(0, `follower of ${match} ended: ${String(err)}`));
     return {
@@ -177,7 +203,7 @@ export class EventLog {
   }
 
   private decodeJs(m: JsMsg): LoggedEvent | undefined {
-    return this.decode(this.names.matchOfSubject(m.subject), m.seq, m.data, m.info.timestampNanos / 1e6, m.headers);
+    return this.decode(this.names.matchOfSubject(m.subject), m.seq, m.data, m.info.timestampNanos / 1e6);
   }
 
   /**
@@ -185,7 +211,7 @@ export class EventLog {
    * that is not a valid event is reported once and skipped identically by every reader, so it never
    * corrupts a stream (it simply has no id a subscriber ever sees).
    */
-  decode(match: string, seq: number, bytes: Uint8Array, storedMs: number, hdrs?: MsgHdrs): LoggedEvent | undefined {
+  decode(match: string, seq: number, bytes: Uint8Array, storedMs: number): LoggedEvent | undefined {
     let body: unknown;
     try {
       body = JSON.parse(utf8.decode(bytes));
@@ -212,8 +238,6 @@ export class EventLog {
     };
     if (typeof state === "object" && state !== null && !Array.isArray(state)) event.state = state as Json;
     if (b.private === true) event.private = true;
-    const tp = hdrs?.get("traceparent");
-    if (tp) event.traceparent = tp;
     return event;
   }
 }

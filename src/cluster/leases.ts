@@ -9,6 +9,9 @@
  * match away. Every node watches the bucket, so a holder learns at once that it was fenced off.
  */
 import type { KV } from "@nats-io/kv";
+import { ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
+import { ATTR, type LeaseOutcome, SPAN } from "../telemetry/spanNames.ts";
+import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
 
 export interface Lease {
   node: string;
@@ -23,6 +26,7 @@ export class LeaseTable {
   constructor(
     private readonly kv: KV,
     private readonly selfId: string,
+    private readonly tracing: TracingHandle = TRACING_OFF,
   ) {}
 
   async start(): Promise<void> {
@@ -63,21 +67,43 @@ export class LeaseTable {
    * (the caller retries once that node releases or drops out of membership).
    */
   async acquire(match: string, isLive: (node: string) => boolean): Promise<number | undefined> {
+    if (!this.tracing.enabled) return this.tryAcquire(match, isLive, () => {});
+    // Ownership changes are traces of their own, whatever context the caller runs in.
+    const span = this.tracing.tracer.startSpan(SPAN.leaseAcquire, { kind: SpanKind.CLIENT, attributes: { [ATTR.match]: match } }, ROOT_CONTEXT);
+    const note = (outcome: LeaseOutcome, previous: string | undefined, epoch?: number): void => {
+      span.setAttribute(ATTR.leaseOutcome, outcome);
+      if (previous !== undefined) span.setAttribute(ATTR.leasePreviousHolder, previous);
+      if (epoch !== undefined) span.setAttribute(ATTR.leaseEpoch, epoch);
+    };
+    return endWhenSettled(span, this.tryAcquire(match, isLive, note));
+  }
+
+  private async tryAcquire(
+    match: string,
+    isLive: (node: string) => boolean,
+    note: (outcome: LeaseOutcome, previous: string | undefined, epoch?: number) => void,
+  ): Promise<number | undefined> {
     const value = JSON.stringify({ node: this.selfId, at: Date.now() });
     const current = await this.kv.get(match);
+    let holder: string | undefined;
     try {
       let epoch: number;
       if (!current || current.operation !== "PUT") {
         epoch = current ? await this.kv.update(match, value, current.revision) : await this.kv.create(match, value);
       } else {
-        const holder = (JSON.parse(current.string()) as { node: string }).node;
-        if (holder !== this.selfId && isLive(holder)) return undefined;
+        holder = (JSON.parse(current.string()) as { node: string }).node;
+        if (holder !== this.selfId && isLive(holder)) {
+          note("held", holder);
+          return undefined;
+        }
         epoch = await this.kv.update(match, value, current.revision);
       }
       this.set(match, { node: this.selfId, epoch });
+      note("acquired", holder, epoch);
       return epoch;
     } catch {
       // Someone else wrote first (wrong last sequence): they hold it now.
+      note("lost_race", holder);
       return undefined;
     }
   }
@@ -86,7 +112,17 @@ export class LeaseTable {
   async release(match: string, epoch: number): Promise<void> {
     const held = this.holders.get(match);
     if (held?.node === this.selfId && held.epoch === epoch) this.holders.delete(match);
-    await this.kv.delete(match, { previousSeq: epoch }).catch(() => {});
+    const deleting = this.kv.delete(match, { previousSeq: epoch });
+    if (this.tracing.enabled) {
+      const span = this.tracing.tracer.startSpan(
+        SPAN.leaseRelease,
+        { kind: SpanKind.CLIENT, attributes: { [ATTR.match]: match, [ATTR.leaseEpoch]: epoch } },
+        ROOT_CONTEXT,
+      );
+      await endWhenSettled(span, deleting).catch(() => {});
+    } else {
+      await deleting.catch(() => {});
+    }
   }
 
   private set(match: string, lease: Lease | undefined): void {

@@ -10,6 +10,8 @@ import type { StreamRegistry } from "../stream/streamRegistry.ts";
 import type { MetricsRegistry } from "../telemetry/metrics.ts";
 import type { NodeMetrics, RejectReason } from "../telemetry/nodeMetrics.ts";
 import type { Logger } from "../telemetry/logger.ts";
+import { tracedRoute } from "../telemetry/httpSpan.ts";
+import { ATTR, HTTP_ROUTE_PUBLISH } from "../telemetry/spanNames.ts";
 import { validatePublishInput } from "../match/event.ts";
 import { readJsonBody } from "./body.ts";
 import { HttpError, errorResponse, json } from "./errors.ts";
@@ -80,10 +82,13 @@ export function createApp(deps: AppDeps) {
       }
     };
 
+  // The publish request is the root of the event's trace (or continues the producer's).
+  const publishSpan = { method: "POST", route: HTTP_ROUTE_PUBLISH, attributes: (params: { match: string }) => ({ [ATTR.match]: params.match }) };
+
   return new Elysia()
     .post(
       "/matches/:match/events",
-      guard(async ({ request, params }: { request: Request; params: { match: string } }) => {
+      tracedRoute(node.tracing, publishSpan, guard(async ({ request, params }: { request: Request; params: { match: string } }) => {
         const match = validMatch(params.match);
         if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
         if (!node.ready) throw new HttpError(503, "not_ready", "not connected to NATS; retry", { "Retry-After": "1" });
@@ -98,7 +103,7 @@ export function createApp(deps: AppDeps) {
           throw new HttpError(503, "publish_failed", "the event could not be stored; it was not published, retry", { "Retry-After": "1" });
         }
         return result.duplicate ? json({ id: String(result.seq), duplicate: true }, 200) : json({ id: String(result.seq) }, 201);
-      }),
+      })),
       { parse: "none" },
     )
     .get(

@@ -5,11 +5,11 @@
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { trace, type Tracer } from "@opentelemetry/api";
 import type { Config } from "../config/config.ts";
 import { EventLog, type AppendResult } from "../bus/eventLog.ts";
 import { names, type Names } from "../bus/subjects.ts";
 import { decodeWire, encodeWire } from "../bus/wireCodec.ts";
+import { traceContextOf, traceHeaders } from "../bus/natsTraceHeaders.ts";
 import { Membership, type MemberInfo } from "../cluster/membership.ts";
 import { LeaseTable } from "../cluster/leases.ts";
 import { MatchHub } from "../actors/matchHub.ts";
@@ -19,6 +19,8 @@ import type { PublishInput } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { NodeMetrics } from "../telemetry/nodeMetrics.ts";
+import { MatchSpans } from "../telemetry/matchSpans.ts";
+import { TRACING_OFF, type TracingHandle } from "../telemetry/spans.ts";
 import { MatchIndex } from "./matchIndex.ts";
 
 /** How long a node waits for a match's owner to answer a sync before retrying. */
@@ -33,7 +35,8 @@ export interface NodeDeps {
   config: Config;
   logger: Logger;
   metrics: NodeMetrics;
-  tracer?: Tracer;
+  /** Tracing as initTracing set it up; off when omitted. */
+  tracing?: TracingHandle;
   /** The URL other nodes and operators see for this node. */
   advertisedUrl: string;
 }
@@ -54,7 +57,7 @@ export class TouchlineNode {
   private draining = false;
   private readonly logger: Logger;
   private readonly metrics: NodeMetrics;
-  private readonly tracer: Tracer;
+  readonly tracing: TracingHandle;
   private readonly indexWrites = new Map<string, IndexEntry>();
   private readonly indexInFlight = new Set<string>();
   private indexKv!: KV;
@@ -64,7 +67,7 @@ export class TouchlineNode {
     this.names = names(deps.config.namespace);
     this.logger = deps.logger;
     this.metrics = deps.metrics;
-    this.tracer = deps.tracer ?? trace.getTracer("touchline");
+    this.tracing = deps.tracing ?? TRACING_OFF;
   }
 
   get id(): string {
@@ -95,6 +98,7 @@ export class TouchlineNode {
     const jsm = await jetstreamManager(this.nc);
     this.log = new EventLog(this.js, jsm, this.names, (seq, reason) =>
       this.logger.warn("skipping a stored message that is not a valid event", { seq, reason }),
+      this.tracing,
     );
     await this.log.ensure(c.retentionMs);
     const kvm = new Kvm(this.nc);
@@ -102,7 +106,7 @@ export class TouchlineNode {
     const ownersKv = await kvm.create(this.names.ownersBucket, { history: 1 });
     this.indexKv = await kvm.create(this.names.indexBucket, { history: 1, ttl: c.retentionMs });
 
-    this.leases = new LeaseTable(ownersKv, c.nodeId);
+    this.leases = new LeaseTable(ownersKv, c.nodeId, this.tracing);
     await this.leases.start();
     this.index = new MatchIndex(this.indexKv);
     await this.index.start();
@@ -150,7 +154,7 @@ export class TouchlineNode {
       },
       warn: (msg: string, fields?: Record<string, unknown>) => this.logger.warn(msg, fields),
       debug: (msg: string, fields?: Record<string, unknown>) => this.logger.debug(msg, fields),
-      tracer: this.tracer,
+      spans: new MatchSpans(this.tracing),
     };
     return {
       selfId: this.config.nodeId,
@@ -161,13 +165,14 @@ export class TouchlineNode {
       acquireLease: (match) => this.leases.acquire(match, (n) => this.membership.ring.nodes.includes(n)),
       releaseLease: (match, epoch) => this.leases.release(match, epoch),
       leaseEpoch: (match) => this.leases.holder(match)?.epoch,
-      publishFeed: (match, msg) => this.nc.publish(this.names.feedSubject(match), encodeWire(msg)),
+      publishFeed: (match, msg, trace) =>
+        this.nc.publish(this.names.feedSubject(match), encodeWire(msg), trace ? { headers: traceHeaders(trace) } : undefined),
       subscribeFeed: (match, onMessage) => {
         const sub = this.nc.subscribe(this.names.feedSubject(match), {
           callback: (err, msg) => {
             if (err) return;
             try {
-              onMessage(decodeWire<FeedMessage>(msg.data));
+              onMessage(decodeWire<FeedMessage>(msg.data), this.tracing.enabled ? traceContextOf(msg.headers) : undefined);
             } catch (e) {
               this.logger.warn("undecodable feed message", { match, err: e });
             }
@@ -285,8 +290,8 @@ export class TouchlineNode {
 
   // ----- API used by the HTTP layer -------------------------------------------------------------------
 
-  async publish(match: string, input: PublishInput, traceHeaders?: Record<string, string>): Promise<AppendResult> {
-    const result = await this.log.append(match, input, traceHeaders);
+  async publish(match: string, input: PublishInput): Promise<AppendResult> {
+    const result = await this.log.append(match, input);
     this.metrics.eventsPublished[result.duplicate ? "duplicate" : "stored"].inc();
     return result;
   }
