@@ -119,17 +119,19 @@ function one(spans: ReceivedSpan[], what: string, pred: (s: ReceivedSpan) => boo
   return found[0]!;
 }
 
-/** The spans of one event of one match, once the follower's fan-out span has arrived. */
-async function spansOfEvent(match: string, id: string, follower: NodeFixture): Promise<ReceivedSpan[]> {
+/**
+ * The spans of one event of one match (and its publish request), once `expected` [name, node] pairs
+ * have all arrived: each process exports on its own schedule, so one node's spans may come first.
+ */
+async function spansOfEvent(match: string, id: string, expected: [string, NodeFixture][]): Promise<ReceivedSpan[]> {
   const seq = Number(id);
-  const ofEvent = (s: ReceivedSpan) => s.attributes[ATTR.match] === match && s.attributes[ATTR.eventSeq] === seq;
+  const ofEvent = (s: ReceivedSpan) =>
+    s.attributes[ATTR.match] === match && (s.attributes[ATTR.eventSeq] === seq || s.name === HTTP_PUBLISH_SPAN);
   await receiver.waitFor(
-    (spans) => spans.some((s) => ofEvent(s) && s.name === SPAN.fanOut && nodeOf(s) === follower.nodeId),
+    (spans) => expected.every(([name, node]) => spans.some((s) => ofEvent(s) && s.name === name && nodeOf(s) === node.nodeId)),
     SPAN_WAIT_MS,
   );
-  // The publishing node's http span may end (and be batched) a moment after the store span.
-  await receiver.waitFor((spans) => spans.some((s) => s.name === HTTP_PUBLISH_SPAN && s.attributes[ATTR.match] === match && s.attributes[ATTR.httpStatus] !== undefined), SPAN_WAIT_MS);
-  return receiver.spans.filter((s) => ofEvent(s) || (s.name === HTTP_PUBLISH_SPAN && s.attributes[ATTR.match] === match));
+  return receiver.spans.filter(ofEvent);
 }
 
 describe("tracing across two nodes", () => {
@@ -141,7 +143,14 @@ describe("tracing across two nodes", () => {
 
     const id = await publishOk(owner.url, match, { type: "goal", data: { player: "Saka" }, state: { homeScore: 1 } });
     await untilEvent(s, id);
-    const spans = await spansOfEvent(match, id, follower);
+    const spans = await spansOfEvent(match, id, [
+      [HTTP_PUBLISH_SPAN, owner],
+      [SPAN.store, owner],
+      [SPAN.ingest, owner],
+      [SPAN.feedPublish, owner],
+      [SPAN.fanOut, owner],
+      [SPAN.fanOut, follower],
+    ]);
 
     const http = one(spans, "http span", (x) => x.name === HTTP_PUBLISH_SPAN);
     const store = one(spans, "store span", (x) => x.name === SPAN.store);
@@ -209,7 +218,12 @@ describe("tracing across two nodes", () => {
     const first = await publishOk(follower.url, match, { type: "kickoff", data: null });
     const second = await publishOk(follower.url, match, { type: "goal", data: { minute: 3 } });
     await untilEvent(live, second);
-    const spans = await spansOfEvent(match, second, follower);
+    const spans = await spansOfEvent(match, second, [
+      [SPAN.store, follower],
+      [SPAN.ingest, owner],
+      [SPAN.feedPublish, owner],
+      [SPAN.fanOut, follower],
+    ]);
     const store = one(spans, "store span", (x) => x.name === SPAN.store);
     const ingest = one(spans, "ingest span", (x) => x.name === SPAN.ingest);
     const feed = one(spans, "feed publish span", (x) => x.name === SPAN.feedPublish);
