@@ -3,6 +3,9 @@
  * start-up. A bad value stops the node with one line naming the variable (see ConfigError).
  */
 import { hostname } from "node:os";
+import { AddressSet } from "../limits/addressSet.ts";
+import { LIMIT_DEFAULTS, type LimitsConfig } from "../limits/limitsConfig.ts";
+import { parseTrustProxy } from "../limits/trustProxy.ts";
 
 export interface Config {
   port: number;
@@ -31,6 +34,8 @@ export interface Config {
   /** Prefix of every NATS subject, stream and bucket name, so several clusters can share a server. */
   namespace: string;
 }
+  /** Abuse limits (src/limits): per client address, per token, request sizes. */
+  limits: LimitsConfig;
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, detail: string) {
@@ -70,6 +75,40 @@ function duration(env: Env, name: string, fallback: number, min: number): number
 /** Soft open-file limit of this process; the connection cap is derived from it. */
 export function openFileLimit(): number {
   try {
+/** A setting parsed by a function that throws an Error saying what is wrong. */
+function parsed<T>(env: Env, name: string, fallback: string, parse: (raw: string) => T): T {
+  const raw = env[name]?.trim() || fallback;
+  try {
+    return parse(raw);
+  } catch (err) {
+    throw new ConfigError(name, (err as Error).message);
+  }
+}
+
+/** Bounds of the abuse-limit settings (LIMITER_MAX_KEYS holds a scan from many addresses to bounded memory). */
+const MIN_LIMITER_KEYS = 100;
+const MAX_LIMITER_KEYS = 10_000_000;
+const MAX_RATE = 1_000_000;
+const MIN_HEADER_BYTES = 1024;
+const MAX_HEADER_BYTES = 1_048_576;
+
+function loadLimits(env: Env): LimitsConfig {
+  const d = LIMIT_DEFAULTS;
+  const streamRatePerAddress = integer(env, "STREAM_RATE_PER_ADDRESS", d.streamRatePerAddress, 0, MAX_RATE);
+  const publishRate = integer(env, "PUBLISH_RATE", d.publishRate, 0, MAX_RATE);
+  return {
+    maxStreamsPerAddress: integer(env, "MAX_STREAMS_PER_ADDRESS", d.maxStreamsPerAddress, 0),
+    streamRatePerAddress,
+    streamBurstPerAddress: integer(env, "STREAM_BURST_PER_ADDRESS", Math.max(d.streamBurstPerAddress, streamRatePerAddress), 1, MAX_RATE),
+    publishRate,
+    publishBurst: integer(env, "PUBLISH_BURST", Math.max(d.publishBurst, publishRate), 1, MAX_RATE),
+    maxHeaderBytes: integer(env, "MAX_HEADER_BYTES", d.maxHeaderBytes, MIN_HEADER_BYTES, MAX_HEADER_BYTES),
+    trustProxy: parsed(env, "TRUST_PROXY", "false", parseTrustProxy),
+    exempt: parsed(env, "LIMITS_EXEMPT", d.exempt, AddressSet.parse),
+    maxTrackedKeys: integer(env, "LIMITER_MAX_KEYS", d.maxTrackedKeys, MIN_LIMITER_KEYS, MAX_LIMITER_KEYS),
+  };
+}
+
     const out = Bun.spawnSync(["sh", "-c", "ulimit -n"]).stdout.toString().trim();
     const n = Number(out);
     return Number.isFinite(n) && n > 0 ? n : 1024;
@@ -127,3 +166,4 @@ export function loadConfig(env: Env = process.env): Config {
     namespace,
   };
 }
+    limits: loadLimits(env),

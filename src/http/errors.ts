@@ -10,6 +10,7 @@ export type ErrorCode =
   | "method_not_allowed"
   | "too_large"
   | "too_many_matches"
+  | "headers_too_large"
   | "unsupported_media_type"
   | "rate_limited"
   | "at_capacity"

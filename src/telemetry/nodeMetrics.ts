@@ -5,7 +5,8 @@
  * ready child (`m.streamsClosed.slow.inc()`) and every series shows from the first scrape at 0,
  * which keeps `rate()` and absence alerts honest.
  */
-import type { Counter, CounterChild, Gauge, Histogram, MetricsRegistry } from './metrics'
+import type { Counter, CounterChild, Gauge, GaugeChild, Histogram, MetricsRegistry } from './metrics'
+import { LIMITERS, LIMIT_NAMES, type LimiterName, type LimitName } from '../limits/limitNames'
 
 export { startEventLoopLagMonitor } from './eventLoopLag'
 
@@ -59,6 +60,18 @@ export interface NodeMetrics {
   httpRequests: Counter
   /** touchline_rejected_total{reason} */
   rejected: Record<RejectReason, CounterChild>
+  /** touchline_limited_total{limit}: refusals by the abuse limit that made them (src/limits). */
+  limited: Record<LimitName, CounterChild>
+  /** touchline_limiter_keys{limiter}: client addresses or tokens each limiter tracks now. */
+  limiterKeys: Record<LimiterName, GaugeChild>
+  /** touchline_limiter_evictions_total{limiter}: keys dropped early because the limiter was full. */
+  limiterEvictions: Record<LimiterName, CounterChild>
+}
+
+function gaugeChildrenFor<K extends string>(gauge: Gauge, label: string, values: readonly K[]): Record<K, GaugeChild> {
+  const children = {} as Record<K, GaugeChild>
+  for (const value of values) children[value] = gauge.labels({ [label]: value })
+  return children
 }
 
 function childrenFor<K extends string>(counter: Counter, label: string, values: readonly K[]): Record<K, CounterChild> {
@@ -115,6 +128,25 @@ export function createNodeMetrics(registry: MetricsRegistry): NodeMetrics {
       registry.counter('touchline_rejected_total', 'Requests refused, by reason.', ['reason']),
       'reason',
       REJECT_REASONS,
+    ),
+    limited: childrenFor(
+      registry.counter('touchline_limited_total', 'Requests refused by an abuse limit, by limit.', ['limit']),
+      'limit',
+      LIMIT_NAMES,
+    ),
+    limiterKeys: gaugeChildrenFor(
+      registry.gauge('touchline_limiter_keys', 'Client addresses or tokens each abuse limiter tracks now.', ['limiter']),
+      'limiter',
+      LIMITERS,
+    ),
+    limiterEvictions: childrenFor(
+      registry.counter(
+        'touchline_limiter_evictions_total',
+        'Keys a rate limiter dropped before they went idle because it tracked LIMITER_MAX_KEYS.',
+        ['limiter'],
+      ),
+      'limiter',
+      LIMITERS,
     ),
   }
 }

@@ -1,0 +1,39 @@
+/**
+ * The abuse limits' settings (read and validated with the rest of the configuration in
+ * src/config/config.ts). A rate or count of 0 turns that limit off.
+ */
+import type { AddressSet } from "./addressSet.ts";
+import type { TrustProxy } from "./trustProxy.ts";
+
+export interface LimitsConfig {
+  /** MAX_STREAMS_PER_ADDRESS: streams and long polls one client address may hold open on this node. */
+  maxStreamsPerAddress: number;
+  /** STREAM_RATE_PER_ADDRESS / STREAM_BURST_PER_ADDRESS: new streams a second per address, and the burst allowed. */
+  streamRatePerAddress: number;
+  streamBurstPerAddress: number;
+  /** PUBLISH_RATE / PUBLISH_BURST: publishes a second per token (per address when tokens are not checked). */
+  publishRate: number;
+  publishBurst: number;
+  /** MAX_HEADER_BYTES: request line plus headers. */
+  maxHeaderBytes: number;
+  /** TRUST_PROXY: when X-Forwarded-For names the client. */
+  trustProxy: TrustProxy;
+  /** LIMITS_EXEMPT: client addresses the per-address limits leave alone (by default this host). */
+  exempt: AddressSet;
+  /** LIMITER_MAX_KEYS: most addresses or tokens each rate limiter remembers. */
+  maxTrackedKeys: number;
+}
+
+export const LIMIT_DEFAULTS = {
+  maxStreamsPerAddress: 100,
+  streamRatePerAddress: 10,
+  streamBurstPerAddress: 50,
+  publishRate: 100,
+  publishBurst: 200,
+  maxHeaderBytes: 8192,
+  exempt: "loopback",
+  maxTrackedKeys: 100_000,
+} as const;
+
+/** Bun's own parser limit on a request head unless started with --max-http-header-size. */
+export const BUN_DEFAULT_MAX_HEADER_BYTES = 16_384;

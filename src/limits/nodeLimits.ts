@@ -1,0 +1,171 @@
+/**
+ * The node-wide abuse limits, as the HTTP layer uses them: one instance per node (not per match
+ * actor), so a client is counted the same whichever matches it asks for.
+ *
+ * Each check either passes or throws a LimitError (429 with Retry-After, 413 or 431) that the app
+ * answers with the contract's JSON and counts in touchline_limited_total{limit}.
+ */
+import type { Server } from "bun";
+import { KeyedConcurrency, type Release } from "./keyedConcurrency.ts";
+import { KeyedRateLimiter } from "./keyedRateLimiter.ts";
+import type { LimitsConfig } from "./limitsConfig.ts";
+import { LimitError } from "./limitError.ts";
+import type { LimiterName } from "./limitNames.ts";
+import { limiterKey, type IpAddress } from "./ipAddress.ts";
+import { publisherKey } from "./publisherKey.ts";
+import { requestHeadBytes } from "./requestHeadBytes.ts";
+import { resolveClientIp } from "./trustProxy.ts";
+
+/** How often idle rate-limit entries are dropped. */
+export const LIMITER_SWEEP_MS = 5000;
+/** Retry-After for a client at its open-stream cap: nothing frees a slot on a schedule, so a fixed pause. */
+export const STREAM_CAP_RETRY_AFTER_S = 5;
+const MS_PER_SECOND = 1000;
+const UNKNOWN_ADDRESS = "unknown";
+
+/** What the limits report; satisfied by the node's metrics (src/telemetry/nodeMetrics.ts). */
+export interface LimitsGauges {
+  limiterKeys: Record<LimiterName, { set(v: number): void }>;
+  limiterEvictions: Record<LimiterName, { inc(by?: number): void }>;
+}
+
+export interface NodeLimitsOptions {
+  /** Tokens are verified by this node: publishes are then counted per token. */
+  tokensVerified: boolean;
+  gauges?: LimitsGauges;
+  /** Monotonic milliseconds; tests pass their own. */
+  now?: () => number;
+}
+
+/** The peer's address as the runtime reports it, or undefined (a request not from a socket). */
+type PeerLookup = Pick<Server<unknown>, "requestIP"> | null | undefined;
+
+function retryAfterSeconds(ms: number): string {
+  return String(Math.max(1, Math.ceil(ms / MS_PER_SECOND)));
+}
+
+export class NodeLimits {
+  private readonly openStreams: KeyedConcurrency | undefined;
+  private readonly streamRate: KeyedRateLimiter | undefined;
+  private readonly publishRate: KeyedRateLimiter | undefined;
+  private readonly now: () => number;
+  private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  private reportedEvictions: Record<LimiterName, number> = { open_streams: 0, stream_rate: 0, publish_rate: 0 };
+
+  constructor(
+    readonly config: LimitsConfig,
+    private readonly opts: NodeLimitsOptions,
+  ) {
+    this.now = opts.now ?? (() => performance.now());
+    if (config.maxStreamsPerAddress > 0) this.openStreams = new KeyedConcurrency(config.maxStreamsPerAddress);
+    if (config.streamRatePerAddress > 0) {
+      this.streamRate = new KeyedRateLimiter({ perSecond: config.streamRatePerAddress, burst: config.streamBurstPerAddress }, config.maxTrackedKeys);
+    }
+    if (config.publishRate > 0) {
+      this.publishRate = new KeyedRateLimiter({ perSecond: config.publishRate, burst: config.publishBurst }, config.maxTrackedKeys);
+    }
+  }
+
+  /** Starts the periodic sweep of idle entries (the timer does not keep the process alive). */
+  start(): void {
+    if (this.sweepTimer) return;
+    this.sweepTimer = setInterval(() => this.sweep(), LIMITER_SWEEP_MS);
+    this.sweepTimer.unref?.();
+  }
+
+  stop(): void {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+
+  sweep(): void {
+    const now = this.now();
+    this.streamRate?.sweep(now);
+    this.publishRate?.sweep(now);
+    this.refreshGauges();
+  }
+
+  /** Publishes the number of tracked keys and new evictions to the gauges (on each sweep and scrape). */
+  refreshGauges(): void {
+    const g = this.opts.gauges;
+    if (!g) return;
+    const limiters: Record<LimiterName, { size: number; evictions: number }> = {
+      open_streams: { size: this.openStreams?.size ?? 0, evictions: 0 },
+      stream_rate: { size: this.streamRate?.size ?? 0, evictions: this.streamRate?.evictions ?? 0 },
+      publish_rate: { size: this.publishRate?.size ?? 0, evictions: this.publishRate?.evictions ?? 0 },
+    };
+    for (const name of Object.keys(limiters) as LimiterName[]) {
+      const { size, evictions } = limiters[name];
+      g.limiterKeys[name].set(size);
+      const fresh = evictions - this.reportedEvictions[name];
+      if (fresh > 0) g.limiterEvictions[name].inc(fresh);
+      this.reportedEvictions[name] = evictions;
+    }
+  }
+
+  /** The client's address per TRUST_PROXY, or undefined when the runtime cannot tell. */
+  clientIp(request: Request, server: PeerLookup): IpAddress | undefined {
+    const peer = server?.requestIP(request)?.address ?? undefined;
+    return resolveClientIp(peer, request.headers.get("x-forwarded-for"), this.config.trustProxy);
+  }
+
+  /** The key per-address limits count by, or undefined when the client is exempt. */
+  private addressKey(request: Request, server: PeerLookup): string | undefined {
+    const ip = this.clientIp(request, server);
+    if (!ip) return UNKNOWN_ADDRESS;
+    if (this.config.exempt.has(ip)) return undefined;
+    return limiterKey(ip);
+  }
+
+  /** A request head over MAX_HEADER_BYTES: the refusal to answer, else undefined. */
+  checkHeaders(request: Request): LimitError | undefined {
+    const bytes = requestHeadBytes(request.method, request.url, request.headers);
+    if (bytes <= this.config.maxHeaderBytes) return undefined;
+    return new LimitError("header_bytes", 431, "headers_too_large", `the request line and headers must be at most ${this.config.maxHeaderBytes} bytes`);
+  }
+
+  /**
+   * Admits a new stream (or long poll) from this client: checks the new-stream rate, then takes one of
+   * the client's open-stream slots. Returns the release to call once the stream closes, whatever the
+   * reason (idempotent). Throws a LimitError (429) when either limit refuses.
+   */
+  admitStream(request: Request, server: PeerLookup, opts: { countRate: boolean } = { countRate: true }): Release {
+    const key = this.addressKey(request, server);
+    if (key === undefined) return () => {};
+    if (opts.countRate && this.streamRate) {
+      const waitMs = this.streamRate.take(key, this.now());
+      if (waitMs > 0) {
+        throw new LimitError("stream_rate", 429, "rate_limited", `too many new streams from your address; retry in ${retryAfterSeconds(waitMs)} s`, {
+          "Retry-After": retryAfterSeconds(waitMs),
+        });
+      }
+    }
+    if (!this.openStreams) return () => {};
+    const release = this.openStreams.tryAcquire(key);
+    if (!release) {
+      throw new LimitError(
+        "streams_per_address",
+        429,
+        "rate_limited",
+        `your address holds ${this.config.maxStreamsPerAddress} open streams on this node, the most allowed; close one (several matches fit on one /events stream)`,
+        { "Retry-After": String(STREAM_CAP_RETRY_AFTER_S) },
+      );
+    }
+    return release;
+  }
+
+  /** Admits a publish: per token when tokens are verified and one is presented, else per address. */
+  admitPublish(request: Request, server: PeerLookup): void {
+    if (!this.publishRate) return;
+    const ip = this.clientIp(request, server);
+    const exempt = ip !== undefined && this.config.exempt.has(ip);
+    const who = publisherKey(request, ip ? limiterKey(ip) : UNKNOWN_ADDRESS, this.opts.tokensVerified);
+    if (who.kind === "address" && exempt) return;
+    const waitMs = this.publishRate.take(who.key, this.now());
+    if (waitMs > 0) {
+      throw new LimitError("publish_rate", 429, "rate_limited", `too many publishes for this ${who.kind}; retry in ${retryAfterSeconds(waitMs)} s`, {
+        "Retry-After": retryAfterSeconds(waitMs),
+      });
+    }
+  }
+}
