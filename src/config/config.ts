@@ -6,6 +6,7 @@ import { hostname } from "node:os";
 import { AddressSet } from "../limits/addressSet.ts";
 import { LIMIT_DEFAULTS, type LimitsConfig } from "../limits/limitsConfig.ts";
 import { parseTrustProxy } from "../limits/trustProxy.ts";
+import { loadSecurityConfig, type SecurityConfig } from "./securityConfig.ts";
 
 export interface Config {
   port: number;
@@ -33,9 +34,11 @@ export interface Config {
   drainMs: number;
   /** Prefix of every NATS subject, stream and bucket name, so several clusters can share a server. */
   namespace: string;
-}
   /** Abuse limits (src/limits): per client address, per token, request sizes. */
   limits: LimitsConfig;
+  /** Token keys beyond the secret, CORS origins, HTTPS (config/securityConfig.ts). */
+  security: SecurityConfig;
+}
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, detail: string) {
@@ -72,9 +75,6 @@ function duration(env: Env, name: string, fallback: number, min: number): number
   return ms;
 }
 
-/** Soft open-file limit of this process; the connection cap is derived from it. */
-export function openFileLimit(): number {
-  try {
 /** A setting parsed by a function that throws an Error saying what is wrong. */
 function parsed<T>(env: Env, name: string, fallback: string, parse: (raw: string) => T): T {
   const raw = env[name]?.trim() || fallback;
@@ -109,6 +109,9 @@ function loadLimits(env: Env): LimitsConfig {
   };
 }
 
+/** Soft open-file limit of this process; the connection cap is derived from it. */
+export function openFileLimit(): number {
+  try {
     const out = Bun.spawnSync(["sh", "-c", "ulimit -n"]).stdout.toString().trim();
     const n = Number(out);
     return Number.isFinite(n) && n > 0 ? n : 1024;
@@ -164,6 +167,7 @@ export function loadConfig(env: Env = process.env): Config {
     pollWaitMs: duration(env, "POLL_WAIT", 25_000, 0),
     drainMs: duration(env, "DRAIN", 5000, 0),
     namespace,
+    limits: loadLimits(env),
+    security: loadSecurityConfig(env),
   };
 }
-    limits: loadLimits(env),
