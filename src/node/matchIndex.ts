@@ -55,10 +55,18 @@ export class MatchIndex {
     return this.entries_.entries();
   }
 
-  /** Most recently active first; `cursor` is the last match of the previous page. */
-  list(limit: number, cursor: string | undefined, retentionMs: number): { items: [string, IndexEntry][]; next: string | null } {
+  /**
+   * Most recently active first; `cursor` is the last match of the previous page. `visible` filters
+   * before paging, so a page's cursor never names a match the caller may not see.
+   */
+  list(
+    limit: number,
+    cursor: string | undefined,
+    retentionMs: number,
+    visible: (match: string, entry: IndexEntry) => boolean = () => true,
+  ): { items: [string, IndexEntry][]; next: string | null } {
     const since = Date.now() - retentionMs;
-    const all = [...this.entries_].filter(([, e]) => e.ts >= since).sort((a, b) => b[1].ts - a[1].ts || (a[0] < b[0] ? -1 : 1));
+    const all = [...this.entries_].filter(([m, e]) => e.ts >= since && visible(m, e)).sort((a, b) => b[1].ts - a[1].ts || (a[0] < b[0] ? -1 : 1));
     let start = 0;
     if (cursor) {
       const i = all.findIndex(([m]) => m === cursor);
