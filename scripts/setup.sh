@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything Touchline needs on a Debian machine with Node and npm: nats-server, haproxy and
-# chromium from Debian, and the npm packages (Bun itself comes from npm as a dev dependency). Idempotent.
+# Installs everything Touchline needs on a Debian machine with Node and npm: nats-server, haproxy,
+# chromium and openssl from Debian, and the npm packages (Bun itself comes from npm as a dev dependency). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The TLS tests make a self-signed certificate with it.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get" >&2
   $SUDO apt-get update -qq
