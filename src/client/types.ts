@@ -79,4 +79,6 @@ export type FootballEvents = {
   substitution: FootballEventData;
   halftime: FootballEventData;
   fulltime: FootballEventData;
+  /** The clock moving in a quiet minute (the demo producer sends one when nothing else happened). */
+  minute: FootballEventData;
 };

@@ -24,7 +24,7 @@ const RETRY_JITTER = 0.5;
 /** The client's backoff ceiling here, so a test sees the window reach it within seconds. */
 const BACKOFF_CAP_MS = 1_000;
 /** Timers, sockets and a shared 2-core machine: how late an attempt may come after its delay. */
-const LATENESS_MS = 150;
+const LATENESS_MS = 250;
 /** Timers are rounded to whole milliseconds, so a delay may end a hair before its announced length. */
 const EARLINESS_MS = 2;
 const NODE_ENV = { RETRY_MS: String(RETRY_MS) };
