@@ -1,0 +1,123 @@
+/**
+ * HTTPS served by the node itself (TLS_CERT_FILE / TLS_KEY_FILE), with a self-signed certificate made
+ * here by openssl for 127.0.0.1: the client trusts exactly that certificate (no verification switched
+ * off), publishes and reads a stream over TLS, and a plain-HTTP request to the port gets no answer.
+ * Start-up refuses one file without the other, a key that is not the certificate's, and garbage.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { uniqueMatch } from "../integration/touchlineApi.ts";
+import { SECRET, hsToken } from "./securityFixtures.ts";
+
+setDefaultTimeout(40_000);
+
+let nats: NatsFixture;
+let node: NodeFixture;
+let dir: string;
+let certFile: string;
+let keyFile: string;
+let ca: string;
+let httpsUrl: string;
+
+/** A self-signed P-256 certificate for 127.0.0.1 and localhost, valid for a day. */
+function makeCertificate(name: string): { cert: string; key: string } {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  const run = Bun.spawnSync([
+    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=touchline-test",
+    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+  ]);
+  if (run.exitCode !== 0) throw new Error(`openssl failed: ${run.stderr.toString()}`);
+  return { cert, key };
+}
+
+const trusted = () => ({ tls: { ca } }) as RequestInit;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "touchline-tls-"));
+  ({ cert: certFile, key: keyFile } = makeCertificate("node"));
+  ca = readFileSync(certFile, "utf8");
+  nats = await startNats();
+  node = await startNode({ natsUrl: nats.url, ready: false, env: { TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile, TOUCHLINE_JWT_SECRET: SECRET } });
+  httpsUrl = `https://127.0.0.1:${node.port}`;
+  await waitFor(async () => (await fetch(`${httpsUrl}/readyz`, trusted())).status === 200, 20_000, `HTTPS node ready\n${node.output()}`);
+});
+
+afterAll(async () => {
+  if (node?.proc.exitCode === null) await node.kill();
+  await nats?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("a node serving HTTPS itself", () => {
+  test("publish and a live stream over TLS, trusting only the test certificate", async () => {
+    const match = uniqueMatch("tls");
+    const token = await hsToken({ publish: "*", subscribe: "*" });
+    const post = (type: string) =>
+      fetch(`${httpsUrl}/matches/${match}/events`, {
+        ...trusted(),
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ type, private: true }),
+      });
+    expect((await post("kickoff")).status).toBe(201);
+
+    const abort = new AbortController();
+    const res = await fetch(`${httpsUrl}/matches/${match}/events`, { ...trusted(), signal: abort.signal, headers: { cookie: `touchline_token=${token}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toStartWith("text/event-stream");
+    const reader = res.body!.getReader();
+    let text = "";
+    const dec = new TextDecoder();
+    const readUntil = async (needle: string) => {
+      while (!text.includes(needle)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${needle}: ${text}`);
+        text += dec.decode(value, { stream: true });
+      }
+    };
+    await readUntil("event: snapshot");
+    const goal = (await (await post("goal")).json()) as { id: string };
+    await readUntil(`id: ${goal.id}\nevent: goal`);
+    abort.abort();
+  });
+
+  test("the certificate is what the node presents: an untrusting client refuses it", async () => {
+    await expect(fetch(`${httpsUrl}/healthz`)).rejects.toThrow();
+  });
+
+  test("plain HTTP to the TLS port gets no HTTP answer", async () => {
+    const res = await fetch(`http://127.0.0.1:${node.port}/healthz`).catch((e: Error) => e);
+    expect(res instanceof Response && res.status === 200).toBe(false);
+  });
+});
+
+describe("TLS settings are checked at start-up", () => {
+  async function startupError(env: Record<string, string>): Promise<{ code: number; output: string }> {
+    const n = await startNode({ natsUrl: nats.url, env, ready: false });
+    return { code: await n.proc.exited, output: n.output() };
+  }
+
+  test("one file without the other, a key of another certificate, garbage: exit 2 naming the variable", async () => {
+    const other = makeCertificate("other");
+    const garbage = join(dir, "garbage.pem");
+    writeFileSync(garbage, "not a certificate");
+    const cases: [Record<string, string>, string][] = [
+      [{ TLS_CERT_FILE: certFile }, "TLS_KEY_FILE"],
+      [{ TLS_KEY_FILE: keyFile }, "TLS_CERT_FILE"],
+      [{ TLS_CERT_FILE: certFile, TLS_KEY_FILE: other.key }, "TLS_KEY_FILE"],
+      [{ TLS_CERT_FILE: garbage, TLS_KEY_FILE: keyFile }, "TLS_CERT_FILE"],
+      [{ TLS_CERT_FILE: certFile, TLS_KEY_FILE: garbage }, "TLS_KEY_FILE"],
+      [{ TLS_CERT_FILE: join(dir, "missing.crt"), TLS_KEY_FILE: keyFile }, "TLS_CERT_FILE"],
+    ];
+    for (const [env, variable] of cases) {
+      const { code, output } = await startupError(env);
+      expect({ env, code }).toEqual({ env, code: 2 });
+      expect(output).toContain(`invalid ${variable}`);
+    }
+  });
+});
