@@ -11,6 +11,8 @@ import { TouchlineNode } from "./node/touchlineNode.ts";
 import { StreamRegistry } from "./stream/streamRegistry.ts";
 import { createApp } from "./http/app.ts";
 import { streamIdleSeconds } from "./http/streams.ts";
+import { Cors } from "./http/cors.ts";
+import { createNodeAuth } from "./auth/nodeAuth.ts";
 
 const EVENT_LOOP_PROBE_MS = 500;
 
@@ -26,13 +28,23 @@ function configOrExit(): { config: Config; logger: Logger } {
   }
 }
 
+/** A setting that could only be checked asynchronously (a key import) was bad: same one-line exit. */
+function exitOnStartupError(err: unknown): never {
+  process.stderr.write(`touchline: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(2);
+}
+
 export async function main(): Promise<void> {
   const { config, logger } = configOrExit();
+  const cors = new Cors(config.security.corsOrigins);
+  const auth = await createNodeAuth(config, (request) => cors.honoursCredentials(request)).catch(exitOnStartupError);
   const tracing = initTracing({ serviceName: process.env.OTEL_SERVICE_NAME || "touchline", nodeId: config.nodeId });
   const metricsRegistry = new MetricsRegistry();
   const metrics = createNodeMetrics(metricsRegistry);
   const stopLagMonitor = startEventLoopLagMonitor(metrics.eventLoopLag, EVENT_LOOP_PROBE_MS);
-  if (!config.jwtSecret) logger.warn("TOUCHLINE_JWT_SECRET is not set: publishing is open to anyone who can reach this node");
+  if (!auth.access.enabled) {
+    logger.warn("neither TOUCHLINE_JWT_SECRET nor TOUCHLINE_JWT_PUBLIC_KEY_FILE is set: publishing and private matches are open to anyone who can reach this node");
+  }
 
   const registry = new StreamRegistry({
     maxConnections: config.maxConnections,
@@ -54,9 +66,11 @@ export async function main(): Promise<void> {
   });
 
   const advertisedHost = process.env.ADVERTISED_HOST || (config.host === "0.0.0.0" ? "127.0.0.1" : config.host);
-  const node = new TouchlineNode({ config, logger, metrics, tracing, advertisedUrl: `http://${advertisedHost}:${config.port}` });
+  const tls = config.security.tls;
+  const scheme = tls ? "https" : "http";
+  const node = new TouchlineNode({ config, logger, metrics, tracing, advertisedUrl: `${scheme}://${advertisedHost}:${config.port}` });
 
-  const app = createApp({ node, registry, metricsRegistry, metrics, logger });
+  const app = createApp({ node, registry, metricsRegistry, metrics, logger, auth, cors });
   // The listener comes up first so /healthz answers while we join; /readyz stays 503 until joined.
   app.listen({
     port: config.port,
@@ -64,8 +78,10 @@ export async function main(): Promise<void> {
     reusePort: false,
     idleTimeout: streamIdleSeconds(config.heartbeatMs),
     maxRequestBodySize: config.maxBodyBytes * 2,
+    // TLS_CERT_FILE / TLS_KEY_FILE: the node speaks HTTPS itself (an L4 balancer passes TLS through).
+    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
   });
-  logger.info("listening", { port: config.port, host: config.host, maxConnections: config.maxConnections });
+  logger.info("listening", { port: config.port, host: config.host, scheme, maxConnections: config.maxConnections });
 
   try {
     await node.start();

@@ -16,6 +16,8 @@ import { validatePublishInput } from "../match/event.ts";
 import { readJsonBody } from "./body.ts";
 import { HttpError, errorResponse, json } from "./errors.ts";
 import { openMatchStream, openMultiplexedStream, poll, validMatch } from "./streams.ts";
+import type { Cors } from "./cors.ts";
+import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
 
 const DEFAULT_LIST_LIMIT = 100;
 const MAX_LIST_LIMIT = 1000;
@@ -33,6 +35,10 @@ export interface AppDeps {
   metricsRegistry: MetricsRegistry;
   metrics: NodeMetrics;
   logger: Logger;
+  /** Tokens and private matches (src/auth). */
+  auth: StreamAuthorizer;
+  /** Cross-origin callers (CORS_ORIGINS). */
+  cors: Cors;
 }
 
 /** Paths and the methods they allow, so a wrong method gets 405 rather than 404. */
@@ -57,8 +63,8 @@ function rejectReason(status: number): RejectReason | undefined {
 }
 
 export function createApp(deps: AppDeps) {
-  const { node, registry, logger, metrics } = deps;
-  const streamDeps = { node, registry };
+  const { node, registry, logger, metrics, auth, cors } = deps;
+  const streamDeps = { node, registry, auth };
 
   const fail = (err: unknown, request: Request): Response => {
     if (err instanceof HttpError) {
@@ -66,10 +72,11 @@ export function createApp(deps: AppDeps) {
       if (reason) metrics.rejected[reason].inc();
       const url = new URL(request.url);
       logger.info("request refused", { method: request.method, path: url.pathname, status: err.status, error: err.code });
-      return errorResponse(err);
+      // Errors Elysia answers itself skip mapResponse: the CORS headers go on here (decorate is idempotent).
+      return cors.decorate(request, errorResponse(err));
     }
     logger.error("request failed", { method: request.method, path: new URL(request.url).pathname, err });
-    return errorResponse(new HttpError(500, "internal_error", "internal error; the request was not applied"));
+    return cors.decorate(request, errorResponse(new HttpError(500, "internal_error", "internal error; the request was not applied")));
   };
 
   const guard =
@@ -86,12 +93,16 @@ export function createApp(deps: AppDeps) {
   const publishSpan = { method: "POST", route: HTTP_ROUTE_PUBLISH, attributes: (params: { match: string }) => ({ [ATTR.match]: params.match }) };
 
   return new Elysia()
+    // Preflights are answered before routing; every other answer gets its CORS headers on the way out.
+    .onRequest(({ request }) => cors.preflight(request))
+    .mapResponse(({ request, response }) => (response instanceof Response ? cors.decorate(request, response) : undefined))
     .post(
       "/matches/:match/events",
       tracedRoute(node.tracing, publishSpan, guard(async ({ request, params }: { request: Request; params: { match: string } }) => {
         const match = validMatch(params.match);
         if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
         if (!node.ready) throw new HttpError(503, "not_ready", "not connected to NATS; retry", { "Retry-After": "1" });
+        auth.access.requirePublish(await auth.viewerOf(request, new URL(request.url)), match);
         const body = await readJsonBody(request, node.config.maxBodyBytes);
         const input = validatePublishInput(body);
         if (!input.ok) throw new HttpError(400, "invalid_event", input.message);
@@ -122,28 +133,33 @@ export function createApp(deps: AppDeps) {
     )
     .get(
       "/matches/:match",
-      guard(async ({ params }: { request: Request; params: { match: string } }) => {
+      guard(async ({ request, params }: { request: Request; params: { match: string } }) => {
         const match = validMatch(params.match);
+        const viewer = await auth.viewerOf(request, new URL(request.url));
         if (!node.ready) throw new HttpError(503, "not_ready", "not connected to the cluster yet; retry", { "Retry-After": "1" });
         const known = node.index.get(match) !== undefined || (await node.log.lastSeqOf(match)) > 0;
         if (!known) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
         const s = await node.matchState(match);
         if (s.seq === 0) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
+        auth.access.requireRead(viewer, match, s.private);
         return json({ match, id: String(s.seq), state: s.state });
       }),
     )
     .get(
       "/matches",
-      guard(({ request }: { request: Request }) => {
+      guard(async ({ request }: { request: Request }) => {
         const url = new URL(request.url);
+        const viewer = await auth.viewerOf(request, url);
         const rawLimit = url.searchParams.get("limit");
         const limit = rawLimit === null ? DEFAULT_LIST_LIMIT : Number(rawLimit);
         if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
           throw new HttpError(400, "bad_request", `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
         }
-        const page = node.index.list(limit, url.searchParams.get("cursor") ?? undefined, node.config.retentionMs);
+        // Filtered before paging, so neither a page nor its cursor names a match the viewer may not see.
+        const visible = (match: string, e: { private?: boolean }) => auth.access.mayList(viewer, match, e.private === true);
+        const page = node.index.list(limit, url.searchParams.get("cursor") ?? undefined, node.config.retentionMs, visible);
         return json({
-          matches: page.items.filter(([, e]) => !e.private).map(([match, e]) => ({ match, id: String(e.seq), state: e.state })),
+          matches: page.items.map(([match, e]) => ({ match, id: String(e.seq), state: e.state })),
           next: page.next,
         });
       }),

@@ -15,6 +15,7 @@ import type { Json } from "../match/mergePatch.ts";
 import { HttpError, json } from "./errors.ts";
 import { encodeMessage } from "../sse/encode.ts";
 import type { SseStream } from "../stream/sseStream.ts";
+import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
 
 /** Seconds a stream may see no write before Bun closes it: heartbeats keep healthy streams well inside. */
 export function streamIdleSeconds(heartbeatMs: number): number {
@@ -27,6 +28,8 @@ const CUT_OFF_TIMEOUT_S = 1;
 export interface StreamDeps {
   node: TouchlineNode;
   registry: StreamRegistry;
+  /** Tokens, private matches and expiry (src/auth). */
+  auth: StreamAuthorizer;
 }
 
 export function lastEventIdOf(request: Request, url: URL): string | null {
@@ -69,42 +72,58 @@ function wireClose(deps: StreamDeps, request: Request, server: Server<unknown> |
     // A cut-off client may not be reading: make Bun drop the socket now rather than at the idle timeout.
     if (server) server.timeout(request, CUT_OFF_TIMEOUT_S);
   });
-  request.signal.addEventListener("abort", () => stream.close("client"), { once: true });
+  // Authorization may await before the stream opens: the client can be gone already.
+  if (request.signal.aborted) stream.close("client");
+  else request.signal.addEventListener("abort", () => stream.close("client"), { once: true });
   if (server) server.timeout(request, streamIdleSeconds(deps.node.config.heartbeatMs));
 }
 
-export function openMatchStream(deps: StreamDeps, request: Request, server: Server<unknown> | null, match: string): Response {
+export async function openMatchStream(deps: StreamDeps, request: Request, server: Server<unknown> | null, match: string): Promise<Response> {
   validMatch(match);
-  admitStream(deps);
   const url = new URL(request.url);
+  const viewer = await deps.auth.viewerOf(request, url);
+  admitStream(deps);
+  const actor = deps.node.actor(match);
+  await deps.auth.authorizeStream(viewer, [actor]);
   const after = parseEventId(lastEventIdOf(request, url));
   const opened = deps.registry.open();
   greetIfAsked(deps, url, opened.stream);
-  const sub = new SingleMatchSubscription(opened.stream);
-  const actor = deps.node.actor(match);
-  wireClose(deps, request, server, opened, () => actor.leave(sub));
+  const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(opened.stream), opened.stream);
+  const stopExpiry = deps.auth.closeAtExpiry(viewer, opened.stream);
+  wireClose(deps, request, server, opened, () => {
+    stopExpiry();
+    actor.leave(sub);
+  });
   void actor.join(sub, after).then(() => opened.stream.release());
   return opened.stream.response;
 }
 
-export function openMultiplexedStream(deps: StreamDeps, request: Request, server: Server<unknown> | null): Response {
+export async function openMultiplexedStream(deps: StreamDeps, request: Request, server: Server<unknown> | null): Promise<Response> {
   const url = new URL(request.url);
   const matches = [...new Set(url.searchParams.getAll("match"))];
   if (matches.length === 0) throw new HttpError(400, "bad_request", "name at least one match: /events?match=a&match=b");
   const max = deps.node.config.maxMatchesPerStream;
   if (matches.length > max) throw new HttpError(413, "too_many_matches", `one stream carries at most ${max} matches; open another stream`);
   for (const m of matches) validMatch(m);
+  const viewer = await deps.auth.viewerOf(request, url);
   admitStream(deps);
+  const actors = matches.map((m) => deps.node.actor(m));
+  await deps.auth.authorizeStream(viewer, actors);
   const resumed = parseCursor(lastEventIdOf(request, url), max);
   const opened = deps.registry.open();
   greetIfAsked(deps, url, opened.stream);
   const shared = new MultiplexCursor(matches, resumed);
-  const joins: { actor: ReturnType<TouchlineNode["actor"]>; sub: MultiplexedSubscription }[] = [];
-  for (const m of matches) joins.push({ actor: deps.node.actor(m), sub: new MultiplexedSubscription(opened.stream, shared, m) });
+  const joins = actors.map((actor) => ({
+    actor,
+    match: actor.match,
+    sub: deps.auth.guard(viewer, actor, new MultiplexedSubscription(opened.stream, shared, actor.match), opened.stream),
+  }));
+  const stopExpiry = deps.auth.closeAtExpiry(viewer, opened.stream);
   wireClose(deps, request, server, opened, () => {
+    stopExpiry();
     for (const j of joins) j.actor.leave(j.sub);
   });
-  void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.sub.match)))).then(() => opened.stream.release());
+  void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.match)))).then(() => opened.stream.release());
   return opened.stream.response;
 }
 
@@ -151,10 +170,12 @@ export async function poll(deps: StreamDeps, request: Request, match: string): P
   const after = afterRaw === "0" ? 0 : parseEventId(afterRaw);
   const waitRaw = Number(url.searchParams.get("wait") ?? deps.node.config.pollWaitMs);
   const wait = Number.isFinite(waitRaw) ? Math.max(0, Math.min(deps.node.config.pollWaitMs, waitRaw)) : deps.node.config.pollWaitMs;
+  const viewer = await deps.auth.viewerOf(request, url);
   const collector = new PollCollector();
   // With nothing new, `next` must still hold the caller's position.
   if (after !== undefined) collector.lastSeq = after;
   const actor = deps.node.actor(match);
+  await deps.auth.authorizeRead(viewer, [actor]);
   await actor.join(collector, after);
   try {
     if (!collector.snapshot) await collector.waitForEvent(wait, request.signal);
@@ -162,6 +183,8 @@ export async function poll(deps: StreamDeps, request: Request, match: string): P
     collector.open = false;
     actor.leave(collector);
   }
+  // The match may have turned private while this poll waited.
+  deps.auth.access.requireRead(viewer, match, actor.private);
   const events = collector.events.map((e) => ({ id: String(e.seq), type: e.event.type, data: e.event.data, ts: e.event.ts, ...(e.event.state !== undefined ? { state: e.event.state } : {}) }));
   const body: Record<string, unknown> = { match, events, next: collector.lastSeq > 0 ? String(collector.lastSeq) : null };
   if (collector.snapshot) body.snapshot = { id: collector.snapshot.seq > 0 ? String(collector.snapshot.seq) : null, state: collector.snapshot.state };
