@@ -3,6 +3,7 @@
  * here with jose, the public half written as PEM), against real nodes: the right key verifies, the
  * wrong key, `alg: none`, and an HS256 token "signed" with the public key's text (algorithm confusion)
  * do not, also on a node that has a secret too. A bad key file stops the node at start-up, naming it.
+ * TOUCHLINE_JWT_ISSUER / TOUCHLINE_JWT_AUDIENCE, when set, must match the token.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -114,6 +115,28 @@ describe("an unusable key stops the node at start-up with one line naming the va
       const { code, output } = await startupError({ TOUCHLINE_JWT_PUBLIC_KEY_FILE: file });
       expect({ file, code }).toEqual({ file, code: 2 });
       expect(output).toContain("invalid TOUCHLINE_JWT_PUBLIC_KEY_FILE");
+    }
+  });
+});
+
+describe("TOUCHLINE_JWT_ISSUER and TOUCHLINE_JWT_AUDIENCE", () => {
+  test("when set, a token must name that issuer and audience", async () => {
+    const node = await startNode({
+      natsUrl: nats.url,
+      env: { TOUCHLINE_JWT_SECRET: SECRET, TOUCHLINE_JWT_ISSUER: "https://id.example.com", TOUCHLINE_JWT_AUDIENCE: "touchline" },
+    });
+    nodes.push(node);
+    const match = uniqueMatch("iss-aud");
+    const cases: [string, Record<string, unknown>, number][] = [
+      ["both right", { iss: "https://id.example.com", aud: "touchline" }, 201],
+      ["audience in a list", { iss: "https://id.example.com", aud: ["other", "touchline"] }, 201],
+      ["no claims", {}, 401],
+      ["another audience", { iss: "https://id.example.com", aud: "billing" }, 401],
+      ["another issuer", { iss: "https://evil.example.com", aud: "touchline" }, 401],
+    ];
+    for (const [what, extra, status] of cases) {
+      const a = await publishWith(node.url, match, { type: "goal" }, await hsToken({ publish: "*", extra }));
+      expect({ what, status: a.status }).toEqual({ what, status });
     }
   });
 });
