@@ -104,7 +104,13 @@ export class MatchActor {
     this.lastInterestAt = Date.now();
     const span = this.svc.telemetry.spans.startSubscribe(this.match, after, this.role);
     return new Promise((settle) => {
-      const resolve = span ? () => (span.end(), settle()) : settle;
+      // The join's span lasts until the subscriber is live.
+      const resolve = span
+        ? () => {
+            span.end();
+            settle();
+          }
+        : settle;
       this.post(() => {
         if (!this.ready) this.pendingJoins.push({ sub, after, resolve, span });
         else return this.admit({ sub, after, resolve, span });
