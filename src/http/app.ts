@@ -16,6 +16,8 @@ import { validatePublishInput } from "../match/event.ts";
 import { readJsonBody } from "./body.ts";
 import { HttpError, errorResponse, json } from "./errors.ts";
 import { openMatchStream, openMultiplexedStream, poll, validMatch } from "./streams.ts";
+import { NodeLimits } from "../limits/nodeLimits.ts";
+import { limitOf } from "../limits/limitError.ts";
 import type { Cors } from "./cors.ts";
 import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
 
@@ -56,7 +58,7 @@ const ROUTES: [RegExp, string[]][] = [
 function rejectReason(status: number): RejectReason | undefined {
   if (status === 429) return "rate_limited";
   if (status === 503) return "capacity";
-  if (status === 413) return "too_large";
+  if (status === 413 || status === 431) return "too_large";
   if (status === 401 || status === 403) return "unauthorized";
   if (status === 400 || status === 415) return "bad_request";
   return undefined;
@@ -64,16 +66,26 @@ function rejectReason(status: number): RejectReason | undefined {
 
 export function createApp(deps: AppDeps) {
   const { node, registry, logger, metrics, auth, cors } = deps;
-  const streamDeps = { node, registry, auth };
+  // Node-wide abuse limits (per client address and per token), shared by every route.
+  const limits = new NodeLimits(node.config.limits, { tokensVerified: auth.access.enabled, gauges: metrics });
+  limits.start();
+  const streamDeps = { node, registry, limits, auth };
 
   const fail = (err: unknown, request: Request): Response => {
     if (err instanceof HttpError) {
       const reason = rejectReason(err.status);
       if (reason) metrics.rejected[reason].inc();
+      const limit = limitOf(err);
+      if (limit) metrics.limited[limit].inc();
       const url = new URL(request.url);
       logger.info("request refused", { method: request.method, path: url.pathname, status: err.status, error: err.code });
       // Errors Elysia answers itself skip mapResponse: the CORS headers go on here (decorate is idempotent).
       return cors.decorate(request, errorResponse(err));
+    }
+    // A client that hangs up mid-body is not a fault of ours (and must not be a way to flood the error log).
+    if (request.signal.aborted || (err instanceof Error && err.name === "AbortError")) {
+      logger.info("client left before its request was read", { method: request.method, path: new URL(request.url).pathname });
+      return errorResponse(new HttpError(400, "bad_request", "the request ended early"));
     }
     logger.error("request failed", { method: request.method, path: new URL(request.url).pathname, err });
     return cors.decorate(request, errorResponse(new HttpError(500, "internal_error", "internal error; the request was not applied")));
@@ -96,14 +108,22 @@ export function createApp(deps: AppDeps) {
     // Preflights are answered before routing; every other answer gets its CORS headers on the way out.
     .onRequest(({ request }) => cors.preflight(request))
     .mapResponse(({ request, response }) => (response instanceof Response ? cors.decorate(request, response) : undefined))
+    // Before routing, so an oversized head is refused whatever its path.
+    .onRequest(({ request }) => {
+      const tooLarge = limits.checkHeaders(request);
+      if (tooLarge) return fail(tooLarge, request);
+    })
+    .onStop(() => limits.stop())
     .post(
       "/matches/:match/events",
-      tracedRoute(node.tracing, publishSpan, guard(async ({ request, params }: { request: Request; params: { match: string } }) => {
+      tracedRoute(node.tracing, publishSpan, guard(async ({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) => {
         const match = validMatch(params.match);
+        limits.admitPublish(request, server);
         if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
         if (!node.ready) throw new HttpError(503, "not_ready", "not connected to NATS; retry", { "Retry-After": "1" });
         auth.access.requirePublish(await auth.viewerOf(request, new URL(request.url)), match);
         const body = await readJsonBody(request, node.config.maxBodyBytes);
+        limits.checkJsonDepth(body);
         const input = validatePublishInput(body);
         if (!input.ok) throw new HttpError(400, "invalid_event", input.message);
         let result;
@@ -129,7 +149,9 @@ export function createApp(deps: AppDeps) {
     )
     .get(
       "/matches/:match/poll",
-      guard(({ request, params }: { request: Request; params: { match: string } }) => poll(streamDeps, request, params.match)),
+      guard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
+        poll(streamDeps, request, params.match, server),
+      ),
     )
     .get(
       "/matches/:match",
@@ -186,6 +208,7 @@ export function createApp(deps: AppDeps) {
     )
     .get("/metrics", () => {
       node.refreshGauges();
+      limits.refreshGauges();
       return new Response(deps.metricsRegistry.render(), { headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" } });
     })
     .get("/", () => serveWeb("index.html"))

@@ -13,6 +13,8 @@ import { MATCH_ID, parseEventId } from "../match/event.ts";
 import { parseCursor } from "../match/cursor.ts";
 import type { Json } from "../match/mergePatch.ts";
 import { HttpError, json } from "./errors.ts";
+import type { NodeLimits } from "../limits/nodeLimits.ts";
+import type { Release } from "../limits/keyedConcurrency.ts";
 import { encodeMessage } from "../sse/encode.ts";
 import type { SseStream } from "../stream/sseStream.ts";
 import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
@@ -28,6 +30,8 @@ const CUT_OFF_TIMEOUT_S = 1;
 export interface StreamDeps {
   node: TouchlineNode;
   registry: StreamRegistry;
+  /** Node-wide abuse limits (src/limits). */
+  limits: NodeLimits;
   /** Tokens, private matches and expiry (src/auth). */
   auth: StreamAuthorizer;
 }
@@ -65,9 +69,11 @@ function admitStream(deps: StreamDeps): void {
   }
 }
 
-function wireClose(deps: StreamDeps, request: Request, server: Server<unknown> | null, opened: ReturnType<StreamRegistry["open"]>, leave: () => void): void {
+function wireClose(deps: StreamDeps, request: Request, server: Server<unknown> | null, opened: ReturnType<StreamRegistry["open"]>, leave: () => void, release: Release): void {
   const { stream } = opened;
   opened.onClose(() => {
+    // Whatever the reason the stream closed, its client address gets the slot back.
+    release();
     leave();
     // A cut-off client may not be reading: make Bun drop the socket now rather than at the idle timeout.
     if (server) server.timeout(request, CUT_OFF_TIMEOUT_S);
@@ -86,6 +92,7 @@ export async function openMatchStream(deps: StreamDeps, request: Request, server
   const actor = deps.node.actor(match);
   await deps.auth.authorizeStream(viewer, [actor]);
   const after = parseEventId(lastEventIdOf(request, url));
+  const release = deps.limits.admitStream(request, server);
   const opened = deps.registry.open();
   greetIfAsked(deps, url, opened.stream);
   const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(opened.stream), opened.stream);
@@ -93,7 +100,7 @@ export async function openMatchStream(deps: StreamDeps, request: Request, server
   wireClose(deps, request, server, opened, () => {
     stopExpiry();
     actor.leave(sub);
-  });
+  }, release);
   void actor.join(sub, after).then(() => opened.stream.release());
   return opened.stream.response;
 }
@@ -110,6 +117,7 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
   const actors = matches.map((m) => deps.node.actor(m));
   await deps.auth.authorizeStream(viewer, actors);
   const resumed = parseCursor(lastEventIdOf(request, url), max);
+  const release = deps.limits.admitStream(request, server);
   const opened = deps.registry.open();
   greetIfAsked(deps, url, opened.stream);
   const shared = new MultiplexCursor(matches, resumed);
@@ -122,7 +130,7 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
   wireClose(deps, request, server, opened, () => {
     stopExpiry();
     for (const j of joins) j.actor.leave(j.sub);
-  });
+  }, release);
   void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.match)))).then(() => opened.stream.release());
   return opened.stream.response;
 }
@@ -162,7 +170,7 @@ class PollCollector implements MatchSubscriber {
 }
 
 /** `GET /matches/{match}/poll?after=<id>&wait=<ms>`: the events after an id, with the stream's ids. */
-export async function poll(deps: StreamDeps, request: Request, match: string): Promise<Response> {
+export async function poll(deps: StreamDeps, request: Request, match: string, server: Server<unknown> | null = null): Promise<Response> {
   validMatch(match);
   if (!deps.node.ready) throw new HttpError(503, "not_ready", "this node is not connected to the cluster yet; retry", { "Retry-After": "1" });
   const url = new URL(request.url);
@@ -176,12 +184,18 @@ export async function poll(deps: StreamDeps, request: Request, match: string): P
   if (after !== undefined) collector.lastSeq = after;
   const actor = deps.node.actor(match);
   await deps.auth.authorizeRead(viewer, [actor]);
-  await actor.join(collector, after);
+  // A long poll is held open like a stream: it counts against the address's open streams (not its stream rate).
+  const release = deps.limits.admitStream(request, server, { countRate: false });
+  await actor.join(collector, after).catch((err: unknown) => {
+    release();
+    throw err;
+  });
   try {
     if (!collector.snapshot) await collector.waitForEvent(wait, request.signal);
   } finally {
     collector.open = false;
     actor.leave(collector);
+    release();
   }
   // The match may have turned private while this poll waited.
   deps.auth.access.requireRead(viewer, match, actor.private);

@@ -8,6 +8,7 @@ export const LIMIT_NAMES = [
   "header_bytes",
   "body_bytes",
   "matches_per_stream",
+  "json_depth",
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
 

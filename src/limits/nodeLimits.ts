@@ -14,6 +14,7 @@ import type { LimiterName } from "./limitNames.ts";
 import { limiterKey, type IpAddress } from "./ipAddress.ts";
 import { publisherKey } from "./publisherKey.ts";
 import { requestHeadBytes } from "./requestHeadBytes.ts";
+import { MAX_JSON_DEPTH, jsonDeeperThan } from "./jsonDepth.ts";
 import { resolveClientIp } from "./trustProxy.ts";
 
 /** How often idle rate-limit entries are dropped. */
@@ -152,6 +153,13 @@ export class NodeLimits {
       );
     }
     return release;
+  }
+
+  /** A publish body nested deeper than MAX_JSON_DEPTH: throws 400 (see jsonDepth.ts for why). */
+  checkJsonDepth(body: unknown): void {
+    if (jsonDeeperThan(body, MAX_JSON_DEPTH)) {
+      throw new LimitError("json_depth", 400, "invalid_event", `the event may nest arrays and objects at most ${MAX_JSON_DEPTH} levels deep`);
+    }
   }
 
   /** Admits a publish: per token when tokens are verified and one is presented, else per address. */
