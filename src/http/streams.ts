@@ -102,7 +102,7 @@ export async function openMatchStream(deps: StreamDeps, request: Request, server
     actor.leave(sub);
   }, release);
   void actor.join(sub, after).then(() => opened.stream.release());
-  return opened.stream.response;
+  return opened.stream.takeResponse();
 }
 
 export async function openMultiplexedStream(deps: StreamDeps, request: Request, server: Server<unknown> | null): Promise<Response> {
@@ -132,7 +132,7 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
     for (const j of joins) j.actor.leave(j.sub);
   }, release);
   void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.match)))).then(() => opened.stream.release());
-  return opened.stream.response;
+  return opened.stream.takeResponse();
 }
 
 /** Collects what an actor sends for one long poll. */

@@ -1,65 +1,74 @@
 /**
  * SseStream: one client's open event stream, whatever matches it carries.
  *
- * Writes are coalesced: everything queued for a stream during one turn of the event loop goes out in a
- * single enqueue (one write system call instead of one per event). Unsent bytes are counted through the
- * byte-length queuing strategy: `desiredSize` goes negative by exactly what the socket has not taken,
- * and past the cap the client is cut off (it resumes by id) so it can never slow anyone else or grow
- * memory without bound (invariant 6).
+ * Writes are coalesced: everything queued for a stream before its flush pass goes out in a single
+ * enqueue (one write system call instead of one per event; see FlushScheduler). Unsent bytes are
+ * counted through the byte-length queuing strategy: `desiredSize` goes negative by exactly what the
+ * socket has not taken, and past the cap the client is cut off (it resumes by id) so it can never slow
+ * anyone else or grow memory without bound (invariant 6).
+ *
+ * A node holds tens of thousands of these, so each one is kept small: the stream is its own
+ * underlying source (methods, not closures), the options and the queuing strategy are shared, and
+ * nothing is allocated for an idle stream beyond the stream itself.
  */
-import { encodeComment, encodeRetry } from "../sse/encode.ts";
+import { encodeComment } from "../sse/encode.ts";
+import { FlushScheduler } from "./flushScheduler.ts";
 
 const utf8 = new TextEncoder();
 const PING = utf8.encode(encodeComment("ping"));
 
 export type CloseReason = "client" | "slow" | "drain" | "error" | "auth_expired";
 
-/** Streams with bytes waiting to be flushed at the end of this turn. */
-const dirty = new Set<SseStream>();
-let flushScheduled = false;
-
-function scheduleFlush(s: SseStream): void {
-  dirty.add(s);
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flushAll);
-  }
+/** What every stream of a registry shares. */
+export interface SseStreamOwner {
+  readonly bufferCap: number;
+  readonly flusher: FlushScheduler;
+  /** Called once per stream, when it closes for whatever reason. */
+  streamClosed(stream: SseStream, reason: CloseReason): void;
 }
 
-function flushAll(): void {
-  flushScheduled = false;
-  for (const s of dirty) s.flush();
-  dirty.clear();
-}
+/** `highWaterMark: 0` makes `desiredSize` read minus the unsent bytes; the strategy holds no state. */
+const UNSENT_BYTES = new ByteLengthQueuingStrategy({ highWaterMark: 0 });
 
-export interface SseStreamOptions {
-  bufferCap: number;
-  retryMs: number;
-  onClose(stream: SseStream, reason: CloseReason): void;
-}
-
-export class SseStream {
-  readonly response: Response;
+export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
   private controller: ReadableStreamDefaultController<Uint8Array> | undefined;
-  private pending: Uint8Array[] = [];
+  private response: Response | undefined;
+  /** Chunks waiting for the flush pass; undefined while there are none. */
+  private pending: Uint8Array[] | undefined;
   private pendingBytes = 0;
   private closedReason: CloseReason | undefined;
+  /** Releases what the opener attached (subscriptions); runs once, on close. */
+  private closeHook: (() => void) | undefined;
   lastWriteAt = Date.now();
   /** While opening, writes are held so every snapshot precedes any live event. */
   private holding = true;
 
-  constructor(private readonly opts: SseStreamOptions, headers: Record<string, string>) {
-    const stream = new ReadableStream<Uint8Array>(
-      {
-        start: (c) => {
-          this.controller = c;
-        },
-        cancel: () => this.close("client"),
-      },
-      new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
-    );
-    this.response = new Response(stream, { status: 200, headers });
-    this.writeRaw(utf8.encode(encodeRetry(opts.retryMs)));
+  constructor(private readonly owner: SseStreamOwner, headers: HeadersInit, retryFrame: Uint8Array) {
+    this.response = new Response(new ReadableStream<Uint8Array>(this, UNSENT_BYTES), { status: 200, headers });
+    this.writeRaw(retryFrame);
+  }
+
+  /** ReadableStream source: the controller arrives synchronously, during construction. */
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.controller = controller;
+  }
+
+  /** ReadableStream source: the client went away. */
+  cancel(): void {
+    this.close("client");
+  }
+
+  /** The HTTP response carrying this stream; handed out once (the stream does not keep it). */
+  takeResponse(): Response {
+    const r = this.response;
+    if (!r) throw new Error("the response of this stream was already taken");
+    this.response = undefined;
+    return r;
+  }
+
+  /** Registers what to release when the stream closes (at most one hook). */
+  onClose(hook: () => void): void {
+    this.closeHook = hook;
   }
 
   get open(): boolean {
@@ -74,13 +83,14 @@ export class SseStream {
 
   write(bytes: Uint8Array): void {
     if (this.closedReason !== undefined) return;
-    this.pending.push(bytes);
+    if (this.pending) this.pending.push(bytes);
+    else this.pending = [bytes];
     this.pendingBytes += bytes.byteLength;
-    if (this.unsentBytes > this.opts.bufferCap) {
+    if (this.unsentBytes > this.owner.bufferCap) {
       this.close("slow");
       return;
     }
-    if (!this.holding) scheduleFlush(this);
+    if (!this.holding) this.owner.flusher.add(this);
   }
 
   writeText(text: string): void {
@@ -90,7 +100,7 @@ export class SseStream {
   /** Opening is done: let held writes go. */
   release(): void {
     this.holding = false;
-    if (this.pending.length > 0) scheduleFlush(this);
+    if (this.pending) this.owner.flusher.add(this);
   }
 
   ping(): void {
@@ -98,9 +108,10 @@ export class SseStream {
   }
 
   flush(): void {
-    if (this.closedReason !== undefined || this.pending.length === 0 || !this.controller) return;
-    const chunk = this.pending.length === 1 ? this.pending[0]! : concat(this.pending, this.pendingBytes);
-    this.pending = [];
+    const pending = this.pending;
+    if (this.closedReason !== undefined || !pending || !this.controller) return;
+    const chunk = pending.length === 1 ? pending[0]! : sharedConcat(pending, this.pendingBytes);
+    this.pending = undefined;
     this.pendingBytes = 0;
     this.writeRaw(chunk);
   }
@@ -115,7 +126,7 @@ export class SseStream {
     }
   }
 
-  /** Ends the stream. Idempotent; `onClose` runs once. */
+  /** Ends the stream. Idempotent; the owner and the close hook hear of it once. */
   close(reason: CloseReason): void {
     if (this.closedReason !== undefined) return;
     if (reason !== "slow" && reason !== "error") {
@@ -123,8 +134,8 @@ export class SseStream {
       this.flush();
     }
     this.closedReason = reason;
-    dirty.delete(this);
-    this.pending = [];
+    this.owner.flusher.delete(this);
+    this.pending = undefined;
     this.pendingBytes = 0;
     try {
       if (reason === "slow" || reason === "error") {
@@ -136,16 +147,30 @@ export class SseStream {
     } catch {
       /* already closed by the runtime */
     }
-    this.opts.onClose(this, reason);
+    this.owner.streamClosed(this, reason);
+    const hook = this.closeHook;
+    this.closeHook = undefined;
+    hook?.();
   }
 }
 
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
+/**
+ * Joins a stream's queued chunks into one. The streams of one match usually queue the very same
+ * shared event frames in a pass, so the last join is remembered and handed to every stream whose
+ * chunks are identical: one copy per pass instead of one per stream.
+ */
+let lastParts: Uint8Array[] = [];
+let lastJoined: Uint8Array = new Uint8Array(0);
+
+function sharedConcat(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === lastParts.length && total === lastJoined.byteLength && parts.every((p, i) => p === lastParts[i])) return lastJoined;
   const out = new Uint8Array(total);
   let off = 0;
-  for (const c of chunks) {
+  for (const c of parts) {
     out.set(c, off);
     off += c.byteLength;
   }
+  lastParts = parts;
+  lastJoined = out;
   return out;
 }

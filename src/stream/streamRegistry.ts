@@ -2,9 +2,13 @@
  * StreamRegistry: every open client stream of this node. It enforces MAX_CONNECTIONS, sends heartbeats
  * from one sweep (no timer per stream), and closes everything on drain.
  */
-import { SseStream, type CloseReason } from "./sseStream.ts";
+import { encodeRetry } from "../sse/encode.ts";
+import { FlushScheduler } from "./flushScheduler.ts";
+import { SseStream, type CloseReason, type SseStreamOwner } from "./sseStream.ts";
 
 const HEARTBEAT_SWEEP_MIN_MS = 50;
+/** Distinct jittered `retry:` values handed out; their frames are encoded once and shared. */
+const RETRY_JITTER_STEPS = 64;
 
 export interface RegistryOptions {
   maxConnections: number;
@@ -22,12 +26,20 @@ export const SSE_HEADERS = {
   Connection: "keep-alive",
 } as const;
 
-export class StreamRegistry {
+export class StreamRegistry implements SseStreamOwner {
   private readonly streams = new Set<SseStream>();
-  private readonly closeHooks = new WeakMap<SseStream, () => void>();
   private readonly sweepTimer: ReturnType<typeof setInterval>;
+  private readonly retryFrames: Uint8Array[];
+  readonly bufferCap: number;
+  readonly flusher = new FlushScheduler();
 
   constructor(private readonly opts: RegistryOptions) {
+    this.bufferCap = opts.bufferCap;
+    // ±50% jitter so that a node dying does not make all its clients come back in the same instant.
+    const utf8 = new TextEncoder();
+    this.retryFrames = Array.from({ length: RETRY_JITTER_STEPS }, (_, i) =>
+      utf8.encode(encodeRetry(Math.round(opts.retryMs * (0.5 + i / (RETRY_JITTER_STEPS - 1))))),
+    );
     const every = Math.max(HEARTBEAT_SWEEP_MIN_MS, Math.floor(opts.heartbeatMs / 4));
     this.sweepTimer = setInterval(() => this.heartbeat(), every);
   }
@@ -40,25 +52,18 @@ export class StreamRegistry {
     return this.streams.size >= this.opts.maxConnections;
   }
 
-  /** Opens a stream; `onClose` releases what the caller attached to it (subscriptions). */
-  open(extraHeaders: Record<string, string> = {}): { stream: SseStream; onClose(hook: () => void): void } {
-    // ±50% jitter so that a node dying does not make all its clients come back in the same instant.
-    const retryMs = Math.round(this.opts.retryMs * (0.5 + Math.random()));
-    const stream = new SseStream(
-      {
-        bufferCap: this.opts.bufferCap,
-        retryMs,
-        onClose: (s, reason) => {
-          if (!this.streams.delete(s)) return;
-          this.closeHooks.get(s)?.();
-          this.opts.onClosed(reason);
-        },
-      },
-      { ...SSE_HEADERS, ...extraHeaders },
-    );
+  /** Opens a stream; its `onClose` hook releases what the caller attached to it (subscriptions). */
+  open(extraHeaders?: Record<string, string>): { stream: SseStream; onClose(hook: () => void): void } {
+    const retry = this.retryFrames[Math.floor(Math.random() * RETRY_JITTER_STEPS)]!;
+    const stream = new SseStream(this, extraHeaders ? { ...SSE_HEADERS, ...extraHeaders } : SSE_HEADERS, retry);
     this.streams.add(stream);
     this.opts.onOpened();
-    return { stream, onClose: (hook) => this.closeHooks.set(stream, hook) };
+    return { stream, onClose: (hook) => stream.onClose(hook) };
+  }
+
+  streamClosed(stream: SseStream, reason: CloseReason): void {
+    if (!this.streams.delete(stream)) return;
+    this.opts.onClosed(reason);
   }
 
   private heartbeat(): void {
