@@ -18,6 +18,7 @@ import { HttpError, errorResponse, json } from "./errors.ts";
 import { openMatchStream, openMultiplexedStream, poll, validMatch } from "./streams.ts";
 import { NodeLimits } from "../limits/nodeLimits.ts";
 import { limitOf } from "../limits/limitError.ts";
+import { headOfStream } from "../limits/streamHead.ts";
 import type { Cors } from "./cors.ts";
 import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
 
@@ -114,6 +115,8 @@ export function createApp(deps: AppDeps) {
       if (tooLarge) return fail(tooLarge, request);
     })
     .onStop(() => limits.stop())
+    // HEAD of a stream URL never opens a stream (see streamHead.ts).
+    .onRequest(({ request }) => headOfStream(request))
     .post(
       "/matches/:match/events",
       tracedRoute(node.tracing, publishSpan, guard(async ({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) => {

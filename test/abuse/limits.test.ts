@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
-import type { SseConnection } from "../helpers/sse.ts";
+import { sendRaw, type SseConnection } from "../helpers/sse.ts";
 import { metricValue, publishOk, uniqueMatch } from "../integration/touchlineApi.ts";
 import { hsToken, SECRET } from "../security/securityFixtures.ts";
 import { MAX_JSON_DEPTH } from "../../src/limits/jsonDepth.ts";
@@ -299,6 +299,23 @@ describe("JSON depth", () => {
     const fits = await post(`{"type":"goal","data":${nested(MAX_JSON_DEPTH - 1)}}`);
     await fits.until(() => fits.isEnded, 5000, "the answer");
     expect(fits.status).toBe(201);
+  });
+});
+
+describe("HEAD on a stream URL", () => {
+  test("is answered with the stream's headers and opens no stream, trailing slash or not (it used to leak one each)", async () => {
+    const baseline = await openOnNode(capNode);
+    const host = new URL(capNode.url).host;
+    for (const target of ["/matches/h1/events/", "/matches/h1/events", "/events/?match=h1", "/events?match=h1", "//matches//h1//events//"]) {
+      const conns = await Promise.all(Array.from({ length: STREAM_CAP + 1 }, () => sendRaw(capNode.url, [`HEAD ${target} HTTP/1.1\r\nHost: ${host}\r\n\r\n`])));
+      for (const c of conns) {
+        await c.until(() => c.status > 0, 5000, `an answer to HEAD ${target}`);
+        expect({ target, status: c.status, type: c.headers.get("content-type") }).toEqual({ target, status: 200, type: "text/event-stream; charset=utf-8" });
+      }
+      expect(await openOnNode(capNode)).toBe(baseline);
+      await Promise.all(conns.map((c) => c.close()));
+    }
+    expect(await openOnNode(capNode)).toBe(baseline);
   });
 });
 
