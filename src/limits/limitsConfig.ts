@@ -18,7 +18,12 @@ export interface LimitsConfig {
   maxHeaderBytes: number;
   /** TRUST_PROXY: when X-Forwarded-For names the client. */
   trustProxy: TrustProxy;
-  /** LIMITS_EXEMPT: client addresses the per-address limits leave alone (by default this host). */
+  /**
+   * LIMITS_EXEMPT: client addresses the per-address limits leave alone. By default this host and the
+   * private ranges: a node that sees such an address is almost always looking at its own load
+   * balancer or proxy (every client behind an L4 balancer arrives from it), and limiting that address
+   * would limit everyone at once.
+   */
   exempt: AddressSet;
   /** LIMITER_MAX_KEYS: most addresses or tokens each rate limiter remembers. */
   maxTrackedKeys: number;
@@ -31,7 +36,7 @@ export const LIMIT_DEFAULTS = {
   publishRate: 100,
   publishBurst: 200,
   maxHeaderBytes: 8192,
-  exempt: "loopback",
+  exempt: "loopback,private",
   maxTrackedKeys: 100_000,
 } as const;
 
