@@ -1,9 +1,9 @@
 /**
  * Requests from a chosen source address, so a test can be several clients at once. On Linux the whole
- * 127.0.0.0/8 is local: a socket bound to 127.0.0.7 before connecting reaches a node listening on
- * 0.0.0.0 and the node sees 127.0.0.7 as its peer. `Bun.connect` cannot bind a source address, but
- * `node:net` can (`localAddress`), so these open the socket with it and read the answer with the same
- * reader as test/helpers/sse.ts.
+ * 127.0.0.0/8 is local: a socket bound to 127.0.0.7 before connecting to a node on 127.0.0.1 makes the
+ * node see 127.0.0.7 as its peer (without the bind, connecting even to 127.0.0.2 comes from 127.0.0.1:
+ * checked). `Bun.connect` cannot bind a source address, but `node:net` can (`localAddress`), so these
+ * open the socket with it and read the answer with the same reader as test/helpers/sse.ts.
  */
 import net from "node:net";
 import type { Socket } from "bun";

@@ -28,7 +28,7 @@ let node: NodeFixture;
 
 beforeAll(async () => {
   nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { HOST: "0.0.0.0", LIMITS_EXEMPT: "none" } });
+  node = await startNode({ natsUrl: nats.url, env: { LIMITS_EXEMPT: "none" } });
 });
 
 afterAll(async () => {
