@@ -50,8 +50,6 @@ const CONTENT_TYPES = [
 ];
 const PRINTABLE = " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~";
 const TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-/** Heads above this are refused by Bun's parser itself (bare 431), before the node's own check. */
-export const BUN_HEAD_LIMIT = 16_384;
 
 const utf8 = new TextEncoder();
 

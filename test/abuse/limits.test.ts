@@ -11,6 +11,7 @@ import { metricValue, publishOk, uniqueMatch } from "../integration/touchlineApi
 import { hsToken, SECRET } from "../security/securityFixtures.ts";
 import { MAX_JSON_DEPTH } from "../../src/limits/jsonDepth.ts";
 import { LIMIT_NAMES, LIMITERS } from "../../src/limits/limitNames.ts";
+import { BUN_DEFAULT_MAX_HEADER_BYTES } from "../../src/limits/limitsConfig.ts";
 import { answerFrom, openSseFrom, publishFrom, requestFrom } from "./fromAddress.ts";
 
 setDefaultTimeout(30_000);
@@ -23,8 +24,6 @@ const PUBLISH_BURST = 3;
 const MAX_HEADER_BYTES = 2048;
 const MAX_BODY_BYTES = 1024;
 const MAX_MATCHES = 4;
-/** Bun's own request-head limit, above which it answers a bare 431 before the app runs. */
-const BUN_HEAD_LIMIT = 16_384;
 
 let nats: NatsFixture;
 /** Open-stream cap only (rates off), so the cap is seen alone. */
@@ -239,7 +238,7 @@ describe("PUBLISH_RATE", () => {
 });
 
 describe("sizes", () => {
-  test(`a request head over MAX_HEADER_BYTES=${MAX_HEADER_BYTES} is 431 JSON on any path; over Bun's own ${BUN_HEAD_LIMIT} a bare 431`, async () => {
+  test(`a request head over MAX_HEADER_BYTES=${MAX_HEADER_BYTES} is 431 JSON on any path; over Bun's own ${BUN_DEFAULT_MAX_HEADER_BYTES} a bare 431`, async () => {
     const before = await limited(rateNode, "header_bytes");
     const tooLargeBefore = await rejected(rateNode, "too_large");
     const big = { "x-filler": "y".repeat(MAX_HEADER_BYTES) };
@@ -256,7 +255,7 @@ describe("sizes", () => {
     const fits = await answerFrom("127.0.0.12", `${rateNode.url}/readyz`, { headers: { "x-filler": "y".repeat(MAX_HEADER_BYTES - 200) } });
     expect(fits.status).toBe(200);
 
-    const huge = await answerFrom("127.0.0.12", `${rateNode.url}/readyz`, { headers: { "x-filler": "y".repeat(BUN_HEAD_LIMIT + 1) } });
+    const huge = await answerFrom("127.0.0.12", `${rateNode.url}/readyz`, { headers: { "x-filler": "y".repeat(BUN_DEFAULT_MAX_HEADER_BYTES + 1) } });
     await huge.until(() => huge.isEnded, 5000, "Bun's own refusal");
     expect(huge.status).toBe(431);
   });
