@@ -12,6 +12,9 @@ import { expiredFrame, forbiddenFrame } from "./closingEvents.ts";
 import type { ExpiryClock } from "./expiryClock.ts";
 import { PrivateMatchGuard } from "./privateMatchGuard.ts";
 
+/** Shared by every stream without an expiry: a node holds tens of thousands of streams. */
+const NOTHING_TO_CANCEL = (): void => {};
+
 /** What the authorizer needs of a match actor. */
 export interface PrivacySource {
   readonly match: string;
@@ -84,7 +87,7 @@ export class StreamAuthorizer {
 
   /** Closes `stream` with a `touchline.expired` event when the viewer's token expires. Returns a cancel. */
   closeAtExpiry(viewer: Viewer, stream: SseStream): () => void {
-    if (viewer.kind !== "token" || viewer.token.expiresAt === undefined) return () => {};
+    if (viewer.kind !== "token" || viewer.token.expiresAt === undefined) return NOTHING_TO_CANCEL;
     const expiresAt = viewer.token.expiresAt;
     return this.clock.schedule(expiresAt, () => {
       // close() flushes what is queued first, so the final event is the last thing the client reads.

@@ -16,16 +16,14 @@ import { HttpError, json } from "./errors.ts";
 import type { NodeLimits } from "../limits/nodeLimits.ts";
 import type { Release } from "../limits/keyedConcurrency.ts";
 import { encodeMessage } from "../sse/encode.ts";
-import type { SseStream } from "../stream/sseStream.ts";
+import type { SseStream, StreamHolder } from "../stream/sseStream.ts";
+import { MultiplexLease, StreamLease } from "./streamLease.ts";
 import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
 
 /** Seconds a stream may see no write before Bun closes it: heartbeats keep healthy streams well inside. */
 export function streamIdleSeconds(heartbeatMs: number): number {
   return Math.min(255, Math.ceil((heartbeatMs * 2) / 1000) + 5);
 }
-
-/** Closes the socket of a stream that was cut off, even if the client stopped reading. */
-const CUT_OFF_TIMEOUT_S = 1;
 
 export interface StreamDeps {
   node: TouchlineNode;
@@ -69,19 +67,16 @@ function admitStream(deps: StreamDeps): void {
   }
 }
 
-function wireClose(deps: StreamDeps, request: Request, server: Server<unknown> | null, opened: ReturnType<StreamRegistry["open"]>, leave: () => void, release: Release): void {
-  const { stream } = opened;
-  opened.onClose(() => {
-    // Whatever the reason the stream closed, its client address gets the slot back.
-    release();
-    leave();
-    // A cut-off client may not be reading: make Bun drop the socket now rather than at the idle timeout.
-    if (server) server.timeout(request, CUT_OFF_TIMEOUT_S);
-  });
+/**
+ * Ties an opened stream to what it holds. The stream's own `cancel` tells us the client left (no
+ * abort listener: it would keep the request alive for the stream's lifetime). A cut-off stream's
+ * socket closes at its idle timeout at the latest; its queue is freed at once.
+ */
+function hold(deps: StreamDeps, request: Request, server: Server<unknown> | null, stream: SseStream, lease: StreamHolder): void {
+  stream.holdFor(lease);
   // Authorization may await before the stream opens: the client can be gone already.
   if (request.signal.aborted) stream.close("client");
-  else request.signal.addEventListener("abort", () => stream.close("client"), { once: true });
-  if (server) server.timeout(request, streamIdleSeconds(deps.node.config.heartbeatMs));
+  else if (server) server.timeout(request, streamIdleSeconds(deps.node.config.heartbeatMs));
 }
 
 export async function openMatchStream(deps: StreamDeps, request: Request, server: Server<unknown> | null, match: string): Promise<Response> {
@@ -93,16 +88,12 @@ export async function openMatchStream(deps: StreamDeps, request: Request, server
   await deps.auth.authorizeStream(viewer, [actor]);
   const after = parseEventId(lastEventIdOf(request, url));
   const release = deps.limits.admitStream(request, server);
-  const opened = deps.registry.open();
-  greetIfAsked(deps, url, opened.stream);
-  const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(opened.stream), opened.stream);
-  const stopExpiry = deps.auth.closeAtExpiry(viewer, opened.stream);
-  wireClose(deps, request, server, opened, () => {
-    stopExpiry();
-    actor.leave(sub);
-  }, release);
-  void actor.join(sub, after).then(() => opened.stream.release());
-  return opened.stream.takeResponse();
+  const stream = deps.registry.open();
+  greetIfAsked(deps, url, stream);
+  const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(stream), stream);
+  hold(deps, request, server, stream, new StreamLease(actor, sub, release, deps.auth.closeAtExpiry(viewer, stream)));
+  void actor.join(sub, after).then(() => stream.release());
+  return stream.takeResponse();
 }
 
 export async function openMultiplexedStream(deps: StreamDeps, request: Request, server: Server<unknown> | null): Promise<Response> {
@@ -118,21 +109,16 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
   await deps.auth.authorizeStream(viewer, actors);
   const resumed = parseCursor(lastEventIdOf(request, url), max);
   const release = deps.limits.admitStream(request, server);
-  const opened = deps.registry.open();
-  greetIfAsked(deps, url, opened.stream);
+  const stream = deps.registry.open();
+  greetIfAsked(deps, url, stream);
   const shared = new MultiplexCursor(matches, resumed);
   const joins = actors.map((actor) => ({
     actor,
-    match: actor.match,
-    sub: deps.auth.guard(viewer, actor, new MultiplexedSubscription(opened.stream, shared, actor.match), opened.stream),
+    sub: deps.auth.guard(viewer, actor, new MultiplexedSubscription(stream, shared, actor.match), stream),
   }));
-  const stopExpiry = deps.auth.closeAtExpiry(viewer, opened.stream);
-  wireClose(deps, request, server, opened, () => {
-    stopExpiry();
-    for (const j of joins) j.actor.leave(j.sub);
-  }, release);
-  void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.match)))).then(() => opened.stream.release());
-  return opened.stream.takeResponse();
+  hold(deps, request, server, stream, new MultiplexLease(joins, release, deps.auth.closeAtExpiry(viewer, stream)));
+  void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.actor.match)))).then(() => stream.release());
+  return stream.takeResponse();
 }
 
 /** Collects what an actor sends for one long poll. */

@@ -27,6 +27,11 @@ export interface SseStreamOwner {
   streamClosed(stream: SseStream, reason: CloseReason): void;
 }
 
+/** What an opener attached to a stream (subscriptions, slots, timers), released when it closes. */
+export interface StreamHolder {
+  release(): void;
+}
+
 /** `highWaterMark: 0` makes `desiredSize` read minus the unsent bytes; the strategy holds no state. */
 const UNSENT_BYTES = new ByteLengthQueuingStrategy({ highWaterMark: 0 });
 
@@ -37,8 +42,8 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
   private pending: Uint8Array[] | undefined;
   private pendingBytes = 0;
   private closedReason: CloseReason | undefined;
-  /** Releases what the opener attached (subscriptions); runs once, on close. */
-  private closeHook: (() => void) | undefined;
+  /** What the opener attached (subscriptions); released once, on close. */
+  private holder: StreamHolder | undefined;
   lastWriteAt = Date.now();
   /** While opening, writes are held so every snapshot precedes any live event. */
   private holding = true;
@@ -66,9 +71,9 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
     return r;
   }
 
-  /** Registers what to release when the stream closes (at most one hook). */
-  onClose(hook: () => void): void {
-    this.closeHook = hook;
+  /** Registers what to release when the stream closes (one holder per stream). */
+  holdFor(holder: StreamHolder): void {
+    this.holder = holder;
   }
 
   get open(): boolean {
@@ -126,7 +131,7 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
     }
   }
 
-  /** Ends the stream. Idempotent; the owner and the close hook hear of it once. */
+  /** Ends the stream. Idempotent; the owner and the holder hear of it once. */
   close(reason: CloseReason): void {
     if (this.closedReason !== undefined) return;
     if (reason !== "slow" && reason !== "error") {
@@ -148,9 +153,9 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
       /* already closed by the runtime */
     }
     this.owner.streamClosed(this, reason);
-    const hook = this.closeHook;
-    this.closeHook = undefined;
-    hook?.();
+    const holder = this.holder;
+    this.holder = undefined;
+    holder?.release();
   }
 }
 

@@ -52,13 +52,13 @@ export class StreamRegistry implements SseStreamOwner {
     return this.streams.size >= this.opts.maxConnections;
   }
 
-  /** Opens a stream; its `onClose` hook releases what the caller attached to it (subscriptions). */
-  open(extraHeaders?: Record<string, string>): { stream: SseStream; onClose(hook: () => void): void } {
+  /** Opens a stream; the caller attaches what it holds with `stream.holdFor`. */
+  open(extraHeaders?: Record<string, string>): SseStream {
     const retry = this.retryFrames[Math.floor(Math.random() * RETRY_JITTER_STEPS)]!;
     const stream = new SseStream(this, extraHeaders ? { ...SSE_HEADERS, ...extraHeaders } : SSE_HEADERS, retry);
     this.streams.add(stream);
     this.opts.onOpened();
-    return { stream, onClose: (hook) => stream.onClose(hook) };
+    return stream;
   }
 
   streamClosed(stream: SseStream, reason: CloseReason): void {
