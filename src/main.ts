@@ -65,10 +65,9 @@ export async function main(): Promise<void> {
     },
   });
 
-  const advertisedHost = process.env.ADVERTISED_HOST || (config.host === "0.0.0.0" ? "127.0.0.1" : config.host);
   const tls = config.security.tls;
   const scheme = tls ? "https" : "http";
-  const node = new TouchlineNode({ config, logger, metrics, tracing, advertisedUrl: `${scheme}://${advertisedHost}:${config.port}` });
+  const node = new TouchlineNode({ config, logger, metrics, tracing, advertisedUrl: `${scheme}://${config.advertisedHost}:${config.port}` });
 
   const app = createApp({ node, registry, metricsRegistry, metrics, logger, auth, cors });
   // The listener comes up first so /healthz answers while we join; /readyz stays 503 until joined.

@@ -113,6 +113,8 @@ describe("compose.yaml", () => {
     for (const name of nodeServices) {
       const e = env(services[name]!);
       expect(e.NATS_URL!.split(",").sort()).toEqual(natsNames.map((n) => `nats://${n}:${NATS_CLIENT_PORT}`).sort());
+      // One copy of the log per NATS server, so the backbone survives losing one.
+      expect(Number(e.JETSTREAM_REPLICAS)).toBe(natsNames.length);
       expect(e.OTEL_EXPORTER_OTLP_ENDPOINT).toBe(`http://${jaegerName}:${OTLP_HTTP_PORT}`);
       expect(e.OTEL_SERVICE_NAME).toBe("touchline");
     }

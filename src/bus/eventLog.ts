@@ -10,6 +10,7 @@ import type { Names } from "./subjects.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { PublishInput } from "../match/event.ts";
 import { EVENT_TYPE, isReservedType } from "../match/event.ts";
+import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
 import { ATTR, MESSAGING_OP_SEND, MESSAGING_SYSTEM_NATS, SPAN } from "../telemetry/spanNames.ts";
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
@@ -56,8 +57,12 @@ export class EventLog {
     private readonly tracing: TracingHandle = TRACING_OFF,
   ) {}
 
-  /** Creates the stream, or brings an existing one to the configured retention. */
-  async ensure(retentionMs: number): Promise<void> {
+  /**
+   * Creates the stream, or brings an existing one to the configured retention. `replicas` copies are
+   * kept on a NATS cluster so the log survives losing a server (a replica count cannot be changed by
+   * a node on a running stream: that is an operator's `nats stream edit`).
+   */
+  async ensure(retentionMs: number, replicas = 1): Promise<void> {
     const config = {
       name: this.names.stream,
       subjects: [this.names.eventWildcard],
@@ -66,6 +71,7 @@ export class EventLog {
       max_age: nanos(retentionMs),
       duplicate_window: nanos(Math.min(DEDUPE_WINDOW_MS, retentionMs)),
       allow_direct: true,
+      num_replicas: replicas,
     };
     try {
       const info = await this.jsm.streams.info(this.names.stream);
@@ -221,6 +227,11 @@ export class EventLog {
     }
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       this.onBadMessage(seq, "payload is not a JSON object");
+      return undefined;
+    }
+    // The HTTP door refuses these; a producer publishing straight to NATS is held to the same bound.
+    if (jsonDeeperThan(body, MAX_JSON_DEPTH)) {
+      this.onBadMessage(seq, `payload nests deeper than ${MAX_JSON_DEPTH} levels`);
       return undefined;
     }
     const b = body as Record<string, unknown>;

@@ -13,6 +13,12 @@ export interface Config {
   host: string;
   natsUrls: string[];
   nodeId: string;
+  /**
+   * Host name other nodes and operators reach this node by (shown in /cluster). ADVERTISED_HOST, else
+   * HOST when it names one address, else the machine's host name: in a container that is the name
+   * Docker's DNS answers for, so scaled replicas need no per-node setting.
+   */
+  advertisedHost: string;
   jwtSecret: string | undefined;
   heartbeatMs: number;
   maxConnections: number;
@@ -32,6 +38,8 @@ export interface Config {
   pollWaitMs: number;
   /** Grace given to clients to leave during SIGTERM drain before the process exits. */
   drainMs: number;
+  /** Copies JetStream keeps of the event log and the buckets (3 on a three-server NATS cluster). */
+  jetstreamReplicas: number;
   /** Prefix of every NATS subject, stream and bucket name, so several clusters can share a server. */
   namespace: string;
   /** Abuse limits (src/limits): per client address, per token, request sizes. */
@@ -120,6 +128,9 @@ export function openFileLimit(): number {
   }
 }
 
+/** Listening on every interface: no single address to advertise. */
+const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
+
 /** File descriptors kept free for NATS, publishers, node-to-node traffic and the process itself. */
 const FD_HEADROOM = 1024;
 const MIN_MAX_CONNECTIONS = 1000;
@@ -147,11 +158,16 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("TOUCHLINE_NAMESPACE", "must match [a-z][a-z0-9_]{0,31}");
   }
   const membershipRenewMs = duration(env, "MEMBERSHIP_RENEW_MS", 1000, 100);
+  const advertisedHost = env.ADVERTISED_HOST?.trim() || (WILDCARD_HOSTS.has(host) ? hostname() : host);
+  if (!/^[A-Za-z0-9.:_[\]-]{1,253}$/.test(advertisedHost)) {
+    throw new ConfigError("ADVERTISED_HOST", `"${advertisedHost}" is not a host name or address`);
+  }
   return {
     port,
     host,
     natsUrls,
     nodeId,
+    advertisedHost,
     jwtSecret: secret && secret.length > 0 ? secret : undefined,
     heartbeatMs: integer(env, "HEARTBEAT_MS", 15_000, 100, 3_600_000),
     maxConnections: integer(env, "MAX_CONNECTIONS", Math.max(MIN_MAX_CONNECTIONS, openFileLimit() - FD_HEADROOM), 1),
@@ -167,6 +183,7 @@ export function loadConfig(env: Env = process.env): Config {
     pollWaitMs: duration(env, "POLL_WAIT", 25_000, 0),
     drainMs: duration(env, "DRAIN", 5000, 0),
     namespace,
+    jetstreamReplicas: integer(env, "JETSTREAM_REPLICAS", 1, 1, 5),
     limits: loadLimits(env),
     security: loadSecurityConfig(env),
   };

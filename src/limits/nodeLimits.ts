@@ -14,7 +14,7 @@ import type { LimiterName } from "./limitNames.ts";
 import { limiterKey, type IpAddress } from "./ipAddress.ts";
 import { publisherKey } from "./publisherKey.ts";
 import { requestHeadBytes } from "./requestHeadBytes.ts";
-import { MAX_JSON_DEPTH, jsonDeeperThan } from "./jsonDepth.ts";
+import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
 import { resolveClientIp } from "./trustProxy.ts";
 
 /** How often idle rate-limit entries are dropped. */

@@ -100,11 +100,12 @@ export class TouchlineNode {
       this.logger.warn("skipping a stored message that is not a valid event", { seq, reason }),
       this.tracing,
     );
-    await this.log.ensure(c.retentionMs);
+    await this.log.ensure(c.retentionMs, c.jetstreamReplicas);
     const kvm = new Kvm(this.nc);
-    const membersKv = await kvm.create(this.names.membersBucket, { history: 1, ttl: c.membershipTtlMs * 4 });
-    const ownersKv = await kvm.create(this.names.ownersBucket, { history: 1 });
-    this.indexKv = await kvm.create(this.names.indexBucket, { history: 1, ttl: c.retentionMs });
+    const replicas = c.jetstreamReplicas;
+    const membersKv = await kvm.create(this.names.membersBucket, { history: 1, ttl: c.membershipTtlMs * 4, replicas });
+    const ownersKv = await kvm.create(this.names.ownersBucket, { history: 1, replicas });
+    this.indexKv = await kvm.create(this.names.indexBucket, { history: 1, ttl: c.retentionMs, replicas });
 
     this.leases = new LeaseTable(ownersKv, c.nodeId, this.tracing);
     await this.leases.start();

@@ -17,7 +17,12 @@ import { FlushScheduler } from "./flushScheduler.ts";
 const utf8 = new TextEncoder();
 const PING = utf8.encode(encodeComment("ping"));
 
-export type CloseReason = "client" | "slow" | "drain" | "error" | "auth_expired";
+/**
+ * Why a stream ended. `replay_paged`: a resume had more to replay than a client may hold unsent, so
+ * the stream carried the events that fit and ended; the client comes back with the last id it got
+ * for the rest (EventSource does so by itself), and every round moves it forward.
+ */
+export type CloseReason = "client" | "slow" | "drain" | "error" | "auth_expired" | "replay_paged";
 
 /** What every stream of a registry shares. */
 export interface SseStreamOwner {
@@ -47,6 +52,8 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
   lastWriteAt = Date.now();
   /** While opening, writes are held so every snapshot precedes any live event. */
   private holding = true;
+  /** Opening queued as much replay as the buffer cap allows; the rest waits for the next connection. */
+  private replayFull = false;
 
   constructor(private readonly owner: SseStreamOwner, headers: HeadersInit, retryFrame: Uint8Array) {
     this.response = new Response(new ReadableStream<Uint8Array>(this, UNSENT_BYTES), { status: 200, headers });
@@ -87,7 +94,13 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
   }
 
   write(bytes: Uint8Array): void {
-    if (this.closedReason !== undefined) return;
+    if (this.closedReason !== undefined || this.replayFull) return;
+    if (this.holding && this.pending && this.unsentBytes + bytes.byteLength > this.owner.bufferCap) {
+      // A long replay would pass the cap before the client read a byte and be cut as slow, with the
+      // same id next time, forever. Whole events only: everything queued so far goes out at release.
+      this.replayFull = true;
+      return;
+    }
     if (this.pending) this.pending.push(bytes);
     else this.pending = [bytes];
     this.pendingBytes += bytes.byteLength;
@@ -102,10 +115,11 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
     this.write(utf8.encode(text));
   }
 
-  /** Opening is done: let held writes go. */
+  /** Opening is done: let held writes go (and end the stream if its replay did not fit). */
   release(): void {
     this.holding = false;
-    if (this.pending) this.owner.flusher.add(this);
+    if (this.replayFull) this.close("replay_paged");
+    else if (this.pending) this.owner.flusher.add(this);
   }
 
   ping(): void {

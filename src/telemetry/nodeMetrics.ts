@@ -10,7 +10,7 @@ import { LIMITERS, LIMIT_NAMES, type LimiterName, type LimitName } from '../limi
 
 export { startEventLoopLagMonitor } from './eventLoopLag'
 
-export const STREAM_CLOSE_REASONS = ['client', 'slow', 'drain', 'error', 'auth_expired'] as const
+export const STREAM_CLOSE_REASONS = ['client', 'slow', 'drain', 'error', 'auth_expired', 'replay_paged'] as const
 export type StreamCloseReason = (typeof STREAM_CLOSE_REASONS)[number]
 
 export const PUBLISH_RESULTS = ['stored', 'duplicate'] as const

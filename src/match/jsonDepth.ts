@@ -2,7 +2,8 @@
  * How deeply a parsed JSON value nests. Recursive code downstream (msgpackr between nodes, merge
  * patches, JSON.stringify) overflows the stack on a value nested a few thousand levels deep, and an
  * event is stored before it is fanned out: one such publish would crash every node that owns the
- * match, again after each restart. So depth is checked at the door, without recursion.
+ * match, again after each restart. So depth is checked at the HTTP door and again when a stored payload
+ * is read (producers may publish straight to NATS), without recursion.
  */
 
 /** Far deeper than any match data or state needs, far shallower than any recursion limit. */

@@ -1,0 +1,70 @@
+/**
+ * Producers publishing straight to NATS (the README's subject and payload format): a JetStream publish's
+ * ack seq is the event id streams carry; payloads that are not valid events (not JSON, reserved type,
+ * nested deeper than the HTTP door allows) are skipped alike by every reader, and the node goes on.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { MAX_JSON_DEPTH } from "../../src/match/jsonDepth.ts";
+import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { openSse, type SseConnection } from "../helpers/sse.ts";
+import { getJson, uniqueMatch } from "./touchlineApi.ts";
+
+setDefaultTimeout(30_000);
+
+/** Far past any recursion limit of msgpackr or JSON.stringify (it crashed a node before the check). */
+const HOSTILE_DEPTH = 5_000;
+
+let nats: NatsFixture;
+let node: NodeFixture;
+let nc: NatsConnection;
+const streams: SseConnection[] = [];
+
+beforeAll(async () => {
+  nats = await startNats();
+  node = await startNode({ natsUrl: nats.url });
+  nc = await connect({ servers: nats.url });
+});
+
+afterAll(async () => {
+  for (const s of streams) await s.close();
+  await nc?.close();
+  await node?.kill();
+  await nats?.stop();
+});
+
+function nested(depth: number): unknown {
+  let v: unknown = 1;
+  for (let i = 0; i < depth; i++) v = [v];
+  return v;
+}
+
+test("events published straight to JetStream stream with the ack's seq as id; invalid payloads are skipped", async () => {
+  const match = uniqueMatch("direct");
+  const conn = await openSse(`${node.url}/matches/${match}/events`);
+  streams.push(conn);
+  await conn.untilEvents(1);
+  expect(conn.events[0]!.type).toBe("snapshot");
+  const js = jetstream(nc);
+  const subject = `touchline.events.${match}`;
+  const send = (body: unknown) => js.publish(subject, typeof body === "string" ? body : JSON.stringify(body));
+
+  const first = await send({ type: "goal", data: { team: "home" }, state: { homeScore: 1 } });
+  await send("not json at all");
+  await send({ type: "snapshot", data: null });
+  await send({ type: "goal", data: nested(HOSTILE_DEPTH) });
+  await send({ type: "card", data: { deep: nested(MAX_JSON_DEPTH + 1) } });
+  const last = await send({ type: "card", data: { team: "away" } });
+
+  await conn.until(() => conn.events.some((e) => e.lastEventId === String(last.seq)), 10_000, "the last event");
+  const seen = conn.matchEvents.map((e) => [e.lastEventId, e.type]);
+  expect(seen).toEqual([
+    [String(first.seq), "goal"],
+    [String(last.seq), "card"],
+  ]);
+  const state = await getJson<{ id: string; state: Record<string, unknown> }>(`${node.url}/matches/${match}`);
+  expect(state.json.state).toEqual({ homeScore: 1 });
+  expect(state.json.id).toBe(String(last.seq));
+  expect((await fetch(`${node.url}/readyz`)).status).toBe(200);
+});
