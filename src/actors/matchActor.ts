@@ -26,6 +26,8 @@ const RETRY_MAX_MS = 2000;
 const MAX_BUFFERED_FEED = 10_000;
 /** Events sent in a sync reply: enough for reconnect storms to be served from memory on any node. */
 const SYNC_WINDOW_EVENTS = 500;
+/** Longest a state read waits for this node to apply what JetStream already acknowledged. */
+const STATE_CATCH_UP_MS = 2000;
 
 interface PendingJoin {
   sub: MatchSubscriber;
@@ -51,6 +53,8 @@ export class MatchActor {
   private historyQueue: { sub: MatchSubscriber; after: number }[] = [];
   private historyReading = false;
   private syncWaiters: ((r: SyncReply | undefined) => void)[] = [];
+  /** State reads waiting for this actor to reach a seq JetStream already holds. */
+  private seqWaiters: { seq: number; answer: () => void }[] = [];
   private jsFollower: Follower | undefined;
   private unsubscribeFeed: (() => void) | undefined;
   private feedBuffer: { msg: FeedMessage; trace: Context | undefined }[] | undefined;
@@ -246,6 +250,7 @@ export class MatchActor {
       feed?.end();
       this.svc.writeIndex(this.match, { seq: event.seq, ts: event.ts, state: this.state, ...(this.isPrivate ? { private: true } : {}) });
     }
+    if (this.seqWaiters.length > 0) this.answerSeqWaiters();
     const fanOut = spans.startFanOut(this.match, event.seq, this.role, parent);
     const reached = this.subscribers.fanOut(encoded);
     fanOut?.end(reached);
@@ -267,6 +272,13 @@ export class MatchActor {
       this.subscribers.add(w.sub);
     }
     this.waitingForSeq = still;
+  }
+
+  private answerSeqWaiters(): void {
+    const due = this.seqWaiters.filter((w) => w.seq <= this.lastSeq);
+    if (due.length === 0) return;
+    this.seqWaiters = this.seqWaiters.filter((w) => w.seq > this.lastSeq);
+    for (const w of due) w.answer();
   }
 
   /** Owner: its JetStream reader will get there. Follower: fill from JetStream now. */
@@ -460,13 +472,34 @@ export class MatchActor {
   }
 
   /** A snapshot of the state for `GET /matches/{match}`; waits until ready. */
-  snapshot(): Promise<{ seq: number; state: Record<string, Json>; private: boolean }> {
+  /**
+   * The match's state, once this actor has applied at least event `atLeast` (what JetStream holds
+   * now), so a read right after a 201 sees that event. Waits at most STATE_CATCH_UP_MS; past that it
+   * answers with what it has rather than hang.
+   */
+  snapshot(atLeast = 0): Promise<{ seq: number; state: Record<string, Json>; private: boolean }> {
     this.lastInterestAt = Date.now();
     return new Promise((resolve) => {
       const answer = () => resolve({ seq: this.lastSeq, state: this.state, private: this.isPrivate });
+      const whenCaughtUp = () => {
+        if (this.lastSeq >= atLeast) return answer();
+        const waiter = {
+          seq: atLeast,
+          answer: () => {
+            clearTimeout(timer);
+            answer();
+          },
+        };
+        const timer = setTimeout(() => {
+          this.seqWaiters = this.seqWaiters.filter((w) => w !== waiter);
+          answer();
+        }, STATE_CATCH_UP_MS);
+        this.seqWaiters.push(waiter);
+        this.catchUpTo(atLeast);
+      };
       this.post(() => {
-        if (this.ready) answer();
-        else this.syncWaiters.push(() => answer());
+        if (this.ready) whenCaughtUp();
+        else this.syncWaiters.push(() => whenCaughtUp());
       });
     });
   }
@@ -485,6 +518,8 @@ export class MatchActor {
         this.role = "stopped";
         for (const w of this.syncWaiters) w(undefined);
         this.syncWaiters = [];
+        for (const w of this.seqWaiters) w.answer();
+        this.seqWaiters = [];
         resolve();
       });
     });

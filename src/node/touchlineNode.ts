@@ -301,8 +301,10 @@ export class TouchlineNode {
     return this.hub.get(match);
   }
 
+  /** The match's state including every event JetStream has acknowledged so far (read-your-writes). */
   async matchState(match: string): Promise<{ seq: number; state: Record<string, Json>; private: boolean }> {
-    return this.hub.get(match).snapshot();
+    const stored = await this.log.lastSeqOf(match);
+    return this.hub.get(match).snapshot(stored);
   }
 
   clusterView(): { node: string; nodes: (MemberInfo & { owned?: number })[]; version: number } {
