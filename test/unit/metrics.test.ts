@@ -234,6 +234,9 @@ describe('createNodeMetrics', () => {
     touchline_event_loop_lag_seconds: 'gauge',
     touchline_http_requests_total: 'counter',
     touchline_rejected_total: 'counter',
+    touchline_limited_total: 'counter',
+    touchline_limiter_keys: 'gauge',
+    touchline_limiter_evictions_total: 'counter',
   }
 
   test('registers exactly the catalogue, with its types', () => {
@@ -247,7 +250,7 @@ describe('createNodeMetrics', () => {
     const registry = new MetricsRegistry()
     const m = createNodeMetrics(registry)
     let parsed = parsePrometheus(registry.render())
-    for (const reason of ['client', 'slow', 'drain', 'error', 'auth_expired']) {
+    for (const reason of ['client', 'slow', 'drain', 'error', 'auth_expired', 'replay_paged']) {
       expect(sampleValue(parsed, 'touchline_streams_closed_total', { reason })).toBe(0)
     }
     for (const reason of ['rate_limited', 'capacity', 'too_large', 'bad_request', 'unauthorized']) {
