@@ -14,6 +14,7 @@ import type { Follower, LoggedEvent } from "../bus/eventLog.ts";
 import { EncodedEvent } from "./encodedEvent.ts";
 import { EventWindow } from "./eventWindow.ts";
 import { SubscriberSet, type MatchSubscriber } from "./subscriber.ts";
+import { MatchSnapshot } from "./matchSnapshot.ts";
 import type { FeedMessage, MatchServices, SyncReply } from "./services.ts";
 import type { SubscribeSpan } from "../telemetry/matchSpans.ts";
 
@@ -50,11 +51,14 @@ export class MatchActor {
   private pendingJoins: PendingJoin[] = [];
   /** Subscribers whose resume id is ahead of what this node has applied yet (feed lag). */
   private waitingForSeq: { sub: MatchSubscriber; after: number }[] = [];
-  private historyQueue: { sub: MatchSubscriber; after: number }[] = [];
+  /** Resumers waiting for a JetStream read; `sent`: what earlier reads already replayed to them. */
+  private historyQueue: { sub: MatchSubscriber; after: number; sent: number }[] = [];
   private historyReading = false;
   private syncWaiters: ((r: SyncReply | undefined) => void)[] = [];
   /** State reads waiting for this actor to reach a seq JetStream already holds. */
   private seqWaiters: { seq: number; answer: () => void }[] = [];
+  /** The last snapshot sent, reused while the state has not moved (a reconnect storm shares it). */
+  private snapshotCache: MatchSnapshot | undefined;
   private jsFollower: Follower | undefined;
   private unsubscribeFeed: (() => void) | undefined;
   private feedBuffer: { msg: FeedMessage; trace: Context | undefined }[] | undefined;
@@ -159,7 +163,7 @@ export class MatchActor {
         this.sendSnapshot(sub);
       } else {
         j.span?.startsWith("jetstream");
-        this.historyQueue.push({ sub, after });
+        this.historyQueue.push({ sub, after, sent: 0 });
         this.readHistory(j.span?.context);
         return j.resolve();
       }
@@ -175,7 +179,10 @@ export class MatchActor {
   }
 
   private sendSnapshot(sub: MatchSubscriber): void {
-    sub.sendSnapshot(this.match, this.lastSeq, this.state);
+    const cached = this.snapshotCache;
+    const current = cached && cached.seq === this.lastSeq && cached.state === this.state ? cached : new MatchSnapshot(this.match, this.lastSeq, this.state);
+    this.snapshotCache = current;
+    sub.sendSnapshot(current);
   }
 
   /**
@@ -196,7 +203,6 @@ export class MatchActor {
           this.historyReading = false;
           const encoded = chain(events, from).map((e) => new EncodedEvent(e));
           replay?.end(encoded.length, this.historyQueue.length);
-          this.svc.telemetry.replay("jetstream", encoded.length);
           const queue = this.historyQueue;
           this.historyQueue = [];
           for (const q of queue) {
@@ -206,14 +212,27 @@ export class MatchActor {
               this.historyQueue.push(q);
               continue;
             }
-            for (const e of encoded) if (e.seq > q.sub.lastSeq && e.seq > q.after) q.sub.sendEvent(e);
+            let sent = q.sent;
+            for (const e of encoded) {
+              if (e.seq > q.sub.lastSeq && e.seq > q.after) {
+                q.sub.sendEvent(e);
+                sent++;
+              }
+            }
             const rest = this.eventsAfter(Math.max(q.after, q.sub.lastSeq, through));
             if (rest) {
-              for (const e of rest) if (e.seq > q.sub.lastSeq) q.sub.sendEvent(e);
+              for (const e of rest) {
+                if (e.seq > q.sub.lastSeq) {
+                  q.sub.sendEvent(e);
+                  sent++;
+                }
+              }
               this.subscribers.add(q.sub);
+              // One request per resumer (however many reads served it), with every event it was sent.
+              this.svc.telemetry.replay("jetstream", sent);
             } else {
               // The window moved on during the read: go round again from where this one got to.
-              this.historyQueue.push({ sub: q.sub, after: Math.max(q.after, q.sub.lastSeq, through) });
+              this.historyQueue.push({ sub: q.sub, after: Math.max(q.after, q.sub.lastSeq, through), sent });
             }
           }
           this.readHistory();
@@ -268,8 +287,16 @@ export class MatchActor {
         continue;
       }
       const events = this.eventsAfter(Math.max(w.after, w.sub.lastSeq)) ?? [];
-      for (const e of events) if (e.seq > w.sub.lastSeq) w.sub.sendEvent(e);
+      let sent = 0;
+      for (const e of events) {
+        if (e.seq > w.sub.lastSeq) {
+          w.sub.sendEvent(e);
+          sent++;
+        }
+      }
       this.subscribers.add(w.sub);
+      // A resume that waited for this node to catch up is served from memory like any other.
+      this.svc.telemetry.replay("memory", sent);
     }
     this.waitingForSeq = still;
   }
@@ -356,6 +383,8 @@ export class MatchActor {
     this.jsFollower = undefined;
     const epoch = this.epoch;
     this.role = "follower";
+    // Ownership moved away from this node (to the ring's new owner, or to whoever fenced this epoch).
+    this.svc.telemetry.ownershipMoved(this.match, this.svc.ownerOf(this.match) ?? "unknown");
     this.svc.telemetry.debug("owner stepping down", { match: this.match, reason, epoch });
     if (reason !== "fenced") await this.svc.releaseLease(this.match, epoch).catch(() => {});
   }

@@ -3,14 +3,15 @@
  * stream layer; the actor never sees sockets.
  */
 import type { EncodedEvent } from "./encodedEvent.ts";
-import type { Json } from "../match/mergePatch.ts";
+import type { MatchSnapshot } from "./matchSnapshot.ts";
 
 export interface MatchSubscriber {
   /** Seq of the last event of this match sent to the client (0 when none). */
   readonly lastSeq: number;
   /** False once the client is gone: the actor drops it. */
   readonly open: boolean;
-  sendSnapshot(match: string, seq: number, state: Record<string, Json>): void;
+  /** The match's state (shared by every subscriber sent it: do not modify). */
+  sendSnapshot(snapshot: MatchSnapshot): void;
   sendEvent(e: EncodedEvent): void;
 }
 

@@ -9,7 +9,7 @@
  */
 import type { EncodedEvent } from "../actors/encodedEvent.ts";
 import type { MatchSubscriber } from "../actors/subscriber.ts";
-import type { Json } from "../match/mergePatch.ts";
+import type { MatchSnapshot } from "../actors/matchSnapshot.ts";
 
 export class PrivateMatchGuard implements MatchSubscriber {
   constructor(
@@ -28,9 +28,9 @@ export class PrivateMatchGuard implements MatchSubscriber {
     return this.inner.open;
   }
 
-  sendSnapshot(match: string, seq: number, state: Record<string, Json>): void {
+  sendSnapshot(snapshot: MatchSnapshot): void {
     if (this.isPrivate()) return this.deny();
-    this.inner.sendSnapshot(match, seq, state);
+    this.inner.sendSnapshot(snapshot);
   }
 
   sendEvent(e: EncodedEvent): void {

@@ -14,11 +14,11 @@ import { parseCursor } from "../match/cursor.ts";
 import type { Json } from "../match/mergePatch.ts";
 import { HttpError, json } from "./errors.ts";
 import type { NodeLimits } from "../limits/nodeLimits.ts";
-import type { Release } from "../limits/keyedConcurrency.ts";
 import { encodeMessage } from "../sse/encode.ts";
 import type { SseStream, StreamHolder } from "../stream/sseStream.ts";
 import { MultiplexLease, StreamLease } from "./streamLease.ts";
 import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
+import type { MatchSnapshot } from "../actors/matchSnapshot.ts";
 
 /** Seconds a stream may see no write before Bun closes it: heartbeats keep healthy streams well inside. */
 export function streamIdleSeconds(heartbeatMs: number): number {
@@ -129,9 +129,9 @@ class PollCollector implements MatchSubscriber {
   snapshot: { seq: number; state: Record<string, Json> } | undefined;
   private wake: (() => void) | undefined;
 
-  sendSnapshot(_match: string, seq: number, state: Record<string, Json>): void {
-    this.lastSeq = seq;
-    this.snapshot = { seq, state };
+  sendSnapshot(snapshot: MatchSnapshot): void {
+    this.lastSeq = snapshot.seq;
+    this.snapshot = { seq: snapshot.seq, state: snapshot.state };
   }
 
   sendEvent(e: EncodedEvent): void {

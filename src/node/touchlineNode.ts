@@ -143,7 +143,8 @@ export class TouchlineNode {
       delivered: (n: number, ts: number) => {
         if (n === 0) return;
         this.metrics.eventsDelivered.inc(n);
-        this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - ts) / 1000);
+        // One observation per delivery (all n share the moment of the fan-out), so _count matches delivered.
+        this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - ts) / 1000, n);
       },
       replay: (source: "memory" | "jetstream" | "snapshot", events: number) => {
         this.metrics.replayRequests[source].inc();

@@ -6,13 +6,9 @@
 import type { EncodedEvent } from "../actors/encodedEvent.ts";
 import type { MatchSubscriber } from "../actors/subscriber.ts";
 import { formatCursor, type Cursor } from "../match/cursor.ts";
-import type { Json } from "../match/mergePatch.ts";
 import { encodeMessage } from "../sse/encode.ts";
 import type { SseStream } from "./sseStream.ts";
-
-function snapshotData(match: string, state: Record<string, Json>): string {
-  return JSON.stringify({ match, state });
-}
+import { SNAPSHOT_EVENT, type MatchSnapshot } from "../actors/matchSnapshot.ts";
 
 export class SingleMatchSubscription implements MatchSubscriber {
   lastSeq = 0;
@@ -23,10 +19,9 @@ export class SingleMatchSubscription implements MatchSubscriber {
     return this.stream.open;
   }
 
-  sendSnapshot(match: string, seq: number, state: Record<string, Json>): void {
-    this.lastSeq = seq;
-    const msg = { event: "snapshot", data: snapshotData(match, state), ...(seq > 0 ? { id: String(seq) } : {}) };
-    this.stream.writeText(encodeMessage(msg));
+  sendSnapshot(snapshot: MatchSnapshot): void {
+    this.lastSeq = snapshot.seq;
+    this.stream.write(snapshot.frame);
   }
 
   sendEvent(e: EncodedEvent): void {
@@ -63,10 +58,10 @@ export class MultiplexedSubscription implements MatchSubscriber {
     return this.stream.open;
   }
 
-  sendSnapshot(match: string, seq: number, state: Record<string, Json>): void {
-    this.lastSeq = seq;
-    const id = this.shared.advance(match, seq);
-    this.stream.writeText(encodeMessage({ id, event: "snapshot", data: snapshotData(match, state) }));
+  sendSnapshot(snapshot: MatchSnapshot): void {
+    this.lastSeq = snapshot.seq;
+    const id = this.shared.advance(this.match, snapshot.seq);
+    this.stream.writeText(encodeMessage({ id, event: SNAPSHOT_EVENT, data: snapshot.dataJson }));
   }
 
   sendEvent(e: EncodedEvent): void {

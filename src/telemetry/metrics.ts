@@ -34,7 +34,8 @@ export interface Gauge extends GaugeChild {
   labels(l: Labels): GaugeChild
 }
 export interface HistogramChild {
-  observe(v: number): void
+  /** Records `v`, `times` times over (n deliveries of one event share its latency). */
+  observe(v: number, times?: number): void
 }
 export interface Histogram extends HistogramChild {
   labels(l: Labels): HistogramChild
@@ -237,20 +238,21 @@ class HistogramSeries implements HistogramChild {
     this.bucketCounts = new Float64Array(upperBounds.length)
   }
 
-  observe(v: number): void {
+  observe(v: number, times = 1): void {
     // NaN belongs to no bucket and would poison the sum for good; it is dropped.
     if (v !== v) return
+    if (!(times >= 0)) throw new RangeError(`histogram observation count must be >= 0, got ${times}`)
     const bounds = this.upperBounds
     const counts = this.bucketCounts
     // Linear scan: bucket lists are short, and the common small values exit early.
     for (let i = 0; i < bounds.length; i++) {
       if (v <= (bounds[i] as number)) {
-        counts[i] = (counts[i] as number) + 1
+        counts[i] = (counts[i] as number) + times
         break
       }
     }
-    this.sum += v
-    this.count++
+    this.sum += v * times
+    this.count += times
   }
 }
 
@@ -271,8 +273,8 @@ class HistogramFamily implements Histogram, Family {
       return new HistogramSeries(upperBounds, bucketPrefixes, `${name}_sum${braced(pairs)} `, `${name}_count${braced(pairs)} `)
     })
   }
-  observe(v: number): void {
-    this.series.bare().observe(v)
+  observe(v: number, times?: number): void {
+    this.series.bare().observe(v, times)
   }
   labels(l: Labels): HistogramChild {
     return this.series.get(l)

@@ -40,7 +40,10 @@ export interface NodeMetrics {
   eventsPublished: Record<PublishResult, CounterChild>
   /** touchline_events_delivered_total: add the number of streams reached, once per fan-out. */
   eventsDelivered: Counter
-  /** touchline_delivery_latency_seconds: event publish ts to written to the socket. */
+  /**
+   * touchline_delivery_latency_seconds: event publish ts to queued on a client stream, one observation
+   * per delivery; the socket write follows in the next flush pass (at most MAX_COALESCE_MS later).
+   */
   deliveryLatency: Histogram
   /** touchline_replay_requests_total{source} */
   replayRequests: Record<ReplaySource, CounterChild>
@@ -104,7 +107,7 @@ export function createNodeMetrics(registry: MetricsRegistry): NodeMetrics {
     ),
     deliveryLatency: registry.histogram(
       'touchline_delivery_latency_seconds',
-      'Time from an event being published to it being written to a client socket.',
+      'Time from an event being published to it being queued for a client socket, one observation per delivery.',
       DELIVERY_LATENCY_BUCKETS_SECONDS,
     ),
     replayRequests: childrenFor(
