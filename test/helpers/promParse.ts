@@ -275,3 +275,45 @@ export function sumSamples(parsed: ParsedMetrics, name: string, where: SampleLab
   }
   return total
 }
+
+/** Families other than the application's own that a process may expose (client-library defaults). */
+export const STANDARD_PREFIXES = ['process_'] as const
+
+/** Units Prometheus asks to be given in base units (seconds, bytes) instead. */
+const NON_BASE_UNIT = /_(?:ms|millis|milliseconds|us|micros|microseconds|ns|nanoseconds|minutes|hours|days|kb|kilobytes|mb|megabytes|kib|mib)(?:_|$)/
+/** Words that make a name a duration, which must then be in seconds. */
+const DURATION_WORD = /_(?:latency|duration|lag|delay|elapsed|uptime|age|wait|time)(?:_|$)/
+const SECONDS_UNIT = /_seconds(?:_total|_sum|_count|_bucket)?$/
+const SNAKE_CASE = /^[a-z][a-z0-9_]*$/
+const RESERVED_LABEL = /^__/
+
+/**
+ * What Prometheus' naming conventions (and a careful exposition) ask beyond parsing: every family
+ * has a HELP and an explicit TYPE, its name carries the application's prefix (or a standard one) in
+ * snake case, counters end in `_total` and nothing else does, durations are in `_seconds`, no
+ * non-base units, no reserved label names. Returns every problem found (an empty list when none), so
+ * a failing test shows them all at once. Histogram buckets are checked by `parsePrometheus` itself.
+ */
+export function conventionProblems(parsed: ParsedMetrics, prefix: string): string[] {
+  const problems: string[] = []
+  for (const family of parsed.values()) {
+    const name = family.name
+    const problem = (text: string) => problems.push(`${name}: ${text}`)
+    if (family.help === undefined || family.help.trim() === '') problem('no # HELP text')
+    if (!explicitlyTyped.has(family) || family.type === 'untyped') problem('no # TYPE (or untyped)')
+    if (!name.startsWith(prefix) && !STANDARD_PREFIXES.some((p) => name.startsWith(p))) {
+      problem(`name lacks the ${prefix} prefix`)
+    }
+    if (!SNAKE_CASE.test(name)) problem('name is not lower snake case')
+    if (family.type === 'counter' && !name.endsWith('_total')) problem('counter name must end in _total')
+    if (family.type !== 'counter' && name.endsWith('_total')) problem(`${family.type} name must not end in _total`)
+    if (NON_BASE_UNIT.test(name)) problem('use base units (seconds, bytes)')
+    if (DURATION_WORD.test(name) && !SECONDS_UNIT.test(name.replace(/_total$/, ''))) problem('a duration must be in _seconds')
+    for (const s of family.samples) {
+      for (const label of Object.keys(s.labels)) {
+        if (RESERVED_LABEL.test(label)) problem(`label ${label} uses the reserved __ prefix`)
+      }
+    }
+  }
+  return problems
+}
