@@ -59,8 +59,6 @@ export interface NodeMetrics {
   natsConnected: Gauge
   /** touchline_event_loop_lag_seconds: fed by startEventLoopLagMonitor. */
   eventLoopLag: Gauge
-  /** touchline_http_requests_total{route,status}: `route` is the route pattern, never the raw path. */
-  httpRequests: Counter
   /** touchline_rejected_total{reason} */
   rejected: Record<RejectReason, CounterChild>
   /** touchline_limited_total{limit}: refusals by the abuse limit that made them (src/limits). */
@@ -123,10 +121,6 @@ export function createNodeMetrics(registry: MetricsRegistry): NodeMetrics {
     ownershipMoves: registry.counter('touchline_ownership_moves_total', 'Matches whose ownership moved to or from this node.'),
     natsConnected: registry.gauge('touchline_nats_connected', '1 while connected to NATS, 0 otherwise.'),
     eventLoopLag: registry.gauge('touchline_event_loop_lag_seconds', 'How late the last event-loop probe timer fired.'),
-    httpRequests: registry.counter('touchline_http_requests_total', 'HTTP requests answered, by route pattern and status.', [
-      'route',
-      'status',
-    ]),
     rejected: childrenFor(
       registry.counter('touchline_rejected_total', 'Requests refused, by reason.', ['reason']),
       'reason',

@@ -232,7 +232,6 @@ describe('createNodeMetrics', () => {
     touchline_ownership_moves_total: 'counter',
     touchline_nats_connected: 'gauge',
     touchline_event_loop_lag_seconds: 'gauge',
-    touchline_http_requests_total: 'counter',
     touchline_rejected_total: 'counter',
     touchline_limited_total: 'counter',
     touchline_limiter_keys: 'gauge',
@@ -263,7 +262,6 @@ describe('createNodeMetrics', () => {
     m.eventsPublished.stored.inc()
     m.eventsDelivered.inc(10_000)
     m.deliveryLatency.observe(0.003)
-    m.httpRequests.labels({ route: '/matches/:match/events', status: '201' }).inc()
     m.natsConnected.set(1)
     parsed = parsePrometheus(registry.render())
     expect(sampleValue(parsed, 'touchline_streams_closed_total', { reason: 'slow' })).toBe(1)
@@ -273,9 +271,6 @@ describe('createNodeMetrics', () => {
     expect(sampleValue(parsed, 'touchline_delivery_latency_seconds_bucket', { le: '0.0025' })).toBe(0)
     expect(sampleValue(parsed, 'touchline_delivery_latency_seconds_bucket', { le: '0.005' })).toBe(1)
     expect(sampleValue(parsed, 'touchline_delivery_latency_seconds_bucket', { le: '10' })).toBe(1)
-    expect(
-      sampleValue(parsed, 'touchline_http_requests_total', { route: '/matches/:match/events', status: '201' }),
-    ).toBe(1)
     expect(sampleValue(parsed, 'touchline_nats_connected')).toBe(1)
   })
 })
