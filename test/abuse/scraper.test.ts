@@ -4,8 +4,9 @@
  * arriving mid-attack, stream on and receive every event in order. Loopback is made subject to the
  * limits (LIMITS_EXEMPT=none); every other limit keeps its default.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { expect, setDefaultTimeout, test } from "bun:test";
+import { waitFor } from "../helpers/cluster.ts";
+import { useNode } from "../helpers/nodeFixture.ts";
 import type { SseConnection } from "../helpers/sse.ts";
 import { LIMIT_DEFAULTS } from "../../src/limits/limitsConfig.ts";
 import { metricValue, uniqueMatch } from "../integration/touchlineApi.ts";
@@ -23,18 +24,8 @@ const SCRAPE_MS = 6000;
 const EVENTS = 60;
 const PUBLISH_EVERY_MS = SCRAPE_MS / EVENTS;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode({ env: { LIMITS_EXEMPT: "none" } });
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { LIMITS_EXEMPT: "none" } });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 test("a scraper looping on new streams is capped; fans on other addresses get every event", async () => {
   const match = uniqueMatch("scraped");

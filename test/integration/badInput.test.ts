@@ -2,8 +2,9 @@
  * Bad input gets the contract's JSON error with the right status, never crashes the node, stores
  * nothing, and leaks no subscriber: afterwards the node is ready and no stream is left open.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { waitFor } from "../helpers/cluster.ts";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, sendRaw, untilHead, type SseConnection } from "../helpers/sse.ts";
 import { getJson, metricValue, publishOk, readJson, uniqueMatch } from "./touchlineApi.ts";
 
@@ -12,20 +13,10 @@ setDefaultTimeout(30_000);
 /** The contract's default body limit (MAX_BODY_BYTES unset). */
 const MAX_BODY_BYTES = 65_536;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode();
 /** Every rejected publish goes to this match: it must end up with no events at all. */
 const victim = uniqueMatch("bad");
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 function expectJsonError(answer: { status: number; headers: Headers; json: Record<string, unknown> }, status: number, code?: string): void {
   expect({ status: answer.status, error: answer.json.error }).toEqual({ status, error: code ?? answer.json.error });

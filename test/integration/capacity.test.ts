@@ -2,8 +2,9 @@
  * MAX_CONNECTIONS: past the cap a stream is refused with 503, `Retry-After` and the JSON error; once a
  * stream closes a new one is accepted. A multiplexed stream counts once; plain requests do not count.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { expect, setDefaultTimeout, test } from "bun:test";
+import { waitFor } from "../helpers/cluster.ts";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 import { getJson, metricValue, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
@@ -11,18 +12,8 @@ setDefaultTimeout(30_000);
 
 const MAX_CONNECTIONS = 3;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode({ env: { MAX_CONNECTIONS: String(MAX_CONNECTIONS) } });
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { MAX_CONNECTIONS: String(MAX_CONNECTIONS) } });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 async function expectRefused(conn: SseConnection): Promise<void> {
   await conn.until(() => conn.isEnded, 5000, "the refusal body");

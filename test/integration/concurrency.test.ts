@@ -4,8 +4,8 @@
  * failure replays). Every subscriber must end with every event exactly once, in increasing id order,
  * the ids being those the publishers got back.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { expect, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 import { compareDelivery } from "./deliveryCheck.ts";
 import { byId, publishConcurrently, publishOk, seededRandom, uniqueMatch, untilLatest } from "./touchlineApi.ts";
@@ -20,18 +20,8 @@ const MAX_RUN = 120;
 const MAX_PAUSE_MS = 30;
 const FINISH_TIMEOUT_MS = 20_000;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode();
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url });
-}, 30_000);
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 interface SubscriberResult {
   ids: string[];

@@ -5,8 +5,9 @@
  *
  *   node_modules/.bin/bun test test/integration/figures.test.ts
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { expect, test } from "bun:test";
+import { waitFor } from "../helpers/cluster.ts";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { dataOf, openSse, type SseConnection } from "../helpers/sse.ts";
 import { parsePrometheus } from "../helpers/promParse.ts";
 import { metricValue, publishOk, rssBytes, uniqueMatch, untilLatest } from "./touchlineApi.ts";
@@ -20,18 +21,8 @@ const PUBLISH_EVERY_MS = 20;
 const OPEN_BATCH = 100;
 const SETTLE_MS = 2000;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode({ env: { MAX_CONNECTIONS: "5000" } });
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { MAX_CONNECTIONS: "5000" } });
-}, 30_000);
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 async function openMany(count: number, urlOf: (i: number) => string): Promise<SseConnection[]> {
   const out: SseConnection[] = [];

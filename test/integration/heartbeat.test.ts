@@ -2,8 +2,8 @@
  * Long idle streams survive: with HEARTBEAT_MS=1000 a stream left idle longer than Bun's 10 s idle
  * timeout is kept open by `: ping` comments and still delivers events afterwards.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { expect, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse } from "../helpers/sse.ts";
 import { publishOk, uniqueMatch } from "./touchlineApi.ts";
 
@@ -11,18 +11,8 @@ const HEARTBEAT_MS = 1000;
 /** Longer than Bun.serve's default 10 s idle timeout. */
 const IDLE_MS = 12_000;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode({ env: { HEARTBEAT_MS: String(HEARTBEAT_MS) } });
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { HEARTBEAT_MS: String(HEARTBEAT_MS) } });
-}, 30_000);
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 test(`an idle stream outlives ${IDLE_MS / 1000} s on heartbeats and still delivers`, async () => {
   const match = uniqueMatch("idle");

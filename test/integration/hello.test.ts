@@ -3,25 +3,15 @@
  * that serves it, right after `retry:` and before any snapshot, with no id line (so Last-Event-ID never
  * moves). Without it the contract's order (retry, then snapshot) is untouched.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { dataOf, openSse } from "../helpers/sse.ts";
 import { publishOk, uniqueMatch, untilLatest } from "./touchlineApi.ts";
 
 setDefaultTimeout(30_000);
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode();
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 /** The frames at the start of an event-stream body (split at blank lines), in wire order. */
 function leadingFrames(bodyStart: string): string[] {

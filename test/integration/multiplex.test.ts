@@ -2,8 +2,8 @@
  * `GET /events?match=a&match=b`: one snapshot per match then live events of all, composite ids, exact
  * resume for every match by header or `lastEventId`, and the limits (too many matches, bad ids).
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { dataOf, openSse, type ReceivedEvent, type SseConnection } from "../helpers/sse.ts";
 import { compareDelivery } from "./deliveryCheck.ts";
 import { byId, publishConcurrently, publishOk, seededRandom, uniqueMatch, untilLatest } from "./touchlineApi.ts";
@@ -13,18 +13,8 @@ setDefaultTimeout(30_000);
 const MAX_MATCHES = 4;
 const SETTLE_MS = 250;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode({ env: { MAX_MATCHES_PER_STREAM: String(MAX_MATCHES) } });
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { MAX_MATCHES_PER_STREAM: String(MAX_MATCHES) } });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 const muxUrl = (matches: string[], extra = ""): string => `${node.url}/events?${matches.map((m) => `match=${m}`).join("&")}${extra}`;
 

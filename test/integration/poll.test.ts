@@ -3,8 +3,8 @@
  * (either way round), a waiting poll answered as soon as an event is published, a wait bounded by
  * POLL_WAIT, and a snapshot when `after` is missing.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { expect, setDefaultTimeout, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { dataOf, openSse } from "../helpers/sse.ts";
 import { getJson, publishOk, uniqueMatch, untilLatest } from "./touchlineApi.ts";
 
@@ -24,18 +24,8 @@ interface PollAnswer {
   snapshot?: { id: string | null; state: Record<string, unknown> };
 }
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode({ env: { POLL_WAIT: `${POLL_WAIT_MS}ms` } });
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { POLL_WAIT: `${POLL_WAIT_MS}ms` } });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 const pollUrl = (match: string, query: string): string => `${node.url}/matches/${match}/poll?${query}`;
 

@@ -2,25 +2,15 @@
  * Publishing and match state against a real node and a real JetStream: 201 after store, increasing ids,
  * idempotency keys, omitted data, merge-patch state, and the match list with paging.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, dataOf } from "../helpers/sse.ts";
 import { byId, getJson, publish, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
 setDefaultTimeout(30_000);
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode();
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 /** Reads a match's events from the start (resume from before its first id) and closes. */
 async function eventsOf(match: string, afterId: string, expected: number): Promise<{ id: string; type: string; data: unknown }[]> {

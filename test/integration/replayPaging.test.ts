@@ -4,9 +4,9 @@
  * each round until it has everything, exactly once and in order. Before this, such a stream was cut
  * as slow before its first byte and the client came back with the same id forever.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { SseParser } from "../../src/sse/parse.ts";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { metricValue, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
 setDefaultTimeout(60_000);
@@ -17,18 +17,8 @@ const EVENTS = 400;
 const PADDING = "x".repeat(1000);
 const MAX_ROUNDS = 50;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode({ env: { CLIENT_BUFFER_BYTES: String(BUFFER_BYTES) } });
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { CLIENT_BUFFER_BYTES: String(BUFFER_BYTES) } });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 /** Reads one connection to its end; returns the events and the last id seen. */
 async function readOnce(url: string, lastId: string): Promise<{ events: { id: string; type: string }[]; lastId: string }> {

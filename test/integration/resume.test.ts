@@ -3,8 +3,8 @@
  * and from older history in JetStream, with bad ids giving a snapshot, and the replay/live splice under
  * concurrent publishing (no gap, no duplicate).
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 import { compareDelivery } from "./deliveryCheck.ts";
 import { byId, metricValue, publishConcurrently, publishOk, seededRandom, uniqueMatch, untilLatest } from "./touchlineApi.ts";
@@ -16,18 +16,8 @@ const WINDOW_EVENTS = 16;
 /** Time to let a duplicate or stray event show up after the expected ones. */
 const SETTLE_MS = 250;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode({ env: { WINDOW_EVENTS: String(WINDOW_EVENTS) } });
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { WINDOW_EVENTS: String(WINDOW_EVENTS) } });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 const streamUrl = (match: string): string => `${node.url}/matches/${match}/events`;
 

@@ -3,8 +3,8 @@
  * sends its GET and then never reads; the others receive 10,000 events. The others get everything, the
  * slow one is cut off once its unsent bytes pass CLIENT_BUFFER_BYTES, and the node's RSS stays bounded.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { expect, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse } from "../helpers/sse.ts";
 import { compareDelivery } from "./deliveryCheck.ts";
 import { byId, metricValue, publishConcurrently, publishOk, rssBytes, uniqueMatch, untilLatest } from "./touchlineApi.ts";
@@ -23,18 +23,8 @@ const TEXT = "Touchline slow-client test: a line of commentary repeated to make 
 const RSS_BOUND_BYTES = 300 * 1024 * 1024;
 const RSS_SAMPLE_MS = 100;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode({ env: { CLIENT_BUFFER_BYTES: String(CLIENT_BUFFER_BYTES) } });
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { CLIENT_BUFFER_BYTES: String(CLIENT_BUFFER_BYTES) } });
-}, 30_000);
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 test(`one client that never reads is cut off while ${FAST_CLIENTS} others receive ${EVENTS} events; node memory stays bounded`, async () => {
   const match = uniqueMatch("slow");

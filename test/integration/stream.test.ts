@@ -2,8 +2,8 @@
  * `GET /matches/{match}/events` on a fresh connection: headers, `retry:` first with jitter, the snapshot,
  * live events in order, any Accept header, and heartbeats.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { dataOf, openSse } from "../helpers/sse.ts";
 import { byId, getJson, publishConcurrently, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
@@ -13,18 +13,8 @@ const HEARTBEAT_MS = 300;
 const RETRY_MS = 1000;
 const JITTER = 0.5;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { node } = useNode({ env: { HEARTBEAT_MS: String(HEARTBEAT_MS), RETRY_MS: String(RETRY_MS) } });
 
-beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { HEARTBEAT_MS: String(HEARTBEAT_MS), RETRY_MS: String(RETRY_MS) } });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-});
 
 const streamUrl = (match: string): string => `${node.url}/matches/${match}/events`;
 
