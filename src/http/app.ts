@@ -105,6 +105,74 @@ export function createApp(deps: AppDeps) {
   // The publish request is the root of the event's trace (or continues the producer's).
   const publishSpan = { method: "POST", route: HTTP_ROUTE_PUBLISH, attributes: (params: { match: string }) => ({ [ATTR.match]: params.match }) };
 
+  // Handlers are named here and called from inline arrows that destructure what they use: Elysia reads
+  // a handler's parameters to decide what to prepare per request, and an opaque function (as `guard`
+  // returns) makes it prepare everything, keeping a Headers object alive on every open stream.
+  const publishRoute = tracedRoute(node.tracing, publishSpan, guard(async ({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) => {
+    const match = validMatch(params.match);
+    limits.admitPublish(request, server);
+    if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
+    if (!node.ready) throw new HttpError(503, "not_ready", "not connected to NATS; retry", { "Retry-After": "1" });
+    auth.access.requirePublish(await auth.viewerOf(request, new URL(request.url)), match);
+    const body = await readJsonBody(request, node.config.maxBodyBytes);
+    limits.checkJsonDepth(body);
+    const input = validatePublishInput(body);
+    if (!input.ok) throw new HttpError(400, "invalid_event", input.message);
+    let result;
+    try {
+      result = await node.publish(match, input.value);
+    } catch (err) {
+      logger.warn("publish failed", { match, err: String(err) });
+      throw new HttpError(503, "publish_failed", "the event could not be stored; it was not published, retry", { "Retry-After": "1" });
+    }
+    return result.duplicate ? json({ id: String(result.seq), duplicate: true }, 200) : json({ id: String(result.seq) }, 201);
+  }));
+  const matchStreamRoute = guard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
+    openMatchStream(streamDeps, request, server, params.match),
+  );
+  const multiplexedStreamRoute = guard(({ request, server }: { request: Request; server: Server<unknown> | null }) => openMultiplexedStream(streamDeps, request, server));
+  const pollRoute = guard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
+    poll(streamDeps, request, params.match, server),
+  );
+  const matchStateRoute = guard(async ({ request, params }: { request: Request; params: { match: string } }) => {
+    const match = validMatch(params.match);
+    const viewer = await auth.viewerOf(request, new URL(request.url));
+    if (!node.ready) throw new HttpError(503, "not_ready", "not connected to the cluster yet; retry", { "Retry-After": "1" });
+    const known = node.index.get(match) !== undefined || (await node.log.lastSeqOf(match)) > 0;
+    if (!known) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
+    const s = await node.matchState(match);
+    if (s.seq === 0) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
+    auth.access.requireRead(viewer, match, s.private);
+    return json({ match, id: String(s.seq), state: s.state });
+  });
+  const matchListRoute = guard(async ({ request }: { request: Request }) => {
+    const url = new URL(request.url);
+    const viewer = await auth.viewerOf(request, url);
+    const rawLimit = url.searchParams.get("limit");
+    const limit = rawLimit === null ? DEFAULT_LIST_LIMIT : Number(rawLimit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw new HttpError(400, "bad_request", `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
+    }
+    // Filtered before paging, so neither a page nor its cursor names a match the viewer may not see.
+    const visible = (match: string, e: { private?: boolean }) => auth.access.mayList(viewer, match, e.private === true);
+    const page = node.index.list(limit, url.searchParams.get("cursor") ?? undefined, node.config.retentionMs, visible);
+    return json({
+      matches: page.items.map(([match, e]) => ({ match, id: String(e.seq), state: e.state })),
+      next: page.next,
+    });
+  });
+  const clusterRoute = guard(() => {
+    const view = node.clusterView();
+    return json({ ...view, ready: node.ready, owned: node.hub.ownedCount(), upstreamFeeds: node.hub.upstreamFeeds(), streams: registry.size });
+  });
+  const ownerRoute = guard(({ params }: { request: Request; params: { match: string } }) => {
+    const match = validMatch(params.match);
+    const owner = node.ownerOf(match);
+    if (!owner) throw new HttpError(503, "not_ready", "no live nodes known yet", { "Retry-After": "1" });
+    return json({ match, owner, lease: node.leaseOf(match) ?? null });
+  });
+  const webFileRoute = guard(({ params }: { request: Request; params: { file: string } }) => serveWeb(params.file));
+
   return new Elysia()
     // Preflights are answered before routing; every other answer gets its CORS headers on the way out.
     .onRequest(({ request }) => cors.preflight(request))
@@ -117,94 +185,14 @@ export function createApp(deps: AppDeps) {
     .onStop(() => limits.stop())
     // HEAD of a stream URL never opens a stream (see streamHead.ts).
     .onRequest(({ request }) => headOfStream(request))
-    .post(
-      "/matches/:match/events",
-      tracedRoute(node.tracing, publishSpan, guard(async ({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) => {
-        const match = validMatch(params.match);
-        limits.admitPublish(request, server);
-        if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
-        if (!node.ready) throw new HttpError(503, "not_ready", "not connected to NATS; retry", { "Retry-After": "1" });
-        auth.access.requirePublish(await auth.viewerOf(request, new URL(request.url)), match);
-        const body = await readJsonBody(request, node.config.maxBodyBytes);
-        limits.checkJsonDepth(body);
-        const input = validatePublishInput(body);
-        if (!input.ok) throw new HttpError(400, "invalid_event", input.message);
-        let result;
-        try {
-          result = await node.publish(match, input.value);
-        } catch (err) {
-          logger.warn("publish failed", { match, err: String(err) });
-          throw new HttpError(503, "publish_failed", "the event could not be stored; it was not published, retry", { "Retry-After": "1" });
-        }
-        return result.duplicate ? json({ id: String(result.seq), duplicate: true }, 200) : json({ id: String(result.seq) }, 201);
-      })),
-      { parse: "none" },
-    )
-    .get(
-      "/matches/:match/events",
-      guard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
-        openMatchStream(streamDeps, request, server, params.match),
-      ),
-    )
-    .get(
-      "/events",
-      guard(({ request, server }: { request: Request; server: Server<unknown> | null }) => openMultiplexedStream(streamDeps, request, server)),
-    )
-    .get(
-      "/matches/:match/poll",
-      guard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
-        poll(streamDeps, request, params.match, server),
-      ),
-    )
-    .get(
-      "/matches/:match",
-      guard(async ({ request, params }: { request: Request; params: { match: string } }) => {
-        const match = validMatch(params.match);
-        const viewer = await auth.viewerOf(request, new URL(request.url));
-        if (!node.ready) throw new HttpError(503, "not_ready", "not connected to the cluster yet; retry", { "Retry-After": "1" });
-        const known = node.index.get(match) !== undefined || (await node.log.lastSeqOf(match)) > 0;
-        if (!known) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
-        const s = await node.matchState(match);
-        if (s.seq === 0) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
-        auth.access.requireRead(viewer, match, s.private);
-        return json({ match, id: String(s.seq), state: s.state });
-      }),
-    )
-    .get(
-      "/matches",
-      guard(async ({ request }: { request: Request }) => {
-        const url = new URL(request.url);
-        const viewer = await auth.viewerOf(request, url);
-        const rawLimit = url.searchParams.get("limit");
-        const limit = rawLimit === null ? DEFAULT_LIST_LIMIT : Number(rawLimit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
-          throw new HttpError(400, "bad_request", `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
-        }
-        // Filtered before paging, so neither a page nor its cursor names a match the viewer may not see.
-        const visible = (match: string, e: { private?: boolean }) => auth.access.mayList(viewer, match, e.private === true);
-        const page = node.index.list(limit, url.searchParams.get("cursor") ?? undefined, node.config.retentionMs, visible);
-        return json({
-          matches: page.items.map(([match, e]) => ({ match, id: String(e.seq), state: e.state })),
-          next: page.next,
-        });
-      }),
-    )
-    .get(
-      "/cluster",
-      guard(() => {
-        const view = node.clusterView();
-        return json({ ...view, ready: node.ready, owned: node.hub.ownedCount(), upstreamFeeds: node.hub.upstreamFeeds(), streams: registry.size });
-      }),
-    )
-    .get(
-      "/cluster/owner/:match",
-      guard(({ params }: { request: Request; params: { match: string } }) => {
-        const match = validMatch(params.match);
-        const owner = node.ownerOf(match);
-        if (!owner) throw new HttpError(503, "not_ready", "no live nodes known yet", { "Retry-After": "1" });
-        return json({ match, owner, lease: node.leaseOf(match) ?? null });
-      }),
-    )
+    .post("/matches/:match/events", ({ request, params, server }) => publishRoute({ request, params, server }), { parse: "none" })
+    .get("/matches/:match/events", ({ request, params, server }) => matchStreamRoute({ request, params, server }))
+    .get("/events", ({ request, server }) => multiplexedStreamRoute({ request, server }))
+    .get("/matches/:match/poll", ({ request, params, server }) => pollRoute({ request, params, server }))
+    .get("/matches/:match", ({ request, params }) => matchStateRoute({ request, params }))
+    .get("/matches", ({ request }) => matchListRoute({ request }))
+    .get("/cluster", ({ request }) => clusterRoute({ request }))
+    .get("/cluster/owner/:match", ({ request, params }) => ownerRoute({ request, params }))
     .get("/healthz", () => json({ ok: true, node: node.id }))
     .get("/readyz", () =>
       node.ready ? json({ ready: true, node: node.id }) : json({ ready: false, node: node.id, draining: node.isDraining }, 503, { "Retry-After": "1" }),
@@ -215,10 +203,7 @@ export function createApp(deps: AppDeps) {
       return new Response(deps.metricsRegistry.render(), { headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" } });
     })
     .get("/", () => serveWeb("index.html"))
-    .get(
-      "/web/:file",
-      guard(({ params }: { request: Request; params: { file: string } }) => serveWeb(params.file)),
-    )
+    .get("/web/:file", ({ request, params }) => webFileRoute({ request, params }))
     .onError(({ code, request, error }) => {
       const path = new URL(request.url).pathname;
       if (code === "NOT_FOUND") {
