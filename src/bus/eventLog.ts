@@ -14,6 +14,7 @@ import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
 import { ATTR, MESSAGING_OP_SEND, MESSAGING_SYSTEM_NATS, SPAN } from "../telemetry/spanNames.ts";
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
+import { type ReaderContext, readOrdered } from "./orderedReader.ts";
 
 /** An event as read back from the log; `prev` is assigned by whoever reads a match in order. */
 export interface LoggedEvent {
@@ -55,6 +56,8 @@ export class EventLog {
     private readonly names: Names,
     private readonly onBadMessage: BadMessageHandler,
     private readonly tracing: TracingHandle = TRACING_OFF,
+    /** How followers read (see orderedReader.ts); by default through `js`, reporting nothing. */
+    private readonly readers: ReaderContext = { js, onProblem: () => {} },
   ) {}
 
   /**
@@ -145,30 +148,25 @@ export class EventLog {
 
   /**
    * Follows one match from `afterSeq` (exclusive): replays what is stored, then stays live. An ordered
-   * consumer, so the client library recreates it on any gap or server restart.
+   * reader: the client library recreates its consumer on a gap or a server restart, and the reader
+   * replaces it when the NATS server it lived on is lost (see orderedReader.ts).
    */
   async follow(match: string, afterSeq: number, onEvent: (e: LoggedEvent, trace: Context | undefined) => void): Promise<Follower> {
-    const consumer = await this.js.consumers.get(this.names.stream, {
-      filter_subjects: this.names.eventSubject(match),
-      ...(afterSeq > 0
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }
-        : { deliver_policy: DeliverPolicy.All }),
-      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
-    });
-    const messages = await consumer.consume({ max_messages: FETCH_BATCH });
     let stopped = false;
-    void (async () => {
-      for await (const m of messages) {
-        if (stopped) break;
+    const reader = await readOrdered(
+      { js: this.readers.js, onProblem: (what, fields) => this.readers.onProblem(what, { match, ...fields }) },
+      { stream: this.names.stream, filter: this.names.eventSubject(match), start: { after: afterSeq }, batch: FETCH_BATCH },
+      (m) => {
+        if (stopped) return;
         const e = this.decodeJs(m);
         // The trace of the publish that stored it; headers are parsed only when tracing is on.
         if (e) onEvent(e, this.tracing.enabled ? traceContextOf(m.headers) : undefined);
-      }
-    })().catch((err) => this.onBadMessage(0, `follower of ${match} ended: ${String(err)}`));
+      },
+    );
     return {
       stop: () => {
         stopped = true;
-        void messages.close().catch(() => {});
+        reader.stop();
       },
     };
   }

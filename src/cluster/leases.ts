@@ -9,6 +9,7 @@
  * match away. Every node watches the bucket, so a holder learns at once that it was fenced off.
  */
 import type { KV } from "@nats-io/kv";
+import type { BucketWatch } from "../bus/bucketWatch.ts";
 import { ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
 import { ATTR, type LeaseOutcome, SPAN } from "../telemetry/spanNames.ts";
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
@@ -25,27 +26,24 @@ export class LeaseTable {
 
   constructor(
     private readonly kv: KV,
+    private readonly watch: BucketWatch,
     private readonly selfId: string,
     private readonly tracing: TracingHandle = TRACING_OFF,
   ) {}
 
   async start(): Promise<void> {
-    const iter = await this.kv.watch();
-    this.watcher = { stop: () => iter.stop() };
-    void (async () => {
-      for await (const e of iter) {
-        if (e.operation === "PUT") {
-          try {
-            const node = JSON.parse(e.string()) as { node: string };
-            this.set(e.key, { node: node.node, epoch: e.revision });
-          } catch {
-            /* not ours: ignore */
-          }
-        } else {
-          this.set(e.key, undefined);
+    this.watcher = await this.watch((e) => {
+      if (e.operation === "PUT") {
+        try {
+          const node = JSON.parse(e.string()) as { node: string };
+          this.set(e.key, { node: node.node, epoch: e.revision });
+        } catch {
+          /* not ours: ignore */
         }
+      } else {
+        this.set(e.key, undefined);
       }
-    })().catch(() => {});
+    });
   }
 
   stop(): void {

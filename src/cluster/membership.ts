@@ -6,8 +6,15 @@
  * latest renewal is younger than `ttlMs`. A node leaving cleanly deletes its key and drops out at once.
  * While NATS is unreachable renewals cannot arrive, so expiry is frozen and resumes with a fresh grace
  * period after reconnecting: an outage must not make every node think it is alone.
+ *
+ * The same holds when NATS is reachable but the bucket is not: on a NATS cluster, losing the server
+ * that leads the bucket stops every renewal for the seconds an election takes, and losing the server
+ * that holds a node's watch blinds that node until its watch is replaced. Both show as our own renewals
+ * not coming back through the watch. So a node judges others only while it sees its own renewals; the
+ * time it could not see them is not counted against the others.
  */
-import type { KV, KvEntry } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
+import type { BucketEntry, BucketWatch } from "../bus/bucketWatch.ts";
 import { OwnershipRing } from "./ownershipRing.ts";
 
 export interface MemberInfo {
@@ -31,6 +38,8 @@ export class Membership implements MembershipView {
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private watcher: { stop(): void } | undefined;
   private frozen = false;
+  /** When our own renewal last came back through the watch (0: not yet). */
+  private selfSeenAt = 0;
   private joinedResolve: (() => void) | undefined;
   readonly joined: Promise<void>;
   ring = new OwnershipRing([]);
@@ -38,6 +47,7 @@ export class Membership implements MembershipView {
 
   constructor(
     private readonly kv: KV,
+    private readonly watch: BucketWatch,
     private readonly self: MemberInfo,
     private readonly renewMs: number,
     private readonly ttlMs: number,
@@ -47,11 +57,7 @@ export class Membership implements MembershipView {
 
   async start(): Promise<void> {
     await this.renew();
-    const iter = await this.kv.watch();
-    this.watcher = { stop: () => iter.stop() };
-    void (async () => {
-      for await (const e of iter) this.apply(e, e.isUpdate ? Date.now() : Math.min(Date.now(), e.created.getTime()));
-    })().catch(() => {});
+    this.watcher = await this.watch((e) => this.apply(e, e.isUpdate ? Date.now() : Math.min(Date.now(), e.created.getTime())));
     this.renewTimer = setInterval(() => void this.renew().catch(() => {}), this.renewMs);
     this.sweepTimer = setInterval(() => this.recompute(), Math.max(50, Math.floor(this.renewMs / 2)));
   }
@@ -98,7 +104,27 @@ export class Membership implements MembershipView {
     await this.kv.put(this.self.id, JSON.stringify(this.self));
   }
 
-  private apply(e: KvEntry, at: number): void {
+  /** Not seeing our own renewals for this long means we cannot see anyone's (an election or a lost watch). */
+  private get blindAfterMs(): number {
+    return Math.max(this.ttlMs / 2, this.renewMs * 1.5);
+  }
+
+  private blind(now: number): boolean {
+    return this.selfSeenAt > 0 && now - this.selfSeenAt > this.blindAfterMs;
+  }
+
+  /** Our renewal came back: if we were blind, the blind spell is not counted against the others. */
+  private sawSelf(): void {
+    const now = Date.now();
+    if (this.blind(now)) {
+      const unseen = now - this.selfSeenAt;
+      for (const v of this.lastSeen.values()) v.at = Math.min(now, v.at + unseen);
+    }
+    this.selfSeenAt = now;
+  }
+
+  private apply(e: BucketEntry, at: number): void {
+    if (e.key === this.self.id && e.operation === "PUT") this.sawSelf();
     if (e.operation !== "PUT") {
       this.lastSeen.delete(e.key);
     } else {
@@ -116,7 +142,7 @@ export class Membership implements MembershipView {
     const now = Date.now();
     const live: string[] = [];
     for (const [id, v] of this.lastSeen) {
-      if (this.frozen || now - v.at < this.ttlMs || id === this.self.id) live.push(id);
+      if (this.frozen || this.blind(now) || now - v.at < this.ttlMs || id === this.self.id) live.push(id);
     }
     if (!this.lastSeen.has(this.self.id)) {
       // Our own key is deleted only when we leave; until our first renewal is seen we are not a member.

@@ -5,6 +5,7 @@
  * from instead of replaying a match from its first event.
  */
 import type { KV } from "@nats-io/kv";
+import type { BucketWatch } from "../bus/bucketWatch.ts";
 import type { IndexEntry } from "../actors/services.ts";
 import { decodeWire } from "../bus/wireCodec.ts";
 
@@ -12,23 +13,22 @@ export class MatchIndex {
   private readonly entries_ = new Map<string, IndexEntry>();
   private watcher: { stop(): void } | undefined;
 
-  constructor(private readonly kv: KV) {}
+  constructor(
+    private readonly kv: KV,
+    private readonly watch: BucketWatch,
+  ) {}
 
   async start(): Promise<void> {
-    const iter = await this.kv.watch();
-    this.watcher = { stop: () => iter.stop() };
-    void (async () => {
-      for await (const e of iter) {
-        if (e.operation !== "PUT") this.entries_.delete(e.key);
-        else {
-          try {
-            this.noteLocal(e.key, decodeWire<IndexEntry>(e.value));
-          } catch {
-            /* not an index entry: ignore */
-          }
+    this.watcher = await this.watch((e) => {
+      if (e.operation !== "PUT") this.entries_.delete(e.key);
+      else {
+        try {
+          this.noteLocal(e.key, decodeWire<IndexEntry>(e.value));
+        } catch {
+          /* not an index entry: ignore */
         }
       }
-    })().catch(() => {});
+    });
   }
 
   stop(): void {

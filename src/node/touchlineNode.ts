@@ -3,11 +3,14 @@
  * actors together (Centrifuge's `Node`). The HTTP layer talks only to this.
  */
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
 import { EventLog, type AppendResult } from "../bus/eventLog.ts";
 import { names, type Names } from "../bus/subjects.ts";
+import { bucketWatch } from "../bus/bucketWatch.ts";
+import { setUpStream } from "../bus/streamSetup.ts";
+import { READER_API_TIMEOUT_MS, type OrderedReader, type ReaderContext, readOrdered } from "../bus/orderedReader.ts";
 import { decodeWire, encodeWire } from "../bus/wireCodec.ts";
 import { traceContextOf, traceHeaders } from "../bus/natsTraceHeaders.ts";
 import { Membership, type MemberInfo } from "../cluster/membership.ts";
@@ -27,6 +30,8 @@ import { MatchIndex } from "./matchIndex.ts";
 const SYNC_TIMEOUT_MS = 5000;
 /** Owners of matches active this recently are started when the ring hands them to a node. */
 const RECENT_ACTIVITY_MS = 10 * 60_000;
+/** Headers of new events read per pull by discovery. */
+const DISCOVERY_BATCH = 1000;
 
 type InboxRequest = { op: "sync"; match: string; after: number } | { op: "interest"; match: string };
 type InboxReply = { ok: true; sync: SyncReply } | { ok: false; error: string };
@@ -52,7 +57,7 @@ export class TouchlineNode {
   hub!: MatchHub;
   index!: MatchIndex;
   private inbox: Subscription | undefined;
-  private discoveryStop: (() => void) | undefined;
+  private discovery: OrderedReader | undefined;
   private natsUp = false;
   private draining = false;
   private readonly logger: Logger;
@@ -61,6 +66,8 @@ export class TouchlineNode {
   private readonly indexWrites = new Map<string, IndexEntry>();
   private readonly indexInFlight = new Set<string>();
   private indexKv!: KV;
+  /** How JetStream readers (match followers, discovery, bucket watches) create consumers and report trouble. */
+  private readers!: ReaderContext;
 
   constructor(private readonly deps: NodeDeps) {
     this.config = deps.config;
@@ -96,20 +103,30 @@ export class TouchlineNode {
     this.metrics.natsConnected.set(1);
     this.js = jetstream(this.nc);
     const jsm = await jetstreamManager(this.nc);
+    this.readers = {
+      js: jetstream(this.nc, { timeout: READER_API_TIMEOUT_MS }),
+      onProblem: (what, fields) => this.logger.warn(what, fields),
+    };
     this.log = new EventLog(this.js, jsm, this.names, (seq, reason) =>
       this.logger.warn("skipping a stored message that is not a valid event", { seq, reason }),
       this.tracing,
+      this.readers,
     );
-    await this.log.ensure(c.retentionMs, c.jetstreamReplicas);
+    const retried = (err: unknown) => this.logger.warn("creating the stream or a bucket timed out; retrying", { err: String(err) });
+    await setUpStream(jsm, this.names.stream, () => this.log.ensure(c.retentionMs, c.jetstreamReplicas), retried);
     const kvm = new Kvm(this.nc);
     const replicas = c.jetstreamReplicas;
-    const membersKv = await kvm.create(this.names.membersBucket, { history: 1, ttl: c.membershipTtlMs * 4, replicas });
-    const ownersKv = await kvm.create(this.names.ownersBucket, { history: 1, replicas });
-    this.indexKv = await kvm.create(this.names.indexBucket, { history: 1, ttl: c.retentionMs, replicas });
+    const bucket = (name: string, ttl?: number) =>
+      setUpStream(jsm, `KV_${name}`, () => kvm.create(name, { history: 1, replicas, ...(ttl ? { ttl } : {}) }), retried);
+    const membersKv = await bucket(this.names.membersBucket, c.membershipTtlMs * 4);
+    const ownersKv = await bucket(this.names.ownersBucket);
+    this.indexKv = await bucket(this.names.indexBucket, c.retentionMs);
 
-    this.leases = new LeaseTable(ownersKv, c.nodeId, this.tracing);
+    // Watches that survive losing a NATS server (kv.watch() does not on a NATS cluster).
+    const watch = (bucket: string) => bucketWatch(this.readers, bucket);
+    this.leases = new LeaseTable(ownersKv, watch(this.names.ownersBucket), c.nodeId, this.tracing);
     await this.leases.start();
-    this.index = new MatchIndex(this.indexKv);
+    this.index = new MatchIndex(this.indexKv, watch(this.names.indexBucket));
     await this.index.start();
 
     this.hub = new MatchHub(this.services(), {
@@ -125,7 +142,7 @@ export class TouchlineNode {
     } });
 
     const self: MemberInfo = { id: c.nodeId, url: this.deps.advertisedUrl, startedAt: Date.now() };
-    this.membership = new Membership(membersKv, self, c.membershipRenewMs, c.membershipTtlMs);
+    this.membership = new Membership(membersKv, watch(this.names.membersBucket), self, c.membershipRenewMs, c.membershipTtlMs);
     this.membership.onChange((ring, previous) => {
       this.logger.info("membership changed", { nodes: ring.nodes, previous: previous.nodes });
       this.hub.membershipChanged();
@@ -227,20 +244,14 @@ export class TouchlineNode {
    * match index current. It carries no payloads; each owner still reads its matches itself.
    */
   private async startDiscovery(): Promise<void> {
-    const consumer = await this.js.consumers.get(this.names.stream, {
-      filter_subjects: this.names.eventWildcard,
-      deliver_policy: DeliverPolicy.New,
-      headers_only: true,
-      inactive_threshold: 10_000_000_000,
-    });
-    const messages = await consumer.consume({ max_messages: 1000 });
-    this.discoveryStop = () => void messages.close().catch(() => {});
-    void (async () => {
-      for await (const m of messages) {
+    this.discovery = await readOrdered(
+      this.readers,
+      { stream: this.names.stream, filter: this.names.eventWildcard, start: "new", batch: DISCOVERY_BATCH, headersOnly: true },
+      (m) => {
         const match = this.names.matchOfSubject(m.subject);
         if (this.membership.ring.ownerOf(match) === this.id && !this.draining) this.hub.get(match);
-      }
-    })().catch((err) => this.logger.warn("discovery consumer ended", { err }));
+      },
+    );
   }
 
   /** After a ring change, start owners for recently active matches that moved here (index stays current). */
@@ -328,7 +339,7 @@ export class TouchlineNode {
   /** SIGTERM, part 1: stop being ready and leave, so matches move to the others. */
   async leave(): Promise<void> {
     this.draining = true;
-    this.discoveryStop?.();
+    this.discovery?.stop();
     await this.membership.leave();
   }
 
@@ -340,7 +351,7 @@ export class TouchlineNode {
     this.leases?.stop();
     this.index?.stop();
     this.inbox?.unsubscribe();
-    this.discoveryStop?.();
+    this.discovery?.stop();
     await this.nc?.drain().catch(() => {});
   }
 }

@@ -1,0 +1,49 @@
+/**
+ * Setting up the event stream and the buckets when several nodes start at once against a NATS cluster
+ * (nats-server 2.9.10, three servers, three nodes starting together), where two things were observed:
+ * - a create request was sometimes never answered (a 5 s timeout, in 2 of 3 start-ups) although the
+ *   others' succeeded and the stream existed, and the node exited;
+ * - a create repeating another node's was answered at once, before the new stream had elected a leader,
+ *   so the node's first write failed with "jetstream is not enabled" and the node exited.
+ * So a create that times out is tried again (the retry finds the stream), and setting up a stream ends
+ * only once it has a leader. A single server reports no cluster and is ready at once.
+ */
+import type { JetStreamManager } from "@nats-io/jetstream";
+
+/** Attempts at one creation before the node gives up starting. */
+const CREATE_ATTEMPTS = 3;
+/** A new stream's first election takes well under a second; this bounds a start-up that cannot elect. */
+const LEADER_WAIT_MS = 20_000;
+const LEADER_POLL_MS = 100;
+
+function isTimeout(err: unknown): boolean {
+  return (err as { name?: unknown })?.name === "TimeoutError";
+}
+
+async function createRetryingTimeouts<T>(create: () => Promise<T>, onRetry: (err: unknown) => void): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await create();
+    } catch (err) {
+      if (!isTimeout(err) || attempt >= CREATE_ATTEMPTS) throw err;
+      onRetry(err);
+    }
+  }
+}
+
+async function untilLed(jsm: JetStreamManager, stream: string): Promise<void> {
+  const deadline = Date.now() + LEADER_WAIT_MS;
+  for (;;) {
+    const info = await jsm.streams.info(stream).catch(() => undefined);
+    if (info && (!info.cluster || info.cluster.leader)) return;
+    if (Date.now() > deadline) throw new Error(`stream ${stream} has no leader after ${LEADER_WAIT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS));
+  }
+}
+
+/** Creates (or finds) stream `name` through `create`; resolves with what `create` gave once the stream has a leader. */
+export async function setUpStream<T>(jsm: JetStreamManager, name: string, create: () => Promise<T>, onRetry: (err: unknown) => void): Promise<T> {
+  const made = await createRetryingTimeouts(create, onRetry);
+  await untilLed(jsm, name);
+  return made;
+}
