@@ -334,7 +334,10 @@ export class MatchActor {
     if (this.role === "owner") {
       const lease = this.svc.leaseEpoch(this.match);
       const fenced = lease !== undefined && lease !== this.epoch;
-      if (shouldOwn && !fenced) return;
+      if (shouldOwn && !fenced) {
+        if (!this.jsFollower) await this.startReading();
+        return;
+      }
       await this.demote(fenced ? "fenced" : "ring moved");
       if (!shouldOwn) return this.followOwner(owner);
     }
@@ -357,18 +360,33 @@ export class MatchActor {
     this.role = "owner";
     this.epoch = epoch;
     this.svc.telemetry.ownershipMoved(this.match, this.svc.selfId);
-    if (!this.ready) {
-      const entry = await this.svc.readIndex(this.match);
-      if (entry && entry.seq > this.lastSeq) {
-        this.state = entry.state;
-        this.lastSeq = entry.seq;
-        this.isPrivate = entry.private === true;
+    await this.startReading();
+  }
+
+  /**
+   * Owner: starts its JetStream reader. JetStream may not answer for a few seconds (a NATS server lost,
+   * a stream leader being elected): the owner keeps its lease and tries again, so the match is not left
+   * with an owner that reads nothing.
+   */
+  private async startReading(): Promise<void> {
+    try {
+      if (!this.ready) {
+        const entry = await this.svc.readIndex(this.match);
+        if (entry && entry.seq > this.lastSeq) {
+          this.state = entry.state;
+          this.lastSeq = entry.seq;
+          this.isPrivate = entry.private === true;
+        }
       }
+      const target = await this.svc.log.lastSeqOf(this.match);
+      this.jsFollower = await this.svc.log.follow(this.match, this.lastSeq, (e, trace) => this.post(() => this.onLogged(e, trace)));
+      this.retryDelay = RETRY_MIN_MS;
+      if (target <= this.lastSeq) this.becomeReady();
+      else this.readyAt = target;
+    } catch (err) {
+      this.svc.telemetry.warn("owner could not start reading the match from JetStream; retrying", { match: this.match, err: String(err) });
+      this.scheduleRetry();
     }
-    const target = await this.svc.log.lastSeqOf(this.match);
-    this.jsFollower = await this.svc.log.follow(this.match, this.lastSeq, (e, trace) => this.post(() => this.onLogged(e, trace)));
-    if (target <= this.lastSeq) this.becomeReady();
-    else this.readyAt = target;
   }
 
 
