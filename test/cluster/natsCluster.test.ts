@@ -33,6 +33,7 @@ const READY_POLL_MS = 100;
  * machine) plus replacing consumers placed on the dead server: give clients this long to catch up.
  */
 const CATCH_UP_MS = 25_000;
+const CLOSE_WAIT_MS = 2000;
 
 let nats: NatsClusterFixture;
 let nodes: NodeFixture[] = [];
@@ -179,9 +180,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(nodes.filter((n) => n.proc.exitCode === null).map((n) => n.kill()));
-  await nc?.close();
-  await nats?.close();
+  try {
+    await Promise.all(nodes.filter((n) => n.proc.exitCode === null).map((n) => n.kill()));
+    // Closing a connection that is reconnecting can take a while: never let it keep the servers running.
+    await Promise.race([nc?.close(), Bun.sleep(CLOSE_WAIT_MS)]);
+  } finally {
+    await nats?.close();
+  }
 });
 
 describe("on a three-server NATS cluster", () => {
