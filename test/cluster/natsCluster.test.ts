@@ -221,11 +221,9 @@ describe("on a three-server NATS cluster", () => {
     const pub = publisher(match, PUBLISH_PER_SECOND);
     await Bun.sleep(BEFORE_KILL_MS);
     await nats.stop(victim);
-    const killedAt = Date.now();
     await Bun.sleep(AFTER_KILL_MS);
     const log = await pub.stop();
     await waitFor(allReady, 15_000, "every node ready");
-    const readyAfterMs = Date.now() - killedAt;
     await waitFor(async () => clients.every((c) => c.events.length >= log.acked.length), CATCH_UP_MS, "clients to catch up").catch(() => {});
     await Bun.sleep(300);
     for (const c of clients) c.close();
@@ -235,8 +233,8 @@ describe("on a three-server NATS cluster", () => {
     console.log(
       `nats failover: killed ${leader} (event stream leader${leader === metaLeader ? ", meta leader" : ""}${kvLed.length ? `, leader of ${kvLed.join(" ")}` : ""}; ` +
         `nodes on it: ${onVictim.join(" ")}); ${log.acked.length} events acknowledged; publishes failing for at most ${log.longestFailingMs} ms ` +
-        `(refusals ${JSON.stringify(log.refusals)}), slowest publish ${log.longestPublishMs} ms; nodes not ready ${JSON.stringify(notReady)} ms; ` +
-        `all ready ${readyAfterMs} ms after the kill; ${reconnected}/${CLIENTS} clients reconnected; longest gap a client saw ${longestGap} ms`,
+        `(refusals ${JSON.stringify(log.refusals)}), slowest publish ${log.longestPublishMs} ms; time each node was not ready ${JSON.stringify(notReady)} ms; ` +
+        `${reconnected}/${CLIENTS} clients reconnected; longest gap a client saw ${longestGap} ms`,
     );
     expect(Object.keys(log.refusals).filter((k) => k !== "503")).toEqual([]);
     expectExactly(clients, log.acked);
