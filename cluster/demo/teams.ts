@@ -3,6 +3,7 @@
  * few hundred distinct names exist and 120 simultaneous matches never field one club twice. A club's
  * squad is derived from its name, so it is the same in every match it plays, and no two players share a name.
  */
+import { seededRandom } from "./seededRandom.ts";
 
 const TOWNS = [
   "Ashford", "Barrowmouth", "Blackwater", "Bramhall", "Brightmoor", "Caldergate", "Carrickfield", "Castleford",
@@ -71,25 +72,13 @@ function hash(text: string): number {
   return h;
 }
 
-/** A tiny seeded generator (mulberry32) for the name order; match play uses the caller's random source. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Every (first name, surname) pair in a fixed shuffled order; club k takes the names at positions
  * k*18 to k*18+17, so no two players in the league share a name.
  */
 const NAME_ORDER: readonly string[] = (() => {
   const all = FIRST_NAMES.flatMap((f) => SURNAMES.map((l) => `${f} ${l}`));
-  const rand = seeded(hash("touchline-league"));
+  const rand = seededRandom(hash("touchline-league"));
   for (let i = all.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [all[i], all[j]] = [all[j]!, all[i]!];

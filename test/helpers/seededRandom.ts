@@ -1,11 +1,2 @@
-/** Deterministic PRNG (mulberry32) shared by the tests: a failing random case replays from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG shared by the tests (the demo's): a failing random case replays from its seed. */
+export { seededRandom } from "../../cluster/demo/seededRandom.ts";
