@@ -41,11 +41,6 @@ export class FlushScheduler {
     this.dirty.delete(s);
   }
 
-  /** Streams waiting for the next pass. */
-  get waiting(): number {
-    return this.dirty.size;
-  }
-
   private readonly run = (): void => {
     this.scheduled = false;
     this.lastPassStart = performance.now();

@@ -53,9 +53,9 @@ export class StreamRegistry implements SseStreamOwner {
   }
 
   /** Opens a stream; the caller attaches what it holds with `stream.holdFor`. */
-  open(extraHeaders?: Record<string, string>): SseStream {
+  open(): SseStream {
     const retry = this.retryFrames[Math.floor(Math.random() * RETRY_JITTER_STEPS)]!;
-    const stream = new SseStream(this, extraHeaders ? { ...SSE_HEADERS, ...extraHeaders } : SSE_HEADERS, retry);
+    const stream = new SseStream(this, SSE_HEADERS, retry);
     this.streams.add(stream);
     this.opts.onOpened();
     return stream;
