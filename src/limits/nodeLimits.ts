@@ -17,6 +17,9 @@ import { requestHeadBytes } from "./requestHeadBytes.ts";
 import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
 import { resolveClientIp } from "./trustProxy.ts";
 
+/** The release of a stream no per-address cap counts (exempt address, cap off), shared by all of them. */
+const NOTHING_HELD: Release = () => {};
+
 /** How often idle rate-limit entries are dropped. */
 export const LIMITER_SWEEP_MS = 5000;
 /** Retry-After for a client at its open-stream cap: nothing frees a slot on a schedule, so a fixed pause. */
@@ -132,7 +135,7 @@ export class NodeLimits {
    */
   admitStream(request: Request, server: PeerLookup, opts: { countRate: boolean } = { countRate: true }): Release {
     const key = this.addressKey(request, server);
-    if (key === undefined) return () => {};
+    if (key === undefined) return NOTHING_HELD;
     if (opts.countRate && this.streamRate) {
       const waitMs = this.streamRate.take(key, this.now());
       if (waitMs > 0) {
@@ -141,7 +144,7 @@ export class NodeLimits {
         });
       }
     }
-    if (!this.openStreams) return () => {};
+    if (!this.openStreams) return NOTHING_HELD;
     const release = this.openStreams.tryAcquire(key);
     if (!release) {
       throw new LimitError(
