@@ -20,6 +20,7 @@ const MAX_REFRESH_S = 300
 const FEED_LIMIT = 40 // feed items kept in the DOM
 const REOPEN_BASE_MS = 1_000 // first reconnect waits up to this (full jitter); the server's default retry
 const REOPEN_MAX_MS = 30_000 // backoff ceiling
+const RETRY_AFTER_JITTER = 0.25 // up to 25% added to a server's Retry-After so pages do not return in step
 const HIGHLIGHT_CLASS = 'changed'
 const CLUSTER_READ_ATTEMPTS = 3 // extra tries to name the node after a reconnect
 
@@ -64,6 +65,7 @@ let reopenTimer = 0
 let reopenAttempts = 0
 let connectionSerial = 0
 let nodeNamedByStream = false
+let lastRetryAfterMs // the Retry-After of the last refused list request, ms (undefined when none)
 
 // ---------- JSON merge patch (RFC 7386) ----------
 
@@ -340,9 +342,20 @@ async function readClusterNode(serial, attempt = 0) {
 
 // ---------- the match list ----------
 
+/** A refused request; `retryAfterMs` is the server's Retry-After when it gave one. */
+class RequestRefused extends Error {
+  constructor(path, status, retryAfterMs) {
+    super(`${path}: ${status}`)
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
 async function getJson(path) {
   const res = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' })
-  if (!res.ok) throw new Error(`${path}: ${res.status}`)
+  if (!res.ok) {
+    const seconds = Number(res.headers.get('retry-after'))
+    throw new RequestRefused(path, res.status, Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined)
+  }
   return res.json()
 }
 
@@ -362,11 +375,13 @@ function reconcile(m, listed) {
   }
 }
 
+/** Loads the match list; false when it failed (with the server's Retry-After, when it gave one). */
 async function refreshList() {
   let listed
   try {
     listed = (await getJson(`matches?limit=${MAX_MATCHES}`)).matches
-  } catch {
+  } catch (err) {
+    lastRetryAfterMs = err instanceof RequestRefused ? err.retryAfterMs : undefined
     return false // the next refresh tries again; the stream is unaffected
   }
   if (!Array.isArray(listed)) return false
@@ -419,10 +434,14 @@ async function start() {
   setConn('connecting')
   readClusterNode(connectionSerial)
   const interval = refreshInterval()
-  // A node that is not ready yet answers 503: try again soon rather than after a whole refresh period.
+  // A node that is not ready yet answers 503: try again soon rather than after a whole refresh period,
+  // when the server says (Retry-After, with a little jitter), else with exponential backoff.
   for (let attempt = 0; !(await refreshList()); attempt++) {
-    const ceiling = Math.min(interval, REOPEN_BASE_MS * 2 ** attempt)
-    await new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling))
+    const wait =
+      lastRetryAfterMs !== undefined
+        ? lastRetryAfterMs * (1 + Math.random() * RETRY_AFTER_JITTER)
+        : Math.random() * Math.min(interval, REOPEN_BASE_MS * 2 ** attempt)
+    await new Promise((resolve) => setTimeout(resolve, Math.min(interval, wait)))
   }
   scheduleListRefresh(interval)
   // Back online: do not sit out the rest of a long backoff.
