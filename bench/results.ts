@@ -70,13 +70,7 @@ export interface StormFigures {
 }
 
 /** Many streams held on a freshly started server: memory per stream, and every one still delivering. */
-export interface HoldFigures extends DeliveryFigures {
-  streams: number
-  live: number
-  openMs: number
-  rssBeforeBytes: number
-  rssAfterBytes: number
-  bytesPerStream: number
+export interface HoldFigures extends DeliveryFigures, IdleFigures {
   events: number
 }
 
