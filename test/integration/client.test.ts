@@ -192,21 +192,32 @@ describe("client against a real node", () => {
       }
     })();
 
+    // Each disruption waits until both clients are open again, so none lands in a backoff sleep where it
+    // would cut nothing: every one of the six must cost exactly one reconnect.
+    let disruptions = 0;
+    const bothOpenAgain = async () => {
+      disruptions++;
+      await Promise.all([single.untilState("open", disruptions + 1, 15_000), multi.untilState("open", disruptions + 1, 15_000)]);
+    };
     for (let i = 0; i < 3; i++) {
       await Bun.sleep(200);
       entry.cut();
+      await bothOpenAgain();
     }
     await Bun.sleep(200);
     entry.refusing = true; // reconnects meet a balancer with no backend for a while
     entry.cut();
     await Bun.sleep(400);
     entry.refusing = false;
+    await bothOpenAgain();
     await Bun.sleep(300);
     const restartNodeA = await killNodeA();
     await Bun.sleep(300);
     await restartNodeA();
+    await bothOpenAgain();
     await Bun.sleep(300);
     entry.cut();
+    await bothOpenAgain();
     publishing = false;
     await publisher;
 
@@ -216,9 +227,9 @@ describe("client against a real node", () => {
     await Bun.sleep(200); // a duplicate would show up now
     expectExactlyOnceInOrder(single.events, published.slice(1), [m1]);
     expectExactlyOnceInOrder(multi.events, published.slice(owedToMulti), [m1, m2]);
-    // Six disruptions, some landing during a backoff sleep (nothing to cut then): at least four reconnects each.
-    expect(single.opened()).toBeGreaterThanOrEqual(5);
-    expect(multi.opened()).toBeGreaterThanOrEqual(5);
+    // The first open, then one per disruption: a cut that cost two reconnects would show here.
+    expect(single.opened()).toBe(1 + disruptions);
+    expect(multi.opened()).toBe(1 + disruptions);
     expect(single.stream.state).toBe("open");
     console.log(`resume: ${published.length} events, single opened ${single.opened()}×, multiplexed ${multi.opened()}×`);
   });
