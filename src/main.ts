@@ -9,12 +9,15 @@ import { createNodeMetrics, startEventLoopLagMonitor } from "./telemetry/nodeMet
 import { initTracing } from "./telemetry/tracing.ts";
 import { TouchlineNode } from "./node/touchlineNode.ts";
 import { StreamRegistry } from "./stream/streamRegistry.ts";
+import { ChurnCollector } from "./stream/churnCollector.ts";
 import { createApp } from "./http/app.ts";
 import { streamIdleSeconds } from "./http/streams.ts";
 import { Cors } from "./http/cors.ts";
 import { createNodeAuth } from "./auth/nodeAuth.ts";
 
 const EVENT_LOOP_PROBE_MS = 500;
+/** A stream storm counts as over after this long without an open or a close. */
+const CHURN_QUIET_MS = 500;
 
 function configOrExit(): { config: Config; logger: Logger } {
   try {
@@ -46,16 +49,27 @@ export async function main(): Promise<void> {
     logger.warn("neither TOUCHLINE_JWT_SECRET nor TOUCHLINE_JWT_PUBLIC_KEY_FILE is set: publishing and private matches are open to anyone who can reach this node");
   }
 
+  const churn = config.collectAfterStreamChurn > 0 ? new ChurnCollector({
+    threshold: config.collectAfterStreamChurn,
+    quietMs: CHURN_QUIET_MS,
+    collect: () => {
+      const started = performance.now();
+      Bun.gc(true);
+      logger.debug("collected garbage after stream churn", { ms: Math.round(performance.now() - started), streams: registry.size });
+    },
+  }) : undefined;
   const registry = new StreamRegistry({
     maxConnections: config.maxConnections,
     heartbeatMs: config.heartbeatMs,
     bufferCap: config.clientBufferBytes,
     retryMs: config.retryMs,
     onOpened: () => {
+      churn?.note();
       metrics.streamsOpened.inc();
       metrics.streamsOpen.inc();
     },
     onClosed: (reason) => {
+      churn?.note();
       metrics.streamsOpen.dec();
       metrics.streamsClosed[reason].inc();
       if (reason === "slow") {
@@ -99,6 +113,7 @@ export async function main(): Promise<void> {
     registry.closeAll("drain");
     await node.close();
     registry.stop();
+    churn?.stop();
     stopLagMonitor();
     await app.stop().catch(() => {});
     await tracing.shutdown().catch(() => {});

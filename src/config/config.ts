@@ -36,6 +36,11 @@ export interface Config {
   membershipTtlMs: number;
   /** Long-poll wait bound. */
   pollWaitMs: number;
+  /**
+   * Stream opens and closes after which, once a half-second passes without any, the node runs one full
+   * garbage collection (stream/churnCollector.ts); 0 turns it off.
+   */
+  collectAfterStreamChurn: number;
   /** Grace given to clients to leave during SIGTERM drain before the process exits. */
   drainMs: number;
   /** Copies JetStream keeps of the event log and the buckets (3 on a three-server NATS cluster). */
@@ -182,6 +187,7 @@ export function loadConfig(env: Env = process.env): Config {
     membershipTtlMs: duration(env, "MEMBERSHIP_TTL", 5000, membershipRenewMs * 2),
     pollWaitMs: duration(env, "POLL_WAIT", 25_000, 0),
     drainMs: duration(env, "DRAIN", 5000, 0),
+    collectAfterStreamChurn: integer(env, "GC_AFTER_STREAM_CHURN", 1000, 0),
     namespace,
     jetstreamReplicas: integer(env, "JETSTREAM_REPLICAS", 1, 1, 5),
     limits: loadLimits(env),

@@ -15,3 +15,10 @@ test("ADVERTISED_HOST that could not be a host is refused, naming the variable",
   expect(() => loadConfig({ ADVERTISED_HOST: "http://x/" })).toThrow(ConfigError);
   expect(() => loadConfig({ ADVERTISED_HOST: "a b" })).toThrow(/ADVERTISED_HOST/);
 });
+
+test("GC_AFTER_STREAM_CHURN: 1000 by default, 0 turns it off, anything else but a whole number is refused", () => {
+  expect(loadConfig({}).collectAfterStreamChurn).toBe(1000);
+  expect(loadConfig({ GC_AFTER_STREAM_CHURN: "0" }).collectAfterStreamChurn).toBe(0);
+  expect(() => loadConfig({ GC_AFTER_STREAM_CHURN: "-1" })).toThrow(/GC_AFTER_STREAM_CHURN/);
+  expect(() => loadConfig({ GC_AFTER_STREAM_CHURN: "lots" })).toThrow(/GC_AFTER_STREAM_CHURN/);
+});
