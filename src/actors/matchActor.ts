@@ -153,9 +153,10 @@ export class MatchActor {
       if (fromWindow) {
         j.span?.startsWith("memory");
         const replay = this.svc.telemetry.spans.startReplay(this.match, "memory", after, this.lastSeq, j.span?.context);
-        for (const e of fromWindow) sub.sendEvent(e);
-        replay?.end(fromWindow.length, 1);
-        this.svc.telemetry.replay("memory", fromWindow.length);
+        let sent = 0;
+        for (const e of fromWindow) if (sub.sendEvent(e)) sent++;
+        replay?.end(sent, 1);
+        this.svc.telemetry.replay("memory", sent);
       } else if (after + 1 < (await this.svc.log.firstSeq())) {
         // Older than retention: some of the events after it may be gone.
         j.span?.startsWith("snapshot");
@@ -214,18 +215,12 @@ export class MatchActor {
             }
             let sent = q.sent;
             for (const e of encoded) {
-              if (e.seq > q.sub.lastSeq && e.seq > q.after) {
-                q.sub.sendEvent(e);
-                sent++;
-              }
+              if (e.seq > q.sub.lastSeq && e.seq > q.after && q.sub.sendEvent(e)) sent++;
             }
             const rest = this.eventsAfter(Math.max(q.after, q.sub.lastSeq, through));
             if (rest) {
               for (const e of rest) {
-                if (e.seq > q.sub.lastSeq) {
-                  q.sub.sendEvent(e);
-                  sent++;
-                }
+                if (e.seq > q.sub.lastSeq && q.sub.sendEvent(e)) sent++;
               }
               this.subscribers.add(q.sub);
               // One request per resumer (however many reads served it), with every event it was sent.
@@ -289,10 +284,7 @@ export class MatchActor {
       const events = this.eventsAfter(Math.max(w.after, w.sub.lastSeq)) ?? [];
       let sent = 0;
       for (const e of events) {
-        if (e.seq > w.sub.lastSeq) {
-          w.sub.sendEvent(e);
-          sent++;
-        }
+        if (e.seq > w.sub.lastSeq && w.sub.sendEvent(e)) sent++;
       }
       this.subscribers.add(w.sub);
       // A resume that waited for this node to catch up is served from memory like any other.

@@ -12,7 +12,8 @@ export interface MatchSubscriber {
   readonly open: boolean;
   /** The match's state (shared by every subscriber sent it: do not modify). */
   sendSnapshot(snapshot: MatchSnapshot): void;
-  sendEvent(e: EncodedEvent): void;
+  /** True when the event is on its way to the client; false when it never will be (a full replay, a closed stream). */
+  sendEvent(e: EncodedEvent): boolean;
 }
 
 /** The subscribers of one match on this node. Fan-out skips what a subscriber already has. */
@@ -39,10 +40,7 @@ export class SubscriberSet {
         this.subs.delete(s);
         continue;
       }
-      if (e.seq > s.lastSeq) {
-        s.sendEvent(e);
-        n++;
-      }
+      if (e.seq > s.lastSeq && s.sendEvent(e)) n++;
     }
     return n;
   }

@@ -33,8 +33,11 @@ export class PrivateMatchGuard implements MatchSubscriber {
     this.inner.sendSnapshot(snapshot);
   }
 
-  sendEvent(e: EncodedEvent): void {
-    if (e.event.private === true || this.isPrivate()) return this.deny();
-    this.inner.sendEvent(e);
+  sendEvent(e: EncodedEvent): boolean {
+    if (e.event.private === true || this.isPrivate()) {
+      this.deny();
+      return false;
+    }
+    return this.inner.sendEvent(e);
   }
 }

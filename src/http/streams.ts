@@ -134,11 +134,12 @@ class PollCollector implements MatchSubscriber {
     this.snapshot = { seq: snapshot.seq, state: snapshot.state };
   }
 
-  sendEvent(e: EncodedEvent): void {
+  sendEvent(e: EncodedEvent): boolean {
     this.lastSeq = e.seq;
     this.events.push(e);
     // Let the rest of this turn's events land in the same answer.
     if (this.wake) queueMicrotask(this.wake);
+    return true;
   }
 
   waitForEvent(ms: number, signal: AbortSignal): Promise<void> {

@@ -93,26 +93,28 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
     return Math.max(0, queued) + this.pendingBytes;
   }
 
-  write(bytes: Uint8Array): void {
-    if (this.closedReason !== undefined || this.replayFull) return;
+  /** Queues bytes for the client; false when they will never reach it (closed, or a full replay). */
+  write(bytes: Uint8Array): boolean {
+    if (this.closedReason !== undefined || this.replayFull) return false;
     if (this.holding && this.pending && this.unsentBytes + bytes.byteLength > this.owner.bufferCap) {
       // A long replay would pass the cap before the client read a byte and be cut as slow, with the
       // same id next time, forever. Whole events only: everything queued so far goes out at release.
       this.replayFull = true;
-      return;
+      return false;
     }
     if (this.pending) this.pending.push(bytes);
     else this.pending = [bytes];
     this.pendingBytes += bytes.byteLength;
     if (this.unsentBytes > this.owner.bufferCap) {
       this.close("slow");
-      return;
+      return false;
     }
     if (!this.holding) this.owner.flusher.add(this);
+    return true;
   }
 
-  writeText(text: string): void {
-    this.write(utf8.encode(text));
+  writeText(text: string): boolean {
+    return this.write(utf8.encode(text));
   }
 
   /** Opening is done: let held writes go (and end the stream if its replay did not fit). */

@@ -24,9 +24,9 @@ export class SingleMatchSubscription implements MatchSubscriber {
     this.stream.write(snapshot.frame);
   }
 
-  sendEvent(e: EncodedEvent): void {
+  sendEvent(e: EncodedEvent): boolean {
     this.lastSeq = e.seq;
-    this.stream.write(e.frame);
+    return this.stream.write(e.frame);
   }
 }
 
@@ -64,8 +64,8 @@ export class MultiplexedSubscription implements MatchSubscriber {
     this.stream.writeText(encodeMessage({ id, event: SNAPSHOT_EVENT, data: snapshot.dataJson }));
   }
 
-  sendEvent(e: EncodedEvent): void {
+  sendEvent(e: EncodedEvent): boolean {
     this.lastSeq = e.seq;
-    this.stream.writeText(`id: ${this.shared.advance(this.match, e.seq)}\n${e.body}`);
+    return this.stream.writeText(`id: ${this.shared.advance(this.match, e.seq)}\n${e.body}`);
   }
 }

@@ -56,6 +56,7 @@ test("a single-match resume larger than the client buffer arrives over several c
   const match = uniqueMatch("paged");
   const ids = await publishMany(match);
   const pagedBefore = await metricValue(node.url, "touchline_streams_closed_total", { reason: "replay_paged" });
+  const replayedBefore = await metricValue(node.url, "touchline_replayed_events_total");
   const seen: string[] = [];
   let lastId = ids[0]!;
   let rounds = 0;
@@ -73,6 +74,8 @@ test("a single-match resume larger than the client buffer arrives over several c
   expect(rounds).toBeGreaterThan(1);
   expect(await metricValue(node.url, "touchline_streams_closed_total", { reason: "replay_paged" })).toBeGreaterThanOrEqual(pagedBefore + rounds - 1);
   expect(await metricValue(node.url, "touchline_slow_clients_cut_total")).toBe(0);
+  // Replayed events count what reached the client, not what a full page left for the next round.
+  expect(await metricValue(node.url, "touchline_replayed_events_total")).toBe(replayedBefore + seen.length);
 });
 
 test("a multiplexed resume larger than the client buffer moves every match forward each round", async () => {
