@@ -22,6 +22,8 @@ export interface BenchConfig {
   streams: number
   steadyRatePerSecond: number
   steadySeconds: number
+  /** Rounds of the steady scenario; the one with the median p99 is reported. */
+  steadyRounds: number
   burstEvents: number
   /** Many-channels: `channels` × STREAMS_PER_CHANNEL streams, `channelsRatePerSecond` spread over them. */
   channels: number
@@ -62,6 +64,7 @@ export function benchConfig(options: { quick: boolean; streams?: number; holdStr
     streams,
     steadyRatePerSecond: 5,
     steadySeconds: options.quick ? 3 : 20,
+    steadyRounds: options.quick ? 1 : 3,
     burstEvents: options.quick ? 200 : 1_000,
     channels,
     channelsRatePerSecond: 500,

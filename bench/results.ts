@@ -36,6 +36,8 @@ export interface SteadyFigures extends DeliveryFigures {
   streams: number
   events: number
   ratePerSecond: number
+  /** p99 of each round, in the order run; the other figures are the median round's (see scenarios/steady.ts). */
+  roundsP99Ms: number[]
 }
 
 export interface BurstFigures extends DeliveryFigures {

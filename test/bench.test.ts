@@ -16,7 +16,8 @@ import { nchanInstalled } from '../bench/peers/nchan-install.ts'
 import { touchlineAvailable } from '../bench/peers/touchline-peer.ts'
 import { renderMarkdown } from '../bench/report/markdown.ts'
 import { renderSvg } from '../bench/report/svg-chart.ts'
-import type { BenchResult, DeliveryFigures } from '../bench/results.ts'
+import type { BenchResult, DeliveryFigures, SteadyFigures } from '../bench/results.ts'
+import { medianRound } from '../bench/scenarios/steady.ts'
 import { decodeTick, encodeTickEnvelope } from '../bench/tick.ts'
 
 const SMOKE_STREAMS = 200
@@ -26,6 +27,8 @@ function smokeConfig() {
   return {
     ...benchConfig({ quick: true, streams: SMOKE_STREAMS }),
     steadySeconds: 1,
+    // Two rounds, so the median-round path runs too (a full run has three).
+    steadyRounds: 2,
     burstEvents: 100,
     channels: 5,
     channelsRatePerSecond: 100,
@@ -112,7 +115,10 @@ describe('bench smoke run', () => {
     for (const peer of result.peers) {
       expect(markdown).toContain(`| ${peer.title} |`)
       expect(svg).toContain(peer.title)
+      expect(peer.steady?.roundsP99Ms).toHaveLength(2)
     }
+    expect(markdown).toContain('the median of 2 rounds by p99')
+    expect(markdown).toContain('Steady p99 of each round, ms: ')
     expect(markdown).not.toContain('| n/a | n/a |')
   })
 })
@@ -260,5 +266,39 @@ describe('LatencyHistogram', () => {
     expect(a.percentile(0.99)).toBe(100)
     expect(a.summary().max).toBe(250_000)
     expect(a.percentile(1)).toBe(250_000)
+  })
+})
+
+describe('steady rounds', () => {
+  const round = (p99Ms: number, lost = 0): SteadyFigures => ({
+    deliveries: 100 - lost,
+    expected: 100,
+    lost,
+    duplicates: 0,
+    reordered: 0,
+    foreign: 0,
+    drops: 0,
+    p50Ms: p99Ms / 2,
+    p99Ms,
+    maxMs: p99Ms + 10,
+    serverCpuUsPerDelivery: p99Ms / 10,
+    generatorCpuUsPerDelivery: 1,
+    streams: 10,
+    events: 10,
+    ratePerSecond: 5,
+    roundsP99Ms: [],
+  })
+
+  test('the median round by p99 is reported whole, with every round p99 in run order', () => {
+    const f = medianRound([round(120), round(80), round(95)])
+    expect([f.p50Ms, f.p99Ms, f.maxMs, f.serverCpuUsPerDelivery]).toEqual([47.5, 95, 105, 9.5])
+    expect(f.roundsP99Ms).toEqual([120, 80, 95])
+  })
+
+  test('a loss in any round is counted, even when that round is not the median', () => {
+    const f = medianRound([round(80), round(95), round(300, 7)])
+    expect(f.p99Ms).toBe(95)
+    expect(f.lost).toBe(7)
+    expect([f.deliveries, f.expected, f.events]).toEqual([293, 300, 30])
   })
 })

@@ -22,7 +22,7 @@ export function renderMarkdown(result: BenchResult, options: { command: string; 
   )
   lines.push(`- Command: \`${options.command}\` (${config.quick ? 'quick' : 'full'} run, ${whole(result.durationSeconds)} s)`)
   lines.push(
-    `- Scenarios: ${whole(config.streams)} streams on one channel for idle, steady (${config.steadyRatePerSecond} ev/s for ${config.steadySeconds} s), ` +
+    `- Scenarios: ${whole(config.streams)} streams on one channel for idle, steady (${config.steadyRatePerSecond} ev/s for ${config.steadySeconds} s${config.steadyRounds > 1 ? `, the median of ${config.steadyRounds} rounds by p99` : ''}), ` +
       `burst (${whole(config.burstEvents)} events back to back) and reconnect storm (publishing ${config.stormRatePerSecond} ev/s throughout); ` +
       `many channels: ${whole(config.channels)} channels × 20 streams, ${config.channelsRatePerSecond} ev/s spread for ${config.channelsSeconds} s.`,
   )
@@ -31,6 +31,10 @@ export function renderMarkdown(result: BenchResult, options: { command: string; 
   lines.push('| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |')
   for (const peer of result.peers) lines.push(peerRow(peer))
   lines.push('')
+  const roundsOf = result.peers.filter((p) => (p.steady?.roundsP99Ms.length ?? 0) > 1)
+  if (roundsOf.length > 0) {
+    lines.push(`Steady p99 of each round, ms: ${roundsOf.map((p) => `${p.title} ${p.steady!.roundsP99Ms.map(whole).join(' / ')}`).join('; ')}.`, '')
+  }
   const generatorBound = result.peers.filter((p) => (p.burst?.generatorBusyPercent ?? 0) >= GENERATOR_BOUND_PERCENT)
   if (generatorBound.length > 0) {
     lines.push(
