@@ -107,10 +107,13 @@ export class MatchActor {
 
   // ----- subscribers ---------------------------------------------------------------------------------
 
-  /** Adds a subscriber: snapshot (after === undefined) or exact resume after `after`. Resolves once it is live. */
-  join(sub: MatchSubscriber, after: number | undefined): Promise<void> {
+  /**
+   * Adds a subscriber: snapshot (after === undefined) or exact resume after `after`. Resolves once it is
+   * live. `trace`: the client request's trace context, which the join's span continues.
+   */
+  join(sub: MatchSubscriber, after: number | undefined, trace?: Context): Promise<void> {
     this.lastInterestAt = Date.now();
-    const span = this.svc.telemetry.spans.startSubscribe(this.match, after, this.role);
+    const span = this.svc.telemetry.spans.startSubscribe(this.match, after, this.role, trace);
     return new Promise((settle) => {
       // The join's span lasts until the subscriber is live.
       const resolve = span

@@ -17,6 +17,7 @@ import type { NodeLimits } from "../limits/nodeLimits.ts";
 import { encodeMessage } from "../sse/encode.ts";
 import type { SseStream, StreamHolder } from "../stream/sseStream.ts";
 import { MultiplexLease, StreamLease } from "./streamLease.ts";
+import { callerTraceContext } from "../telemetry/httpSpan.ts";
 import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
 import type { MatchSnapshot } from "../actors/matchSnapshot.ts";
 
@@ -92,7 +93,7 @@ export async function openMatchStream(deps: StreamDeps, request: Request, server
   greetIfAsked(deps, url, stream);
   const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(stream), stream);
   hold(deps, request, server, stream, new StreamLease(actor, sub, release, deps.auth.closeAtExpiry(viewer, stream)));
-  void actor.join(sub, after).then(() => stream.release());
+  void actor.join(sub, after, callerTraceContext(deps.node.tracing, request)).then(() => stream.release());
   return stream.takeResponse();
 }
 
@@ -117,7 +118,8 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
     sub: deps.auth.guard(viewer, actor, new MultiplexedSubscription(stream, shared, actor.match), stream),
   }));
   hold(deps, request, server, stream, new MultiplexLease(joins, release, deps.auth.closeAtExpiry(viewer, stream)));
-  void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.actor.match)))).then(() => stream.release());
+  const trace = callerTraceContext(deps.node.tracing, request);
+  void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.actor.match), trace))).then(() => stream.release());
   return stream.takeResponse();
 }
 

@@ -5,7 +5,7 @@
  *
  * With tracing off the handler is returned as it is: the route costs nothing extra.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
+import { type Context, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
 import { ATTR } from "./spanNames.ts";
 import type { TracingHandle } from "./spans.ts";
 import { endWhenSettled } from "./spans.ts";
@@ -22,6 +22,12 @@ export interface RouteSpec<P> {
   attributes?: (params: P) => Record<string, string>;
 }
 
+/** The W3C trace context a request carries (ROOT_CONTEXT when none); undefined with tracing off, so nothing is read. */
+export function callerTraceContext(tracing: TracingHandle, request: Request): Context | undefined {
+  if (!tracing.enabled) return undefined;
+  return extractTraceContext((key) => request.headers.get(key) ?? undefined, ROOT_CONTEXT);
+}
+
 export function tracedRoute<P, C extends { request: Request; params: P }>(
   tracing: TracingHandle,
   spec: RouteSpec<P>,
@@ -31,7 +37,7 @@ export function tracedRoute<P, C extends { request: Request; params: P }>(
   const name = `${spec.method} ${spec.route}`;
   return (ctx) => {
     const { request } = ctx;
-    const caller = extractTraceContext((key) => request.headers.get(key) ?? undefined, ROOT_CONTEXT);
+    const caller = callerTraceContext(tracing, request)!;
     const span = tracing.tracer.startSpan(
       name,
       {

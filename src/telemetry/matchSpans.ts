@@ -120,11 +120,14 @@ export class MatchSpans {
     );
   }
 
-  /** A subscriber joining: `after` is its resume id, undefined when it asked for a snapshot. */
-  startSubscribe(match: string, after: number | undefined, role: ActorRole): SubscribeSpan | undefined {
+  /**
+   * A subscriber joining: `after` is its resume id, undefined when it asked for a snapshot; `parent` is
+   * the trace context the client's request carried, if any.
+   */
+  startSubscribe(match: string, after: number | undefined, role: ActorRole, parent?: Context): SubscribeSpan | undefined {
     if (!this.tracing.enabled) return undefined;
     const attributes = after === undefined ? { [ATTR.match]: match, [ATTR.role]: role } : { [ATTR.match]: match, [ATTR.role]: role, [ATTR.resumeAfter]: after };
-    return new SubscribeSpan(OpenSpan.start(this.tracing.tracer, SPAN.subscribe, { kind: SpanKind.INTERNAL, attributes }, ROOT_CONTEXT));
+    return new SubscribeSpan(OpenSpan.start(this.tracing.tracer, SPAN.subscribe, { kind: SpanKind.INTERNAL, attributes }, parent ?? ROOT_CONTEXT));
   }
 
   /** Events after `from` (through `through`, when known) replayed from `source`. */

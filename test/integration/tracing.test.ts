@@ -88,8 +88,8 @@ async function ownerAndFollower(match: string): Promise<{ owner: NodeFixture; fo
   return { owner, follower };
 }
 
-async function subscribe(url: string): Promise<SseConnection> {
-  const s = await openSse(url);
+async function subscribe(url: string, headers: Record<string, string> = {}): Promise<SseConnection> {
+  const s = await openSse(url, { headers });
   streams.push(s);
   return s;
 }
@@ -250,6 +250,26 @@ describe("tracing across two nodes", () => {
     expect(replay.parentSpanId).toBe(join.spanId);
     expect(replay.attributes[ATTR.replaySource]).toBe("memory");
     expect(replay.attributes[ATTR.replayEvents]).toBe(1);
+  });
+
+  test("a stream request that carries traceparent gets its subscribe spans in the caller's trace (single and multiplexed)", async () => {
+    const [a, b] = [uniqueMatch("callerA"), uniqueMatch("callerB")];
+    const node = traced[0]!;
+    const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const callerSpan = "00f067aa0ba902b7";
+    const headers = { traceparent: `00-${callerTrace}-${callerSpan}-01` };
+    const single = await subscribe(`${node.url}/matches/${a}/events`, headers);
+    const multi = await subscribe(`${node.url}/events?match=${a}&match=${b}`, { traceparent: `00-${callerTrace}-${"1".repeat(16)}-01` });
+    const plain = await subscribe(`${node.url}/matches/${b}/events`);
+    await Promise.all([single, plain].map((s) => s.until(() => s.snapshots.length === 1, SPAN_WAIT_MS, "snapshot")));
+    await multi.until(() => multi.snapshots.length === 2, SPAN_WAIT_MS, "two snapshots");
+    const joinsOf = (m: string) => receiver.spans.filter((x) => x.name === SPAN.subscribe && x.attributes[ATTR.match] === m);
+    await receiver.waitFor(() => joinsOf(a).length === 2 && joinsOf(b).length === 2, SPAN_WAIT_MS);
+    const parents = [...joinsOf(a), ...joinsOf(b)].map((x) => `${x.traceId}/${x.parentSpanId ?? "root"}`).sort();
+    // Three joins continue the callers' trace under their span ids; the request without one starts its own trace.
+    const inCaller = parents.filter((p) => p.startsWith(callerTrace));
+    expect(inCaller).toEqual([`${callerTrace}/${"1".repeat(16)}`, `${callerTrace}/${"1".repeat(16)}`, `${callerTrace}/${callerSpan}`].sort());
+    expect(parents.filter((p) => !p.startsWith(callerTrace)).map((p) => p.split("/")[1])).toEqual(["root"]);
   });
 });
 
