@@ -71,6 +71,11 @@ export class MatchActor {
   lastInterestAt = Date.now();
   /** When this (follower) node last told the owner it still has subscribers. */
   interestSentAt = 0;
+  /**
+   * Owner: when a follower node last said it serves this match (a sync, or its periodic interest). Ticks
+   * exist for followers only (they reveal a lost last event), so an owner ticks only while this is recent.
+   */
+  remoteInterestAt = 0;
 
   constructor(
     readonly match: string,
@@ -488,7 +493,7 @@ export class MatchActor {
 
   /** Answers another node's sync once this node owns the match and has caught up; undefined if it is not the owner. */
   sync(): Promise<SyncReply | undefined> {
-    this.lastInterestAt = Date.now();
+    this.lastInterestAt = this.remoteInterestAt = Date.now();
     return new Promise((resolve) => {
       this.post(() => {
         if (this.role === "owner" && this.ready) resolve(this.syncReply());
@@ -509,6 +514,11 @@ export class MatchActor {
   }
 
   /** Owner heartbeat on the feed so a follower notices a lost final event. */
+  /** Owner: a follower node says it still has subscribers here. */
+  noteRemoteInterest(): void {
+    this.lastInterestAt = this.remoteInterestAt = Date.now();
+  }
+
   tick(): void {
     if (this.role === "owner" && this.ready) this.svc.publishFeed(this.match, { kind: "tick", epoch: this.epoch, seq: this.lastSeq });
   }

@@ -75,7 +75,9 @@ export class MatchHub {
     const now = Date.now();
     for (const [match, a] of this.actors) {
       if (a.role === "owner") {
-        if (a.idleSinceEvent >= TICK_AFTER_MS) a.tick();
+        // No follower has shown interest lately: nobody would read the tick (an idle match owned and
+        // watched on one node costs NATS nothing).
+        if (a.idleSinceEvent >= TICK_AFTER_MS && now - a.remoteInterestAt <= this.opts.actorIdleMs) a.tick();
       } else if (a.subscribers.size > 0) {
         const owner = this.svc.ownerOf(match);
         if (owner && owner !== this.svc.selfId && now - a.interestSentAt > this.opts.actorIdleMs / 3) {

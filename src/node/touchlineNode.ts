@@ -222,7 +222,7 @@ export class TouchlineNode {
       return;
     }
     if (req.op === "interest") {
-      if (this.membership.ring.ownerOf(req.match) === this.id) this.hub.get(req.match).lastInterestAt = Date.now();
+      if (this.membership.ring.ownerOf(req.match) === this.id) this.hub.get(req.match).noteRemoteInterest();
       return;
     }
     if (this.membership.ring.ownerOf(req.match) !== this.id || this.draining) {
