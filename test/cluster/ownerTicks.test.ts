@@ -41,7 +41,11 @@ async function watch(url: string): Promise<SseConnection> {
 /** Feed messages of `match` seen during `ms`, by kind. */
 async function feedDuring(match: string, ms: number): Promise<string[]> {
   const kinds: string[] = [];
-  const sub = nc.subscribe(`*.feed.${match}`, { callback: (_err, msg) => kinds.push(decodeWire<FeedMessage>(msg.data).kind) });
+  const sub = nc.subscribe(`*.feed.${match}`, {
+    callback: (_err, msg) => {
+      kinds.push(decodeWire<FeedMessage>(msg.data).kind);
+    },
+  });
   await Bun.sleep(ms);
   sub.unsubscribe();
   return kinds;
