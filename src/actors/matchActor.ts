@@ -513,12 +513,12 @@ export class MatchActor {
     };
   }
 
-  /** Owner heartbeat on the feed so a follower notices a lost final event. */
   /** Owner: a follower node says it still has subscribers here. */
   noteRemoteInterest(): void {
     this.lastInterestAt = this.remoteInterestAt = Date.now();
   }
 
+  /** Owner heartbeat on the feed so a follower notices a lost final event. */
   tick(): void {
     if (this.role === "owner" && this.ready) this.svc.publishFeed(this.match, { kind: "tick", epoch: this.epoch, seq: this.lastSeq });
   }
