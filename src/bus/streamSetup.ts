@@ -5,8 +5,11 @@
  *   others' succeeded and the stream existed, and the node exited;
  * - a create repeating another node's was answered at once, before the new stream had elected a leader,
  *   so the node's first write failed with "jetstream is not enabled" and the node exited.
- * So a create that times out is tried again (the retry finds the stream), and setting up a stream ends
- * only once it has a leader. A single server reports no cluster and is ready at once.
+ * - two creates of one new stream racing on a single server (nodes started together against a fresh
+ *   NATS): both pass the server's "exists already?" check, one adds the stream and the other is refused
+ *   with "subjects overlap with an existing stream" (the subjects are its own), and the node exited.
+ * So a create that times out or loses that race is tried again (the retry finds the stream), and setting
+ * up a stream ends only once it has a leader. A single server reports no cluster and is ready at once.
  */
 import type { JetStreamManager } from "@nats-io/jetstream";
 
@@ -16,16 +19,21 @@ const CREATE_ATTEMPTS = 3;
 const LEADER_WAIT_MS = 20_000;
 const LEADER_POLL_MS = 100;
 
-function isTimeout(err: unknown): boolean {
-  return (err as { name?: unknown })?.name === "TimeoutError";
+/** JetStream's err_code for "subjects overlap with an existing stream" (JSStreamSubjectOverlapErr). */
+const SUBJECT_OVERLAP = 10065;
+
+/** A failure that another node's concurrent create explains, so trying again finds the stream. */
+function isRaceWithAnotherCreate(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown } | undefined;
+  return e?.name === "TimeoutError" || (e?.name === "JetStreamApiError" && e.code === SUBJECT_OVERLAP);
 }
 
-async function createRetryingTimeouts<T>(create: () => Promise<T>, onRetry: (err: unknown) => void): Promise<T> {
+async function createRetryingRaces<T>(create: () => Promise<T>, onRetry: (err: unknown) => void): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await create();
     } catch (err) {
-      if (!isTimeout(err) || attempt >= CREATE_ATTEMPTS) throw err;
+      if (!isRaceWithAnotherCreate(err) || attempt >= CREATE_ATTEMPTS) throw err;
       onRetry(err);
     }
   }
@@ -43,7 +51,7 @@ async function untilLed(jsm: JetStreamManager, stream: string): Promise<void> {
 
 /** Creates (or finds) stream `name` through `create`; resolves with what `create` gave once the stream has a leader. */
 export async function setUpStream<T>(jsm: JetStreamManager, name: string, create: () => Promise<T>, onRetry: (err: unknown) => void): Promise<T> {
-  const made = await createRetryingTimeouts(create, onRetry);
+  const made = await createRetryingRaces(create, onRetry);
   await untilLed(jsm, name);
   return made;
 }

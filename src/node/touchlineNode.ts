@@ -112,7 +112,7 @@ export class TouchlineNode {
       this.tracing,
       this.readers,
     );
-    const retried = (err: unknown) => this.logger.warn("creating the stream or a bucket timed out; retrying", { err: String(err) });
+    const retried = (err: unknown) => this.logger.warn("creating the stream or a bucket failed (timeout or a race with another node); retrying", { err: String(err) });
     await setUpStream(jsm, this.names.stream, () => this.log.ensure(c.retentionMs, c.jetstreamReplicas), retried);
     const kvm = new Kvm(this.nc);
     const replicas = c.jetstreamReplicas;
