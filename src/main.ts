@@ -14,10 +14,14 @@ import { createApp } from "./http/app.ts";
 import { streamIdleSeconds } from "./http/streams.ts";
 import { Cors } from "./http/cors.ts";
 import { createNodeAuth } from "./auth/nodeAuth.ts";
+import { startProxyFront, type ProxyFront } from "./proxy/proxyFront.ts";
+import { trustsPeer } from "./limits/trustProxy.ts";
 
 const EVENT_LOOP_PROBE_MS = 500;
 /** A stream storm counts as over after this long without an open or a close. */
 const CHURN_QUIET_MS = 500;
+/** Where the HTTP server listens when the PROXY protocol front holds the public port. */
+const LOOPBACK = "127.0.0.1";
 
 function configOrExit(): { config: Config; logger: Logger } {
   try {
@@ -83,18 +87,37 @@ export async function main(): Promise<void> {
   const scheme = tls ? "https" : "http";
   const node = new TouchlineNode({ config, logger, metrics, tracing, advertisedUrl: `${scheme}://${config.advertisedHost}:${config.port}` });
 
-  const app = createApp({ node, registry, metricsRegistry, metrics, logger, auth, cors });
+  // PROXY_PROTOCOL: a front (src/proxy) holds the public port and splices to the server on loopback.
+  const proxied = config.limits.proxyProtocol;
+  let front: ProxyFront | undefined;
+  const app = createApp({
+    node, registry, metricsRegistry, metrics, logger, auth, cors,
+    ...(proxied ? { proxiedSource: (port: number) => front?.sourceOf(port) } : {}),
+  });
   // The listener comes up first so /healthz answers while we join; /readyz stays 503 until joined.
   app.listen({
-    port: config.port,
-    hostname: config.host,
+    port: proxied ? 0 : config.port,
+    hostname: proxied ? LOOPBACK : config.host,
     reusePort: false,
     idleTimeout: streamIdleSeconds(config.heartbeatMs),
     maxRequestBodySize: config.maxBodyBytes * 2,
     // TLS_CERT_FILE / TLS_KEY_FILE: the node speaks HTTPS itself (an L4 balancer passes TLS through).
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
   });
-  logger.info("listening", { port: config.port, host: config.host, scheme, maxConnections: config.maxConnections });
+  if (proxied) {
+    front = startProxyFront({
+      hostname: config.host,
+      port: config.port,
+      backend: { host: LOOPBACK, port: app.server!.port! },
+      trusted: (peer) => trustsPeer(config.limits.trustProxy, peer),
+      firstBytesTimeoutMs: streamIdleSeconds(config.heartbeatMs) * 1000,
+      onRefused: (reason, peer, detail) => {
+        metrics.proxyRefused[reason].inc();
+        logger.info("connection refused: a PROXY header that is broken, late or not from a trusted balancer", { reason, peer, ...(detail ? { detail } : {}) });
+      },
+    });
+  }
+  logger.info("listening", { port: config.port, host: config.host, scheme, maxConnections: config.maxConnections, proxyProtocol: proxied });
 
   try {
     await node.start();
@@ -116,6 +139,7 @@ export async function main(): Promise<void> {
     churn?.stop();
     stopLagMonitor();
     await app.stop().catch(() => {});
+    front?.stop(true);
     await tracing.shutdown().catch(() => {});
     logger.info("stopped");
     process.exit(0);

@@ -105,8 +105,25 @@ const MAX_RATE = 1_000_000;
 const MIN_HEADER_BYTES = 1024;
 const MAX_HEADER_BYTES = 1_048_576;
 
+const TRUE_WORDS = new Set(["true", "1", "yes", "on"]);
+const FALSE_WORDS = new Set(["false", "0", "no", "off"]);
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === "") return fallback;
+  if (TRUE_WORDS.has(raw)) return true;
+  if (FALSE_WORDS.has(raw)) return false;
+  throw new ConfigError(name, `expected true or false, got "${env[name]}"`);
+}
+
 function loadLimits(env: Env): LimitsConfig {
   const d = LIMIT_DEFAULTS;
+  const trustProxy = parsed(env, "TRUST_PROXY", "false", parseTrustProxy);
+  const proxyProtocol = flag(env, "PROXY_PROTOCOL", false);
+  if (proxyProtocol && trustProxy.kind === "none") {
+    // Otherwise anyone reaching the port could name any address and dodge every per-address limit.
+    throw new ConfigError("PROXY_PROTOCOL", "needs TRUST_PROXY to name the balancers allowed to send the header (e.g. TRUST_PROXY=private)");
+  }
   const streamRatePerAddress = integer(env, "STREAM_RATE_PER_ADDRESS", d.streamRatePerAddress, 0, MAX_RATE);
   const publishRate = integer(env, "PUBLISH_RATE", d.publishRate, 0, MAX_RATE);
   return {
@@ -116,7 +133,8 @@ function loadLimits(env: Env): LimitsConfig {
     publishRate,
     publishBurst: integer(env, "PUBLISH_BURST", Math.max(d.publishBurst, publishRate), 1, MAX_RATE),
     maxHeaderBytes: integer(env, "MAX_HEADER_BYTES", d.maxHeaderBytes, MIN_HEADER_BYTES, MAX_HEADER_BYTES),
-    trustProxy: parsed(env, "TRUST_PROXY", "false", parseTrustProxy),
+    trustProxy,
+    proxyProtocol,
     exempt: parsed(env, "LIMITS_EXEMPT", d.exempt, AddressSet.parse),
     maxTrackedKeys: integer(env, "LIMITER_MAX_KEYS", d.maxTrackedKeys, MIN_LIMITER_KEYS, MAX_LIMITER_KEYS),
   };

@@ -42,6 +42,8 @@ export interface AppDeps {
   auth: StreamAuthorizer;
   /** Cross-origin callers (CORS_ORIGINS). */
   cors: Cors;
+  /** With PROXY_PROTOCOL, the client behind a connection by its peer port (src/proxy/proxyFront.ts). */
+  proxiedSource?: (port: number) => string | undefined;
 }
 
 /** Paths and the methods they allow, so a wrong method gets 405 rather than 404. */
@@ -68,7 +70,11 @@ function rejectReason(status: number): RejectReason | undefined {
 export function createApp(deps: AppDeps) {
   const { node, registry, logger, metrics, auth, cors } = deps;
   // Node-wide abuse limits (per client address and per token), shared by every route.
-  const limits = new NodeLimits(node.config.limits, { tokensVerified: auth.access.enabled, gauges: metrics });
+  const limits = new NodeLimits(node.config.limits, {
+    tokensVerified: auth.access.enabled,
+    gauges: metrics,
+    ...(deps.proxiedSource ? { proxiedSource: deps.proxiedSource } : {}),
+  });
   limits.start();
   const streamDeps = { node, registry, limits, auth };
 

@@ -16,8 +16,14 @@ export interface LimitsConfig {
   publishBurst: number;
   /** MAX_HEADER_BYTES: request line plus headers. */
   maxHeaderBytes: number;
-  /** TRUST_PROXY: when X-Forwarded-For names the client. */
+  /** TRUST_PROXY: when X-Forwarded-For names the client, and which peers may send a PROXY header. */
   trustProxy: TrustProxy;
+  /**
+   * PROXY_PROTOCOL: a connection may start with a PROXY protocol header (v1 or v2), honoured from the
+   * L4 balancers TRUST_PROXY trusts: the client it names is the client (src/proxy/). X-Forwarded-For is
+   * then not read: an L4 balancer cannot have added it, so a client sent it.
+   */
+  proxyProtocol: boolean;
   /**
    * LIMITS_EXEMPT: client addresses the per-address limits leave alone. By default this host and the
    * private ranges: a node that sees such an address is almost always looking at its own load

@@ -11,7 +11,7 @@ import { KeyedRateLimiter } from "./keyedRateLimiter.ts";
 import type { LimitsConfig } from "./limitsConfig.ts";
 import { LimitError } from "./limitError.ts";
 import type { LimiterName } from "./limitNames.ts";
-import { limiterKey, type IpAddress } from "./ipAddress.ts";
+import { limiterKey, parseIp, type IpAddress } from "./ipAddress.ts";
 import { publisherKey } from "./publisherKey.ts";
 import { requestHeadBytes } from "./requestHeadBytes.ts";
 import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
@@ -39,6 +39,11 @@ export interface NodeLimitsOptions {
   gauges?: LimitsGauges;
   /** Monotonic milliseconds; tests pass their own. */
   now?: () => number;
+  /**
+   * With PROXY_PROTOCOL: the client the PROXY header named for the connection whose peer port is
+   * `port` (src/proxy/proxyFront.ts), undefined for a connection the front did not carry.
+   */
+  proxiedSource?: (port: number) => string | undefined;
 }
 
 /** The peer's address as the runtime reports it, or undefined (a request not from a socket). */
@@ -109,8 +114,15 @@ export class NodeLimits {
 
   /** The client's address per TRUST_PROXY, or undefined when the runtime cannot tell. */
   clientIp(request: Request, server: PeerLookup): IpAddress | undefined {
-    const peer = server?.requestIP(request)?.address ?? undefined;
-    return resolveClientIp(peer, request.headers.get("x-forwarded-for"), this.config.trustProxy);
+    const socketPeer = server?.requestIP(request) ?? undefined;
+    if (this.config.proxyProtocol) {
+      // The PROXY header named the client; X-Forwarded-For came from the client itself, so it is not read.
+      // A connection the front did not carry (a local process on the loopback port) is its own client.
+      const source = socketPeer ? this.opts.proxiedSource?.(socketPeer.port) : undefined;
+      const address = source ?? socketPeer?.address;
+      return address === undefined ? undefined : parseIp(address);
+    }
+    return resolveClientIp(socketPeer?.address, request.headers.get("x-forwarded-for"), this.config.trustProxy);
   }
 
   /** The key per-address limits count by, or undefined when the client is exempt. */

@@ -68,6 +68,14 @@ export function resolveClientIp(peer: string | undefined, forwardedFor: string |
   return current;
 }
 
+/** Whether `peer` (a socket's remote address) is one of our proxies: who may send a PROXY header. */
+export function trustsPeer(trust: TrustProxy, peer: string): boolean {
+  if (trust.kind === "none") return false;
+  if (trust.kind === "hops") return true;
+  const ip = parseIp(peer);
+  return ip !== undefined && trust.proxies.has(ip);
+}
+
 /** Same as resolveClientIp, formatted; `unknown` when even the peer is not known. */
 export function resolveClientAddress(peer: string | undefined, forwardedFor: string | null, trust: TrustProxy): string {
   const ip = resolveClientIp(peer, forwardedFor, trust);

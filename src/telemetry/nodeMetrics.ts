@@ -7,6 +7,7 @@
  */
 import type { Counter, CounterChild, Gauge, GaugeChild, Histogram, MetricsRegistry } from './metrics'
 import { LIMITERS, LIMIT_NAMES, type LimiterName, type LimitName } from '../limits/limitNames'
+import { PROXY_REFUSALS, type ProxyRefusal } from '../proxy/proxyFront'
 
 export { startEventLoopLagMonitor } from './eventLoopLag'
 
@@ -67,6 +68,8 @@ export interface NodeMetrics {
   limiterKeys: Record<LimiterName, GaugeChild>
   /** touchline_limiter_evictions_total{limiter}: keys dropped early because the limiter was full. */
   limiterEvictions: Record<LimiterName, CounterChild>
+  /** touchline_proxy_refused_total{reason}: connections the PROXY protocol front closed (PROXY_PROTOCOL). */
+  proxyRefused: Record<ProxyRefusal, CounterChild>
 }
 
 function gaugeChildrenFor<K extends string>(gauge: Gauge, label: string, values: readonly K[]): Record<K, GaugeChild> {
@@ -144,6 +147,15 @@ export function createNodeMetrics(registry: MetricsRegistry): NodeMetrics {
       ),
       'limiter',
       LIMITERS,
+    ),
+    proxyRefused: childrenFor(
+      registry.counter(
+        'touchline_proxy_refused_total',
+        'Connections closed before any request because the PROXY protocol header was missing, broken, late or from an untrusted peer.',
+        ['reason'],
+      ),
+      'reason',
+      PROXY_REFUSALS,
     ),
   }
 }

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { formatIp, limiterKey, parseForwardedEntry, parseIp } from "../../src/limits/ipAddress.ts";
 import { AddressSet } from "../../src/limits/addressSet.ts";
-import { MAX_FORWARDED_ENTRIES, parseTrustProxy, resolveClientAddress } from "../../src/limits/trustProxy.ts";
+import { MAX_FORWARDED_ENTRIES, parseTrustProxy, resolveClientAddress, trustsPeer } from "../../src/limits/trustProxy.ts";
 import { seededRandom } from "../helpers/seededRandom.ts";
 
 const ip = (text: string) => {
@@ -112,6 +112,14 @@ describe("TRUST_PROXY", () => {
   });
 
   const resolve = (peer: string | undefined, xff: string | null, trust: string) => resolveClientAddress(peer, xff, parseTrustProxy(trust));
+
+  test("who may send a PROXY header: none when off, anyone with hops, the listed peers with a list", () => {
+    expect(trustsPeer(parseTrustProxy("false"), "127.0.0.1")).toBe(false);
+    expect(trustsPeer(parseTrustProxy("true"), "203.0.113.9")).toBe(true);
+    const list = parseTrustProxy("10.0.0.0/8,loopback");
+    for (const yes of ["10.1.2.3", "127.0.0.1", "::1", "::ffff:10.0.0.1"]) expect(trustsPeer(list, yes)).toBe(true);
+    for (const no of ["203.0.113.9", "192.168.1.1", "not an address", ""]) expect(trustsPeer(list, no)).toBe(false);
+  });
 
   test("off: the header is ignored whatever it says", () => {
     expect(resolve("203.0.113.9", "1.1.1.1", "false")).toBe("203.0.113.9");

@@ -29,6 +29,8 @@ export interface FromOptions {
   body?: string;
   /** Wait for the response head (default true). */
   waitForHead?: boolean;
+  /** Bytes sent before the request (a PROXY protocol header). */
+  preamble?: Uint8Array;
 }
 
 /** Sends one HTTP/1.1 request from `localAddress` and reads the answer as it arrives. */
@@ -50,6 +52,7 @@ export async function requestFrom(localAddress: string, url: string, opts: FromO
     socket.once("error", reject);
   });
   conn.attach(asBunSocket(socket));
+  if (opts.preamble) socket.write(opts.preamble);
   socket.write(head + (opts.body ?? ""));
   if (opts.waitForHead !== false) await untilHead(conn, `${opts.method ?? "GET"} ${url} from ${localAddress}`, HEAD_TIMEOUT_MS);
   return conn;

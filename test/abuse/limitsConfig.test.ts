@@ -18,6 +18,7 @@ describe("abuse limit settings", () => {
     expect(l.maxHeaderBytes).toBe(8192);
     expect(l.maxTrackedKeys).toBe(100_000);
     expect(l.trustProxy).toEqual({ kind: "none" });
+    expect(l.proxyProtocol).toBe(false);
     // This host and private ranges are exempt (a load balancer's address); public addresses are not.
     for (const exempt of ["127.0.0.1", "::1", "10.1.2.3", "192.168.0.9", "fd00::1"]) expect(l.exempt.has(ip(exempt))).toBe(true);
     for (const limited of ["203.0.113.7", "2001:db8::1"]) expect(l.exempt.has(ip(limited))).toBe(false);
@@ -30,6 +31,12 @@ describe("abuse limit settings", () => {
     expect(l.publishBurst).toBe(500);
     expect(l.exempt.isEmpty).toBe(true);
     expect(l.trustProxy.kind).toBe("addresses");
+  });
+
+  test("PROXY_PROTOCOL: off by default; on with the balancers TRUST_PROXY names", () => {
+    expect(limitsOf({ PROXY_PROTOCOL: "false", TRUST_PROXY: "private" }).proxyProtocol).toBe(false);
+    for (const on of ["true", "1", "on", "YES"]) expect(limitsOf({ PROXY_PROTOCOL: on, TRUST_PROXY: "private" }).proxyProtocol).toBe(true);
+    expect(() => limitsOf({ PROXY_PROTOCOL: "true", TRUST_PROXY: "false" })).toThrow(/^invalid PROXY_PROTOCOL: needs TRUST_PROXY/);
   });
 
   test("a bad value stops the node naming the variable", () => {
@@ -46,6 +53,9 @@ describe("abuse limit settings", () => {
       ["TRUST_PROXY", "64"],
       ["LIMITS_EXEMPT", "10.0.0.0/8,nope"],
       ["LIMITER_MAX_KEYS", "5"],
+      ["PROXY_PROTOCOL", "maybe"],
+      // Without a trusted balancer nobody may send the header: on its own it is a mistake, not a no-op.
+      ["PROXY_PROTOCOL", "true"],
     ];
     for (const [name, value] of cases) {
       let err: unknown;
