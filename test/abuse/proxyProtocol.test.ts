@@ -180,6 +180,7 @@ describe.skipIf(!Bun.which("haproxy"))("a real haproxy with send-proxy-v2 in fro
   let haproxy: Subprocess | undefined;
   let entryUrl = "";
   let dir = "";
+  let refusedBefore = 0;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "touchline-pp-"));
@@ -199,12 +200,18 @@ describe.skipIf(!Bun.which("haproxy"))("a real haproxy with send-proxy-v2 in fro
         `  bind 127.0.0.1:${port}`,
         "  default_backend nodes",
         "backend nodes",
-        `  server n1 127.0.0.1:${node.port} send-proxy-v2`,
+        // The repository's health check (cluster/haproxy.cfg): haproxy sends it with the header too.
+        "  option httpchk GET /readyz",
+        "  http-check send ver HTTP/1.1 hdr Host touchline-lb",
+        "  http-check expect status 200",
+        `  server n1 127.0.0.1:${node.port} send-proxy-v2 check inter 200 fall 1 rise 1`,
         "",
       ].join("\n"),
     );
+    refusedBefore = await metricValue(node.url, "touchline_proxy_refused_total");
     haproxy = Bun.spawn(["haproxy", "-db", "-f", cfg], { stdout: "ignore", stderr: "ignore" });
     entryUrl = `http://127.0.0.1:${port}`;
+    // Served only once haproxy's check through the front found the node ready (a down server gets nothing).
     await waitFor(async () => (await fetch(`${entryUrl}/healthz`)).status === 200, 10_000, "haproxy");
   });
 
@@ -229,5 +236,9 @@ describe.skipIf(!Bun.which("haproxy"))("a real haproxy with send-proxy-v2 in fro
     expect(b.status).toBe(200);
     const id = await publishOk(node.url, match, { type: "goal" });
     await Promise.all([a, b].map((s) => s.until(() => s.matchEvents.some((e) => e.lastEventId === id), 5_000, "the goal through haproxy")));
+    // Several health checks have run by now (every 200 ms, one failure marks the node down): none refused.
+    await Bun.sleep(1000);
+    expect(await metricValue(node.url, "touchline_proxy_refused_total")).toBe(refusedBefore);
+    expect((await fetch(`${entryUrl}/healthz`)).status).toBe(200);
   });
 });
