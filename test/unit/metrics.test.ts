@@ -230,6 +230,7 @@ describe('createNodeMetrics', () => {
     touchline_owned_matches: 'gauge',
     touchline_upstream_feeds: 'gauge',
     touchline_ownership_moves_total: 'counter',
+    touchline_proxy_refused_total: 'counter',
     touchline_nats_connected: 'gauge',
     touchline_event_loop_lag_seconds: 'gauge',
     touchline_rejected_total: 'counter',
@@ -254,6 +255,9 @@ describe('createNodeMetrics', () => {
     }
     for (const reason of ['rate_limited', 'capacity', 'too_large', 'bad_request', 'unauthorized']) {
       expect(sampleValue(parsed, 'touchline_rejected_total', { reason })).toBe(0)
+    }
+    for (const reason of ['untrusted_peer', 'bad_header', 'header_timeout', 'backend_unreachable']) {
+      expect(sampleValue(parsed, 'touchline_proxy_refused_total', { reason })).toBe(0)
     }
     expect(sampleValue(parsed, 'touchline_replay_requests_total', { source: 'jetstream' })).toBe(0)
     expect(sampleValue(parsed, 'touchline_events_published_total', { result: 'duplicate' })).toBe(0)
