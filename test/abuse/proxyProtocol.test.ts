@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort, startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import type { SseConnection } from "../helpers/sse.ts";
-import { metricValue, publishOk, uniqueMatch } from "../integration/touchlineApi.ts";
+import { metricValue, publishConcurrently, publishOk, rssBytes, uniqueMatch, untilLatest } from "../integration/touchlineApi.ts";
 import { openSseFrom, requestFrom } from "./fromAddress.ts";
 
 setDefaultTimeout(30_000);
@@ -21,6 +21,18 @@ const BALANCER = "127.0.0.1";
 const HEARTBEAT_MS = 200;
 /** The HTTP idle timeout at that heartbeat (streamIdleSeconds): how long a silent connection is kept. */
 const IDLE_MS = (Math.ceil((HEARTBEAT_MS * 2) / 1000) + 5) * 1000;
+
+const CLIENT_BUFFER_BYTES = 65_536;
+/** About 1 KB per event on the wire, as in test/integration/slowClient.test.ts. */
+const COMMENT = "A line of commentary, repeated so that each event weighs about one kilobyte on the wire. ".repeat(11);
+/**
+ * 30 MB per stream: past the kernel buffers of both hops (client to front, front to the HTTP server on
+ * loopback, up to 4 MB send plus receive buffer each) and the cap, so the cut proves backpressure
+ * crossed the front rather than the front queueing without bound.
+ */
+const SLOW_EVENTS = 30_000;
+const PUBLISH_CONCURRENCY = 16;
+const RSS_BOUND_BYTES = 300 * 1024 * 1024;
 
 let nats: NatsFixture;
 let node: NodeFixture;
@@ -37,7 +49,10 @@ beforeAll(async () => {
       LIMITS_EXEMPT: "none",
       MAX_STREAMS_PER_ADDRESS: "1",
       STREAM_RATE_PER_ADDRESS: "0",
+      // The test publishes from loopback, counted like any client here.
+      PUBLISH_RATE: "0",
       HEARTBEAT_MS: String(HEARTBEAT_MS),
+      CLIENT_BUFFER_BYTES: String(CLIENT_BUFFER_BYTES),
     },
   });
 });
@@ -108,6 +123,40 @@ describe("behind a balancer that sends the PROXY header", () => {
     const back = await streamAs(v1("198.51.100.4"), match);
     expect(back.status).toBe(200);
   });
+
+  test("a client behind the front that stops reading is cut as slow; the others get everything; memory stays bounded", async () => {
+    const match = uniqueMatch("pp");
+    await untilLatest(node.url, match, await publishOk(node.url, match, { type: "kickoff" }));
+    const cutBefore = await metricValue(node.url, "touchline_slow_clients_cut_total");
+    const openBefore = await metricValue(node.url, "touchline_streams_open");
+    const reader = await streamAs(v1("198.51.100.30"), match);
+    const slow = await streamAs(v1("198.51.100.31"), match);
+    await Promise.all([reader, slow].map((s) => s.until(() => s.snapshots.length === 1, 5_000, "snapshot")));
+    slow.pause();
+    let peakRss = rssBytes(node.proc.pid);
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssBytes(node.proc.pid))), 100);
+    let cut = false;
+    let published = 0;
+    try {
+      while (!cut && published < SLOW_EVENTS) {
+        await publishConcurrently(node.url, match, 1000, PUBLISH_CONCURRENCY, (i) => ({ type: "comment", data: { i, text: COMMENT } }));
+        published += 1000;
+        cut = (await metricValue(node.url, "touchline_slow_clients_cut_total")) > cutBefore;
+      }
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(cut).toBe(true);
+    await reader.until(() => reader.matchEvents.length === published, 30_000, "every event on the reading stream");
+    expect(reader.isEnded).toBe(false);
+    // The cut stream is gone from the node while its client still is not reading: nothing waits on it.
+    await waitFor(async () => (await metricValue(node.url, "touchline_streams_open")) === openBefore + 1, 5_000, "only the reader left open");
+    slow.resume();
+    await slow.until(() => slow.isEnded, 10_000, "the slow client to see its stream end");
+    expect(slow.matchEvents.length).toBeLessThan(published);
+    expect(peakRss).toBeLessThan(RSS_BOUND_BYTES);
+    console.log(`proxy front, slow client: cut after ${published} events (~${published / 1000} MB each stream), it had taken ${slow.matchEvents.length}; node RSS peak ${(peakRss / 1e6).toFixed(0)} MB`);
+  }, 120_000);
 
   test("a header split into single bytes is read whole", async () => {
     const match = uniqueMatch("pp");
