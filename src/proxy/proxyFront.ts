@@ -44,9 +44,11 @@ export interface ProxyFront {
   stop(force?: boolean): void;
 }
 
+const NOTHING = new Uint8Array(0);
+
 /** One accepted connection: reading the header, then spliced. */
 class FrontConnection {
-  private head: Uint8Array = new Uint8Array(0);
+  private head: Uint8Array = NOTHING;
   splice: Splice | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
   /** The header was read (or the connection refused): later bytes are the client's own. */
@@ -64,6 +66,11 @@ class FrontConnection {
     joined.set(chunk, this.head.length);
     this.head = joined;
     return joined;
+  }
+
+  /** The header is decided: what was gathered has been handed on, so it is not kept for the connection's life. */
+  dropHead(): void {
+    this.head = NOTHING;
   }
 }
 
@@ -137,6 +144,7 @@ export function startProxyFront(opts: ProxyFrontOptions): ProxyFront {
         }
         conn.done = true;
         clearTimeout(conn.timer);
+        conn.dropHead();
         if (verdict.kind === "absent") void begin(conn, undefined, bytes);
         else void begin(conn, verdict.source, bytes.subarray(verdict.length));
       },
