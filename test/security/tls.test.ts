@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import net from "node:net";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { uniqueMatch } from "../integration/touchlineApi.ts";
 import { SECRET, hsToken } from "./securityFixtures.ts";
@@ -93,6 +95,63 @@ describe("a node serving HTTPS itself", () => {
   test("plain HTTP to the TLS port gets no HTTP answer", async () => {
     const res = await fetch(`http://127.0.0.1:${node.port}/healthz`).catch((e: Error) => e);
     expect(res instanceof Response && res.status === 200).toBe(false);
+  });
+});
+
+describe("TLS behind a PROXY header (PROXY_PROTOCOL)", () => {
+  let proxied: NodeFixture;
+
+  beforeAll(async () => {
+    proxied = await startNode({
+      natsUrl: nats.url,
+      ready: false,
+      env: {
+        TLS_CERT_FILE: certFile,
+        TLS_KEY_FILE: keyFile,
+        PROXY_PROTOCOL: "true",
+        TRUST_PROXY: "loopback",
+        LIMITS_EXEMPT: "none",
+        MAX_STREAMS_PER_ADDRESS: "1",
+        STREAM_RATE_PER_ADDRESS: "0",
+      },
+    });
+    // No header: the connection is its own client, so the readiness probe needs nothing special.
+    await waitFor(async () => (await fetch(`https://127.0.0.1:${proxied.port}/readyz`, trusted())).status === 200, 20_000, `node ready\n${proxied.output()}`);
+  });
+
+  afterAll(async () => {
+    if (proxied?.proc.exitCode === null) await proxied.kill();
+  });
+
+  /** The balancer's header in clear, then TLS inside, as haproxy's send-proxy does; resolves with the status and the socket. */
+  async function streamThroughHeader(client: string, match: string): Promise<{ status: number; socket: TLSSocket }> {
+    const raw = net.connect({ host: "127.0.0.1", port: proxied.port });
+    await new Promise<void>((resolve, reject) => raw.once("connect", resolve).once("error", reject));
+    raw.write(`PROXY TCP4 ${client} 127.0.0.1 40000 443\r\n`);
+    const socket = tlsConnect({ socket: raw, ca, servername: "localhost" });
+    await new Promise<void>((resolve, reject) => socket.once("secureConnect", resolve).once("error", reject));
+    socket.write(`GET /matches/${match}/events HTTP/1.1\r\nhost: localhost\r\naccept: text/event-stream\r\n\r\n`);
+    let head = "";
+    await new Promise<void>((resolve) => {
+      const onData = (b: Buffer) => {
+        head += b.toString("latin1");
+        if (head.includes("\r\n")) {
+          socket.off("data", onData);
+          resolve();
+        }
+      };
+      socket.on("data", onData);
+    });
+    return { status: Number(head.split(" ")[1]), socket };
+  }
+
+  test("the header is read in clear, TLS is spliced through untouched, and limits count the client it names", async () => {
+    const match = uniqueMatch("tlspp");
+    const first = await streamThroughHeader("198.51.100.40", match);
+    const again = await streamThroughHeader("198.51.100.40", match);
+    const other = await streamThroughHeader("198.51.100.41", match);
+    expect([first.status, again.status, other.status]).toEqual([200, 429, 200]);
+    for (const s of [first, again, other]) s.socket.destroy();
   });
 });
 
