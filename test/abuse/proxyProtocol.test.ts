@@ -2,10 +2,13 @@
  * PROXY_PROTOCOL against a real node: behind an L4 balancer that sends the PROXY header, per-address
  * limits count each real client (not the balancer), a client cannot name itself by header (untrusted
  * peer) or by X-Forwarded-For, broken or late headers are refused and counted, streams flow through
- * the front, and a real haproxy with `send-proxy-v2` in front of the node is understood.
+ * the front, backpressure crosses it (a client that stops reading is still cut as slow), and a real
+ * haproxy with `send-proxy-v2` and the repository's health check in front of the node is understood.
+ * TLS behind the header: test/security/tls.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -162,7 +165,6 @@ describe("behind a balancer that sends the PROXY header", () => {
     const match = uniqueMatch("pp");
     await publishOk(node.url, match, { type: "kickoff" });
     const header = v1("198.51.100.5");
-    const net = await import("node:net");
     const socket = net.connect({ host: "127.0.0.1", port: node.port, localAddress: BALANCER });
     await new Promise<void>((resolve) => socket.once("connect", resolve));
     socket.setNoDelay(true);
@@ -210,7 +212,6 @@ describe("refusals: closed before any request, counted by reason", () => {
 
   test("a header that never completes is closed after the HTTP idle timeout", async () => {
     const before = await refused("header_timeout");
-    const net = await import("node:net");
     const socket = net.connect({ host: "127.0.0.1", port: node.port, localAddress: BALANCER });
     let closedAt = 0;
     socket.on("close", () => (closedAt = Date.now()));
