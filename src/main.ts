@@ -89,6 +89,7 @@ export async function main(): Promise<void> {
 
   // PROXY_PROTOCOL: a front (src/proxy) holds the public port and splices to the server on loopback.
   const proxied = config.limits.proxyProtocol;
+  const idleSeconds = streamIdleSeconds(config.heartbeatMs);
   let front: ProxyFront | undefined;
   const app = createApp({
     node, registry, metricsRegistry, metrics, logger, auth, cors,
@@ -99,7 +100,7 @@ export async function main(): Promise<void> {
     port: proxied ? 0 : config.port,
     hostname: proxied ? LOOPBACK : config.host,
     reusePort: false,
-    idleTimeout: streamIdleSeconds(config.heartbeatMs),
+    idleTimeout: idleSeconds,
     maxRequestBodySize: config.maxBodyBytes * 2,
     // TLS_CERT_FILE / TLS_KEY_FILE: the node speaks HTTPS itself (an L4 balancer passes TLS through).
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
@@ -110,7 +111,7 @@ export async function main(): Promise<void> {
       port: config.port,
       backend: { host: LOOPBACK, port: app.server!.port! },
       trusted: (peer) => trustsPeer(config.limits.trustProxy, peer),
-      firstBytesTimeoutMs: streamIdleSeconds(config.heartbeatMs) * 1000,
+      firstBytesTimeoutMs: idleSeconds * 1000,
       onRefused: (reason, peer, detail) => {
         metrics.proxyRefused[reason].inc();
         logger.info("connection refused: a PROXY header that is broken, late or not from a trusted balancer", { reason, peer, ...(detail ? { detail } : {}) });

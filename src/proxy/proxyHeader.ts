@@ -34,6 +34,8 @@ const V2_FIXED_BYTES = 16;
 export const V2_MAX_BYTES = 1024;
 
 const V1_PREFIX = new TextEncoder().encode("PROXY ");
+/** v1 lines are ASCII; latin1 maps every byte, so a stray one fails the checks rather than the decoder. */
+const V1_DECODER = new TextDecoder("latin1");
 const V2_SIGNATURE = Uint8Array.of(0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a);
 
 const V2_VERSION = 0x2;
@@ -72,7 +74,7 @@ function parseV1(bytes: Uint8Array): ProxyHeaderVerdict {
     return bytes.length >= V1_MAX_BYTES ? { kind: "invalid", reason: "v1 line too long" } : { kind: "incomplete" };
   }
   if (lf + 1 > V1_MAX_BYTES || lf === 0 || bytes[lf - 1] !== 0x0d) return { kind: "invalid", reason: "v1 line malformed" };
-  const line = new TextDecoder("latin1").decode(bytes.subarray(0, lf - 1));
+  const line = V1_DECODER.decode(bytes.subarray(0, lf - 1));
   const parts = line.split(" ");
   const length = lf + 1;
   if (parts[1] === "UNKNOWN") return { kind: "header", length, source: undefined };

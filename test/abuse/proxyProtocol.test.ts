@@ -16,14 +16,15 @@ import { freePort, startNats, startNode, waitFor, type NatsFixture, type NodeFix
 import type { SseConnection } from "../helpers/sse.ts";
 import { metricValue, publishConcurrently, publishOk, rssBytes, uniqueMatch, untilLatest } from "../integration/touchlineApi.ts";
 import { openSseFrom, requestFrom } from "./fromAddress.ts";
+import { streamIdleSeconds } from "../../src/http/streams.ts";
 
 setDefaultTimeout(30_000);
 
 /** The balancer's address: the only peer allowed to send the header. The test's own sockets come from it. */
 const BALANCER = "127.0.0.1";
 const HEARTBEAT_MS = 200;
-/** The HTTP idle timeout at that heartbeat (streamIdleSeconds): how long a silent connection is kept. */
-const IDLE_MS = (Math.ceil((HEARTBEAT_MS * 2) / 1000) + 5) * 1000;
+/** The HTTP idle timeout at that heartbeat: how long a silent connection is kept. */
+const IDLE_MS = streamIdleSeconds(HEARTBEAT_MS) * 1000;
 
 const CLIENT_BUFFER_BYTES = 65_536;
 /** About 1 KB per event on the wire, as in test/integration/slowClient.test.ts. */
