@@ -120,6 +120,12 @@ export async function main(): Promise<void> {
   }
   logger.info("listening", { port: config.port, host: config.host, scheme, maxConnections: config.maxConnections, proxyProtocol: proxied });
 
+  // A node cut off from NATS, or whose log started over, cannot keep its streams exact: they end (with
+  // the retry already sent) and their clients resume by id through the balancer, on a node that can.
+  node.onUnavailable((why) => {
+    logger.warn("ending every stream so clients resume elsewhere", { why, streams: registry.size });
+    registry.closeAll("unavailable");
+  });
   try {
     await node.start();
   } catch (err) {

@@ -3,7 +3,7 @@
  * for all streams of the match, so fan-out does no per-subscriber encoding.
  */
 import { encodeMessage } from "../sse/encode.ts";
-import type { MatchEvent } from "../match/event.ts";
+import { formatEventId, type MatchEvent } from "../match/event.ts";
 
 const utf8 = new TextEncoder();
 
@@ -11,7 +11,15 @@ export class EncodedEvent {
   private frameBytes: Uint8Array | undefined;
   private bodyText: string | undefined;
 
-  constructor(readonly event: MatchEvent) {}
+  constructor(
+    readonly event: MatchEvent,
+    /** The log incarnation, part of the id (see match/event.ts). */
+    readonly tag: string,
+  ) {}
+
+  get id(): string {
+    return formatEventId(this.event.seq, this.tag);
+  }
 
   get seq(): number {
     return this.event.seq;
@@ -32,6 +40,6 @@ export class EncodedEvent {
 
   /** The complete frame of a single-match stream, as bytes. */
   get frame(): Uint8Array {
-    return (this.frameBytes ??= utf8.encode(`id: ${this.event.seq}\n${this.body}`));
+    return (this.frameBytes ??= utf8.encode(`id: ${this.id}\n${this.body}`));
   }
 }

@@ -10,7 +10,7 @@
 import type { Context } from "@opentelemetry/api";
 import type { MatchEvent } from "../match/event.ts";
 import { applyStatePatch, type Json } from "../match/mergePatch.ts";
-import type { Follower, LoggedEvent } from "../bus/eventLog.ts";
+import type { Follower, LogPage, LoggedEvent } from "./matchLog.ts";
 import { EncodedEvent } from "./encodedEvent.ts";
 import { EventWindow } from "./eventWindow.ts";
 import { SubscriberSet, type MatchSubscriber } from "./subscriber.ts";
@@ -20,22 +20,49 @@ import type { SubscribeSpan } from "../telemetry/matchSpans.ts";
 
 export type Role = "owner" | "follower" | "stopped";
 
-/** Retry pacing while an owner is unreachable or a lease is still held by a live node. */
+/** Retry pacing while an owner is unreachable, a lease is still held by a live node, or a read failed. */
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2000;
-/** Feed messages buffered while a follower syncs; past this it drops them and syncs again. */
-const MAX_BUFFERED_FEED = 10_000;
+/**
+ * Feed messages buffered while a follower syncs. Dropping past this loses nothing: every event names
+ * its predecessor, so the first one after the drop shows the gap, which is filled from the log.
+ */
+const MAX_BUFFERED_FEED = 256;
+/**
+ * A follower serving clients that has heard nothing from the owner for this long (owners tick at
+ * least every OWNER_TICK_MS plus one sweep) suspects the owner (paused, partitioned, fenced but not
+ * yet aware) and reads the log itself, every LOG_CHECK_MS while the silence lasts: clients on healthy
+ * nodes never wait for membership to notice a dead owner.
+ */
+export const OWNER_TICK_MS = 1000;
+const FEED_SILENCE_MS = 2500;
+const LOG_CHECK_MS = 500;
 /** Events sent in a sync reply: enough for reconnect storms to be served from memory on any node. */
 const SYNC_WINDOW_EVENTS = 500;
 /** Longest a state read waits for this node to apply what JetStream already acknowledged. */
 const STATE_CATCH_UP_MS = 2000;
 
+/**
+ * A join settles `true` once its subscriber is live (or its replay filled the client's buffer, which
+ * ends the stream as a page), `false` when the actor could not serve it (the log failed, the actor
+ * stopped): the caller then ends the stream so the client resumes by id, and frees what it holds.
+ */
+export type JoinOutcome = boolean;
+
 interface PendingJoin {
   sub: MatchSubscriber;
   after: number | undefined;
-  resolve: () => void;
+  resolve: (outcome: JoinOutcome) => void;
   /** Present when tracing is on; ended by `resolve`. */
   span?: SubscribeSpan;
+}
+
+/** A resume being served from the log, page by page; `after` moves forward as pages are sent. */
+interface HistoryResume {
+  join: PendingJoin;
+  after: number;
+  /** Events sent to it so far, for the replay metric. */
+  sent: number;
 }
 
 export class MatchActor {
@@ -48,13 +75,16 @@ export class MatchActor {
   private readonly window: EventWindow;
   readonly subscribers = new SubscriberSet();
   private tail: Promise<void> = Promise.resolve();
+  /** Joins that arrived before the actor was ready. */
   private pendingJoins: PendingJoin[] = [];
-  /** Subscribers whose resume id is ahead of what this node has applied yet (feed lag). */
-  private waitingForSeq: { sub: MatchSubscriber; after: number }[] = [];
-  /** Resumers waiting for a JetStream read; `sent`: what earlier reads already replayed to them. */
-  private historyQueue: { sub: MatchSubscriber; after: number; sent: number }[] = [];
+  /** Resumes whose id is ahead of what this node has applied yet (feed lag): settled once it catches up. */
+  private waitingForSeq: { join: PendingJoin; after: number }[] = [];
+  /** Resumes from before the window, served from the log one page at a time by one read (invariant 8). */
+  private historyQueue: HistoryResume[] = [];
   private historyReading = false;
-  private syncWaiters: ((r: SyncReply | undefined) => void)[] = [];
+  private historyRetryMs = RETRY_MIN_MS;
+  /** Other nodes' syncs and this node's state reads waiting for the actor to be ready. */
+  private readyWaiters: ((ready: boolean) => void)[] = [];
   /** State reads waiting for this actor to reach a seq JetStream already holds. */
   private seqWaiters: { seq: number; answer: () => void }[] = [];
   /** The last snapshot sent, reused while the state has not moved (a reconnect storm shares it). */
@@ -62,9 +92,19 @@ export class MatchActor {
   private jsFollower: Follower | undefined;
   private unsubscribeFeed: (() => void) | undefined;
   private feedBuffer: { msg: FeedMessage; trace: Context | undefined }[] | undefined;
+  /** The owner this follower last synced with (or tried to): a different ring owner means re-sync. */
+  private followedOwner: string | undefined;
+  /** Follower: when the owner last said anything (an event or a tick) under a current epoch. */
+  private lastFeedAt = Date.now();
+  private lastLogCheckAt = 0;
+  private gapRetryMs = RETRY_MIN_MS;
+  private gapRetryTimer: ReturnType<typeof setTimeout> | undefined;
   private retryDelay = RETRY_MIN_MS;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private historyTimer: ReturnType<typeof setTimeout> | undefined;
   private lastEventAt = Date.now();
+  /** Owner: when it last said anything on the feed (an event or a tick). */
+  private feedSentAt = 0;
   /** Owner catching up from JetStream: ready once it has applied this seq. */
   private readyAt = 0;
   /** Last time this node or another node showed interest; owners stay while it is recent. */
@@ -81,7 +121,7 @@ export class MatchActor {
     readonly match: string,
     private readonly svc: MatchServices,
   ) {
-    this.window = new EventWindow(svc.windowEvents);
+    this.window = new EventWindow(svc.windowEvents, svc.windowBytes, svc.windowBudget);
   }
 
   get isReady(): boolean {
@@ -100,6 +140,16 @@ export class MatchActor {
     return Date.now() - this.lastEventAt;
   }
 
+  /** Owner: time since its last word on the feed; it ticks once this reaches OWNER_TICK_MS. */
+  get feedSilence(): number {
+    return Date.now() - this.feedSentAt;
+  }
+
+  /** Clients are here or on their way: live subscribers, or joins not settled yet. */
+  get hasClients(): boolean {
+    return this.subscribers.size + this.pendingJoins.length + this.waitingForSeq.length + this.historyQueue.length > 0;
+  }
+
   /** Starts in the role the ring gives this node. */
   start(): void {
     this.post(() => this.assumeRole());
@@ -107,28 +157,30 @@ export class MatchActor {
 
   /** Mailbox: messages run one at a time, in arrival order. */
   private post(fn: () => void | Promise<void>): void {
-    this.tail = this.tail.then(fn).catch((err) => this.svc.telemetry.warn("match actor step failed", { match: this.match, err }));
+    this.tail = this.tail.then(fn).catch((err) => this.svc.telemetry.warn("match actor step failed", { match: this.match, err: String(err) }));
   }
 
   // ----- subscribers ---------------------------------------------------------------------------------
 
   /**
-   * Adds a subscriber: snapshot (after === undefined) or exact resume after `after`. Resolves once it is
-   * live. `trace`: the client request's trace context, which the join's span continues.
+   * Adds a subscriber: snapshot (after === undefined) or exact resume after `after`. Settles once it is
+   * live (see JoinOutcome). `trace`: the client request's trace context, which the join's span continues.
    */
-  join(sub: MatchSubscriber, after: number | undefined, trace?: Context): Promise<void> {
+  join(sub: MatchSubscriber, after: number | undefined, trace?: Context): Promise<JoinOutcome> {
     this.lastInterestAt = Date.now();
     const span = this.svc.telemetry.spans.startSubscribe(this.match, after, this.role, trace);
     return new Promise((settle) => {
-      // The join's span lasts until the subscriber is live.
-      const resolve = span
-        ? () => {
-            span.end();
-            settle();
-          }
-        : settle;
+      let settled = false;
+      // The join's span lasts until the subscriber is live; a join settles once whatever happens.
+      const resolve = (outcome: JoinOutcome): void => {
+        if (settled) return;
+        settled = true;
+        span?.end();
+        settle(outcome);
+      };
       this.post(() => {
-        if (!this.ready) this.pendingJoins.push({ sub, after, resolve, span });
+        if (this.role === "stopped") resolve(false);
+        else if (!this.ready) this.pendingJoins.push({ sub, after, resolve, span });
         else return this.admit({ sub, after, resolve, span });
       });
     });
@@ -138,9 +190,19 @@ export class MatchActor {
     this.subscribers.delete(sub);
   }
 
+  /** A log failure while admitting answers the join (false: the caller ends the stream to be resumed). */
   private async admit(j: PendingJoin): Promise<void> {
+    try {
+      await this.admitOrQueue(j);
+    } catch (err) {
+      this.svc.telemetry.warn("could not admit a subscriber; its stream ends so it resumes", { match: this.match, err: String(err) });
+      j.resolve(false);
+    }
+  }
+
+  private async admitOrQueue(j: PendingJoin): Promise<void> {
     const { sub, after } = j;
-    if (!sub.open) return j.resolve();
+    if (!sub.open) return j.resolve(true);
     if (after === undefined) {
       j.span?.startsWith("snapshot");
       this.sendSnapshot(sub);
@@ -149,9 +211,9 @@ export class MatchActor {
       const stored = await this.svc.log.lastSeqOf(this.match);
       if (after <= stored) {
         j.span?.startsWith("waiting");
-        this.waitingForSeq.push({ sub, after });
+        this.waitingForSeq.push({ join: j, after });
         this.catchUpTo(stored);
-        return j.resolve();
+        return;
       }
       j.span?.startsWith("snapshot");
       this.svc.telemetry.replay("snapshot", 0);
@@ -172,13 +234,13 @@ export class MatchActor {
         this.sendSnapshot(sub);
       } else {
         j.span?.startsWith("jetstream");
-        this.historyQueue.push({ sub, after, sent: 0 });
+        this.historyQueue.push({ join: j, after, sent: 0 });
         this.readHistory(j.span?.context);
-        return j.resolve();
+        return;
       }
     }
     this.subscribers.add(sub);
-    j.resolve();
+    j.resolve(true);
   }
 
   /** Events after `after` from memory, or undefined when memory does not reach back that far. */
@@ -189,66 +251,96 @@ export class MatchActor {
 
   private sendSnapshot(sub: MatchSubscriber): void {
     const cached = this.snapshotCache;
-    const current = cached && cached.seq === this.lastSeq && cached.state === this.state ? cached : new MatchSnapshot(this.match, this.lastSeq, this.state);
+    const current = cached && cached.seq === this.lastSeq && cached.state === this.state ? cached : new MatchSnapshot(this.match, this.lastSeq, this.state, this.svc.logTag);
     this.snapshotCache = current;
     sub.sendSnapshot(current);
   }
 
   /**
-   * Serves resumes from before the window out of JetStream, through one reader per match at a time
-   * (invariant 8): everyone queued is served by the same read, which starts at the oldest id asked.
+   * Serves resumes from before the window out of the log, one page (about one client buffer) at a
+   * time, through one read per match at a time (invariant 8): everyone queued is served by the same
+   * page, which starts at the oldest position asked. A client whose buffer fills takes what it got (its
+   * stream ends as a page and it comes back for the rest); one that reaches the window goes live.
    */
   private readHistory(trace?: Context): void {
-    if (this.historyReading || this.historyQueue.length === 0) return;
+    if (this.historyReading || this.historyQueue.length === 0 || this.role === "stopped") return;
     this.historyReading = true;
-    const from = Math.min(...this.historyQueue.map((q) => q.after));
+    let from = Infinity;
+    for (const q of this.historyQueue) from = Math.min(from, q.after);
     const through = this.window.coversFrom ?? this.lastSeq;
-    // One span per read, however many resumers it serves; the join that started it is its parent.
+    if (from >= through) {
+      this.historyReading = false;
+      return this.serveHistoryPage({ events: [], through }, from);
+    }
+    // One span per page, however many resumers it serves; the join that started it is its parent.
     const replay = this.svc.telemetry.spans.startReplay(this.match, "jetstream", from, through, trace);
-    void this.svc.log
-      .read(this.match, from, through)
-      .then((events) => {
+    this.svc.log.read(this.match, from, through, this.svc.historyPageBytes).then(
+      (page) => {
+        replay?.end(page.events.length, this.historyQueue.length);
         this.post(() => {
           this.historyReading = false;
-          const encoded = chain(events, from).map((e) => new EncodedEvent(e));
-          replay?.end(encoded.length, this.historyQueue.length);
-          const queue = this.historyQueue;
-          this.historyQueue = [];
-          for (const q of queue) {
-            if (!q.sub.open) continue;
-            // Queued during the read with an older id: this read started after it, so wait for the next.
-            if (q.after < from) {
-              this.historyQueue.push(q);
-              continue;
-            }
-            let sent = q.sent;
-            for (const e of encoded) {
-              if (e.seq > q.sub.lastSeq && e.seq > q.after && q.sub.sendEvent(e)) sent++;
-            }
-            const rest = this.eventsAfter(Math.max(q.after, q.sub.lastSeq, through));
-            if (rest) {
-              for (const e of rest) {
-                if (e.seq > q.sub.lastSeq && q.sub.sendEvent(e)) sent++;
-              }
-              this.subscribers.add(q.sub);
-              // One request per resumer (however many reads served it), with every event it was sent.
-              this.svc.telemetry.replay("jetstream", sent);
-            } else {
-              // The window moved on during the read: go round again from where this one got to.
-              this.historyQueue.push({ sub: q.sub, after: Math.max(q.after, q.sub.lastSeq, through), sent });
-            }
-          }
-          this.readHistory();
+          this.historyRetryMs = RETRY_MIN_MS;
+          this.serveHistoryPage(page, from);
         });
-      })
-      .catch((err) => {
+      },
+      (err) => {
         replay?.fail(err);
         this.post(() => {
           this.historyReading = false;
-          this.svc.telemetry.warn("history read failed; retrying", { match: this.match, err });
-          setTimeout(() => this.post(() => this.readHistory()), RETRY_MAX_MS);
+          this.svc.telemetry.warn("history read failed; retrying", { match: this.match, err: String(err) });
+          clearTimeout(this.historyTimer);
+          this.historyTimer = setTimeout(() => this.post(() => this.readHistory()), this.historyRetryMs);
+          this.historyRetryMs = Math.min(RETRY_MAX_MS, this.historyRetryMs * 2);
         });
-      });
+      },
+    );
+  }
+
+  private serveHistoryPage(page: LogPage, from: number): void {
+    if (this.role === "stopped") return;
+    const encoded = chain(page.events, from).map((e) => new EncodedEvent(e, this.svc.logTag));
+    const queue = this.historyQueue;
+    this.historyQueue = [];
+    for (const q of queue) {
+      const { sub } = q.join;
+      if (!sub.open) {
+        q.join.resolve(true);
+        continue;
+      }
+      // Queued during the read with an older position, or ahead of this page: the next page serves it.
+      if (q.after < from || q.after > page.through) {
+        this.historyQueue.push(q);
+        continue;
+      }
+      let full = false;
+      for (const e of encoded) {
+        if (e.seq <= q.after || e.seq <= sub.lastSeq) continue;
+        if (!sub.sendEvent(e)) {
+          full = true;
+          break;
+        }
+        q.sent++;
+      }
+      if (full) {
+        // Its buffer holds a page: the stream ends once released and the client resumes from there.
+        this.svc.telemetry.replay("jetstream", q.sent);
+        q.join.resolve(true);
+        continue;
+      }
+      q.after = Math.max(q.after, page.through);
+      const rest = this.eventsAfter(q.after);
+      if (!rest) {
+        // More history before the window (or the window moved on during the read): next page.
+        this.historyQueue.push(q);
+        continue;
+      }
+      for (const e of rest) if (e.seq > sub.lastSeq && sub.sendEvent(e)) q.sent++;
+      this.subscribers.add(sub);
+      // One request per resumer (however many pages served it), with every event it was sent.
+      this.svc.telemetry.replay("jetstream", q.sent);
+      q.join.resolve(true);
+    }
+    this.readHistory();
   }
 
   // ----- applying events ---------------------------------------------------------------------------
@@ -264,11 +356,12 @@ export class MatchActor {
     if (event.private) this.isPrivate = true;
     this.lastSeq = event.seq;
     this.lastEventAt = Date.now();
-    const encoded = new EncodedEvent(event);
+    const encoded = new EncodedEvent(event, this.svc.logTag);
     this.window.push(encoded);
     if (this.role === "owner") {
       const feed = spans.startFeedPublish(this.match, event.seq, this.epoch, parent);
       this.svc.publishFeed(this.match, { kind: "event", epoch: this.epoch, event }, feed?.context);
+      this.feedSentAt = Date.now();
       feed?.end();
       this.svc.writeIndex(this.match, { seq: event.seq, ts: event.ts, state: this.state, ...(this.isPrivate ? { private: true } : {}) });
     }
@@ -284,19 +377,24 @@ export class MatchActor {
   private releaseWaiting(): void {
     const still: typeof this.waitingForSeq = [];
     for (const w of this.waitingForSeq) {
-      if (!w.sub.open) continue;
+      const { sub } = w.join;
+      if (!sub.open) {
+        w.join.resolve(true);
+        continue;
+      }
       if (w.after > this.lastSeq) {
         still.push(w);
         continue;
       }
-      const events = this.eventsAfter(Math.max(w.after, w.sub.lastSeq)) ?? [];
+      const events = this.eventsAfter(Math.max(w.after, sub.lastSeq)) ?? [];
       let sent = 0;
       for (const e of events) {
-        if (e.seq > w.sub.lastSeq && w.sub.sendEvent(e)) sent++;
+        if (e.seq > sub.lastSeq && sub.sendEvent(e)) sent++;
       }
-      this.subscribers.add(w.sub);
+      this.subscribers.add(sub);
       // A resume that waited for this node to catch up is served from memory like any other.
       this.svc.telemetry.replay("memory", sent);
+      w.join.resolve(true);
     }
     this.waitingForSeq = still;
   }
@@ -310,13 +408,50 @@ export class MatchActor {
 
   /** Owner: its JetStream reader will get there. Follower: fill from JetStream now. */
   private catchUpTo(seq: number): void {
-    if (this.role === "follower" && this.ready) this.post(() => this.fillGap(seq));
+    if (this.role === "follower" && this.ready) this.post(() => this.repairGap(seq));
   }
 
+  /** Applies the log's events after lastSeq through `throughSeq`, a page at a time. Throws if the log does. */
   private async fillGap(throughSeq: number): Promise<void> {
-    if (throughSeq <= this.lastSeq) return;
-    const events = await this.svc.log.read(this.match, this.lastSeq, throughSeq);
-    for (const e of chain(events, this.lastSeq)) this.apply(e);
+    let cursor = this.lastSeq;
+    while (cursor < throughSeq && this.role !== "stopped") {
+      const page = await this.svc.log.read(this.match, cursor, throughSeq, this.svc.historyPageBytes);
+      for (const e of chain(page.events, this.lastSeq)) this.apply(e);
+      if (page.through <= cursor) break;
+      cursor = page.through;
+    }
+  }
+
+  /** fillGap that never gives up: a failed read is retried with backoff until the gap is closed. */
+  private async repairGap(throughSeq: number): Promise<void> {
+    if (throughSeq <= this.lastSeq || this.role === "stopped") return;
+    try {
+      await this.fillGap(throughSeq);
+      this.gapRetryMs = RETRY_MIN_MS;
+    } catch (err) {
+      this.svc.telemetry.warn("filling a gap from the log failed; retrying", { match: this.match, through: throughSeq, err: String(err) });
+      clearTimeout(this.gapRetryTimer);
+      this.gapRetryTimer = setTimeout(() => this.post(() => this.repairGap(throughSeq)), this.gapRetryMs);
+      this.gapRetryMs = Math.min(RETRY_MAX_MS, this.gapRetryMs * 2);
+    }
+  }
+
+  /**
+   * Without an owner to sync with: the state from the match index (at most a second old), then the
+   * log's events after it. Throws if the log does.
+   */
+  private async loadFromLog(): Promise<void> {
+    const stored = await this.svc.log.lastSeqOf(this.match);
+    if (!this.ready) {
+      const entry = await this.svc.readIndex(this.match);
+      if (entry && entry.seq > this.lastSeq && entry.seq <= stored) {
+        this.state = entry.state;
+        this.lastSeq = entry.seq;
+        this.isPrivate = entry.private === true;
+        this.window.clear();
+      }
+    }
+    await this.fillGap(stored);
   }
 
   // ----- roles ------------------------------------------------------------------------------------
@@ -326,20 +461,26 @@ export class MatchActor {
     this.post(() => this.assumeRole());
   }
 
+  /** An owner acts only while the lease table shows it holding the lease at its own epoch. */
+  private holdsLease(): boolean {
+    const lease = this.svc.leaseHolder(this.match);
+    return lease !== undefined && lease.node === this.svc.selfId && lease.epoch === this.epoch;
+  }
+
   private async assumeRole(): Promise<void> {
     if (this.role === "stopped") return;
     const owner = this.svc.ownerOf(this.match);
     if (owner === undefined) return; // not joined yet; membership will call again
     const shouldOwn = owner === this.svc.selfId;
     if (this.role === "owner") {
-      const lease = this.svc.leaseEpoch(this.match);
-      const fenced = lease !== undefined && lease !== this.epoch;
-      if (shouldOwn && !fenced) {
+      // A lease taken over while this node was away, or released by whoever held it meanwhile, leaves
+      // this node without one: it stops acting as owner and, if the ring still says so, takes a new one.
+      const holds = this.holdsLease();
+      if (shouldOwn && holds) {
         if (!this.jsFollower) await this.startReading();
         return;
       }
-      await this.demote(fenced ? "fenced" : "ring moved");
-      if (!shouldOwn) return this.followOwner(owner);
+      await this.demote(holds ? "ring moved" : "lease lost");
     }
     if (shouldOwn) return this.tryToOwn();
     return this.followOwner(owner);
@@ -347,11 +488,17 @@ export class MatchActor {
 
   private async tryToOwn(): Promise<void> {
     clearTimeout(this.retryTimer);
-    const epoch = await this.svc.acquireLease(this.match).catch(() => undefined);
+    this.followedOwner = this.svc.selfId;
+    const epoch = await this.svc.acquireLease(this.match).catch((err: unknown) => {
+      this.svc.telemetry.warn("taking a match lease failed; retrying", { match: this.match, err: String(err) });
+      return undefined;
+    });
     if (epoch === undefined) {
       // A live node still holds the lease (it releases when it sees the new ring) or NATS is away.
-      // Until then keep following the feed so local subscribers stay current.
-      if (!this.unsubscribeFeed && this.ready) this.subscribeFeed();
+      // Meanwhile follow its feed and the log so local subscribers stay current.
+      this.role = "follower";
+      this.subscribeFeed();
+      if (!this.ready) await this.becomeReadyFromLog();
       this.scheduleRetry();
       return;
     }
@@ -389,14 +536,13 @@ export class MatchActor {
     }
   }
 
-
   private onLogged(e: LoggedEvent, trace: Context | undefined): void {
     if (this.role !== "owner") return;
     this.apply({ ...e, prev: this.lastSeq }, trace);
     if (!this.ready && this.lastSeq >= this.readyAt) this.becomeReady();
   }
 
-  private async demote(reason: string): Promise<void> {
+  private async demote(reason: "ring moved" | "lease lost" | "stopped"): Promise<void> {
     this.jsFollower?.stop();
     this.jsFollower = undefined;
     const epoch = this.epoch;
@@ -404,12 +550,17 @@ export class MatchActor {
     // Ownership moved away from this node (to the ring's new owner, or to whoever fenced this epoch).
     this.svc.telemetry.ownershipMoved(this.match, this.svc.ownerOf(this.match) ?? "unknown");
     this.svc.telemetry.debug("owner stepping down", { match: this.match, reason, epoch });
-    if (reason !== "fenced") await this.svc.releaseLease(this.match, epoch).catch(() => {});
+    // Only a lease still held is handed back (releasing is a compare-and-delete at its epoch anyway).
+    if (reason !== "lease lost") {
+      await this.svc.releaseLease(this.match, epoch).catch((err: unknown) => {
+        this.svc.telemetry.warn("releasing a match lease failed (it lapses with membership)", { match: this.match, epoch, err: String(err) });
+      });
+    }
   }
 
   private subscribeFeed(): void {
     if (this.unsubscribeFeed) return;
-    this.feedBuffer = [];
+    this.lastFeedAt = Date.now();
     this.unsubscribeFeed = this.svc.subscribeFeed(this.match, (m, trace) => this.post(() => this.onFeed(m, trace)));
   }
 
@@ -420,31 +571,55 @@ export class MatchActor {
   }
 
   private async followOwner(owner: string): Promise<void> {
+    clearTimeout(this.retryTimer);
     this.role = "follower";
+    this.followedOwner = owner;
     this.subscribeFeed();
     this.feedBuffer ??= [];
     let reply: SyncReply;
     try {
       reply = await this.svc.requestSync(owner, this.match, this.ready ? this.lastSeq : -1);
     } catch (err) {
-      this.svc.telemetry.debug("sync with owner failed; retrying", { match: this.match, owner, err: String(err) });
-      this.scheduleRetry();
+      // The owner is away, paused or not ready yet: the log has everything it would have sent.
+      this.svc.telemetry.debug("sync with owner failed; reading the log instead", { match: this.match, owner, err: String(err) });
+      await this.becomeReadyFromLog();
       return;
     }
     if (this.role !== "follower" || this.svc.ownerOf(this.match) !== owner) return;
     this.retryDelay = RETRY_MIN_MS;
     this.epoch = Math.max(this.epoch, reply.epoch);
+    this.lastFeedAt = Date.now();
     if (!this.ready) {
       this.state = reply.state;
       this.lastSeq = reply.seq;
       this.isPrivate = reply.private;
       this.window.clear();
-      for (const e of reply.window) this.window.push(new EncodedEvent(e));
+      for (const e of reply.window) this.window.push(new EncodedEvent(e, this.svc.logTag));
     } else if (reply.seq > this.lastSeq) {
       const first = reply.window[0];
       if (first && first.prev <= this.lastSeq) for (const e of reply.window) this.apply(e);
-      else await this.fillGap(reply.seq);
+      else await this.repairGap(reply.seq);
     }
+    await this.drainFeedBuffer();
+  }
+
+  /**
+   * Follower without a sync: loads the match from the log, then applies what the feed brought
+   * meanwhile. If the log fails too, it tries again later (buffered feed messages wait, bounded).
+   */
+  private async becomeReadyFromLog(): Promise<void> {
+    try {
+      await this.loadFromLog();
+    } catch (err) {
+      this.svc.telemetry.warn("could not load the match from the log; retrying", { match: this.match, err: String(err) });
+      this.scheduleRetry();
+      return;
+    }
+    this.lastFeedAt = Date.now();
+    await this.drainFeedBuffer();
+  }
+
+  private async drainFeedBuffer(): Promise<void> {
     const buffered = this.feedBuffer ?? [];
     this.feedBuffer = undefined;
     if (!this.ready) this.becomeReady();
@@ -454,22 +629,23 @@ export class MatchActor {
   private async onFeed(m: FeedMessage, trace?: Context): Promise<void> {
     if (this.role !== "follower") return;
     if (m.epoch < this.epoch) return; // from an owner that has since been fenced off
+    this.lastFeedAt = Date.now();
     if (this.feedBuffer) {
-      if (this.feedBuffer.length >= MAX_BUFFERED_FEED) {
-        this.feedBuffer = [];
-        this.scheduleRetry();
-      }
-      this.feedBuffer.push({ msg: m, trace });
+      if (this.feedBuffer.length < MAX_BUFFERED_FEED) this.feedBuffer.push({ msg: m, trace });
       return;
     }
     this.epoch = m.epoch;
     if (m.kind === "tick") {
-      if (m.seq > this.lastSeq) await this.fillGap(m.seq);
+      if (m.seq > this.lastSeq) await this.repairGap(m.seq);
       return;
     }
     const e = m.event;
     if (e.seq <= this.lastSeq) return;
-    if (e.prev > this.lastSeq) await this.fillGap(e.prev);
+    if (e.prev > this.lastSeq) {
+      await this.repairGap(e.prev);
+      // Still short of its predecessor (the log failed): the retry brings it, with this event.
+      if (e.prev !== this.lastSeq) return;
+    }
     this.apply(e, trace);
   }
 
@@ -484,22 +660,52 @@ export class MatchActor {
     const joins = this.pendingJoins;
     this.pendingJoins = [];
     for (const j of joins) this.post(() => this.admit(j));
-    const waiters = this.syncWaiters;
-    this.syncWaiters = [];
-    for (const w of waiters) this.post(() => w(this.syncReply()));
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) this.post(() => w(true));
+  }
+
+  /**
+   * Called by the hub's sweep. An owner that no longer holds its lease steps down. A follower serving
+   * clients re-syncs when the ring names another owner, and reads the log itself while the owner is
+   * silent, so no stream sits on heartbeats while its match has events it was not sent.
+   */
+  watchdog(now: number): void {
+    if (this.role === "owner") {
+      if (!this.holdsLease()) this.reconsider();
+      return;
+    }
+    if (this.role !== "follower" || !this.ready || !this.hasClients) return;
+    const owner = this.svc.ownerOf(this.match);
+    if (owner !== undefined && owner !== this.followedOwner) {
+      this.reconsider();
+      return;
+    }
+    if (now - this.lastFeedAt > FEED_SILENCE_MS && now - this.lastLogCheckAt > LOG_CHECK_MS) {
+      this.lastLogCheckAt = now;
+      this.post(() => this.checkLog());
+    }
+  }
+
+  private async checkLog(): Promise<void> {
+    if (this.role !== "follower") return;
+    const stored = await this.svc.log.lastSeqOf(this.match);
+    if (stored > this.lastSeq) {
+      this.svc.telemetry.debug("owner silent; catching up from the log", { match: this.match, from: this.lastSeq, to: stored });
+      await this.repairGap(stored);
+    }
   }
 
   // ----- serving other nodes ------------------------------------------------------------------------
 
-  /** Answers another node's sync once this node owns the match and has caught up; undefined if it is not the owner. */
+  /**
+   * Answers another node's sync: at once, undefined unless this node is the match's ready owner (a
+   * follower asking a node that is still taking over reads the log instead of waiting).
+   */
   sync(): Promise<SyncReply | undefined> {
     this.lastInterestAt = this.remoteInterestAt = Date.now();
     return new Promise((resolve) => {
-      this.post(() => {
-        if (this.role === "owner" && this.ready) resolve(this.syncReply());
-        else if (this.svc.ownerOf(this.match) === this.svc.selfId && this.role !== "stopped") this.syncWaiters.push(resolve);
-        else resolve(undefined);
-      });
+      this.post(() => resolve(this.role === "owner" && this.ready && this.holdsLease() ? this.syncReply() : undefined));
     });
   }
 
@@ -520,10 +726,11 @@ export class MatchActor {
 
   /** Owner heartbeat on the feed so a follower notices a lost final event. */
   tick(): void {
-    if (this.role === "owner" && this.ready) this.svc.publishFeed(this.match, { kind: "tick", epoch: this.epoch, seq: this.lastSeq });
+    if (this.role !== "owner" || !this.ready) return;
+    this.svc.publishFeed(this.match, { kind: "tick", epoch: this.epoch, seq: this.lastSeq });
+    this.feedSentAt = Date.now();
   }
 
-  /** A snapshot of the state for `GET /matches/{match}`; waits until ready. */
   /**
    * The match's state, once this actor has applied at least event `atLeast` (what JetStream holds
    * now), so a read right after a 201 sees that event. Waits at most STATE_CATCH_UP_MS; past that it
@@ -551,7 +758,7 @@ export class MatchActor {
       };
       this.post(() => {
         if (this.ready) whenCaughtUp();
-        else this.syncWaiters.push(() => whenCaughtUp());
+        else this.readyWaiters.push((ready) => (ready ? whenCaughtUp() : answer()));
       });
     });
   }
@@ -560,16 +767,28 @@ export class MatchActor {
     return this.isPrivate;
   }
 
-  /** Stops the actor: no subscribers are left, or the node shuts down. */
+  /**
+   * Stops the actor: no subscribers are left, or the node shuts down or starts over. Every waiter is
+   * settled: joins not yet live get `false` (their streams end and resume elsewhere), state reads get
+   * what the actor has.
+   */
   stop(): Promise<void> {
     return new Promise((resolve) => {
       this.post(async () => {
         clearTimeout(this.retryTimer);
+        clearTimeout(this.gapRetryTimer);
+        clearTimeout(this.historyTimer);
         this.stopFeed();
         if (this.role === "owner") await this.demote("stopped");
         this.role = "stopped";
-        for (const w of this.syncWaiters) w(undefined);
-        this.syncWaiters = [];
+        for (const j of this.pendingJoins) j.resolve(false);
+        for (const w of this.waitingForSeq) w.join.resolve(false);
+        for (const q of this.historyQueue) q.join.resolve(false);
+        this.pendingJoins = [];
+        this.waitingForSeq = [];
+        this.historyQueue = [];
+        for (const w of this.readyWaiters) w(false);
+        this.readyWaiters = [];
         for (const w of this.seqWaiters) w.answer();
         this.seqWaiters = [];
         resolve();

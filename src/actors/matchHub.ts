@@ -3,12 +3,14 @@
  * or leases change, and runs the one periodic sweep they share (owner ticks, idle stops, interest) so no
  * actor holds a timer of its own.
  */
-import { MatchActor } from "./matchActor.ts";
+import { MatchActor, OWNER_TICK_MS } from "./matchActor.ts";
 import type { MatchServices } from "./services.ts";
 
-/** How often the sweep runs, and how long an owner stays silent before it ticks. */
-const SWEEP_MS = 1000;
-const TICK_AFTER_MS = 2000;
+/**
+ * How often the sweep runs: owners tick within OWNER_TICK_MS plus one sweep of their last word, and
+ * followers' watchdogs (matchActor.ts) notice a silent owner within a sweep.
+ */
+const SWEEP_MS = 500;
 
 export interface HubOptions {
   actorIdleMs: number;
@@ -74,10 +76,11 @@ export class MatchHub {
   private sweep(): void {
     const now = Date.now();
     for (const [match, a] of this.actors) {
+      a.watchdog(now);
       if (a.role === "owner") {
         // No follower has shown interest lately: nobody would read the tick (an idle match owned and
         // watched on one node costs NATS nothing).
-        if (a.idleSinceEvent >= TICK_AFTER_MS && now - a.remoteInterestAt <= this.opts.actorIdleMs) a.tick();
+        if (a.feedSilence >= OWNER_TICK_MS && now - a.remoteInterestAt <= this.opts.actorIdleMs) a.tick();
       } else if (a.subscribers.size > 0) {
         const owner = this.svc.ownerOf(match);
         if (owner && owner !== this.svc.selfId && now - a.interestSentAt > this.opts.actorIdleMs / 3) {
@@ -85,7 +88,7 @@ export class MatchHub {
           this.opts.sendInterest(owner, match);
         }
       }
-      if (a.subscribers.size > 0) a.lastInterestAt = now;
+      if (a.hasClients) a.lastInterestAt = now;
       else if (now - a.lastInterestAt > this.opts.actorIdleMs && a.idleSinceEvent > this.opts.actorIdleMs) {
         this.actors.delete(match);
         void a.stop();

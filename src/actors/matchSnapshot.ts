@@ -5,6 +5,7 @@
  */
 import type { Json } from "../match/mergePatch.ts";
 import { encodeMessage } from "../sse/encode.ts";
+import { formatEventId } from "../match/event.ts";
 
 const utf8 = new TextEncoder();
 
@@ -19,7 +20,14 @@ export class MatchSnapshot {
     /** Id of the last event the state includes; 0 for a match with no events yet. */
     readonly seq: number,
     readonly state: Record<string, Json>,
+    /** The log incarnation, part of the id (see match/event.ts). */
+    readonly tag: string,
   ) {}
+
+  /** The id of the last event the state includes; undefined for a match with no events yet. */
+  get id(): string | undefined {
+    return this.seq > 0 ? formatEventId(this.seq, this.tag) : undefined;
+  }
 
   /** What `data:` carries: `{"match", "state"}`. */
   get dataJson(): string {
@@ -29,7 +37,7 @@ export class MatchSnapshot {
   /** The whole frame of a single-match stream; a match with no events yet has no `id:` line. */
   get frame(): Uint8Array {
     return (this.frameBytes ??= utf8.encode(
-      encodeMessage({ event: SNAPSHOT_EVENT, data: this.dataJson, ...(this.seq > 0 ? { id: String(this.seq) } : {}) }),
+      encodeMessage({ event: SNAPSHOT_EVENT, data: this.dataJson, ...(this.seq > 0 ? { id: this.id } : {}) }),
     ));
   }
 }

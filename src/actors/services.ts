@@ -2,11 +2,12 @@
  * What a match actor needs from its node: the durable log, the links to other nodes, the ownership fence
  * and telemetry. Wired in `node/`; actors depend only on this interface.
  */
-import type { EventLog } from "../bus/eventLog.ts";
 import type { MatchEvent } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { Context } from "@opentelemetry/api";
 import type { MatchSpans } from "../telemetry/matchSpans.ts";
+import type { WindowBudget } from "./windowBudget.ts";
+import type { MatchLog } from "./matchLog.ts";
 
 /** A live message on a match's feed, from its owner to the other nodes. */
 export type FeedMessage =
@@ -44,14 +45,21 @@ export interface ActorTelemetry {
 export interface MatchServices {
   readonly selfId: string;
   readonly windowEvents: number;
-  readonly log: EventLog;
+  /** Bytes of events each match window holds at most (WINDOW_BYTES). */
+  readonly windowBytes: number;
+  /** The bytes all windows of the node share (WINDOW_BUDGET_BYTES). */
+  readonly windowBudget: WindowBudget;
+  /** Payload bytes one history read may hold: about one client buffer (invariant 6). */
+  readonly historyPageBytes: number;
+  /** Names the log's incarnation in every event id (see match/eventId.ts); fixed for an actor's life. */
+  readonly logTag: string;
+  readonly log: MatchLog;
   /** Current owner of a match according to this node's view of the ring. */
   ownerOf(match: string): string | undefined;
-  isLive(node: string): boolean;
   acquireLease(match: string): Promise<number | undefined>;
   releaseLease(match: string, epoch: number): Promise<void>;
-  /** Epoch of the lease as this node last saw it (for fencing), if any. */
-  leaseEpoch(match: string): number | undefined;
+  /** The lease as this node last saw it (for fencing), if anyone holds it. */
+  leaseHolder(match: string): { node: string; epoch: number } | undefined;
   /** `trace`: the span the message continues; it travels in the message's headers. */
   publishFeed(match: string, msg: FeedMessage, trace?: Context): void;
   /** `trace` is the context the message's headers carried (undefined when untraced or tracing is off). */

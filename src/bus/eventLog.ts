@@ -15,30 +15,21 @@ import { ATTR, MESSAGING_OP_SEND, MESSAGING_SYSTEM_NATS, SPAN } from "../telemet
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
 import { type ReaderContext, readOrdered } from "./orderedReader.ts";
+import type { Follower, LogPage, LoggedEvent, MatchLog } from "../actors/matchLog.ts";
 
-/** An event as read back from the log; `prev` is assigned by whoever reads a match in order. */
-export interface LoggedEvent {
-  match: string;
-  seq: number;
-  type: string;
-  data: Json;
-  state?: Json;
-  ts: number;
-  private?: boolean;
-}
+export type { Follower, LoggedEvent } from "../actors/matchLog.ts";
 
 export interface AppendResult {
   seq: number;
   duplicate: boolean;
 }
 
-export interface Follower {
-  stop(): void;
-}
-
 /** JetStream keeps message ids for dedupe this long (the contract promises at least 2 minutes). */
 export const DEDUPE_WINDOW_MS = 2 * 60_000;
-/** Ordered consumers left behind by a crashed reader vanish after this. */
+/**
+ * A read's consumer left behind (the reader crashed) vanishes after this. In milliseconds: the client
+ * converts it to nanoseconds itself (passing nanos made consumers outlive their readers by months).
+ */
 const CONSUMER_INACTIVE_MS = 10_000;
 const FETCH_BATCH = 500;
 const FETCH_EXPIRES_MS = 1000;
@@ -47,7 +38,7 @@ const utf8 = new TextDecoder();
 
 export type BadMessageHandler = (seq: number, reason: string) => void;
 
-export class EventLog {
+export class EventLog implements MatchLog {
   private firstSeqCache = { value: 1, at: 0 };
 
   constructor(
@@ -171,16 +162,22 @@ export class EventLog {
     };
   }
 
-  /** Reads the events of one match with afterSeq < seq <= throughSeq, in order (bounded history read). */
-  async read(match: string, afterSeq: number, throughSeq: number): Promise<LoggedEvent[]> {
-    const out: LoggedEvent[] = [];
-    if (throughSeq <= afterSeq) return out;
+  /**
+   * One page of a match's history (see MatchLog.read). Each page is read through its own short-lived
+   * consumer, deleted once the page is in: a far-behind resume holds one page in memory, never the
+   * whole range.
+   */
+  async read(match: string, afterSeq: number, throughSeq: number, maxBytes: number): Promise<LogPage> {
+    const events: LoggedEvent[] = [];
+    if (throughSeq <= afterSeq) return { events, through: afterSeq };
     const consumer = await this.js.consumers.get(this.names.stream, {
       filter_subjects: this.names.eventSubject(match),
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: afterSeq + 1,
-      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+      inactive_threshold: CONSUMER_INACTIVE_MS,
     });
+    let through = afterSeq;
+    let bytes = 0;
     try {
       let done = false;
       while (!done) {
@@ -188,12 +185,18 @@ export class EventLog {
         let got = 0;
         for await (const m of batch) {
           got++;
-          if (m.seq <= throughSeq) {
-            const e = this.decodeJs(m);
-            if (e) out.push(e);
+          if (m.seq > throughSeq) {
+            done = true;
+            break;
+          }
+          through = m.seq;
+          const e = this.decodeJs(m);
+          if (e) {
+            events.push(e);
+            bytes += m.data.byteLength;
           }
           // pending 0: nothing more is stored for this match right now.
-          if (m.seq >= throughSeq || m.info.pending === 0) {
+          if (m.seq >= throughSeq || m.info.pending === 0 || bytes >= maxBytes) {
             done = true;
             break;
           }
@@ -203,7 +206,9 @@ export class EventLog {
     } finally {
       await consumer.delete().catch(() => {});
     }
-    return out;
+    // Nothing more stored up to throughSeq: the page covers the whole range.
+    if (bytes < maxBytes) through = throughSeq;
+    return { events, through };
   }
 
   private decodeJs(m: JsMsg): LoggedEvent | undefined {

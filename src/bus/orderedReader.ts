@@ -16,7 +16,6 @@
  * JetStream client with a short API timeout (READER_API_TIMEOUT_MS) and retry.
  */
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
-import { nanos } from "@nats-io/transport-node";
 
 /** Consumer creation gives up after this (the library's default is 5 s) and is retried: see above. */
 export const READER_API_TIMEOUT_MS = 2000;
@@ -28,7 +27,10 @@ const MISSED_HEARTBEATS = 2;
 const PULL_EXPIRES_MS = 10_000;
 /** Pause between attempts to create a replacement while JetStream elects new leaders. */
 const REPLACE_RETRY_MS = 500;
-/** A consumer left behind (its reader crashed, or it lived on a dead server) vanishes after this. */
+/**
+ * A consumer left behind (its reader crashed, or it lived on a dead server) vanishes after this. In
+ * milliseconds: the client converts it to nanoseconds itself.
+ */
 const CONSUMER_INACTIVE_MS = 10_000;
 
 /** Where a reader starts: after a stream sequence (0: from the start), only new messages, or the last per subject. */
@@ -81,7 +83,7 @@ export async function readOrdered(context: ReaderContext, spec: OrderedReaderSpe
     const consumer = await js.consumers.get(spec.stream, {
       filter_subjects: spec.filter,
       ...policy(),
-      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+      inactive_threshold: CONSUMER_INACTIVE_MS,
       ...(spec.headersOnly ? { headers_only: true } : {}),
     });
     if (!positioned && spec.start === "new") {

@@ -51,6 +51,8 @@ export class Membership implements MembershipView {
     private readonly self: MemberInfo,
     private readonly renewMs: number,
     private readonly ttlMs: number,
+    /** A renewal that failed (logged once per failure by the node; others drop us if they keep failing). */
+    private readonly onRenewFailed: (err: unknown) => void = () => {},
   ) {
     this.joined = new Promise((r) => (this.joinedResolve = r));
   }
@@ -58,7 +60,7 @@ export class Membership implements MembershipView {
   async start(): Promise<void> {
     await this.renew();
     this.watcher = await this.watch((e) => this.apply(e, e.isUpdate ? Date.now() : Math.min(Date.now(), e.created.getTime())));
-    this.renewTimer = setInterval(() => void this.renew().catch(() => {}), this.renewMs);
+    this.renewTimer = setInterval(() => void this.renew().catch(this.onRenewFailed), this.renewMs);
     this.sweepTimer = setInterval(() => this.recompute(), Math.max(50, Math.floor(this.renewMs / 2)));
   }
 
@@ -79,9 +81,10 @@ export class Membership implements MembershipView {
   /** NATS is back: everyone known gets a fresh grace period, and we renew at once. */
   thaw(): void {
     const now = Date.now();
-    for (const v of this.lastSeen.values()) v.at = now;
+    // Only members get the grace: a node already judged dead does not come back without renewing.
+    for (const [id, v] of this.lastSeen) if (this.ring.nodes.includes(id)) v.at = now;
     this.frozen = false;
-    void this.renew().catch(() => {});
+    void this.renew().catch(this.onRenewFailed);
   }
 
   /** Leaves the cluster: deletes our key so others drop us at once (SIGTERM). */
@@ -118,7 +121,7 @@ export class Membership implements MembershipView {
     const now = Date.now();
     if (this.blind(now)) {
       const unseen = now - this.selfSeenAt;
-      for (const v of this.lastSeen.values()) v.at = Math.min(now, v.at + unseen);
+      for (const [id, v] of this.lastSeen) if (this.ring.nodes.includes(id)) v.at = Math.min(now, v.at + unseen);
     }
     this.selfSeenAt = now;
   }
@@ -141,8 +144,12 @@ export class Membership implements MembershipView {
   private recompute(): void {
     const now = Date.now();
     const live: string[] = [];
+    // While frozen or blind, nobody is judged dead, but nobody judged dead comes back either: a node
+    // dropped before the blind spell (stopped, paused) stays out until its own renewal is seen again.
+    const judging = !this.frozen && !this.blind(now);
     for (const [id, v] of this.lastSeen) {
-      if (this.frozen || this.blind(now) || now - v.at < this.ttlMs || id === this.self.id) live.push(id);
+      const fresh = now - v.at < this.ttlMs;
+      if (id === this.self.id || fresh || (!judging && this.ring.nodes.includes(id))) live.push(id);
     }
     if (!this.lastSeen.has(this.self.id)) {
       // Our own key is deleted only when we leave; until our first renewal is seen we are not a member.

@@ -12,7 +12,8 @@ import type { NodeMetrics, RejectReason } from "../telemetry/nodeMetrics.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import { tracedRoute } from "../telemetry/httpSpan.ts";
 import { ATTR, HTTP_ROUTE_PUBLISH } from "../telemetry/spanNames.ts";
-import { validatePublishInput } from "../match/event.ts";
+import { formatEventId, validatePublishInput } from "../match/event.ts";
+import { refusableAsStream, refusalWaitMs, refusedStream } from "./refusal.ts";
 import { readJsonBody } from "./body.ts";
 import { HttpError, errorResponse, json } from "./errors.ts";
 import { openMatchStream, openMultiplexedStream, poll, validMatch } from "./streams.ts";
@@ -108,6 +109,19 @@ export function createApp(deps: AppDeps) {
       }
     };
 
+  /** Stream requests: a refusal the client should retry is answered in the SSE form (refusal.ts). */
+  const streamGuard =
+    <C extends { request: Request }>(fn: (ctx: C) => Response | Promise<Response>) =>
+    async (ctx: C): Promise<Response> => {
+      try {
+        return await fn(ctx);
+      } catch (err) {
+        if (!(err instanceof HttpError) || !refusableAsStream(err)) return fail(err, ctx.request);
+        fail(err, ctx.request); // counted and logged like any refusal
+        return cors.decorate(ctx.request, refusedStream(err, refusalWaitMs(err, node.config.retryMs)));
+      }
+    };
+
   // The publish request is the root of the event's trace (or continues the producer's).
   const publishSpan = { method: "POST", route: HTTP_ROUTE_PUBLISH, attributes: (params: { match: string }) => ({ [ATTR.match]: params.match }) };
 
@@ -128,15 +142,25 @@ export function createApp(deps: AppDeps) {
     try {
       result = await node.publish(match, input.value);
     } catch (err) {
-      logger.warn("publish failed", { match, err: String(err) });
-      throw new HttpError(503, "publish_failed", "the event could not be stored; it was not published, retry", { "Retry-After": "1" });
+      // JetStream did not confirm: the event may be stored all the same (a publish that timed out on a
+      // cut connection is delivered when it heals). Only a retry with the same key is safe.
+      logger.warn("publish not confirmed", { match, err: String(err) });
+      throw new HttpError(
+        503,
+        "publish_outcome_unknown",
+        input.value.key
+          ? "the event may or may not have been stored; retry with the same key (it is stored at most once)"
+          : "the event may or may not have been stored; publish with a key and retry with the same key to store it exactly once",
+        { "Retry-After": "1" },
+      );
     }
-    return result.duplicate ? json({ id: String(result.seq), duplicate: true }, 200) : json({ id: String(result.seq) }, 201);
+    const id = formatEventId(result.seq, node.logTag);
+    return result.duplicate ? json({ id, duplicate: true }, 200) : json({ id }, 201);
   }));
-  const matchStreamRoute = guard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
+  const matchStreamRoute = streamGuard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
     openMatchStream(streamDeps, request, server, params.match),
   );
-  const multiplexedStreamRoute = guard(({ request, server }: { request: Request; server: Server<unknown> | null }) => openMultiplexedStream(streamDeps, request, server));
+  const multiplexedStreamRoute = streamGuard(({ request, server }: { request: Request; server: Server<unknown> | null }) => openMultiplexedStream(streamDeps, request, server));
   const pollRoute = guard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
     poll(streamDeps, request, params.match, server),
   );
@@ -149,7 +173,7 @@ export function createApp(deps: AppDeps) {
     const s = await node.matchState(match);
     if (s.seq === 0) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
     auth.access.requireRead(viewer, match, s.private);
-    return json({ match, id: String(s.seq), state: s.state });
+    return json({ match, id: formatEventId(s.seq, node.logTag), state: s.state });
   });
   const matchListRoute = guard(async ({ request }: { request: Request }) => {
     const url = new URL(request.url);
@@ -163,7 +187,7 @@ export function createApp(deps: AppDeps) {
     const visible = (match: string, e: { private?: boolean }) => auth.access.mayList(viewer, match, e.private === true);
     const page = node.index.list(limit, url.searchParams.get("cursor") ?? undefined, node.config.retentionMs, visible);
     return json({
-      matches: page.items.map(([match, e]) => ({ match, id: String(e.seq), state: e.state })),
+      matches: page.items.map(([match, e]) => ({ match, id: formatEventId(e.seq, node.logTag), state: e.state })),
       next: page.next,
     });
   });

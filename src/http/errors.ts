@@ -17,6 +17,7 @@ export type ErrorCode =
   | "not_ready"
   | "draining"
   | "publish_failed"
+  | "publish_outcome_unknown"
   | "internal_error";
 
 export class HttpError extends Error {

@@ -9,7 +9,7 @@ import type { StreamRegistry } from "../stream/streamRegistry.ts";
 import { MultiplexCursor, MultiplexedSubscription, SingleMatchSubscription } from "../stream/subscriptions.ts";
 import type { MatchSubscriber } from "../actors/subscriber.ts";
 import type { EncodedEvent } from "../actors/encodedEvent.ts";
-import { MATCH_ID, parseEventId } from "../match/event.ts";
+import { MATCH_ID, formatEventId, parseEventId } from "../match/event.ts";
 import { parseCursor } from "../match/cursor.ts";
 import type { Json } from "../match/mergePatch.ts";
 import { HttpError, json } from "./errors.ts";
@@ -80,20 +80,36 @@ function hold(deps: StreamDeps, request: Request, server: Server<unknown> | null
   else if (server) server.timeout(request, streamIdleSeconds(deps.node.config.heartbeatMs));
 }
 
+/**
+ * A join settled: let the stream's held writes go, or, when a match could not serve it (its log failed,
+ * the actor stopped), end it with what it has so the client resumes by id, here or elsewhere.
+ */
+function settleJoin(stream: SseStream, live: boolean): void {
+  if (live) stream.release();
+  else stream.close("unavailable");
+}
+
 export async function openMatchStream(deps: StreamDeps, request: Request, server: Server<unknown> | null, match: string): Promise<Response> {
   validMatch(match);
   const url = new URL(request.url);
   const viewer = await deps.auth.viewerOf(request, url);
   admitStream(deps);
-  const actor = deps.node.actor(match);
-  await deps.auth.authorizeStream(viewer, [actor]);
-  const after = parseEventId(lastEventIdOf(request, url));
+  // Limits before any actor exists: a refused request must cost no lease, reader or feed.
   const release = deps.limits.admitStream(request, server);
+  let actor;
+  try {
+    actor = deps.node.actor(match);
+    await deps.auth.authorizeStream(viewer, [actor]);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const after = parseEventId(lastEventIdOf(request, url), deps.node.logTag);
   const stream = deps.registry.open();
   greetIfAsked(deps, url, stream);
   const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(stream), stream);
   hold(deps, request, server, stream, new StreamLease(actor, sub, release, deps.auth.closeAtExpiry(viewer, stream)));
-  void actor.join(sub, after, callerTraceContext(deps.node.tracing, request)).then(() => stream.release());
+  void actor.join(sub, after, callerTraceContext(deps.node.tracing, request)).then((live) => settleJoin(stream, live));
   return stream.takeResponse();
 }
 
@@ -106,10 +122,16 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
   for (const m of matches) validMatch(m);
   const viewer = await deps.auth.viewerOf(request, url);
   admitStream(deps);
-  const actors = matches.map((m) => deps.node.actor(m));
-  await deps.auth.authorizeStream(viewer, actors);
-  const resumed = parseCursor(lastEventIdOf(request, url), max);
   const release = deps.limits.admitStream(request, server);
+  let actors;
+  try {
+    actors = matches.map((m) => deps.node.actor(m));
+    await deps.auth.authorizeStream(viewer, actors);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const resumed = parseCursor(lastEventIdOf(request, url), max, deps.node.logTag);
   const stream = deps.registry.open();
   greetIfAsked(deps, url, stream);
   const shared = new MultiplexCursor(matches, resumed);
@@ -119,15 +141,19 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
   }));
   hold(deps, request, server, stream, new MultiplexLease(joins, release, deps.auth.closeAtExpiry(viewer, stream)));
   const trace = callerTraceContext(deps.node.tracing, request);
-  void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.actor.match), trace))).then(() => stream.release());
+  void Promise.all(joins.map((j) => j.actor.join(j.sub, resumed.get(j.actor.match), trace))).then((live) => settleJoin(stream, live.every(Boolean)));
   return stream.takeResponse();
 }
 
-/** Collects what an actor sends for one long poll. */
+/**
+ * Collects what an actor sends for one long poll: at most `maxBytes` of events (whole events, at least
+ * one), so a poll far behind a busy match answers a page and its `next`, never its whole history.
+ */
 class PollCollector implements MatchSubscriber {
   lastSeq = 0;
   open = true;
   events: EncodedEvent[] = [];
+  private bytes = 0;
   snapshot: { seq: number; state: Record<string, Json> } | undefined;
   private wake: (() => void) | undefined;
 
@@ -136,7 +162,11 @@ class PollCollector implements MatchSubscriber {
     this.snapshot = { seq: snapshot.seq, state: snapshot.state };
   }
 
+  constructor(private readonly maxBytes: number) {}
+
   sendEvent(e: EncodedEvent): boolean {
+    if (this.events.length > 0 && this.bytes + e.frame.byteLength > this.maxBytes) return false;
+    this.bytes += e.frame.byteLength;
     this.lastSeq = e.seq;
     this.events.push(e);
     // Let the rest of this turn's events land in the same answer.
@@ -164,21 +194,27 @@ export async function poll(deps: StreamDeps, request: Request, match: string, se
   if (!deps.node.ready) throw new HttpError(503, "not_ready", "this node is not connected to the cluster yet; retry", { "Retry-After": "1" });
   const url = new URL(request.url);
   const afterRaw = url.searchParams.get("after");
-  const after = afterRaw === "0" ? 0 : parseEventId(afterRaw);
+  const after = afterRaw === "0" ? 0 : parseEventId(afterRaw, deps.node.logTag);
   const waitRaw = Number(url.searchParams.get("wait") ?? deps.node.config.pollWaitMs);
   const wait = Number.isFinite(waitRaw) ? Math.max(0, Math.min(deps.node.config.pollWaitMs, waitRaw)) : deps.node.config.pollWaitMs;
   const viewer = await deps.auth.viewerOf(request, url);
-  const collector = new PollCollector();
+  const collector = new PollCollector(deps.node.config.clientBufferBytes);
   // With nothing new, `next` must still hold the caller's position.
   if (after !== undefined) collector.lastSeq = after;
-  const actor = deps.node.actor(match);
-  await deps.auth.authorizeRead(viewer, [actor]);
-  // A long poll is held open like a stream: it counts against the address's open streams (not its stream rate).
+  // A long poll is held open like a stream: it counts against the address's open streams (not its
+  // stream rate), checked before any actor exists.
   const release = deps.limits.admitStream(request, server, { countRate: false });
-  await actor.join(collector, after).catch((err: unknown) => {
+  let actor;
+  try {
+    actor = deps.node.actor(match);
+    await deps.auth.authorizeRead(viewer, [actor]);
+    if (!(await actor.join(collector, after))) throw new HttpError(503, "not_ready", "the match could not be read right now; retry", { "Retry-After": "1" });
+  } catch (err) {
+    collector.open = false;
+    actor?.leave(collector);
     release();
     throw err;
-  });
+  }
   try {
     if (!collector.snapshot) await collector.waitForEvent(wait, request.signal);
   } finally {
@@ -188,8 +224,9 @@ export async function poll(deps: StreamDeps, request: Request, match: string, se
   }
   // The match may have turned private while this poll waited.
   deps.auth.access.requireRead(viewer, match, actor.private);
-  const events = collector.events.map((e) => ({ id: String(e.seq), type: e.event.type, data: e.event.data, ts: e.event.ts, ...(e.event.state !== undefined ? { state: e.event.state } : {}) }));
-  const body: Record<string, unknown> = { match, events, next: collector.lastSeq > 0 ? String(collector.lastSeq) : null };
-  if (collector.snapshot) body.snapshot = { id: collector.snapshot.seq > 0 ? String(collector.snapshot.seq) : null, state: collector.snapshot.state };
+  const tag = deps.node.logTag;
+  const events = collector.events.map((e) => ({ id: e.id, type: e.event.type, data: e.event.data, ts: e.event.ts, ...(e.event.state !== undefined ? { state: e.event.state } : {}) }));
+  const body: Record<string, unknown> = { match, events, next: collector.lastSeq > 0 ? formatEventId(collector.lastSeq, tag) : null };
+  if (collector.snapshot) body.snapshot = { id: collector.snapshot.seq > 0 ? formatEventId(collector.snapshot.seq, tag) : null, state: collector.snapshot.state };
   return json(body);
 }

@@ -9,18 +9,27 @@
  */
 export type Cursor = Map<string, number>;
 
-export function formatCursor(cursor: Cursor): string {
+/** `tag`: the log incarnation (see parseEventId), appended once as `@<tag>`. */
+export function formatCursor(cursor: Cursor, tag?: string): string {
   let out = "";
   for (const [match, seq] of cursor) out += (out ? "," : "") + match + ":" + seq;
-  return out;
+  return tag ? `${out}@${tag}` : out;
 }
 
 const MATCH_PART = /^([A-Za-z0-9_-]{1,64}):(\d{1,16})$/;
 
-/** Parses a composite id; unparseable parts are skipped (those matches get a snapshot instead). */
-export function parseCursor(raw: string | null | undefined, maxEntries: number): Cursor {
+/**
+ * Parses a composite id; unparseable parts are skipped (those matches get a snapshot instead), and an
+ * id another log incarnation than `tag` issued is empty (every match gets a snapshot).
+ */
+export function parseCursor(raw: string | null | undefined, maxEntries: number, tag?: string): Cursor {
   const cursor: Cursor = new Map();
   if (!raw) return cursor;
+  const at = raw.lastIndexOf("@");
+  if (at >= 0) {
+    if (tag !== undefined && raw.slice(at + 1) !== tag) return cursor;
+    raw = raw.slice(0, at);
+  }
   for (const part of raw.split(",", maxEntries)) {
     const m = MATCH_PART.exec(part);
     if (!m) continue;

@@ -38,13 +38,33 @@ export interface MatchEvent {
   private?: boolean;
 }
 
-export const formatEventId = (seq: number): string => String(seq);
+/**
+ * Event ids are `<seq>@<tag>`: the JetStream sequence, and the tag of the log incarnation that stored
+ * it (logTag below). A store lost and recreated starts its sequences again at 1 under a new tag, so an
+ * id of the old log is never resumed against the new one: it is an unknown id (a snapshot). Ids
+ * without a tag (issued before tags existed) are taken as the current log's.
+ */
+export function formatEventId(seq: number, tag: string): string {
+  return `${seq}@${tag}`;
+}
 
-/** Parses a single-match event id. Returns undefined for anything that is not a positive integer. */
-export function parseEventId(raw: string | null | undefined): number | undefined {
-  if (!raw || raw.length > 16 || !/^\d+$/.test(raw)) return undefined;
-  const n = Number(raw);
+const EVENT_ID = /^(\d{1,16})(?:@([0-9a-z]{1,16}))?$/;
+
+/**
+ * Parses a single-match event id. Undefined for anything that is not a positive integer, or that a
+ * different log incarnation than `tag` issued.
+ */
+export function parseEventId(raw: string | null | undefined, tag?: string): number | undefined {
+  const m = raw ? EVENT_ID.exec(raw) : null;
+  if (!m) return undefined;
+  if (m[2] !== undefined && tag !== undefined && m[2] !== tag) return undefined;
+  const n = Number(m[1]);
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+/** A log's tag, from the moment its stream was created: short, and different for every incarnation. */
+export function logTag(created: Date): string {
+  return created.getTime().toString(36);
 }
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; message: string };

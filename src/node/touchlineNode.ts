@@ -3,7 +3,7 @@
  * actors together (Centrifuge's `Node`). The HTTP layer talks only to this.
  */
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
 import { EventLog, type AppendResult } from "../bus/eventLog.ts";
@@ -17,6 +17,7 @@ import { Membership, type MemberInfo } from "../cluster/membership.ts";
 import { LeaseTable } from "../cluster/leases.ts";
 import { MatchHub } from "../actors/matchHub.ts";
 import type { MatchActor } from "../actors/matchActor.ts";
+import { WindowBudget } from "../actors/windowBudget.ts";
 import type { FeedMessage, IndexEntry, MatchServices, SyncReply } from "../actors/services.ts";
 import type { PublishInput } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
@@ -25,9 +26,29 @@ import type { NodeMetrics } from "../telemetry/nodeMetrics.ts";
 import { MatchSpans } from "../telemetry/matchSpans.ts";
 import { TRACING_OFF, type TracingHandle } from "../telemetry/spans.ts";
 import { MatchIndex } from "./matchIndex.ts";
+import { logTag } from "../match/event.ts";
+import { isNotFound } from "../bus/eventLog.ts";
 
-/** How long a node waits for a match's owner to answer a sync before retrying. */
-const SYNC_TIMEOUT_MS = 5000;
+/**
+ * How long a follower waits for a match's owner to answer a sync. Owners answer at once (or say they
+ * cannot), so a silent owner is paused or cut off: the follower reads the log instead.
+ */
+const SYNC_TIMEOUT_MS = 1500;
+/**
+ * NATS reachability: a round trip to the server every NATS_PROBE_MS must come back within
+ * NATS_PROBE_TIMEOUT_MS. A black-holed connection shows no error for as long as the client's own pings
+ * take to fail (up to ten seconds), while this node would keep answering /readyz 200 and keep clients
+ * on streams it cannot feed.
+ */
+const NATS_PROBE_MS = 1000;
+const NATS_PROBE_TIMEOUT_MS = 1500;
+/** The client's own stale-connection check: it reconnects after this many unanswered pings. */
+const NATS_PING_MS = 2000;
+const NATS_MAX_PINGS_OUT = 2;
+/** How often the node checks that the event stream and its buckets still exist (a lost store). */
+const STORE_CHECK_MS = 1000;
+/** Pause between attempts to set the stream and buckets up again after the store was lost. */
+const STORE_RETRY_MS = 1000;
 /** Owners of matches active this recently are started when the ring hands them to a node. */
 const RECENT_ACTIVITY_MS = 10 * 60_000;
 /** Headers of new events read per pull by discovery. */
@@ -51,6 +72,7 @@ export class TouchlineNode {
   readonly names: Names;
   private nc!: NatsConnection;
   private js!: JetStreamClient;
+  private jsm!: JetStreamManager;
   log!: EventLog;
   membership!: Membership;
   private leases!: LeaseTable;
@@ -59,6 +81,16 @@ export class TouchlineNode {
   private inbox: Subscription | undefined;
   private discovery: OrderedReader | undefined;
   private natsUp = false;
+  /** The probe's verdict: false while round trips to NATS do not come back (see NATS_PROBE_MS). */
+  private natsReachable = true;
+  /** False while the stream or a bucket is missing and being set up again. */
+  private storeUp = false;
+  /** Tags every event id with the log's incarnation (see match/event.ts). */
+  private currentLogTag = "";
+  private probeTimer: ReturnType<typeof setInterval> | undefined;
+  private storeTimer: ReturnType<typeof setInterval> | undefined;
+  private restarting = false;
+  private readonly unavailableListeners = new Set<(why: string) => void>();
   private draining = false;
   private readonly logger: Logger;
   private readonly metrics: NodeMetrics;
@@ -81,9 +113,26 @@ export class TouchlineNode {
     return this.config.nodeId;
   }
 
-  /** Ready: connected to NATS, joined the cluster, not draining. */
+  /** Ready: NATS answers, the log and buckets exist, joined the cluster, not draining. */
   get ready(): boolean {
-    return this.natsUp && !this.draining && this.membership?.ring.nodes.includes(this.id) === true;
+    return this.natsUp && this.natsReachable && this.storeUp && !this.draining && this.membership?.ring.nodes.includes(this.id) === true;
+  }
+
+  /** The current log incarnation's tag, part of every event id. */
+  get logTag(): string {
+    return this.currentLogTag;
+  }
+
+  /**
+   * Called when this node can no longer serve its clients exactly (NATS unreachable, or the log
+   * started over): the streams it holds should end so clients resume by id where they can be served.
+   */
+  onUnavailable(listener: (why: string) => void): void {
+    this.unavailableListeners.add(listener);
+  }
+
+  private unavailable(why: string): void {
+    for (const l of this.unavailableListeners) l(why);
   }
 
   get isDraining(): boolean {
@@ -97,23 +146,40 @@ export class TouchlineNode {
       name: `touchline-${c.nodeId}`,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
-      pingInterval: 5000,
+      pingInterval: NATS_PING_MS,
+      maxPingOut: NATS_MAX_PINGS_OUT,
     });
     this.natsUp = true;
     this.metrics.natsConnected.set(1);
     this.js = jetstream(this.nc);
-    const jsm = await jetstreamManager(this.nc);
+    this.jsm = await jetstreamManager(this.nc);
     this.readers = {
       js: jetstream(this.nc, { timeout: READER_API_TIMEOUT_MS }),
       onProblem: (what, fields) => this.logger.warn(what, fields),
     };
-    this.log = new EventLog(this.js, jsm, this.names, (seq, reason) =>
+    this.log = new EventLog(this.js, this.jsm, this.names, (seq, reason) =>
       this.logger.warn("skipping a stored message that is not a valid event", { seq, reason }),
       this.tracing,
       this.readers,
     );
+    await this.attach();
+    void this.watchNatsStatus();
+    this.probeTimer = setInterval(() => void this.probeNats(), NATS_PROBE_MS);
+    this.storeTimer = setInterval(() => void this.checkStore(), STORE_CHECK_MS);
+    this.logger.info("joined the cluster", { nodes: this.membership.ring.nodes, logTag: this.currentLogTag });
+  }
+
+  /**
+   * Sets up (or finds) the stream and the buckets and starts everything that lives on them: leases, the
+   * index, the actors' hub, the inbox, membership and discovery. Run at start and again after the store
+   * was lost, when sequences start over and every watch must start from the new beginning.
+   */
+  private async attach(): Promise<void> {
+    const c = this.config;
+    const jsm = this.jsm;
     const retried = (err: unknown) => this.logger.warn("creating the stream or a bucket failed (timeout or a race with another node); retrying", { err: String(err) });
     await setUpStream(jsm, this.names.stream, () => this.log.ensure(c.retentionMs, c.jetstreamReplicas), retried);
+    this.currentLogTag = logTag(new Date((await jsm.streams.info(this.names.stream)).created));
     const kvm = new Kvm(this.nc);
     const replicas = c.jetstreamReplicas;
     const bucket = (name: string, ttl?: number) =>
@@ -142,7 +208,9 @@ export class TouchlineNode {
     } });
 
     const self: MemberInfo = { id: c.nodeId, url: this.deps.advertisedUrl, startedAt: Date.now() };
-    this.membership = new Membership(membersKv, watch(this.names.membersBucket), self, c.membershipRenewMs, c.membershipTtlMs);
+    this.membership = new Membership(membersKv, watch(this.names.membersBucket), self, c.membershipRenewMs, c.membershipTtlMs, (err) =>
+      this.logger.warn("renewing this node's membership failed; others drop it if this lasts", { err: String(err) }),
+    );
     this.membership.onChange((ring, previous) => {
       this.logger.info("membership changed", { nodes: ring.nodes, previous: previous.nodes });
       this.hub.membershipChanged();
@@ -151,8 +219,93 @@ export class TouchlineNode {
     await this.membership.start();
     await this.membership.joined;
     await this.startDiscovery();
-    void this.watchNatsStatus();
-    this.logger.info("joined the cluster", { nodes: this.membership.ring.nodes });
+    this.storeUp = true;
+  }
+
+  /** Stops everything attach() started (not the connection). */
+  private async detach(): Promise<void> {
+    this.discovery?.stop();
+    this.discovery = undefined;
+    await this.hub?.stopAll();
+    this.membership?.stop();
+    this.leases?.stop();
+    this.index?.stop();
+    this.inbox?.unsubscribe();
+    this.inbox = undefined;
+    this.indexWrites.clear();
+    this.indexInFlight.clear();
+  }
+
+  /**
+   * A round trip to NATS, bounded. Losing it marks the node not ready at once (the balancer stops
+   * sending it clients) and ends its streams, which it cannot keep exact while cut off: their clients
+   * resume on nodes that can. Its leases lapse with its membership and other nodes take over.
+   */
+  private async probeNats(): Promise<void> {
+    if (!this.natsUp || this.draining) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const answered = await Promise.race([
+      this.nc.rtt().then(() => true, () => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), NATS_PROBE_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (answered === this.natsReachable) return;
+    this.natsReachable = answered;
+    if (!answered) {
+      this.metrics.natsConnected.set(0);
+      this.membership?.freeze();
+      this.logger.warn("NATS does not answer; not ready, ending this node's streams until it does", { timeoutMs: NATS_PROBE_TIMEOUT_MS });
+      this.unavailable("nats_unreachable");
+    } else {
+      this.metrics.natsConnected.set(1);
+      this.membership?.thaw();
+      this.logger.info("NATS answers again; resyncing matches");
+      this.hub?.membershipChanged();
+    }
+  }
+
+  /**
+   * The stream and buckets must exist, and the stream must be the incarnation this node tagged its ids
+   * with. NATS restarted without its store (or someone deleted the stream): everything starts over.
+   */
+  private async checkStore(): Promise<void> {
+    if (!this.natsUp || !this.natsReachable || this.restarting || this.draining || !this.storeUp) return;
+    const streams = [this.names.stream, ...[this.names.membersBucket, this.names.ownersBucket, this.names.indexBucket].map((b) => `KV_${b}`)];
+    let lost: string | undefined;
+    try {
+      const infos = await Promise.all(streams.map((name) => this.jsm.streams.info(name).catch((err: unknown) => (isNotFound(err) || isStreamNotFound(err) ? undefined : Promise.reject(err)))));
+      const missing = infos.findIndex((i) => i === undefined);
+      if (missing >= 0) lost = `${streams[missing]} is missing`;
+      else if (logTag(new Date(infos[0]!.created)) !== this.currentLogTag) lost = "the event stream was recreated";
+    } catch {
+      return; // no answer: the probe judges reachability
+    }
+    if (lost) await this.startOver(lost);
+  }
+
+  /**
+   * The log started over: ids of the old one are unknown from now on (clients resuming with them get a
+   * snapshot), actors and watches restart from the new beginning, and clients reconnect at once.
+   */
+  private async startOver(why: string): Promise<void> {
+    if (this.restarting) return;
+    this.restarting = true;
+    this.storeUp = false;
+    this.logger.warn("the event log or a bucket was lost; setting them up again", { why, previousLogTag: this.currentLogTag });
+    this.unavailable("log_restarted");
+    await this.detach();
+    while (!this.draining) {
+      try {
+        await this.attach();
+        break;
+      } catch (err) {
+        this.logger.warn("setting the log up again failed; retrying", { err: String(err) });
+        await this.detach();
+        await Bun.sleep(STORE_RETRY_MS);
+      }
+    }
+    this.restarting = false;
+    this.logger.info("log set up again", { logTag: this.currentLogTag });
   }
 
   private services(): MatchServices {
@@ -178,12 +331,15 @@ export class TouchlineNode {
     return {
       selfId: this.config.nodeId,
       windowEvents: this.config.windowEvents,
+      windowBytes: this.config.windowBytes,
+      windowBudget: new WindowBudget(this.config.windowBudgetBytes),
+      historyPageBytes: this.config.clientBufferBytes,
+      logTag: this.currentLogTag,
       log: this.log,
       ownerOf: (match) => this.membership.ring.ownerOf(match),
-      isLive: (node) => this.membership.ring.nodes.includes(node),
       acquireLease: (match) => this.leases.acquire(match, (n) => this.membership.ring.nodes.includes(n)),
       releaseLease: (match, epoch) => this.leases.release(match, epoch),
-      leaseEpoch: (match) => this.leases.holder(match)?.epoch,
+      leaseHolder: (match) => this.leases.holder(match),
       publishFeed: (match, msg, trace) =>
         this.nc.publish(this.names.feedSubject(match), encodeWire(msg), trace ? { headers: traceHeaders(trace) } : undefined),
       subscribeFeed: (match, onMessage) => {
@@ -225,7 +381,7 @@ export class TouchlineNode {
       if (this.membership.ring.ownerOf(req.match) === this.id) this.hub.get(req.match).noteRemoteInterest();
       return;
     }
-    if (this.membership.ring.ownerOf(req.match) !== this.id || this.draining) {
+    if (this.membership.ring.ownerOf(req.match) !== this.id || this.draining || !this.ready) {
       msg.respond(encodeWire({ ok: false, error: "not_owner" } satisfies InboxReply));
       return;
     }
@@ -291,12 +447,15 @@ export class TouchlineNode {
         this.metrics.natsConnected.set(0);
         this.membership.freeze();
         this.logger.warn("lost NATS connection; reconnecting");
+        this.unavailable("nats_disconnected");
       } else if (s.type === "reconnect") {
         this.natsUp = true;
+        this.natsReachable = true;
         this.metrics.natsConnected.set(1);
         this.membership.thaw();
         this.logger.info("reconnected to NATS; resyncing matches");
         this.hub.membershipChanged();
+        void this.checkStore();
       }
     }
   }
@@ -346,12 +505,15 @@ export class TouchlineNode {
   /** Part 2: hand leases back and disconnect. */
   async close(): Promise<void> {
     this.draining = true;
-    await this.hub?.stopAll();
-    this.membership?.stop();
-    this.leases?.stop();
-    this.index?.stop();
-    this.inbox?.unsubscribe();
-    this.discovery?.stop();
+    clearInterval(this.probeTimer);
+    clearInterval(this.storeTimer);
+    await this.detach();
     await this.nc?.drain().catch(() => {});
   }
+}
+
+/** "stream not found" as JetStream's API answers it (err_code 10059), whatever the client makes of it. */
+function isStreamNotFound(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  return e?.code === 10059 || String(e?.message ?? "").toLowerCase().includes("stream not found");
 }

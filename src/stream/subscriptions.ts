@@ -39,9 +39,10 @@ export class MultiplexCursor {
     for (const m of matches) this.cursor.set(m, resumed.get(m) ?? 0);
   }
 
-  advance(match: string, seq: number): string {
+  /** `tag`: the log incarnation of the event or snapshot sent (see match/event.ts). */
+  advance(match: string, seq: number, tag: string): string {
     this.cursor.set(match, seq);
-    return formatCursor(this.cursor);
+    return formatCursor(this.cursor, tag);
   }
 }
 
@@ -60,12 +61,12 @@ export class MultiplexedSubscription implements MatchSubscriber {
 
   sendSnapshot(snapshot: MatchSnapshot): void {
     this.lastSeq = snapshot.seq;
-    const id = this.shared.advance(this.match, snapshot.seq);
+    const id = this.shared.advance(this.match, snapshot.seq, snapshot.tag);
     this.stream.writeText(encodeMessage({ id, event: SNAPSHOT_EVENT, data: snapshot.dataJson }));
   }
 
   sendEvent(e: EncodedEvent): boolean {
     this.lastSeq = e.seq;
-    return this.stream.writeText(`id: ${this.shared.advance(this.match, e.seq)}\n${e.body}`);
+    return this.stream.writeText(`id: ${this.shared.advance(this.match, e.seq, e.tag)}\n${e.body}`);
   }
 }
