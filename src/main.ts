@@ -66,6 +66,8 @@ export async function main(): Promise<void> {
     maxConnections: config.maxConnections,
     heartbeatMs: config.heartbeatMs,
     bufferCap: config.clientBufferBytes,
+    bufferCeiling: config.clientBufferCeilingBytes,
+    slowGraceMs: config.slowClientGraceMs,
     retryMs: config.retryMs,
     onOpened: () => {
       churn?.note();
@@ -76,10 +78,17 @@ export async function main(): Promise<void> {
       churn?.note();
       metrics.streamsOpen.dec();
       metrics.streamsClosed[reason].inc();
-      if (reason === "slow") {
-        metrics.slowClientsCut.inc();
-        logger.info("slow client cut off (it resumes by id)", { cap: config.clientBufferBytes });
-      }
+    },
+    // One JSON line and one count per cut, nothing else (the stream's close is silent).
+    onSlowCut: (cut) => {
+      metrics.slowClientsCut.inc();
+      logger.info("slow client cut off (it resumes by id)", {
+        unsentBytes: cut.unsentBytes,
+        overMs: cut.overMs,
+        pastCeiling: cut.pastCeiling,
+        cap: config.clientBufferBytes,
+        graceMs: config.slowClientGraceMs,
+      });
     },
   });
 

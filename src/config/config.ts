@@ -23,12 +23,24 @@ export interface Config {
   heartbeatMs: number;
   maxConnections: number;
   clientBufferBytes: number;
+  /**
+   * Unsent bytes past which a stream is cut at once (a multiple of clientBufferBytes): between the two a
+   * client is cut only if it stays over clientBufferBytes for slowClientGraceMs, so a reader taking a
+   * burst of large events is never cut, and memory stays bounded by bytes either way.
+   */
+  clientBufferCeilingBytes: number;
+  /** How long a stream may stay over clientBufferBytes before it is judged slow and cut. */
+  slowClientGraceMs: number;
   retryMs: number;
   retentionMs: number;
   maxMatchesPerStream: number;
   maxBodyBytes: number;
   /** Recent events each match actor keeps in memory to serve reconnects without JetStream. */
   windowEvents: number;
+  /** Bytes of encoded events each match keeps in memory at most (besides windowEvents). */
+  windowBytes: number;
+  /** Bytes all match windows of the node share; past it the oldest events of all windows go first. */
+  windowBudgetBytes: number;
   /** How long an actor with no subscribers and no ownership lingers before it stops. */
   actorIdleMs: number;
   /** Membership: how often a node renews its entry, and after how long without renewal it is dead. */
@@ -104,6 +116,18 @@ const MAX_LIMITER_KEYS = 10_000_000;
 const MAX_RATE = 1_000_000;
 const MIN_HEADER_BYTES = 1024;
 const MAX_HEADER_BYTES = 1_048_576;
+
+/**
+ * Unsent bytes at which a stream is cut at once, as a multiple of CLIENT_BUFFER_BYTES. Large enough for a
+ * burst of large events queued in one turn (a few 64 KiB bodies over a 256 KiB buffer) to reach a reader
+ * that drains it; small enough that a stalled client costs a bounded number of bytes during the grace.
+ */
+const CLIENT_BUFFER_CEILING_FACTOR = 4;
+const DEFAULT_CLIENT_BUFFER_BYTES = 1_048_576;
+const DEFAULT_SLOW_CLIENT_GRACE_MS = 3000;
+const DEFAULT_WINDOW_BYTES = 1_048_576;
+const DEFAULT_WINDOW_BUDGET_BYTES = 256 * 1_048_576;
+const MIN_WINDOW_BYTES = 1024;
 
 const TRUE_WORDS = new Set(["true", "1", "yes", "on"]);
 const FALSE_WORDS = new Set(["false", "0", "no", "off"]);
@@ -181,6 +205,10 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("TOUCHLINE_NAMESPACE", "must match [a-z][a-z0-9_]{0,31}");
   }
   const membershipRenewMs = duration(env, "MEMBERSHIP_RENEW_MS", 1000, 100);
+  const clientBufferBytes = integer(env, "CLIENT_BUFFER_BYTES", DEFAULT_CLIENT_BUFFER_BYTES, 1024);
+  const windowBytes = integer(env, "WINDOW_BYTES", DEFAULT_WINDOW_BYTES, MIN_WINDOW_BYTES);
+  // The budget must hold at least one full window, or every window would be trimmed below its own cap.
+  const windowBudgetBytes = integer(env, "WINDOW_BUDGET_BYTES", Math.max(DEFAULT_WINDOW_BUDGET_BYTES, windowBytes), windowBytes);
   const advertisedHost = env.ADVERTISED_HOST?.trim() || (WILDCARD_HOSTS.has(host) ? hostname() : host);
   if (!/^[A-Za-z0-9.:_[\]-]{1,253}$/.test(advertisedHost)) {
     throw new ConfigError("ADVERTISED_HOST", `"${advertisedHost}" is not a host name or address`);
@@ -194,12 +222,16 @@ export function loadConfig(env: Env = process.env): Config {
     jwtSecret: secret && secret.length > 0 ? secret : undefined,
     heartbeatMs: integer(env, "HEARTBEAT_MS", 15_000, 100, 3_600_000),
     maxConnections: integer(env, "MAX_CONNECTIONS", Math.max(MIN_MAX_CONNECTIONS, openFileLimit() - FD_HEADROOM), 1),
-    clientBufferBytes: integer(env, "CLIENT_BUFFER_BYTES", 1_048_576, 1024),
+    clientBufferBytes,
+    clientBufferCeilingBytes: clientBufferBytes * CLIENT_BUFFER_CEILING_FACTOR,
+    slowClientGraceMs: duration(env, "SLOW_CLIENT_GRACE", DEFAULT_SLOW_CLIENT_GRACE_MS, 0),
     retryMs: integer(env, "RETRY_MS", 1000, 0, 3_600_000),
     retentionMs: duration(env, "RETENTION", 24 * 3_600_000, 60_000),
     maxMatchesPerStream: integer(env, "MAX_MATCHES_PER_STREAM", 64, 1, 1000),
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 64 * 1024, 256, 16 * 1024 * 1024),
     windowEvents: integer(env, "WINDOW_EVENTS", 2000, 16, 1_000_000),
+    windowBytes,
+    windowBudgetBytes,
     actorIdleMs: duration(env, "ACTOR_IDLE", 30_000, 100),
     membershipRenewMs,
     membershipTtlMs: duration(env, "MEMBERSHIP_TTL", 5000, membershipRenewMs * 2),

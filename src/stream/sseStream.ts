@@ -4,8 +4,9 @@
  * Writes are coalesced: everything queued for a stream before its flush pass goes out in a single
  * enqueue (one write system call instead of one per event; see FlushScheduler). Unsent bytes are
  * counted through the byte-length queuing strategy: `desiredSize` goes negative by exactly what the
- * socket has not taken, and past the cap the client is cut off (it resumes by id) so it can never slow
- * anyone else or grow memory without bound (invariant 6).
+ * socket has not taken. A client that stays past the cap for a while, or goes far past it at once, is
+ * cut off (it resumes by id; see SlowClientWatch) so it can never slow anyone else or grow memory
+ * without bound (invariant 6), while one that takes a burst larger than the cap is not.
  *
  * A node holds tens of thousands of these, so each one is kept small: the stream is its own
  * underlying source (methods, not closures), the options and the queuing strategy are shared, and
@@ -13,6 +14,7 @@
  */
 import { encodeComment } from "../sse/encode.ts";
 import { FlushScheduler } from "./flushScheduler.ts";
+import type { SlowClientWatch } from "./slowClientWatch.ts";
 
 const utf8 = new TextEncoder();
 const PING = utf8.encode(encodeComment("ping"));
@@ -20,14 +22,19 @@ const PING = utf8.encode(encodeComment("ping"));
 /**
  * Why a stream ended. `replay_paged`: a resume had more to replay than a client may hold unsent, so
  * the stream carried the events that fit and ended; the client comes back with the last id it got
- * for the rest (EventSource does so by itself), and every round moves it forward.
+ * for the rest (EventSource does so by itself), and every round moves it forward. `unavailable`: the
+ * node lost NATS, or its log started over, or the match could not serve the stream: the client
+ * resumes by id, through the balancer, on a node that can.
  */
-export type CloseReason = "client" | "slow" | "drain" | "error" | "auth_expired" | "replay_paged";
+export type CloseReason = "client" | "slow" | "drain" | "error" | "auth_expired" | "replay_paged" | "unavailable";
 
 /** What every stream of a registry shares. */
 export interface SseStreamOwner {
+  /** CLIENT_BUFFER_BYTES: what a resume may queue before it is paged, and what a slow client may keep. */
   readonly bufferCap: number;
   readonly flusher: FlushScheduler;
+  /** Judges, after each write, whether the stream is too slow to keep. */
+  readonly slowClients: SlowClientWatch;
   /** Called once per stream, when it closes for whatever reason. */
   streamClosed(stream: SseStream, reason: CloseReason): void;
 }
@@ -105,11 +112,10 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
     if (this.pending) this.pending.push(bytes);
     else this.pending = [bytes];
     this.pendingBytes += bytes.byteLength;
-    if (this.unsentBytes > this.owner.bufferCap) {
-      this.close("slow");
-      return false;
-    }
-    if (!this.holding) this.owner.flusher.add(this);
+    // While opening, the paging above bounds what is held; afterwards the watch judges the client.
+    if (this.holding) return true;
+    if (this.owner.slowClients.judge(this, this.unsentBytes)) return false;
+    this.owner.flusher.add(this);
     return true;
   }
 
@@ -160,8 +166,10 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
     this.pendingBytes = 0;
     try {
       if (reason === "slow" || reason === "error") {
-        // error() drops what is queued; a stalled client would otherwise keep it all.
-        this.controller?.error(new Error(reason));
+        // error() drops what is queued (a stalled client would otherwise keep it all), and Bun closes the
+        // socket once it can write again, or at the request's idle timeout. No reason is given: Bun
+        // prints an Error given here to stdout as uncaught, stack trace and all, once per cut.
+        this.controller?.error();
       } else {
         this.controller?.close();
       }

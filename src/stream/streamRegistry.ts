@@ -1,10 +1,12 @@
 /**
  * StreamRegistry: every open client stream of this node. It enforces MAX_CONNECTIONS, sends heartbeats
- * from one sweep (no timer per stream), and closes everything on drain.
+ * from one sweep (no timer per stream), judges slow clients (one watch for all), and closes everything
+ * on drain.
  */
 import { encodeRetry } from "../sse/encode.ts";
 import { FlushScheduler } from "./flushScheduler.ts";
 import { SseStream, type CloseReason, type SseStreamOwner } from "./sseStream.ts";
+import { SlowClientWatch, type SlowCut } from "./slowClientWatch.ts";
 
 const HEARTBEAT_SWEEP_MIN_MS = 50;
 /** Distinct jittered `retry:` values handed out; their frames are encoded once and shared. */
@@ -13,10 +15,17 @@ const RETRY_JITTER_STEPS = 64;
 export interface RegistryOptions {
   maxConnections: number;
   heartbeatMs: number;
+  /** CLIENT_BUFFER_BYTES. */
   bufferCap: number;
+  /** Unsent bytes at which a stream is cut at once. */
+  bufferCeiling: number;
+  /** SLOW_CLIENT_GRACE: how long a stream may stay over bufferCap before it is cut. */
+  slowGraceMs: number;
   retryMs: number;
   onOpened(): void;
   onClosed(reason: CloseReason): void;
+  /** A stream is being cut as slow (its close, reason "slow", follows). */
+  onSlowCut(cut: SlowCut): void;
 }
 
 export const SSE_HEADERS = {
@@ -32,9 +41,14 @@ export class StreamRegistry implements SseStreamOwner {
   private readonly retryFrames: Uint8Array[];
   readonly bufferCap: number;
   readonly flusher = new FlushScheduler();
+  readonly slowClients: SlowClientWatch;
 
   constructor(private readonly opts: RegistryOptions) {
     this.bufferCap = opts.bufferCap;
+    this.slowClients = new SlowClientWatch(
+      { capBytes: opts.bufferCap, ceilingBytes: opts.bufferCeiling, graceMs: opts.slowGraceMs },
+      (cut) => opts.onSlowCut(cut),
+    );
     // ±50% jitter so that a node dying does not make all its clients come back in the same instant.
     const utf8 = new TextEncoder();
     this.retryFrames = Array.from({ length: RETRY_JITTER_STEPS }, (_, i) =>
@@ -78,5 +92,6 @@ export class StreamRegistry implements SseStreamOwner {
 
   stop(): void {
     clearInterval(this.sweepTimer);
+    this.slowClients.stop();
   }
 }

@@ -36,6 +36,9 @@ const BAD: [string, string][] = [
   ["MAX_MATCHES_PER_STREAM", "0"],
   ["MAX_BODY_BYTES", "big"],
   ["WINDOW_EVENTS", "x"],
+  ["WINDOW_BYTES", "1MB"],
+  ["WINDOW_BUDGET_BYTES", "x"],
+  ["SLOW_CLIENT_GRACE", "soon"],
   ["NATS_URL", "http://example.com/path"],
 ];
 

@@ -22,3 +22,26 @@ test("GC_AFTER_STREAM_CHURN: 1000 by default, 0 turns it off, anything else but 
   expect(() => loadConfig({ GC_AFTER_STREAM_CHURN: "-1" })).toThrow(/GC_AFTER_STREAM_CHURN/);
   expect(() => loadConfig({ GC_AFTER_STREAM_CHURN: "lots" })).toThrow(/GC_AFTER_STREAM_CHURN/);
 });
+
+test("SLOW_CLIENT_GRACE: a duration, 3s by default; the ceiling is a multiple of CLIENT_BUFFER_BYTES", () => {
+  const d = loadConfig({});
+  expect(d.slowClientGraceMs).toBe(3000);
+  expect(d.clientBufferCeilingBytes).toBeGreaterThan(d.clientBufferBytes);
+  expect(loadConfig({ SLOW_CLIENT_GRACE: "500ms" }).slowClientGraceMs).toBe(500);
+  expect(loadConfig({ SLOW_CLIENT_GRACE: "0" }).slowClientGraceMs).toBe(0);
+  const small = loadConfig({ CLIENT_BUFFER_BYTES: "262144" });
+  expect(small.clientBufferCeilingBytes % small.clientBufferBytes).toBe(0);
+  expect(() => loadConfig({ SLOW_CLIENT_GRACE: "soon" })).toThrow(/SLOW_CLIENT_GRACE/);
+});
+
+test("WINDOW_BYTES and WINDOW_BUDGET_BYTES: 1 MiB and 256 MiB by default; the budget holds at least one window", () => {
+  const d = loadConfig({});
+  expect(d.windowBytes).toBe(1_048_576);
+  expect(d.windowBudgetBytes).toBe(256 * 1_048_576);
+  expect(loadConfig({ WINDOW_BYTES: "4096", WINDOW_BUDGET_BYTES: "8192" })).toMatchObject({ windowBytes: 4096, windowBudgetBytes: 8192 });
+  // A window larger than the default budget raises the budget's default with it.
+  expect(loadConfig({ WINDOW_BYTES: String(512 * 1_048_576) }).windowBudgetBytes).toBe(512 * 1_048_576);
+  expect(() => loadConfig({ WINDOW_BYTES: "4096", WINDOW_BUDGET_BYTES: "4095" })).toThrow(/WINDOW_BUDGET_BYTES/);
+  expect(() => loadConfig({ WINDOW_BYTES: "12" })).toThrow(/WINDOW_BYTES/);
+  expect(() => loadConfig({ WINDOW_BYTES: "1MB" })).toThrow(/WINDOW_BYTES/);
+});
