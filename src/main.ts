@@ -110,7 +110,8 @@ export async function main(): Promise<void> {
     hostname: proxied ? LOOPBACK : config.host,
     reusePort: false,
     idleTimeout: idleSeconds,
-    maxRequestBodySize: config.maxBodyBytes * 2,
+    // Bun refuses larger bodies itself (a bare 413); the routes hold each body to its own limit.
+    maxRequestBodySize: Math.max(config.maxBodyBytes, config.batchMaxBytes) * 2,
     // TLS_CERT_FILE / TLS_KEY_FILE: the node speaks HTTPS itself (an L4 balancer passes TLS through).
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
   });

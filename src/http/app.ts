@@ -11,7 +11,8 @@ import type { MetricsRegistry } from "../telemetry/metrics.ts";
 import type { NodeMetrics, RejectReason } from "../telemetry/nodeMetrics.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import { tracedRoute } from "../telemetry/httpSpan.ts";
-import { ATTR, HTTP_ROUTE_PUBLISH } from "../telemetry/spanNames.ts";
+import { ATTR, HTTP_ROUTE_BATCH_PUBLISH, HTTP_ROUTE_PUBLISH } from "../telemetry/spanNames.ts";
+import { type BatchResult, validateBatch } from "./batchPublish.ts";
 import { formatEventId, validatePublishInput } from "../match/event.ts";
 import { refusableAsStream, refusalWaitMs, refusedStream } from "./refusal.ts";
 import { readJsonBody } from "./body.ts";
@@ -53,7 +54,7 @@ const ROUTES: [RegExp, string[]][] = [
   [/^\/matches\/[^/]+\/poll$/, ["GET"]],
   [/^\/matches\/[^/]+$/, ["GET"]],
   [/^\/matches$/, ["GET"]],
-  [/^\/events$/, ["GET"]],
+  [/^\/events$/, ["GET", "POST"]],
   [/^\/cluster(\/owner\/[^/]+)?$/, ["GET"]],
   [/^\/(metrics|healthz|readyz)$/, ["GET"]],
   [/^\/(web\/[\w.-]+)?$/, ["GET"]],
@@ -122,6 +123,18 @@ export function createApp(deps: AppDeps) {
       }
     };
 
+  /** JetStream did not confirm a publish: its outcome is unknown, and only a retry with the same key is safe. */
+  const publishOutcomeUnknown = (keyed: boolean, details: Record<string, unknown> = {}): HttpError =>
+    new HttpError(
+      503,
+      "publish_outcome_unknown",
+      keyed
+        ? "the event may or may not have been stored; retry with the same key (it is stored at most once)"
+        : "the event may or may not have been stored; publish with a key and retry with the same key to store it exactly once",
+      { "Retry-After": "1" },
+      details,
+    );
+
   // The publish request is the root of the event's trace (or continues the producer's).
   const publishSpan = { method: "POST", route: HTTP_ROUTE_PUBLISH, attributes: (params: { match: string }) => ({ [ATTR.match]: params.match }) };
 
@@ -145,18 +158,32 @@ export function createApp(deps: AppDeps) {
       // JetStream did not confirm: the event may be stored all the same (a publish that timed out on a
       // cut connection is delivered when it heals). Only a retry with the same key is safe.
       logger.warn("publish not confirmed", { match, err: String(err) });
-      throw new HttpError(
-        503,
-        "publish_outcome_unknown",
-        input.value.key
-          ? "the event may or may not have been stored; retry with the same key (it is stored at most once)"
-          : "the event may or may not have been stored; publish with a key and retry with the same key to store it exactly once",
-        { "Retry-After": "1" },
-      );
+      throw publishOutcomeUnknown(input.value.key !== undefined);
     }
     const id = formatEventId(result.seq, node.logTag);
     return result.duplicate ? json({ id, duplicate: true }, 200) : json({ id }, 201);
   }));
+  const batchPublishRoute = tracedRoute(
+    node.tracing,
+    { method: "POST", route: HTTP_ROUTE_BATCH_PUBLISH },
+    guard(async ({ request, server }: { request: Request; params: Record<string, never>; server: Server<unknown> | null }) => {
+      if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
+      if (!node.ready) throw new HttpError(503, "not_ready", "not connected to NATS; nothing was stored, retry", { "Retry-After": "1" });
+      const viewer = await auth.viewerOf(request, new URL(request.url));
+      const body = await readJsonBody(request, node.config.batchMaxBytes);
+      limits.checkJsonDepth(body);
+      const items = validateBatch(body, node.config.batchMaxItems);
+      for (const item of items) auth.access.requirePublish(viewer, item.match);
+      limits.admitPublish(request, server, items.length);
+      const { results, failure } = await node.publishBatch(items);
+      const answers: BatchResult[] = results.map((r) => (r.duplicate ? { id: formatEventId(r.seq, node.logTag), duplicate: true } : { id: formatEventId(r.seq, node.logTag) }));
+      if (failure !== undefined) {
+        logger.warn("batch publish not confirmed part-way", { items: items.length, stored: results.length, err: String(failure) });
+        throw publishOutcomeUnknown(items.every((i) => i.input.key !== undefined), { stored: results.length, results: answers });
+      }
+      return json({ results: answers }, 201);
+    }),
+  );
   const matchStreamRoute = streamGuard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
     openMatchStream(streamDeps, request, server, params.match),
   );
@@ -218,6 +245,7 @@ export function createApp(deps: AppDeps) {
     .post("/matches/:match/events", ({ request, params, server }) => publishRoute({ request, params, server }), { parse: "none" })
     .get("/matches/:match/events", ({ request, params, server }) => matchStreamRoute({ request, params, server }))
     .get("/events", ({ request, server }) => multiplexedStreamRoute({ request, server }))
+    .post("/events", ({ request, server }) => batchPublishRoute({ request, params: {}, server }), { parse: "none" })
     .get("/matches/:match/poll", ({ request, params, server }) => pollRoute({ request, params, server }))
     .get("/matches/:match", ({ request, params }) => matchStateRoute({ request, params }))
     .get("/matches", ({ request }) => matchListRoute({ request }))

@@ -26,13 +26,15 @@ export class HttpError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** More fields of the JSON body (a batch's `index`, `stored` and `results`). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }
 }
 
 export function errorResponse(err: HttpError): Response {
-  return new Response(JSON.stringify({ error: err.code, message: err.message }), {
+  return new Response(JSON.stringify({ error: err.code, message: err.message, ...err.details }), {
     status: err.status,
     headers: { "Content-Type": "application/json; charset=utf-8", ...err.headers },
   });

@@ -29,8 +29,8 @@ export class KeyedRateLimiter {
     return this.buckets.size;
   }
 
-  /** Takes one token for `key`: 0 when allowed, else the milliseconds until the key may try again. */
-  take(key: string, now: number): number {
+  /** Takes `count` tokens for `key` (see tryTake): 0 when allowed, else the milliseconds until the key may try again. */
+  take(key: string, now: number, count = 1): number {
     let bucket = this.buckets.get(key);
     if (bucket) {
       this.buckets.delete(key);
@@ -39,7 +39,7 @@ export class KeyedRateLimiter {
       bucket = fullBucket(this.rate, now);
     }
     this.buckets.set(key, bucket);
-    return tryTake(bucket, this.rate, now);
+    return tryTake(bucket, this.rate, now, count);
   }
 
   /** Drops every entry idle for its whole refill time; returns how many. Cost: the entries dropped, plus one. */

@@ -177,14 +177,17 @@ export class NodeLimits {
     }
   }
 
-  /** Admits a publish: per token when tokens are verified and one is presented, else per address. */
-  admitPublish(request: Request, server: PeerLookup): void {
+  /**
+   * Admits a publish: per token when tokens are verified and one is presented, else per address.
+   * `events`: how many events the request publishes (a batch counts each of its items).
+   */
+  admitPublish(request: Request, server: PeerLookup, events = 1): void {
     if (!this.publishRate) return;
     const ip = this.clientIp(request, server);
     const exempt = ip !== undefined && this.config.exempt.has(ip);
     const who = publisherKey(request, ip ? limiterKey(ip) : UNKNOWN_ADDRESS, this.opts.tokensVerified);
     if (who.kind === "address" && exempt) return;
-    const waitMs = this.publishRate.take(who.key, this.now());
+    const waitMs = this.publishRate.take(who.key, this.now(), events);
     if (waitMs > 0) {
       throw new LimitError("publish_rate", 429, "rate_limited", `too many publishes for this ${who.kind}; retry in ${retryAfterSeconds(waitMs)} s`, {
         "Retry-After": retryAfterSeconds(waitMs),

@@ -34,11 +34,16 @@ function refill(bucket: TokenBucket, rate: BucketRate, now: number): void {
   bucket.updatedAt = now;
 }
 
-/** Takes one token: returns 0 when taken, else the milliseconds until one will be there (nothing taken). */
-export function tryTake(bucket: TokenBucket, rate: BucketRate, now: number): number {
+/**
+ * Takes `count` tokens (one action, or a batch of `count`): returns 0 when taken, else the milliseconds
+ * until a token will be there (nothing taken). A batch larger than what the bucket holds is let through
+ * while a token is there and leaves the bucket in debt, so it counts in full against the sustained rate
+ * without being refused forever when it is larger than `burst`.
+ */
+export function tryTake(bucket: TokenBucket, rate: BucketRate, now: number, count = 1): number {
   refill(bucket, rate, now);
   if (bucket.tokens >= 1) {
-    bucket.tokens -= 1;
+    bucket.tokens -= count;
     return 0;
   }
   return ((1 - bucket.tokens) / rate.perSecond) * MS_PER_SECOND;

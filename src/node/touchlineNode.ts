@@ -468,6 +468,21 @@ export class TouchlineNode {
     return result;
   }
 
+  /**
+   * Stores a batch pipelined, in order (see EventLog.appendMany). `results` are those of the items
+   * stored before the first one JetStream did not confirm (`failure`), in order.
+   */
+  async publishBatch(items: { match: string; input: PublishInput }[]): Promise<{ results: AppendResult[]; failure?: unknown }> {
+    const settled = await Promise.allSettled(this.log.appendMany(items));
+    const results: AppendResult[] = [];
+    for (const s of settled) {
+      if (s.status === "rejected") return { results, failure: s.reason };
+      results.push(s.value);
+      this.metrics.eventsPublished[s.value.duplicate ? "duplicate" : "stored"].inc();
+    }
+    return { results };
+  }
+
   actor(match: string): MatchActor {
     return this.hub.get(match);
   }

@@ -14,6 +14,8 @@
 
 /** The publish route as the http.route attribute and span name spell it (path template, not the URL). */
 export const HTTP_ROUTE_PUBLISH = "/matches/{match}/events";
+/** Batch publishing: one span per batch, however many matches it touches. */
+export const HTTP_ROUTE_BATCH_PUBLISH = "/events";
 
 export const SPAN = {
   /** The span name of an HTTP server span is `{method} {route}`: see httpSpan.ts. */

@@ -1,0 +1,138 @@
+/**
+ * Batch publishing (`POST /events`): validation before anything is stored, order per match within and
+ * across batches, dedupe by key inside a batch and across batches, auth per item, limits counting
+ * every item. Real node, real nats-server; every stored event is read back through a stream.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { hsToken, SECRET } from "../security/securityFixtures.ts";
+import { readJson, uniqueMatch } from "./touchlineApi.ts";
+
+setDefaultTimeout(60_000);
+
+const ID = /^(\d+)@[0-9a-z]+$/;
+const seqOf = (id: string): number => Number(ID.exec(id)?.[1] ?? Number.NaN);
+
+let nats: NatsFixture;
+let open: NodeFixture;
+let guarded: NodeFixture;
+let limited: NodeFixture;
+
+beforeAll(async () => {
+  nats = await startNats();
+  [open, guarded, limited] = await Promise.all([
+    startNode({ natsUrl: nats.url }),
+    startNode({ natsUrl: nats.url, env: { TOUCHLINE_JWT_SECRET: SECRET } }),
+    startNode({ natsUrl: nats.url, env: { LIMITS_EXEMPT: "none", PUBLISH_RATE: "5", PUBLISH_BURST: "20", BATCH_MAX_ITEMS: "50" } }),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.all([open, guarded, limited].map((n) => n?.kill()));
+  await nats?.stop();
+});
+
+function postBatch(base: string, items: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${base}/events`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: typeof items === "string" ? items : JSON.stringify(items),
+  }).then((r) => readJson<{ results?: { id: string; duplicate?: boolean }[]; error?: string; message?: string; index?: number }>(r));
+}
+
+/** Every event stored for the match, read back from its start through a poll. */
+async function storedEvents(base: string, match: string, count: number): Promise<{ id: string; n: unknown }[]> {
+  const r = await readJson<{ events: { id: string; data: { n: unknown } }[] }>(await fetch(`${base}/matches/${match}/poll?after=0&wait=0`));
+  expect(r.status).toBe(200);
+  expect(r.json.events).toHaveLength(count);
+  return r.json.events.map((e) => ({ id: e.id, n: e.data.n }));
+}
+
+test("a batch over several matches answers 201 with every id in request order; each match keeps its order, within and across batches", async () => {
+  const [a, b] = [uniqueMatch("ba"), uniqueMatch("bb")];
+  const first = await postBatch(open.url, [
+    { match: a, type: "goal", data: { n: 1 } },
+    { match: b, type: "goal", data: { n: 1 } },
+    { match: a, type: "card", data: { n: 2 }, state: { homeScore: 1 } },
+    { match: a, type: "goal", data: { n: 3 } },
+  ]);
+  expect(first.status).toBe(201);
+  const ids = first.json.results!.map((r) => r.id);
+  expect(ids).toHaveLength(4);
+  for (const id of ids) expect(id).toMatch(ID);
+  // Stored in request order: sequences increase through the batch.
+  expect(ids.map(seqOf)).toEqual([...ids.map(seqOf)].sort((x, y) => x - y));
+  const second = await postBatch(open.url, [{ match: a, type: "goal", data: { n: 4 } }, { match: b, type: "goal", data: { n: 2 } }]);
+  expect(second.status).toBe(201);
+  const eventsA = await storedEvents(open.url, a, 4);
+  expect(eventsA.map((e) => e.n)).toEqual([1, 2, 3, 4]);
+  expect(eventsA.map((e) => e.id)).toEqual([ids[0], ids[2], ids[3], second.json.results![0]!.id]);
+  expect((await storedEvents(open.url, b, 2)).map((e) => e.n)).toEqual([1, 2]);
+});
+
+test("one bad item answers 400 naming its index, and nothing of the batch is stored", async () => {
+  const m = uniqueMatch("bad");
+  const cases: [unknown, number | undefined][] = [
+    [[{ match: m, type: "goal" }, { match: m, type: "snapshot" }], 1],
+    [[{ match: m, type: "goal" }, { match: "no spaces allowed", type: "goal" }], 1],
+    [[{ match: m, type: "goal", key: "" }], 0],
+    [[{ match: m, type: "goal" }, { match: m, type: "goal", state: [1] }, { match: m, type: "goal" }], 1],
+    [{ match: m, type: "goal" }, undefined],
+    [[], undefined],
+  ];
+  for (const [items, index] of cases) {
+    const r = await postBatch(open.url, items);
+    expect(r.status).toBe(400);
+    expect(r.json.error).toBe("invalid_event");
+    if (index !== undefined) {
+      expect(r.json.index).toBe(index);
+      expect(r.json.message).toStartWith(`item ${index}:`);
+    }
+  }
+  expect((await postBatch(open.url, "[{not json")).status).toBe(400);
+  const state = await fetch(`${open.url}/matches/${m}`);
+  expect(state.status).toBe(404);
+  await state.body?.cancel();
+});
+
+test("a key repeated inside a batch or across batches stores the event once and answers the first id as a duplicate", async () => {
+  const m = uniqueMatch("dedupe");
+  const r1 = await postBatch(open.url, [
+    { match: m, type: "goal", data: { n: 1 }, key: "k1" },
+    { match: m, type: "goal", data: { n: 2 }, key: "k2" },
+    { match: m, type: "goal", data: { n: 99 }, key: "k1" },
+  ]);
+  expect(r1.status).toBe(201);
+  const [k1, k2, again] = r1.json.results!;
+  expect(k1!.duplicate).toBeUndefined();
+  expect(k2!.duplicate).toBeUndefined();
+  expect(again).toEqual({ id: k1!.id, duplicate: true });
+  const r2 = await postBatch(open.url, [{ match: m, type: "goal", data: { n: 98 }, key: "k2" }, { match: m, type: "goal", data: { n: 3 }, key: "k3" }]);
+  expect(r2.json.results![0]).toEqual({ id: k2!.id, duplicate: true });
+  expect((await storedEvents(open.url, m, 3)).map((e) => e.n)).toEqual([1, 2, 3]);
+});
+
+test("with tokens, every match of the batch must be covered: one uncovered item refuses the whole batch", async () => {
+  const [a, b] = [uniqueMatch("auth"), uniqueMatch("auth")];
+  const onlyA = await hsToken({ publish: [a] });
+  const items = [{ match: a, type: "goal" }, { match: b, type: "goal" }];
+  expect((await postBatch(guarded.url, items)).status).toBe(401);
+  const refused = await postBatch(guarded.url, items, { Authorization: `Bearer ${onlyA}` });
+  expect(refused.status).toBe(403);
+  const none = await fetch(`${guarded.url}/matches/${a}`);
+  expect(none.status).toBe(404);
+  await none.body?.cancel();
+  const both = await hsToken({ publish: [a, b] });
+  expect((await postBatch(guarded.url, items, { Authorization: `Bearer ${both}` })).status).toBe(201);
+});
+
+test("limits: a batch counts each item against PUBLISH_RATE, and BATCH_MAX_ITEMS bounds its size", async () => {
+  const m = uniqueMatch("lim");
+  const item = { match: m, type: "goal" };
+  expect((await postBatch(limited.url, Array.from({ length: 51 }, () => item))).status).toBe(413);
+  // A burst of 20: a batch of 20 passes, the next one is over the rate.
+  expect((await postBatch(limited.url, Array.from({ length: 20 }, () => item))).status).toBe(201);
+  const over = await postBatch(limited.url, [item]);
+  expect(over.status).toBe(429);
+  expect(over.json.error).toBe("rate_limited");
+});
