@@ -35,6 +35,9 @@ export interface Config {
   retentionMs: number;
   maxMatchesPerStream: number;
   maxBodyBytes: number;
+  /** Batch publishing (`POST /events`): most items, and most bytes of the whole JSON array. */
+  batchMaxItems: number;
+  batchMaxBytes: number;
   /** Recent events each match actor keeps in memory to serve reconnects without JetStream. */
   windowEvents: number;
   /** Bytes of encoded events each match keeps in memory at most (besides windowEvents). */
@@ -229,6 +232,8 @@ export function loadConfig(env: Env = process.env): Config {
     retentionMs: duration(env, "RETENTION", 24 * 3_600_000, 60_000),
     maxMatchesPerStream: integer(env, "MAX_MATCHES_PER_STREAM", 64, 1, 1000),
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 64 * 1024, 256, 16 * 1024 * 1024),
+    batchMaxItems: integer(env, "BATCH_MAX_ITEMS", 1000, 1, 100_000),
+    batchMaxBytes: integer(env, "BATCH_MAX_BYTES", 1_048_576, 256, 64 * 1024 * 1024),
     windowEvents: integer(env, "WINDOW_EVENTS", 2000, 16, 1_000_000),
     windowBytes,
     windowBudgetBytes,
