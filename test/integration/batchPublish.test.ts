@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { hsToken, SECRET } from "../security/securityFixtures.ts";
 import { readJson, uniqueMatch } from "./touchlineApi.ts";
+import { publishBatch, TouchlineHttpError } from "../../src/client/index.ts";
 
 setDefaultTimeout(60_000);
 
@@ -66,7 +67,7 @@ test("a batch over several matches answers 201 with every id in request order; e
   expect(second.status).toBe(201);
   const eventsA = await storedEvents(open.url, a, 4);
   expect(eventsA.map((e) => e.n)).toEqual([1, 2, 3, 4]);
-  expect(eventsA.map((e) => e.id)).toEqual([ids[0], ids[2], ids[3], second.json.results![0]!.id]);
+  expect(eventsA.map((e) => e.id)).toEqual([ids[0]!, ids[2]!, ids[3]!, second.json.results![0]!.id]);
   expect((await storedEvents(open.url, b, 2)).map((e) => e.n)).toEqual([1, 2]);
 });
 
@@ -135,4 +136,18 @@ test("limits: a batch counts each item against PUBLISH_RATE, and BATCH_MAX_ITEMS
   const over = await postBatch(limited.url, [item]);
   expect(over.status).toBe(429);
   expect(over.json.error).toBe("rate_limited");
+});
+
+test("the typed client's publishBatch answers the ids in order and throws the node's error for a bad batch", async () => {
+  const m = uniqueMatch("client");
+  const results = await publishBatch(open.url, [
+    { match: m, type: "goal", data: { n: 1 }, key: "c1" },
+    { match: m, type: "goal", data: { n: 2 }, key: "c1" },
+  ]);
+  expect(results[0]!.id).toMatch(ID);
+  expect(results[1]).toEqual({ id: results[0]!.id, duplicate: true });
+  const err = await publishBatch(open.url, [{ match: m, type: "snapshot" }]).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(TouchlineHttpError);
+  expect((err as TouchlineHttpError).status).toBe(400);
+  expect((err as TouchlineHttpError).code).toBe("invalid_event");
 });
