@@ -24,6 +24,12 @@ export type Role = "owner" | "follower" | "stopped";
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2000;
 /**
+ * Failed attempts in a row after which the joins waiting on them are settled `false`: their streams
+ * end and the clients resume by id, perhaps on a node that can serve them, instead of waiting on a log
+ * this node cannot read. The actor itself keeps retrying.
+ */
+const FAILURES_BEFORE_GIVING_UP_JOINS = 3;
+/**
  * Feed messages buffered while a follower syncs. Dropping past this loses nothing: every event names
  * its predecessor, so the first one after the drop shows the gap, which is filled from the log.
  */
@@ -83,6 +89,7 @@ export class MatchActor {
   private historyQueue: HistoryResume[] = [];
   private historyReading = false;
   private historyRetryMs = RETRY_MIN_MS;
+  private historyFailures = 0;
   /** Other nodes' syncs and this node's state reads waiting for the actor to be ready. */
   private readyWaiters: ((ready: boolean) => void)[] = [];
   /** State reads waiting for this actor to reach a seq JetStream already holds. */
@@ -98,6 +105,9 @@ export class MatchActor {
   private lastFeedAt = Date.now();
   private lastLogCheckAt = 0;
   private gapRetryMs = RETRY_MIN_MS;
+  private gapFailures = 0;
+  /** Failed attempts in a row to become ready (sync, log, lease): pending joins give up past a few. */
+  private readyFailures = 0;
   private gapRetryTimer: ReturnType<typeof setTimeout> | undefined;
   private retryDelay = RETRY_MIN_MS;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -280,6 +290,7 @@ export class MatchActor {
         this.post(() => {
           this.historyReading = false;
           this.historyRetryMs = RETRY_MIN_MS;
+          this.historyFailures = 0;
           this.serveHistoryPage(page, from);
         });
       },
@@ -288,6 +299,11 @@ export class MatchActor {
         this.post(() => {
           this.historyReading = false;
           this.svc.telemetry.warn("history read failed; retrying", { match: this.match, err: String(err) });
+          if (++this.historyFailures >= FAILURES_BEFORE_GIVING_UP_JOINS) {
+            for (const q of this.historyQueue) q.join.resolve(false);
+            this.historyQueue = [];
+            return;
+          }
           clearTimeout(this.historyTimer);
           this.historyTimer = setTimeout(() => this.post(() => this.readHistory()), this.historyRetryMs);
           this.historyRetryMs = Math.min(RETRY_MAX_MS, this.historyRetryMs * 2);
@@ -428,8 +444,13 @@ export class MatchActor {
     try {
       await this.fillGap(throughSeq);
       this.gapRetryMs = RETRY_MIN_MS;
+      this.gapFailures = 0;
     } catch (err) {
       this.svc.telemetry.warn("filling a gap from the log failed; retrying", { match: this.match, through: throughSeq, err: String(err) });
+      if (++this.gapFailures >= FAILURES_BEFORE_GIVING_UP_JOINS) {
+        for (const w of this.waitingForSeq) w.join.resolve(false);
+        this.waitingForSeq = [];
+      }
       clearTimeout(this.gapRetryTimer);
       this.gapRetryTimer = setTimeout(() => this.post(() => this.repairGap(throughSeq)), this.gapRetryMs);
       this.gapRetryMs = Math.min(RETRY_MAX_MS, this.gapRetryMs * 2);
@@ -641,15 +662,16 @@ export class MatchActor {
     }
     const e = m.event;
     if (e.seq <= this.lastSeq) return;
-    if (e.prev > this.lastSeq) {
-      await this.repairGap(e.prev);
-      // Still short of its predecessor (the log failed): the retry brings it, with this event.
-      if (e.prev !== this.lastSeq) return;
-    }
+    // A gap: read the log through this very event, so a failed read's retry brings it too.
+    if (e.prev > this.lastSeq) return this.repairGap(e.seq);
     this.apply(e, trace);
   }
 
   private scheduleRetry(): void {
+    if (!this.ready && ++this.readyFailures >= FAILURES_BEFORE_GIVING_UP_JOINS) {
+      for (const j of this.pendingJoins) j.resolve(false);
+      this.pendingJoins = [];
+    }
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.post(() => this.assumeRole()), this.retryDelay);
     this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay * 2);
@@ -657,6 +679,7 @@ export class MatchActor {
 
   private becomeReady(): void {
     this.ready = true;
+    this.readyFailures = 0;
     const joins = this.pendingJoins;
     this.pendingJoins = [];
     for (const j of joins) this.post(() => this.admit(j));

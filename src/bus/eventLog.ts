@@ -14,7 +14,7 @@ import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
 import { ATTR, MESSAGING_OP_SEND, MESSAGING_SYSTEM_NATS, SPAN } from "../telemetry/spanNames.ts";
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
-import { type ReaderContext, readOrdered } from "./orderedReader.ts";
+import type { StreamTail } from "./streamTail.ts";
 import type { Follower, LogPage, LoggedEvent, MatchLog } from "../actors/matchLog.ts";
 
 export type { Follower, LoggedEvent } from "../actors/matchLog.ts";
@@ -32,6 +32,10 @@ export const DEDUPE_WINDOW_MS = 2 * 60_000;
  */
 const CONSUMER_INACTIVE_MS = 10_000;
 const FETCH_BATCH = 500;
+/** History reads (each a short-lived consumer) a node runs at once; the rest wait their turn. */
+const READS_IN_FLIGHT = 16;
+/** Payload bytes per history page while a follower catches up to the tail. */
+const FOLLOW_PAGE_BYTES = 1_048_576;
 const FETCH_EXPIRES_MS = 1000;
 const FIRST_SEQ_CACHE_MS = 1000;
 const utf8 = new TextDecoder();
@@ -40,6 +44,7 @@ export type BadMessageHandler = (seq: number, reason: string) => void;
 
 export class EventLog implements MatchLog {
   private firstSeqCache = { value: 1, at: 0 };
+  private readonly readSlots = new Slots(READS_IN_FLIGHT);
 
   constructor(
     private readonly js: JetStreamClient,
@@ -47,8 +52,8 @@ export class EventLog implements MatchLog {
     private readonly names: Names,
     private readonly onBadMessage: BadMessageHandler,
     private readonly tracing: TracingHandle = TRACING_OFF,
-    /** How followers read (see orderedReader.ts); by default through `js`, reporting nothing. */
-    private readonly readers: ReaderContext = { js, onProblem: () => {} },
+    /** The node's live reader of the whole stream, which followers listen to (streamTail.ts). */
+    private readonly tail?: StreamTail,
   ) {}
 
   /**
@@ -147,26 +152,51 @@ export class EventLog implements MatchLog {
   }
 
   /**
-   * Follows one match from `afterSeq` (exclusive): replays what is stored, then stays live. An ordered
-   * reader: the client library recreates its consumer on a gap or a server restart, and the reader
-   * replaces it when the NATS server it lived on is lost (see orderedReader.ts).
+   * Follows one match from `afterSeq` (exclusive): replays what is stored, then stays live. Live events
+   * come from the node's shared tail (streamTail.ts), so following costs no consumer of its own: the
+   * listener is registered first, history is read in pages up to the tail's position, then what the
+   * tail brought meanwhile is handed on, skipping what the history already gave.
    */
   async follow(match: string, afterSeq: number, onEvent: (e: LoggedEvent, trace: Context | undefined) => void): Promise<Follower> {
+    const tail = this.tail;
+    if (!tail) throw new Error("EventLog.follow needs the node's stream tail");
     let stopped = false;
-    const reader = await readOrdered(
-      { js: this.readers.js, onProblem: (what, fields) => this.readers.onProblem(what, { match, ...fields }) },
-      { stream: this.names.stream, filter: this.names.eventSubject(match), start: { after: afterSeq }, batch: FETCH_BATCH },
-      (m) => {
-        if (stopped) return;
-        const e = this.decodeJs(m);
-        // The trace of the publish that stored it; headers are parsed only when tracing is on.
-        if (e) onEvent(e, this.tracing.enabled ? traceContextOf(m.headers) : undefined);
-      },
-    );
+    let last = afterSeq;
+    let held: JsMsg[] | undefined = [];
+    const hand = (m: JsMsg): void => {
+      if (stopped || m.seq <= last) return;
+      last = m.seq;
+      const e = this.decodeJs(m);
+      // The trace of the publish that stored it; headers are parsed only when tracing is on.
+      if (e) onEvent(e, this.tracing.enabled ? traceContextOf(m.headers) : undefined);
+    };
+    const unlisten = tail.listen(match, (m) => (held ? held.push(m) : hand(m)));
+    try {
+      // Every event of the match up to the tail's position is at most its last stored one: a match
+      // already caught up reads nothing (owners of thousands of quiet matches start without reads).
+      const through = Math.min(tail.position, await this.lastSeqOf(match));
+      let cursor = afterSeq;
+      while (cursor < through && !stopped) {
+        const page = await this.read(match, cursor, through, FOLLOW_PAGE_BYTES);
+        for (const e of page.events) {
+          if (stopped || e.seq <= last) continue;
+          last = e.seq;
+          onEvent(e, undefined);
+        }
+        if (page.through <= cursor) break;
+        cursor = page.through;
+      }
+    } catch (err) {
+      unlisten();
+      throw err;
+    }
+    const waiting = held;
+    held = undefined;
+    for (const m of waiting) hand(m);
     return {
       stop: () => {
         stopped = true;
-        reader.stop();
+        unlisten();
       },
     };
   }
@@ -177,8 +207,19 @@ export class EventLog implements MatchLog {
    * whole range.
    */
   async read(match: string, afterSeq: number, throughSeq: number, maxBytes: number): Promise<LogPage> {
+    if (throughSeq <= afterSeq) return { events: [], through: afterSeq };
+    // Each read is a consumer on the server while it lasts: a node starting thousands of owners at
+    // once reads a few at a time.
+    await this.readSlots.take();
+    try {
+      return await this.readPage(match, afterSeq, throughSeq, maxBytes);
+    } finally {
+      this.readSlots.give();
+    }
+  }
+
+  private async readPage(match: string, afterSeq: number, throughSeq: number, maxBytes: number): Promise<LogPage> {
     const events: LoggedEvent[] = [];
-    if (throughSeq <= afterSeq) return { events, through: afterSeq };
     const consumer = await this.js.consumers.get(this.names.stream, {
       filter_subjects: this.names.eventSubject(match),
       deliver_policy: DeliverPolicy.StartSequence,
@@ -283,3 +324,24 @@ export function isNotFound(err: unknown): boolean {
   return e?.api_error?.code === 404 || String(e?.message ?? "").toLowerCase().includes("no message found") || e?.code === 404 || e?.code === "404";
 }
 
+
+/** A counting semaphore: at most `n` holders at once, the others queued in arrival order. */
+class Slots {
+  private readonly queue: (() => void)[] = [];
+
+  constructor(private free: number) {}
+
+  take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.queue.push(resolve));
+  }
+
+  give(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.free++;
+  }
+}

@@ -47,6 +47,8 @@ export interface OrderedReaderSpec {
 
 export interface OrderedReader {
   stop(): void;
+  /** The stream sequence of the last message handed on (for "new", the stream's last at start). */
+  position(): number;
 }
 
 export type ReaderProblem = (what: string, fields: Record<string, unknown>) => void;
@@ -144,5 +146,6 @@ export async function readOrdered(context: ReaderContext, spec: OrderedReaderSpe
       clearTimeout(retry);
       void current?.close().catch(() => {});
     },
+    position: () => lastSeq,
   };
 }

@@ -9,8 +9,9 @@ import type { Config } from "../config/config.ts";
 import { EventLog, type AppendResult } from "../bus/eventLog.ts";
 import { names, type Names } from "../bus/subjects.ts";
 import { bucketWatch } from "../bus/bucketWatch.ts";
+import { StreamTail } from "../bus/streamTail.ts";
 import { setUpStream } from "../bus/streamSetup.ts";
-import { READER_API_TIMEOUT_MS, type OrderedReader, type ReaderContext, readOrdered } from "../bus/orderedReader.ts";
+import { READER_API_TIMEOUT_MS, type ReaderContext } from "../bus/orderedReader.ts";
 import { decodeWire, encodeWire } from "../bus/wireCodec.ts";
 import { traceContextOf, traceHeaders } from "../bus/natsTraceHeaders.ts";
 import { Membership, type MemberInfo } from "../cluster/membership.ts";
@@ -51,8 +52,6 @@ const STORE_CHECK_MS = 1000;
 const STORE_RETRY_MS = 1000;
 /** Owners of matches active this recently are started when the ring hands them to a node. */
 const RECENT_ACTIVITY_MS = 10 * 60_000;
-/** Headers of new events read per pull by discovery. */
-const DISCOVERY_BATCH = 1000;
 
 type InboxRequest = { op: "sync"; match: string; after: number } | { op: "interest"; match: string };
 type InboxReply = { ok: true; sync: SyncReply } | { ok: false; error: string };
@@ -79,7 +78,8 @@ export class TouchlineNode {
   hub!: MatchHub;
   index!: MatchIndex;
   private inbox: Subscription | undefined;
-  private discovery: OrderedReader | undefined;
+  /** This node's one live reader of the event stream (discovery included). */
+  private tail!: StreamTail;
   private natsUp = false;
   /** The probe's verdict: false while round trips to NATS do not come back (see NATS_PROBE_MS). */
   private natsReachable = true;
@@ -157,11 +157,6 @@ export class TouchlineNode {
       js: jetstream(this.nc, { timeout: READER_API_TIMEOUT_MS }),
       onProblem: (what, fields) => this.logger.warn(what, fields),
     };
-    this.log = new EventLog(this.js, this.jsm, this.names, (seq, reason) =>
-      this.logger.warn("skipping a stored message that is not a valid event", { seq, reason }),
-      this.tracing,
-      this.readers,
-    );
     await this.attach();
     void this.watchNatsStatus();
     this.probeTimer = setInterval(() => void this.probeNats(), NATS_PROBE_MS);
@@ -178,6 +173,16 @@ export class TouchlineNode {
     const c = this.config;
     const jsm = this.jsm;
     const retried = (err: unknown) => this.logger.warn("creating the stream or a bucket failed (timeout or a race with another node); retrying", { err: String(err) });
+    // Discovery: a message of a match nobody here listens to may be one this node owns and has not
+    // started: starting its actor keeps the match index current.
+    this.tail = new StreamTail(this.readers, this.names.stream, this.names.eventWildcard, (subject) => this.names.matchOfSubject(subject), (match) => {
+      if (this.membership?.ring.ownerOf(match) === this.id && !this.draining && this.storeUp) this.hub.get(match);
+    });
+    this.log = new EventLog(this.js, jsm, this.names, (seq, reason) =>
+      this.logger.warn("skipping a stored message that is not a valid event", { seq, reason }),
+      this.tracing,
+      this.tail,
+    );
     await setUpStream(jsm, this.names.stream, () => this.log.ensure(c.retentionMs, c.jetstreamReplicas), retried);
     this.currentLogTag = logTag(new Date((await jsm.streams.info(this.names.stream)).created));
     const kvm = new Kvm(this.nc);
@@ -218,14 +223,13 @@ export class TouchlineNode {
     });
     await this.membership.start();
     await this.membership.joined;
-    await this.startDiscovery();
+    await this.tail.start();
     this.storeUp = true;
   }
 
   /** Stops everything attach() started (not the connection). */
   private async detach(): Promise<void> {
-    this.discovery?.stop();
-    this.discovery = undefined;
+    this.tail?.stop();
     await this.hub?.stopAll();
     this.membership?.stop();
     this.leases?.stop();
@@ -394,22 +398,6 @@ export class TouchlineNode {
       });
   }
 
-  /**
-   * Discovery: a headers-only ordered consumer over every match subject, so the owner of a match hears
-   * of new events (including ones published straight to NATS) and starts its actor, which keeps the
-   * match index current. It carries no payloads; each owner still reads its matches itself.
-   */
-  private async startDiscovery(): Promise<void> {
-    this.discovery = await readOrdered(
-      this.readers,
-      { stream: this.names.stream, filter: this.names.eventWildcard, start: "new", batch: DISCOVERY_BATCH, headersOnly: true },
-      (m) => {
-        const match = this.names.matchOfSubject(m.subject);
-        if (this.membership.ring.ownerOf(match) === this.id && !this.draining) this.hub.get(match);
-      },
-    );
-  }
-
   /** After a ring change, start owners for recently active matches that moved here (index stays current). */
   private startRecentlyActiveOwned(): void {
     if (this.draining) return;
@@ -513,7 +501,6 @@ export class TouchlineNode {
   /** SIGTERM, part 1: stop being ready and leave, so matches move to the others. */
   async leave(): Promise<void> {
     this.draining = true;
-    this.discovery?.stop();
     await this.membership.leave();
   }
 
