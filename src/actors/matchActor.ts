@@ -814,6 +814,8 @@ export class MatchActor {
         this.readyWaiters = [];
         for (const w of this.seqWaiters) w.answer();
         this.seqWaiters = [];
+        // Its bytes go back to the node's window budget now rather than when the window is collected.
+        this.window.clear();
         resolve();
       });
     });
