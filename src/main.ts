@@ -69,6 +69,7 @@ export async function main(): Promise<void> {
     bufferCeiling: config.clientBufferCeilingBytes,
     slowGraceMs: config.slowClientGraceMs,
     retryMs: config.retryMs,
+    maxStreamAgeMs: config.maxStreamAgeMs,
     onOpened: () => {
       churn?.note();
       metrics.streamsOpened.inc();
@@ -147,10 +148,13 @@ export async function main(): Promise<void> {
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    logger.info("draining", { signal, streams: registry.size });
-    // Leave first so the others take the matches over, then close streams so clients reconnect at once.
+    logger.info("draining", { signal, streams: registry.size, noticeMs: config.drainNoticeMs, drainMs: config.drainMs });
+    // Leave first so the others take the matches over and /readyz says 503; keep serving a moment so
+    // the balancer notices (new streams meanwhile get the refusal form); then end the streams spread
+    // over DRAIN so their clients reconnect elsewhere without arriving all at once.
     await node.leave();
-    registry.closeAll("drain");
+    await Bun.sleep(config.drainNoticeMs);
+    await registry.drain(config.drainMs);
     await node.close();
     registry.stop();
     churn?.stop();

@@ -56,8 +56,12 @@ export interface Config {
    * garbage collection (stream/churnCollector.ts); 0 turns it off.
    */
   collectAfterStreamChurn: number;
-  /** Grace given to clients to leave during SIGTERM drain before the process exits. */
+  /** DRAIN: SIGTERM spreads the closing of this node's streams over this long. */
   drainMs: number;
+  /** DRAIN_NOTICE: after SIGTERM, how long /readyz says 503 while streams stay, so balancers notice first. */
+  drainNoticeMs: number;
+  /** MAX_STREAM_AGE: streams older than this (±20%) are closed to resume elsewhere; Infinity when off. */
+  maxStreamAgeMs: number;
   /** Copies JetStream keeps of the event log and the buckets (3 on a three-server NATS cluster). */
   jetstreamReplicas: number;
   /** Prefix of every NATS subject, stream and bucket name, so several clusters can share a server. */
@@ -101,6 +105,16 @@ function duration(env: Env, name: string, fallback: number, min: number): number
   if (ms === undefined) throw new ConfigError(name, `expected a duration like 24h, 30m, 45s or 500ms, got "${raw}"`);
   if (ms < min) throw new ConfigError(name, `must be at least ${min} ms`);
   return ms;
+}
+
+/** Rotation faster than this would make clients spend more time reconnecting than streaming. */
+const MIN_STREAM_AGE_MS = 10_000;
+
+/** A duration that is off unless set (`off`, `0` or unset): Infinity. */
+function optionalDuration(env: Env, name: string, min: number): number {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === "" || raw === "off" || raw === "0") return Number.POSITIVE_INFINITY;
+  return duration(env, name, Number.POSITIVE_INFINITY, min);
 }
 
 /** A setting parsed by a function that throws an Error saying what is wrong. */
@@ -242,6 +256,8 @@ export function loadConfig(env: Env = process.env): Config {
     membershipTtlMs: duration(env, "MEMBERSHIP_TTL", 5000, membershipRenewMs * 2),
     pollWaitMs: duration(env, "POLL_WAIT", 25_000, 0),
     drainMs: duration(env, "DRAIN", 5000, 0),
+    drainNoticeMs: duration(env, "DRAIN_NOTICE", 1000, 0),
+    maxStreamAgeMs: optionalDuration(env, "MAX_STREAM_AGE", MIN_STREAM_AGE_MS),
     collectAfterStreamChurn: integer(env, "GC_AFTER_STREAM_CHURN", 1000, 0),
     namespace,
     jetstreamReplicas: integer(env, "JETSTREAM_REPLICAS", 1, 1, 5),

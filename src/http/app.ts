@@ -252,9 +252,14 @@ export function createApp(deps: AppDeps) {
     .get("/cluster", ({ request }) => clusterRoute({ request }))
     .get("/cluster/owner/:match", ({ request, params }) => ownerRoute({ request, params }))
     .get("/healthz", () => json({ ok: true, node: node.id }))
-    .get("/readyz", () =>
-      node.ready ? json({ ready: true, node: node.id }) : json({ ready: false, node: node.id, draining: node.isDraining }, 503, { "Retry-After": "1" }),
-    )
+    // Not ready while not connected, draining, or near MAX_CONNECTIONS (a balancer then sends new
+    // clients elsewhere before this node has to refuse them).
+    .get("/readyz", () => {
+      const saturated = registry.saturated;
+      return node.ready && !saturated
+        ? json({ ready: true, node: node.id })
+        : json({ ready: false, node: node.id, draining: node.isDraining, saturated }, 503, { "Retry-After": "1" });
+    })
     .get("/metrics", () => {
       node.refreshGauges();
       limits.refreshGauges();

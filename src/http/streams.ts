@@ -42,13 +42,16 @@ export function lastEventIdOf(request: Request, url: URL): string | null {
 /** Opt-in greeting (`?hello=1`) so the default contract (retry, then snapshot) stays as it was. */
 const HELLO_PARAM = "hello";
 const HELLO_EVENT = "touchline.hello";
+const HEARTBEAT_PARAM = "heartbeat";
 
 /**
  * Names the node serving this very stream: behind an L4 balancer a separate `/cluster` request may
  * reach another node. No id line, so it never moves the client's Last-Event-ID. The stream holds writes
  * until release(), so written before joining, it lands after `retry:` and before any snapshot.
  */
-function greetIfAsked(deps: StreamDeps, url: URL, stream: SseStream): void {
+function honourStreamParams(deps: StreamDeps, url: URL, stream: SseStream): void {
+  // `?heartbeat=1`: heartbeats a page can see (see NAMED_PING_EVENT).
+  if (url.searchParams.get(HEARTBEAT_PARAM) === "1") stream.namedPing = true;
   if (url.searchParams.get(HELLO_PARAM) !== "1") return;
   stream.writeText(encodeMessage({ event: HELLO_EVENT, data: JSON.stringify({ node: deps.node.id }) }));
 }
@@ -106,7 +109,7 @@ export async function openMatchStream(deps: StreamDeps, request: Request, server
   }
   const after = parseEventId(lastEventIdOf(request, url), deps.node.logTag);
   const stream = deps.registry.open();
-  greetIfAsked(deps, url, stream);
+  honourStreamParams(deps, url, stream);
   const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(stream), stream);
   hold(deps, request, server, stream, new StreamLease(actor, sub, release, deps.auth.closeAtExpiry(viewer, stream)));
   void actor.join(sub, after, callerTraceContext(deps.node.tracing, request)).then((live) => settleJoin(stream, live));
@@ -133,7 +136,7 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
   }
   const resumed = parseCursor(lastEventIdOf(request, url), max, deps.node.logTag);
   const stream = deps.registry.open();
-  greetIfAsked(deps, url, stream);
+  honourStreamParams(deps, url, stream);
   const shared = new MultiplexCursor(matches, resumed);
   const joins = actors.map((actor) => ({
     actor,

@@ -12,12 +12,19 @@
  * underlying source (methods, not closures), the options and the queuing strategy are shared, and
  * nothing is allocated for an idle stream beyond the stream itself.
  */
-import { encodeComment } from "../sse/encode.ts";
+import { encodeComment, encodeMessage } from "../sse/encode.ts";
 import { FlushScheduler } from "./flushScheduler.ts";
 import type { SlowClientWatch } from "./slowClientWatch.ts";
 
 const utf8 = new TextEncoder();
 const PING = utf8.encode(encodeComment("ping"));
+/**
+ * The heartbeat a page can see (`?heartbeat=1`): EventSource hides comments, so a page cannot tell a
+ * quiet match from a dead connection by them. No id, so it never moves Last-Event-ID; data is not empty
+ * because EventSource does not dispatch an event without data.
+ */
+export const NAMED_PING_EVENT = "touchline.ping";
+const NAMED_PING = utf8.encode(encodeMessage({ event: NAMED_PING_EVENT, data: "{}" }));
 
 /**
  * Why a stream ended. `replay_paged`: a resume had more to replay than a client may hold unsent, so
@@ -26,7 +33,7 @@ const PING = utf8.encode(encodeComment("ping"));
  * node lost NATS, or its log started over, or the match could not serve the stream: the client
  * resumes by id, through the balancer, on a node that can.
  */
-export type CloseReason = "client" | "slow" | "drain" | "error" | "auth_expired" | "replay_paged" | "unavailable";
+export type CloseReason = "client" | "slow" | "drain" | "error" | "auth_expired" | "replay_paged" | "unavailable" | "rotated";
 
 /** What every stream of a registry shares. */
 export interface SseStreamOwner {
@@ -130,8 +137,13 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
     else if (this.pending) this.owner.flusher.add(this);
   }
 
+  /** Heartbeats are `touchline.ping` events instead of comments (`?heartbeat=1`). */
+  namedPing = false;
+  /** When the registry rotates this stream (MAX_STREAM_AGE); Infinity for never. */
+  rotateAt = Infinity;
+
   ping(): void {
-    this.write(PING);
+    this.write(this.namedPing ? NAMED_PING : PING);
   }
 
   flush(): void {

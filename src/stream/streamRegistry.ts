@@ -9,6 +9,18 @@ import { SseStream, type CloseReason, type SseStreamOwner } from "./sseStream.ts
 import { SlowClientWatch, type SlowCut } from "./slowClientWatch.ts";
 
 const HEARTBEAT_SWEEP_MIN_MS = 50;
+/** Longest gap between two sweeps, so rotation deadlines are kept even with a long heartbeat. */
+const SWEEP_MAX_MS = 1000;
+/**
+ * A stream the node ends on purpose (drain, rotation) is sent `retry:` this short first, with up to as
+ * much again of jitter: the client comes back at once, through the balancer, not in one instant.
+ */
+const QUICK_RETRY_MS = 250;
+/** Rotation deadlines spread ±20% around MAX_STREAM_AGE, so streams opened together do not rotate together. */
+const ROTATION_JITTER = 0.2;
+/** Readiness by capacity: not ready from 95% of MAX_CONNECTIONS, ready again below 90%. */
+const SATURATED_AT = 0.95;
+const UNSATURATED_BELOW = 0.9;
 /** Distinct jittered `retry:` values handed out; their frames are encoded once and shared. */
 const RETRY_JITTER_STEPS = 64;
 
@@ -22,6 +34,8 @@ export interface RegistryOptions {
   /** SLOW_CLIENT_GRACE: how long a stream may stay over bufferCap before it is cut. */
   slowGraceMs: number;
   retryMs: number;
+  /** MAX_STREAM_AGE: streams older than this (±20%) are closed to resume elsewhere; Infinity for never. */
+  maxStreamAgeMs: number;
   onOpened(): void;
   onClosed(reason: CloseReason): void;
   /** A stream is being cut as slow (its close, reason "slow", follows). */
@@ -54,7 +68,7 @@ export class StreamRegistry implements SseStreamOwner {
     this.retryFrames = Array.from({ length: RETRY_JITTER_STEPS }, (_, i) =>
       utf8.encode(encodeRetry(Math.round(opts.retryMs * (0.5 + i / (RETRY_JITTER_STEPS - 1))))),
     );
-    const every = Math.max(HEARTBEAT_SWEEP_MIN_MS, Math.floor(opts.heartbeatMs / 4));
+    const every = Math.min(SWEEP_MAX_MS, Math.max(HEARTBEAT_SWEEP_MIN_MS, Math.floor(opts.heartbeatMs / 4)));
     this.sweepTimer = setInterval(() => this.heartbeat(), every);
   }
 
@@ -66,10 +80,27 @@ export class StreamRegistry implements SseStreamOwner {
     return this.streams.size >= this.opts.maxConnections;
   }
 
+  private saturatedNow = false;
+
+  /**
+   * Near capacity (from 95% of MAX_CONNECTIONS until below 90%): /readyz answers 503 so a balancer
+   * sends new clients elsewhere before this node has to refuse them.
+   */
+  get saturated(): boolean {
+    const n = this.streams.size;
+    const max = this.opts.maxConnections;
+    if (n >= max * SATURATED_AT) this.saturatedNow = true;
+    else if (n < max * UNSATURATED_BELOW) this.saturatedNow = false;
+    return this.saturatedNow;
+  }
+
   /** Opens a stream; the caller attaches what it holds with `stream.holdFor`. */
   open(): SseStream {
     const retry = this.retryFrames[Math.floor(Math.random() * RETRY_JITTER_STEPS)]!;
     const stream = new SseStream(this, SSE_HEADERS, retry);
+    if (Number.isFinite(this.opts.maxStreamAgeMs)) {
+      stream.rotateAt = Date.now() + this.opts.maxStreamAgeMs * (1 - ROTATION_JITTER + Math.random() * 2 * ROTATION_JITTER);
+    }
     this.streams.add(stream);
     this.opts.onOpened();
     return stream;
@@ -81,13 +112,40 @@ export class StreamRegistry implements SseStreamOwner {
   }
 
   private heartbeat(): void {
-    const due = Date.now() - this.opts.heartbeatMs;
-    for (const s of this.streams) if (s.lastWriteAt <= due) s.ping();
+    const now = Date.now();
+    const due = now - this.opts.heartbeatMs;
+    for (const s of this.streams) {
+      if (s.rotateAt <= now) this.endSoon(s, "rotated");
+      else if (s.lastWriteAt <= due) s.ping();
+    }
   }
 
-  /** Closes every stream so clients reconnect elsewhere at once (SIGTERM). */
+  /** Ends a stream after a short, jittered `retry:`, so its client resumes at once (elsewhere, perhaps). */
+  endSoon(stream: SseStream, reason: CloseReason): void {
+    stream.writeText(encodeRetry(Math.round(QUICK_RETRY_MS * (1 + Math.random()))));
+    stream.close(reason);
+  }
+
+  /** Closes every stream at once (the node lost NATS or its log started over). */
   closeAll(reason: CloseReason): void {
     for (const s of [...this.streams]) s.close(reason);
+  }
+
+  /**
+   * SIGTERM: ends every stream, spread evenly over `overMs`, each after a short `retry:`, so clients
+   * reconnect elsewhere without arriving all at once. Resolves when the last one is closed.
+   */
+  async drain(overMs: number): Promise<void> {
+    const all = [...this.streams];
+    if (all.length === 0) return;
+    const started = Date.now();
+    for (let i = 0; i < all.length; i++) {
+      const at = started + (overMs * i) / all.length;
+      const wait = at - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const s = all[i]!;
+      if (s.open) this.endSoon(s, "drain");
+    }
   }
 
   stop(): void {
