@@ -6,6 +6,7 @@
  * with the project's spec parser (src/sse/parse.ts), as a browser would.
  */
 import { SseParser, type SseEvent } from "../../src/sse/parse.ts";
+import { COMPOSITE_ID, EVENT_ID, tagOf } from "../helpers/eventIds.ts";
 
 export interface WireReport {
   events: SseEvent[];
@@ -13,8 +14,6 @@ export interface WireReport {
 }
 
 const LINE = /^(?:retry: \d+|id: [^\r\n]*|event: [A-Za-z][A-Za-z0-9_.-]{0,63}|data: [^\r\n]*|: [^\r\n]*|)$/;
-/** Composite ids of a multiplexed stream (`m1:12,m2:0`) or a decimal event id. */
-const EVENT_ID = /^(?:\d+|[A-Za-z0-9_-]{1,64}:\d+(?:,[A-Za-z0-9_-]{1,64}:\d+)*)$/;
 
 /**
  * Checks a stream's text as received so far (it may end mid-event, which is not a problem; the
@@ -33,6 +32,7 @@ export function checkSseWire(text: string, matches: readonly string[] | undefine
     if (dataLinesInEvent > 1) problems.push("an event with more than one data line");
   }
   const events: SseEvent[] = [];
+  const tags = new Set<string>();
   const parser = new SseParser({ onEvent: (e) => events.push(e) });
   parser.feed(complete);
   for (const e of events) {
@@ -51,7 +51,11 @@ export function checkSseWire(text: string, matches: readonly string[] | undefine
     if (matches && !e.type.startsWith("touchline.") && !matches.includes(String(match))) {
       problems.push(`event ${e.type} names match ${JSON.stringify(match)}, not one of the stream's`);
     }
-    if (e.lastEventId !== "" && !EVENT_ID.test(e.lastEventId)) problems.push(`id ${JSON.stringify(e.lastEventId.slice(0, 120))} is not an event id`);
+    // An event id `<seq>@<tag>`, or a multiplexed stream's composite id `m1:12,m2:0@<tag>`.
+    if (e.lastEventId !== "" && !EVENT_ID.test(e.lastEventId) && !COMPOSITE_ID.test(e.lastEventId)) problems.push(`id ${JSON.stringify(e.lastEventId.slice(0, 120))} is not an event id`);
+    else if (e.lastEventId !== "") tags.add(tagOf(e.lastEventId));
   }
+  // One stream, one log: every id it carries names the same log incarnation.
+  if (tags.size > 1) problems.push(`ids of one stream carry ${tags.size} log tags: ${[...tags].join(", ")}`);
   return { events, problems };
 }

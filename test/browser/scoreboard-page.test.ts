@@ -8,6 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { formatCursor, parseCursor, type Cursor } from "../../src/match/cursor.ts";
+import { formatEventId, logTag } from "../../src/match/event.ts";
 import { applyStatePatch, type Json } from "../../src/match/mergePatch.ts";
 import { encodeMessage, encodeRetry } from "../../src/sse/encode.ts";
 import {
@@ -18,6 +19,7 @@ import {
   saveScreenshot,
   type BrowserSession,
 } from "../helpers/browser.ts";
+import { COMPOSITE_ID, cursorOf, tagOf } from "../helpers/eventIds.ts";
 
 const WEB_DIR = resolve(import.meta.dir, "../../src/web");
 const MAX_MATCHES = 64;
@@ -35,6 +37,8 @@ interface OpenStream { matches: string[]; cursor: Cursor; controller: ReadableSt
 /** The routes of the contract the page uses, over one in-memory event log. */
 class ContractServer {
   readonly nodeId = "page-test-node";
+  /** The log's tag: every id this server issues ends `@<tag>` (DESIGN.md, "Event ids"). */
+  readonly tag = logTag(new Date());
   readonly streamRequests: { matches: string[]; header: string | null; query: string | null; hello: string | null; refused: boolean }[] = [];
   refuseStreams = false;
   refuseList = false;
@@ -77,7 +81,7 @@ class ContractServer {
     s.cursor.set(match, e.seq);
     const payload: Record<string, Json> = { match, data: e.data, ts: e.ts };
     if (e.state !== undefined) payload.state = e.state;
-    s.controller.enqueue(this.encoder.encode(encodeMessage({ id: formatCursor(s.cursor), event: e.type, data: JSON.stringify(payload) })));
+    s.controller.enqueue(this.encoder.encode(encodeMessage({ id: formatCursor(s.cursor, this.tag), event: e.type, data: JSON.stringify(payload) })));
   }
 
   private async route(req: Request): Promise<Response> {
@@ -89,7 +93,7 @@ class ContractServer {
       if (this.refuseList) return Response.json({ error: "not_ready", message: "retry" }, { status: 503, headers: { "retry-after": "1" } });
       const limit = Number(url.searchParams.get("limit") ?? 100);
       const byRecent = [...this.log.entries()].sort((a, b) => b[1].at(-1)!.seq - a[1].at(-1)!.seq).slice(0, limit);
-      const matches = byRecent.map(([match, events]) => ({ match, id: String(events.at(-1)!.seq), state: this.states.get(match) ?? {} }));
+      const matches = byRecent.map(([match, events]) => ({ match, id: formatEventId(events.at(-1)!.seq, this.tag), state: this.states.get(match) ?? {} }));
       return Response.json({ matches, next: null });
     }
     if (url.pathname === "/events") return this.stream(req, url);
@@ -109,7 +113,7 @@ class ContractServer {
     const hello = url.searchParams.get("hello");
     this.streamRequests.push({ matches, header, query, hello, refused: this.refuseStreams });
     if (this.refuseStreams) return Response.json({ error: "unavailable", message: "retry later" }, { status: 503 });
-    const resumeFrom = parseCursor(header ?? query, MAX_MATCHES);
+    const resumeFrom = parseCursor(header ?? query, MAX_MATCHES, this.tag);
     let open: OpenStream;
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
@@ -123,7 +127,7 @@ class ContractServer {
           if (after === undefined) {
             open.cursor.set(match, events.at(-1)?.seq ?? 0);
             const data = JSON.stringify({ match, state: this.states.get(match) ?? {} });
-            controller.enqueue(this.encoder.encode(encodeMessage({ id: formatCursor(open.cursor), event: "snapshot", data })));
+            controller.enqueue(this.encoder.encode(encodeMessage({ id: formatCursor(open.cursor, this.tag), event: "snapshot", data })));
           } else {
             open.cursor.set(match, after);
             for (const e of events) if (e.seq > after) this.send(open, match, e);
@@ -166,6 +170,13 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<v
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await Bun.sleep(20);
   }
+}
+
+/** A composite id of this server's log, in the exact form, that names `match`. */
+function expectCompositeNaming(id: string | null, match: string): void {
+  expect(id).toMatch(COMPOSITE_ID);
+  expect(cursorOf(id!).has(match)).toBe(true);
+  expect(tagOf(id!)).toBe(server.tag);
 }
 
 const row = (match: string) => `[data-match="${match}"]`;
@@ -220,7 +231,7 @@ describe("scoreboard page (contract server)", () => {
     const item = page.locator('[data-testid="feed"] li').first();
     expect(await item.getAttribute("data-match")).toBe("ars-che");
     expect(await item.getAttribute("data-type")).toBe("goal");
-    expect(await item.getAttribute("data-event-id")).toMatch(/ars-che:\d+/);
+    expectCompositeNaming(await item.getAttribute("data-event-id"), "ars-che");
     expect(await item.textContent()).toContain("Saka curls it in");
     await saveScreenshot(page, "page-desktop-after-goal");
   });
@@ -256,7 +267,7 @@ describe("scoreboard page (contract server)", () => {
     const reconnects = server.streamRequests.slice(requestsBefore);
     expect(reconnects.filter((r) => r.refused).length).toBeGreaterThanOrEqual(1);
     expect(reconnects.at(-1)!.refused).toBe(false);
-    for (const r of reconnects) expect(r.query).toMatch(/ars-che:\d+/);
+    for (const r of reconnects) expectCompositeNaming(r.query, "ars-che");
     await saveScreenshot(page, "page-resumed");
   });
 
@@ -270,7 +281,7 @@ describe("scoreboard page (contract server)", () => {
     const reopen = server.streamRequests.slice(requestsBefore).find((r) => r.matches.includes("new-one"));
     expect(reopen).toBeDefined();
     expect(reopen!.matches).toContain("ars-che");
-    expect(reopen!.query).toMatch(/ars-che:\d+/);
+    expectCompositeNaming(reopen!.query, "ars-che");
     // The re-opened stream resumes the old matches: nothing replayed into the feed twice.
     const ids = await page.locator('[data-testid="feed"] li').evaluateAll((items) => items.map((i) => i.textContent));
     expect(new Set(ids).size).toBe(ids.length);

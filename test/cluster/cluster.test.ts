@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startNats, startNode, waitFor, waitForClusterSize, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { bySeq, commonTag } from "../helpers/eventIds.ts";
 import { ResumingClient, orderProblems } from "../helpers/resumingClient.ts";
 
 let nats: NatsFixture;
@@ -24,7 +25,7 @@ async function matchOwnedBy(owner: NodeFixture, prefix: string): Promise<string>
 }
 
 /** Publishes through the given nodes in turn with idempotency keys, retrying until acknowledged. */
-async function publish(urls: () => string[], match: string, n: number, key: string): Promise<number> {
+async function publish(urls: () => string[], match: string, n: number, key: string): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     const list = urls();
     const url = list[(n + attempt) % list.length]!;
@@ -34,7 +35,7 @@ async function publish(urls: () => string[], match: string, n: number, key: stri
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ type: "tick", data: { n }, key }),
       });
-      if (res.status === 201 || res.status === 200) return Number(((await res.json()) as { id: string }).id);
+      if (res.status === 201 || res.status === 200) return ((await res.json()) as { id: string }).id;
       await res.body?.cancel();
     } catch {
       /* node gone: next one */
@@ -45,8 +46,8 @@ async function publish(urls: () => string[], match: string, n: number, key: stri
 }
 
 /** Publishes `perSecond` events until stopped; resolves with the acknowledged ids in publish order. */
-function publisher(urls: () => string[], match: string, perSecond: number): { stop(): Promise<number[]> } {
-  const acked: number[] = [];
+function publisher(urls: () => string[], match: string, perSecond: number): { stop(): Promise<string[]> } {
+  const acked: string[] = [];
   let stopped = false;
   const done = (async () => {
     for (let n = 0; !stopped; n++) {
@@ -70,8 +71,10 @@ async function metric(node: NodeFixture, name: string): Promise<number> {
   return Number(line?.split(" ")[1] ?? NaN);
 }
 
-function expectExactly(clients: ResumingClient[], acked: number[]): void {
-  const want = [...acked].sort((a, b) => a - b);
+/** Every client received exactly the acknowledged ids (`<seq>@<tag>`, one tag), once each, in sequence order. */
+function expectExactly(clients: ResumingClient[], acked: string[]): void {
+  if (acked.length > 0) commonTag(acked);
+  const want = [...acked].sort(bySeq);
   for (const c of clients) {
     const ids = c.ids();
     expect(orderProblems(ids)).toEqual({ duplicates: 0, disorder: 0 });
@@ -183,7 +186,7 @@ describe("cluster", () => {
     const urls = () => live().map((n) => n.url);
     const clients = Array.from({ length: 20 }, (_, i) => new ResumingClient(`/matches/${match}/events`, urls, i));
     await waitFor(async () => clients.every((c) => c.snapshots > 0), 10_000, "snapshots");
-    const acked: number[] = [];
+    const acked: string[] = [];
     for (let n = 0; n < 10; n++) acked.push(await publish(urls, match, n, `${match}-${n}`));
     const restarting = nats.restart(2000);
     await Bun.sleep(1000);

@@ -10,6 +10,7 @@ import { jetstreamManager, type JetStreamManager, type StreamInfo } from "@nats-
 import { names } from "../../src/bus/subjects.ts";
 import { startNode, waitFor, waitForClusterSize, type NodeFixture } from "../helpers/cluster.ts";
 import { startNatsCluster, type NatsClusterFixture } from "../helpers/natsCluster.ts";
+import { bySeq, commonTag } from "../helpers/eventIds.ts";
 import { ResumingClient, orderProblems } from "../helpers/resumingClient.ts";
 import { publish } from "../integration/touchlineApi.ts";
 
@@ -44,7 +45,7 @@ const nodeUrls = () => nodes.map((n) => n.url);
 
 /** Outcome of publishing a series of events with retries: what was acknowledged and how long it failed. */
 interface PublishLog {
-  acked: number[];
+  acked: string[];
   /** Answers other than 200/201, by status (or "timeout" / "network"), counted per attempt. */
   refusals: Record<string, number>;
   /** Longest stretch from a failed attempt to the next acknowledged one. */
@@ -58,11 +59,11 @@ function publisher(match: string, perSecond: number): { stop(): Promise<PublishL
   const log: PublishLog = { acked: [], refusals: {}, longestFailingMs: 0, longestPublishMs: 0 };
   let failingSince: number | undefined;
   let stopped = false;
-  const once = async (url: string, n: number): Promise<number | undefined> => {
+  const once = async (url: string, n: number): Promise<string | undefined> => {
     let outcome: string;
     try {
       const answer = await publish(url, match, { type: "tick", data: { n }, key: `${match}-${n}` });
-      if (answer.status === 201 || answer.status === 200) return Number(answer.json.id);
+      if (answer.status === 201 || answer.status === 200) return answer.json.id;
       outcome = String(answer.status);
     } catch (err) {
       outcome = (err as Error).name === "TimeoutError" ? "timeout" : "network";
@@ -99,7 +100,7 @@ function publisher(match: string, perSecond: number): { stop(): Promise<PublishL
 }
 
 /** fetch has no default timeout: a publish hanging past the JetStream timeout must show, not stall the test. */
-async function withTimeout(p: Promise<number | undefined>): Promise<number | undefined> {
+async function withTimeout(p: Promise<string | undefined>): Promise<string | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(Object.assign(new Error("publish hung"), { name: "TimeoutError" })), PUBLISH_REQUEST_TIMEOUT_MS);
@@ -159,8 +160,10 @@ async function allReady(): Promise<boolean> {
   return (await Promise.all(nodes.map(async (n) => (await fetch(`${n.url}/readyz`)).status === 200))).every(Boolean);
 }
 
-function expectExactly(clients: ResumingClient[], acked: number[]): void {
-  const want = [...new Set(acked)].sort((a, b) => a - b);
+/** Every client received exactly the acknowledged ids (`<seq>@<tag>`, one tag), once each, in sequence order. */
+function expectExactly(clients: ResumingClient[], acked: string[]): void {
+  if (acked.length > 0) commonTag(acked);
+  const want = [...new Set(acked)].sort(bySeq);
   expect(want.length).toBe(acked.length);
   for (const c of clients) {
     const ids = c.ids();

@@ -4,6 +4,7 @@
  * the last event it saw. It records every event and the longest silence between two events.
  */
 import { SseParser } from "../../src/sse/parse.ts";
+import { seqOf } from "./eventIds.ts";
 
 export interface Received {
   id: string;
@@ -67,8 +68,9 @@ export class ResumingClient {
     }
   }
 
-  ids(): number[] {
-    return this.events.map((e) => Number(e.id));
+  /** The ids of the events received, as sent (`<seq>@<tag>`). */
+  ids(): string[] {
+    return this.events.map((e) => e.id);
   }
 
   close(): void {
@@ -77,15 +79,18 @@ export class ResumingClient {
   }
 }
 
-/** Asserts-friendly summary: duplicates and out-of-order positions in what a client received. */
-export function orderProblems(ids: number[]): { duplicates: number; disorder: number } {
+/**
+ * Asserts-friendly summary: duplicates and out-of-order positions in what a client received. Ids are
+ * `<seq>@<tag>` (anything else throws); order is by sequence.
+ */
+export function orderProblems(ids: string[]): { duplicates: number; disorder: number } {
   let duplicates = 0;
   let disorder = 0;
-  const seen = new Set<number>();
+  const seen = new Set<string>();
   for (let i = 0; i < ids.length; i++) {
     if (seen.has(ids[i]!)) duplicates++;
     seen.add(ids[i]!);
-    if (i > 0 && ids[i]! <= ids[i - 1]!) disorder++;
+    if (i > 0 && seqOf(ids[i]!) <= seqOf(ids[i - 1]!)) disorder++;
   }
   return { duplicates, disorder };
 }

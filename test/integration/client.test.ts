@@ -10,9 +10,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startTcpBalancer, type TcpBalancer } from "../../cluster/tcpBalancer.ts";
-import { parseCursor } from "../../src/match/cursor.ts";
 import { matchStreamUrl, multiStreamUrl, poll, TouchlineStream, type ConnectionState, type MatchEvent, type StateChange } from "../../src/client/index.ts";
 import { freePort, startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { cursorOf, idOf, tagOf } from "../helpers/eventIds.ts";
 import { seededRandom } from "../helpers/seededRandom.ts";
 import { metricValue, publish, uniqueMatch, untilLatest, type PublishBody } from "./touchlineApi.ts";
 
@@ -112,10 +112,14 @@ function recorded(url: string, options: ConstructorParameters<typeof TouchlineSt
   return { stream, events, changes, errors, opened, untilState };
 }
 
-/** The per-match event id inside an event id (plain on single-match streams, composite on multiplexed ones). */
+/**
+ * The per-match event id inside an event id (`<seq>@<tag>` as is on single-match streams; on multiplexed
+ * ones, the match's seq in the composite `a:1,b:2@<tag>` under its tag).
+ */
 function matchIdOf(e: MatchEvent): string {
   if (!e.id.includes(":")) return e.id;
-  return String(parseCursor(e.id, 64).get(e.match));
+  const seq = cursorOf(e.id).get(e.match);
+  return seq === undefined ? `(${e.match} missing from ${e.id})` : idOf(seq, tagOf(e.id));
 }
 
 function expectExactlyOnceInOrder(received: MatchEvent[], published: Published[], matches: string[]): void {

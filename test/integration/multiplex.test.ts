@@ -5,6 +5,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { useNode } from "../helpers/nodeFixture.ts";
 import { dataOf, openSse, type ReceivedEvent, type SseConnection } from "../helpers/sse.ts";
+import { commonTag, compositeOf, cursorOf, idOf, seqOf, tagOf } from "../helpers/eventIds.ts";
 import { compareDelivery } from "./deliveryCheck.ts";
 import { byId, publishConcurrently, publishOk, seededRandom, uniqueMatch, untilLatest } from "./touchlineApi.ts";
 
@@ -18,14 +19,14 @@ const { node } = useNode({ env: { MAX_MATCHES_PER_STREAM: String(MAX_MATCHES) } 
 
 const muxUrl = (matches: string[], extra = ""): string => `${node.url}/events?${matches.map((m) => `match=${m}`).join("&")}${extra}`;
 
-/** A composite id `a:12,b:0` as a map from match to its last id. */
-function parseComposite(id: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const part of id.split(",")) {
-    const colon = part.lastIndexOf(":");
-    out.set(part.slice(0, colon), part.slice(colon + 1));
-  }
-  return out;
+/** A composite id `a:12,b:0@<tag>` as a map from match to its last seq (the form is checked exactly). */
+function parseComposite(id: string): Map<string, number> {
+  return cursorOf(id);
+}
+
+/** The id of `match`'s last event named by a composite id, as a single-match id `<seq>@<tag>`. */
+function matchIdIn(id: string, match: string): string {
+  return idOf(parseComposite(id).get(match)!, tagOf(id));
 }
 
 function matchOf(e: ReceivedEvent): string {
@@ -37,7 +38,7 @@ function idsByMatch(s: SseConnection, matches: string[]): Map<string, string[]> 
   const out = new Map(matches.map((m) => [m, [] as string[]]));
   for (const e of s.matchEvents) {
     const m = matchOf(e);
-    out.get(m)!.push(parseComposite(e.lastEventId).get(m)!);
+    out.get(m)!.push(matchIdIn(e.lastEventId, m));
   }
   return out;
 }
@@ -65,7 +66,10 @@ describe("multiplexed stream", () => {
     expect(dataOf(snapshots.get(b)!)).toEqual({ match: b, state: { side: "b" } });
     expect(dataOf(snapshots.get(empty)!)).toEqual({ match: empty, state: {} });
     // After the three snapshots the composite id names every match: the empty one at 0 (nothing yet).
-    expect(Object.fromEntries(parseComposite(s.events[2]!.lastEventId))).toEqual({ [a]: a1, [b]: b1, [empty]: "0" });
+    expect(Object.fromEntries(parseComposite(s.events[2]!.lastEventId))).toEqual({ [a]: seqOf(a1), [b]: seqOf(b1), [empty]: 0 });
+    // The tag once, at the end: the log's, the one the publishes answered with.
+    const tag = commonTag([a1, b1]);
+    expect(tagOf(s.events[2]!.lastEventId)).toBe(tag);
 
     const published: [string, string][] = [];
     for (let i = 0; i < 12; i++) {
@@ -77,12 +81,13 @@ describe("multiplexed stream", () => {
     await s.close();
 
     const live = s.events.slice(3);
-    expect(live.map((e) => [matchOf(e), parseComposite(e.lastEventId).get(matchOf(e))])).toEqual(published);
-    // Each composite id carries, for every match, the last id sent so far.
-    const last = new Map([[a, a1], [b, b1], [empty, "0"]]);
+    expect(live.map((e) => [matchOf(e), matchIdIn(e.lastEventId, matchOf(e))])).toEqual(published);
+    // Each composite id carries, for every match, the last id sent so far, and the log's tag.
+    const last = new Map([[a, seqOf(a1)], [b, seqOf(b1)], [empty, 0]]);
     for (const e of live) {
       last.set(matchOf(e), parseComposite(e.lastEventId).get(matchOf(e))!);
       expect(parseComposite(e.lastEventId)).toEqual(last);
+      expect(tagOf(e.lastEventId)).toBe(tag);
       expect(e.type).toBe("goal");
     }
   });
@@ -101,7 +106,7 @@ describe("multiplexed stream", () => {
       await first.untilEvents(3 + before.length);
       await first.close();
       const lastId = first.lastEventId;
-      expect(parseComposite(lastId).get(c)).toBe("0");
+      expect(parseComposite(lastId).get(c)).toBe(0);
 
       // Missed while away: events of all three matches, including the first ever event of c.
       const missed: [string, string][] = [];
@@ -133,7 +138,7 @@ describe("multiplexed stream", () => {
     const addedId = await publishOk(node.url, added, { type: "kickoff", state: { x: 1 } });
     await untilLatest(node.url, added, addedId);
     const a2 = await publishOk(node.url, a, { type: "goal" });
-    const s = await openSse(muxUrl([a, added]), { headers: { "last-event-id": `${a}:${a1}` } });
+    const s = await openSse(muxUrl([a, added]), { headers: { "last-event-id": compositeOf([[a, seqOf(a1)]], tagOf(a1)) } });
     await s.untilEvents(2);
     await Bun.sleep(SETTLE_MS);
     await s.close();

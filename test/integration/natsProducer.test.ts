@@ -5,8 +5,10 @@
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { logTag } from "../../src/match/event.ts";
 import { MAX_JSON_DEPTH } from "../../src/match/jsonDepth.ts";
+import { idOf } from "../helpers/eventIds.ts";
 import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 import { getJson, uniqueMatch } from "./touchlineApi.ts";
@@ -56,15 +58,18 @@ test("events published straight to JetStream stream with the ack's seq as id; in
   await send({ type: "goal", data: nested(HOSTILE_DEPTH) });
   await send({ type: "card", data: { deep: nested(MAX_JSON_DEPTH + 1) } });
   const last = await send({ type: "card", data: { team: "away" } });
+  // Ids are `<seq>@<tag>`: the ack's seq, and the tag of the stream the ack names (from its creation time).
+  const tag = logTag(new Date((await (await jetstreamManager(nc)).streams.info(last.stream)).created));
+  const idOfAck = (ack: { seq: number }) => idOf(ack.seq, tag);
 
-  await conn.until(() => conn.events.some((e) => e.lastEventId === String(last.seq)), 10_000, "the last event");
+  await conn.until(() => conn.events.some((e) => e.lastEventId === idOfAck(last)), 10_000, "the last event");
   const seen = conn.matchEvents.map((e) => [e.lastEventId, e.type]);
   expect(seen).toEqual([
-    [String(first.seq), "goal"],
-    [String(last.seq), "card"],
+    [idOfAck(first), "goal"],
+    [idOfAck(last), "card"],
   ]);
   const state = await getJson<{ id: string; state: Record<string, unknown> }>(`${node.url}/matches/${match}`);
   expect(state.json.state).toEqual({ homeScore: 1 });
-  expect(state.json.id).toBe(String(last.seq));
+  expect(state.json.id).toBe(idOfAck(last));
   expect((await fetch(`${node.url}/readyz`)).status).toBe(200);
 });

@@ -5,6 +5,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, dataOf } from "../helpers/sse.ts";
+import { EVENT_ID, tagOf } from "../helpers/eventIds.ts";
 import { byId, getJson, publish, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
 setDefaultTimeout(30_000);
@@ -31,7 +32,7 @@ describe("POST /matches/{match}/events", () => {
       expect(answer.status).toBe(201);
       expect(answer.headers.get("content-type")).toStartWith("application/json");
       expect(Object.keys(answer.json)).toEqual(["id"]);
-      expect(answer.json.id).toMatch(/^\d+$/);
+      expect(answer.json.id).toMatch(EVENT_ID);
       ids.push(answer.json.id);
       // Stored before the answer: the match already reports it.
       const state = await getJson<{ id: string; state: { n: number } }>(`${node.url}/matches/${match}`);
@@ -41,6 +42,8 @@ describe("POST /matches/{match}/events", () => {
     }
     expect([...ids].sort(byId)).toEqual(ids);
     expect(new Set(ids).size).toBe(ids.length);
+    // Every id names the same log incarnation.
+    expect(new Set(ids.map(tagOf)).size).toBe(1);
   });
 
   test("an idempotency key published twice answers 200 with the first id and stores once; the first body wins", async () => {

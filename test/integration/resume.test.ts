@@ -6,6 +6,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
+import { compositeOf, idOf, seqOf, tagOf } from "../helpers/eventIds.ts";
 import { compareDelivery } from "./deliveryCheck.ts";
 import { byId, metricValue, publishConcurrently, publishOk, seededRandom, uniqueMatch, untilLatest } from "./touchlineApi.ts";
 
@@ -68,6 +69,17 @@ describe("resume from a known id", () => {
     expect(ids(s)).toEqual([next]);
   });
 
+  test("an id without a tag (issued before ids carried one) is taken as the current log's: resumes exactly", async () => {
+    const match = uniqueMatch("res-untagged");
+    const stored = await publishSeries(match, 6);
+    const s = await openSse(streamUrl(match), { headers: { "last-event-id": String(seqOf(stored[2]!)) } });
+    await s.untilEvents(3);
+    await Bun.sleep(SETTLE_MS);
+    await s.close();
+    expect(s.snapshots).toEqual([]);
+    expect(ids(s)).toEqual(stored.slice(3));
+  });
+
   test(`an id older than the in-memory window (WINDOW_EVENTS=${WINDOW_EVENTS}) replays exactly from JetStream`, async () => {
     const match = uniqueMatch("res-old");
     const stored = await publishSeries(match, 100);
@@ -107,22 +119,23 @@ describe("resume from a known id", () => {
 
 describe("unknown or unparseable ids give a snapshot, never an error", () => {
   const bad: [string, (latest: string) => string][] = [
-    ["an id beyond the latest", (latest) => String(Number(latest) + 1_000_000)],
+    ["an id beyond the latest", (latest) => idOf(seqOf(latest) + 1_000_000, tagOf(latest))],
+    ["an id of another log incarnation (tag)", (latest) => idOf(seqOf(latest) - 1, `${tagOf(latest)}0`)],
     ["abc", () => "abc"],
     ["-1", () => "-1"],
     ["0", () => "0"],
     ["1.5", () => "1.5"],
     ["a very long number", () => "9".repeat(300)],
     ["a very long string", () => "x".repeat(2000)],
-    ["a composite id", () => "a:1,b:2"],
+    ["a composite id", (latest) => compositeOf([["a", 1], ["b", 2]], tagOf(latest))],
   ];
-  for (const [name, idOf] of bad) {
+  for (const [name, badIdOf] of bad) {
     for (const via of ["header", "query"] as const) {
       test(`${name} (${via})`, async () => {
         const match = uniqueMatch("res-bad");
         const stored = await publishSeries(match, 3);
         await untilLatest(node.url, match, stored[2]!);
-        const [url, headers] = resumeUrlAndHeaders(match, idOf(stored[2]!), via);
+        const [url, headers] = resumeUrlAndHeaders(match, badIdOf(stored[2]!), via);
         const s = await openSse(url, { headers });
         expect(s.status).toBe(200);
         expect(s.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
@@ -173,12 +186,12 @@ describe("the splice between replay and live", () => {
     expect(connections.length).toBeGreaterThan(20);
     // A connection that misses events never reaches its count: wait, then report what each one missed.
     await Promise.all(
-      connections.map(({ from, stream }) => stream.untilEvents(all.filter((id) => Number(id) > Number(from)).length, 10_000).catch(() => {})),
+      connections.map(({ from, stream }) => stream.untilEvents(all.filter((id) => seqOf(id) > seqOf(from)).length, 10_000).catch(() => {})),
     );
     await Bun.sleep(SETTLE_MS);
     await Promise.all(connections.map((c) => c.stream.close()));
     const failures = connections
-      .map(({ from, stream }) => ({ from, ...compareDelivery(all.filter((id) => Number(id) > Number(from)), ids(stream)) }))
+      .map(({ from, stream }) => ({ from, ...compareDelivery(all.filter((id) => seqOf(id) > seqOf(from)), ids(stream)) }))
       .filter((r) => !r.exact);
     expect({ connections: connections.length, failed: failures.length, firstFailures: failures.slice(0, 6) }).toEqual({
       connections: connections.length,

@@ -5,6 +5,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { useNode } from "../helpers/nodeFixture.ts";
 import { dataOf, openSse } from "../helpers/sse.ts";
+import { seqOf, tagOf } from "../helpers/eventIds.ts";
 import { byId, getJson, publishConcurrently, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
 setDefaultTimeout(30_000);
@@ -80,7 +81,8 @@ describe("stream opening", () => {
       // Whatever the snapshot covered, the live events continue from it: no gap, no duplicate.
       const state = JSON.parse(snapshot!.data).state as Record<string, unknown>;
       for (const e of rest) {
-        expect(Number(e.lastEventId)).toBeGreaterThan(Number(snapshot!.lastEventId));
+        expect(seqOf(e.lastEventId)).toBeGreaterThan(seqOf(snapshot!.lastEventId));
+        expect(tagOf(e.lastEventId)).toBe(tagOf(snapshot!.lastEventId));
         Object.assign(state, dataOf(e).state as Record<string, unknown>);
       }
       expect(new Set(s.events.map((e) => e.lastEventId)).size).toBe(s.events.length);

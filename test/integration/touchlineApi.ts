@@ -3,6 +3,7 @@
  * metrics, the node process's memory, and a seeded random source so failures replay.
  */
 import { readFileSync } from "node:fs";
+import { seqOf } from "../helpers/eventIds.ts";
 import { parsePrometheus } from "../helpers/promParse.ts";
 
 export interface PublishBody {
@@ -92,9 +93,9 @@ export async function untilLatest(baseUrl: string, match: string, id: string, ti
   }
 }
 
-/** Event ids are decimal sequences: compare them as numbers. */
+/** Event ids are `<seq>@<tag>`: compare them by sequence (an id of any other form throws). */
 export function byId(a: string, b: string): number {
-  return Number(a) - Number(b);
+  return seqOf(a) - seqOf(b);
 }
 
 /** Reads one sample of a node's /metrics (summed over label sets that match `labels`). */

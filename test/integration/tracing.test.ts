@@ -13,6 +13,7 @@ import { ATTR, HTTP_ROUTE_PUBLISH, SPAN } from "../../src/telemetry/spanNames.ts
 import { startNats, startNode, waitForClusterSize, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "../helpers/otlpReceiver.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
+import { seqOf } from "../helpers/eventIds.ts";
 import { getJson, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
 setDefaultTimeout(45_000);
@@ -103,7 +104,7 @@ function untilEvent(s: SseConnection, id: string): Promise<void> {
 async function storedTraceparent(namespace: string, id: string): Promise<string | undefined> {
   if (!nc) throw new Error("no NATS connection");
   const jsm = await jetstreamManager(nc);
-  const stored = await jsm.streams.getMessage(names(namespace).stream, { seq: Number(id) });
+  const stored = await jsm.streams.getMessage(names(namespace).stream, { seq: seqOf(id) });
   return stored?.header?.get("traceparent") || undefined;
 }
 
@@ -124,7 +125,7 @@ function one(spans: ReceivedSpan[], what: string, pred: (s: ReceivedSpan) => boo
  * have all arrived: each process exports on its own schedule, so one node's spans may come first.
  */
 async function spansOfEvent(match: string, id: string, expected: [string, NodeFixture][]): Promise<ReceivedSpan[]> {
-  const seq = Number(id);
+  const seq = seqOf(id);
   const ofEvent = (s: ReceivedSpan) =>
     s.attributes[ATTR.match] === match && (s.attributes[ATTR.eventSeq] === seq || s.name === HTTP_PUBLISH_SPAN);
   await receiver.waitFor(
@@ -241,7 +242,7 @@ describe("tracing across two nodes", () => {
     // A client resuming after the first event is served the second from memory, under its join.
     const resumed = await subscribe(`${follower.url}/matches/${match}/events?lastEventId=${first}`);
     await untilEvent(resumed, second);
-    const isResume = (x: ReceivedSpan) => x.name === SPAN.subscribe && x.attributes[ATTR.match] === match && x.attributes[ATTR.resumeAfter] === Number(first);
+    const isResume = (x: ReceivedSpan) => x.name === SPAN.subscribe && x.attributes[ATTR.match] === match && x.attributes[ATTR.resumeAfter] === seqOf(first);
     const isReplay = (x: ReceivedSpan) => x.name === SPAN.replay && x.attributes[ATTR.match] === match;
     await receiver.waitFor((all) => all.some(isResume) && all.some(isReplay), SPAN_WAIT_MS);
     const join = one(receiver.spans, "resume span", isResume);
