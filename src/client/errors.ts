@@ -17,6 +17,22 @@ export class TouchlineHttpError extends Error {
   }
 }
 
+/**
+ * The node refused the stream in the form browsers survive (`event: touchline.refused`, then the end of
+ * the stream): it is full, draining, not connected, or this client is over a rate limit. The stream
+ * comes back after `retryAfterMs`, through the balancer, perhaps on another node.
+ */
+export class TouchlineRefusedError extends Error {
+  override readonly name = "TouchlineRefusedError";
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(message);
+  }
+}
+
 /** The server answered, but not with what the protocol promises (wrong content type, malformed JSON). */
 export class TouchlineProtocolError extends Error {
   override readonly name = "TouchlineProtocolError";

@@ -7,7 +7,7 @@
  */
 import { SseParser, type SseEvent } from "../sse/parse.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
-import { httpErrorFrom, TouchlineProtocolError } from "./errors.ts";
+import { httpErrorFrom, TouchlineProtocolError, TouchlineRefusedError } from "./errors.ts";
 import type {
   AnyStreamEvent,
   ConnectionState,
@@ -25,6 +25,17 @@ import type {
 export const DEFAULT_IDLE_TIMEOUT_MS = 45_000;
 const SNAPSHOT_TYPE = "snapshot";
 const CONTROL_PREFIX = "touchline.";
+const REFUSED_TYPE = "touchline.refused";
+
+function refusalOf(data: string): TouchlineRefusedError {
+  try {
+    const d = JSON.parse(data) as { error?: unknown; message?: unknown; retryAfterMs?: unknown };
+    const wait = typeof d.retryAfterMs === "number" && Number.isFinite(d.retryAfterMs) ? d.retryAfterMs : undefined;
+    return new TouchlineRefusedError(String(d.error ?? "refused"), String(d.message ?? "the node refused the stream"), wait);
+  } catch {
+    return new TouchlineRefusedError("refused", "the node refused the stream", undefined);
+  }
+}
 const EVENT_STREAM = "text/event-stream";
 
 export interface StateChange {
@@ -188,13 +199,16 @@ export class TouchlineStream<M extends EventDataMap = FootballEvents, S = Footba
 
   private async consume(body: ReadableStream<Uint8Array>, abort: AbortController): Promise<Ending> {
     let healthy = false;
+    let refused: TouchlineRefusedError | undefined;
     const proveHealthy = () => {
       if (!healthy) this.backoff.reset();
       healthy = true;
     };
     const parser = new SseParser({
       onEvent: (event) => {
-        proveHealthy();
+        // A refusal is not a healthy stream: the wait it asks for comes before the next attempt.
+        if (event.type === REFUSED_TYPE) refused = refusalOf(event.data);
+        else proveHealthy();
         this.dispatch(event);
       },
       onRetry: (ms) => {
@@ -209,7 +223,10 @@ export class TouchlineStream<M extends EventDataMap = FootballEvents, S = Footba
     try {
       for (;;) {
         const { done, value } = await reader.read();
-        if (done) return { error: new Error("the server ended the stream"), fatal: false };
+        if (done) {
+          if (refused) return { error: refused, fatal: false, ...(refused.retryAfterMs !== undefined && { retryAfterMs: refused.retryAfterMs }) };
+          return { error: new Error("the server ended the stream"), fatal: false };
+        }
         this.armIdleTimer(abort);
         parser.feedBytes(value);
       }

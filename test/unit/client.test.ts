@@ -16,6 +16,7 @@ import {
   pollUrl,
   TouchlineHttpError,
   TouchlineProtocolError,
+  TouchlineRefusedError,
   TouchlineStream,
   type MatchEvent,
   type StateChange,
@@ -274,6 +275,26 @@ describe("TouchlineStream", () => {
     await server.waitForRequests(2);
     s.close();
     expect(server.requests[1]!.at - server.requests[0]!.at).toBeGreaterThanOrEqual(1_000 - 2);
+  });
+
+  test("a touchline.refused stream waits its retryAfterMs before the next attempt and reports the refusal", async () => {
+    const server = serve((conn, i) => {
+      if (i === 0) {
+        conn.send(encodeRetry(600));
+        conn.send(`event: touchline.refused\ndata: {"error":"at_capacity","message":"full","retryAfterMs":600}\n\n`);
+        conn.end();
+      } else {
+        conn.send(event(String(i), "kickoff", "m", {}));
+      }
+    });
+    const changes: StateChange[] = [];
+    const s = stream(server.sse, { onStateChange: (c) => changes.push(c), backoff: { initialMs: 10, random: () => 0 } });
+    await server.waitForRequests(2);
+    s.close();
+    expect(server.requests[1]!.at - server.requests[0]!.at).toBeGreaterThanOrEqual(600 - 2);
+    const reconnecting = changes.find((c) => c.state === "reconnecting")!;
+    expect(reconnecting.error).toBeInstanceOf(TouchlineRefusedError);
+    expect((reconnecting.error as TouchlineRefusedError).code).toBe("at_capacity");
   });
 
   test("reports each state change: connecting, open, reconnecting, open, closed", async () => {
