@@ -6,6 +6,7 @@ import { hostname } from "node:os";
 import { AddressSet } from "../limits/addressSet.ts";
 import { LIMIT_DEFAULTS, type LimitsConfig } from "../limits/limitsConfig.ts";
 import { parseTrustProxy } from "../limits/trustProxy.ts";
+import { maxStreamTargetBytes } from "../match/cursor.ts";
 import { loadSecurityConfig, type SecurityConfig } from "./securityConfig.ts";
 
 export interface Config {
@@ -157,7 +158,34 @@ function flag(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `expected true or false, got "${env[name]}"`);
 }
 
-function loadLimits(env: Env): LimitsConfig {
+/** Other headers a browser sends with a stream request (cookies, user agent, accept...), besides the resume. */
+const STREAM_HEAD_SLACK_BYTES = 4096;
+/** Bun refuses a longer head itself, with a bare 431, unless started with --max-http-header-size. */
+const BUN_DEFAULT_HEAD_BYTES = 16_384;
+
+/** Bun's own head limit for this process, from BUN_OPTIONS when it raises it. */
+function bunHeadLimit(env: Env): number {
+  const m = /--max-http-header-size[= ](\d+)/.exec(env.BUN_OPTIONS ?? "");
+  return m ? Number(m[1]) : BUN_DEFAULT_HEAD_BYTES;
+}
+
+/**
+ * The head a stream request may need: its longest target plus a Last-Event-ID line of the longest
+ * composite id (never both in full, see maxStreamTargetBytes), plus room for ordinary headers.
+ */
+function streamHeadBytes(env: Env, maxMatchesPerStream: number, maxHeaderBytes: number): number {
+  const needed = maxStreamTargetBytes(maxMatchesPerStream) + STREAM_HEAD_SLACK_BYTES;
+  const limit = bunHeadLimit(env);
+  if (needed > limit) {
+    throw new ConfigError(
+      "MAX_MATCHES_PER_STREAM",
+      `a resume of ${maxMatchesPerStream} matches may need a ${needed}-byte request head, over Bun's ${limit}-byte limit: lower it, or raise Bun's with BUN_OPTIONS=--max-http-header-size=${needed}`,
+    );
+  }
+  return Math.max(maxHeaderBytes, needed);
+}
+
+function loadLimits(env: Env, maxMatchesPerStream: number): LimitsConfig {
   const d = LIMIT_DEFAULTS;
   const trustProxy = parsed(env, "TRUST_PROXY", "false", parseTrustProxy);
   const proxyProtocol = flag(env, "PROXY_PROTOCOL", false);
@@ -167,13 +195,15 @@ function loadLimits(env: Env): LimitsConfig {
   }
   const streamRatePerAddress = integer(env, "STREAM_RATE_PER_ADDRESS", d.streamRatePerAddress, 0, MAX_RATE);
   const publishRate = integer(env, "PUBLISH_RATE", d.publishRate, 0, MAX_RATE);
+  const maxHeaderBytes = integer(env, "MAX_HEADER_BYTES", d.maxHeaderBytes, MIN_HEADER_BYTES, MAX_HEADER_BYTES);
   return {
     maxStreamsPerAddress: integer(env, "MAX_STREAMS_PER_ADDRESS", d.maxStreamsPerAddress, 0),
     streamRatePerAddress,
     streamBurstPerAddress: integer(env, "STREAM_BURST_PER_ADDRESS", Math.max(d.streamBurstPerAddress, streamRatePerAddress), 1, MAX_RATE),
     publishRate,
     publishBurst: integer(env, "PUBLISH_BURST", Math.max(d.publishBurst, publishRate), 1, MAX_RATE),
-    maxHeaderBytes: integer(env, "MAX_HEADER_BYTES", d.maxHeaderBytes, MIN_HEADER_BYTES, MAX_HEADER_BYTES),
+    maxHeaderBytes,
+    maxStreamHeaderBytes: streamHeadBytes(env, maxMatchesPerStream, maxHeaderBytes),
     trustProxy,
     proxyProtocol,
     exempt: parsed(env, "LIMITS_EXEMPT", d.exempt, AddressSet.parse),
@@ -222,6 +252,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("TOUCHLINE_NAMESPACE", "must match [a-z][a-z0-9_]{0,31}");
   }
   const membershipRenewMs = duration(env, "MEMBERSHIP_RENEW_MS", 1000, 100);
+  const maxMatchesPerStream = integer(env, "MAX_MATCHES_PER_STREAM", 64, 1, 1000);
   const clientBufferBytes = integer(env, "CLIENT_BUFFER_BYTES", DEFAULT_CLIENT_BUFFER_BYTES, 1024);
   const windowBytes = integer(env, "WINDOW_BYTES", DEFAULT_WINDOW_BYTES, MIN_WINDOW_BYTES);
   // The budget must hold at least one full window, or every window would be trimmed below its own cap.
@@ -244,7 +275,7 @@ export function loadConfig(env: Env = process.env): Config {
     slowClientGraceMs: duration(env, "SLOW_CLIENT_GRACE", DEFAULT_SLOW_CLIENT_GRACE_MS, 0),
     retryMs: integer(env, "RETRY_MS", 1000, 0, 3_600_000),
     retentionMs: duration(env, "RETENTION", 24 * 3_600_000, 60_000),
-    maxMatchesPerStream: integer(env, "MAX_MATCHES_PER_STREAM", 64, 1, 1000),
+    maxMatchesPerStream,
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 64 * 1024, 256, 16 * 1024 * 1024),
     batchMaxItems: integer(env, "BATCH_MAX_ITEMS", 1000, 1, 100_000),
     batchMaxBytes: integer(env, "BATCH_MAX_BYTES", 1_048_576, 256, 64 * 1024 * 1024),
@@ -261,7 +292,7 @@ export function loadConfig(env: Env = process.env): Config {
     collectAfterStreamChurn: integer(env, "GC_AFTER_STREAM_CHURN", 1000, 0),
     namespace,
     jetstreamReplicas: integer(env, "JETSTREAM_REPLICAS", 1, 1, 5),
-    limits: loadLimits(env),
+    limits: loadLimits(env, maxMatchesPerStream),
     security: loadSecurityConfig(env),
   };
 }

@@ -16,6 +16,12 @@ export interface LimitsConfig {
   publishBurst: number;
   /** MAX_HEADER_BYTES: request line plus headers. */
   maxHeaderBytes: number;
+  /**
+   * The same for stream requests: at least MAX_HEADER_BYTES, and enough for the longest resume a
+   * multiplexed stream of MAX_MATCHES_PER_STREAM matches can send (config.ts derives it), so a browser
+   * resuming by itself is never refused with a 431 it cannot survive.
+   */
+  maxStreamHeaderBytes: number;
   /** TRUST_PROXY: when X-Forwarded-For names the client, and which peers may send a PROXY header. */
   trustProxy: TrustProxy;
   /**

@@ -136,8 +136,9 @@ export class NodeLimits {
   /** A request head over MAX_HEADER_BYTES: the refusal to answer, else undefined. */
   checkHeaders(request: Request): LimitError | undefined {
     const bytes = requestHeadBytes(request.method, request.url, request.headers);
-    if (bytes <= this.config.maxHeaderBytes) return undefined;
-    return new LimitError("header_bytes", 431, "headers_too_large", `the request line and headers must be at most ${this.config.maxHeaderBytes} bytes`);
+    const max = isStreamRequest(request) ? this.config.maxStreamHeaderBytes : this.config.maxHeaderBytes;
+    if (bytes <= max) return undefined;
+    return new LimitError("header_bytes", 431, "headers_too_large", `the request line and headers must be at most ${max} bytes`);
   }
 
   /**
@@ -194,4 +195,15 @@ export class NodeLimits {
       });
     }
   }
+}
+
+const STREAM_PATH = /^\/(events|matches\/[^/]+\/events)$/;
+
+/** A stream request (GET of a stream URL), whose head may carry a long resume id. */
+function isStreamRequest(request: Request): boolean {
+  if (request.method !== "GET") return false;
+  const url = request.url;
+  const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+  const queryStart = url.indexOf("?", pathStart);
+  return STREAM_PATH.test(url.slice(pathStart, queryStart === -1 ? undefined : queryStart));
 }

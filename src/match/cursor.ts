@@ -38,3 +38,26 @@ export function parseCursor(raw: string | null | undefined, maxEntries: number, 
   }
   return cursor;
 }
+
+/** Longest match id, and longest sequence and log tag an id may carry (see parseCursor, parseEventId). */
+const MATCH_ID_MAX = 64;
+const SEQ_MAX_DIGITS = 16;
+const TAG_MAX = 16;
+/** `:`, `,` and `@` are percent-encoded (3 bytes each) when a composite id rides in the query string. */
+const ENCODED_EXTRA = 2;
+
+/** Bytes of the longest composite id a stream of `maxMatches` matches can need. */
+export function maxCompositeIdBytes(maxMatches: number): number {
+  return maxMatches * (MATCH_ID_MAX + 1 + SEQ_MAX_DIGITS) + (maxMatches - 1) + 1 + TAG_MAX;
+}
+
+/**
+ * Bytes of the longest request target of a multiplexed stream: `/events?match=…` for every match, plus
+ * its resume id as `&lastEventId=` (percent-encoded). A browser resuming by itself sends the id as the
+ * Last-Event-ID header instead, which is no longer; it never sends both.
+ */
+export function maxStreamTargetBytes(maxMatches: number): number {
+  const matches = "/events?".length + maxMatches * ("match=".length + MATCH_ID_MAX + 1);
+  const separators = 2 * maxMatches + 1;
+  return matches + "lastEventId=".length + maxCompositeIdBytes(maxMatches) + ENCODED_EXTRA * separators;
+}
