@@ -1,24 +1,49 @@
 /**
  * MatchIndex: every match with events within retention, for `GET /matches`. A KV bucket written by each
- * match's owner after it applies an event (bucket max age = retention), watched by every node into this
- * in-memory copy, so listing never touches NATS. It is also where a new owner finds the state to start
- * from instead of replaying a match from its first event.
+ * match's owner (bucket max age = retention), watched by every node into this in-memory copy, so listing
+ * never touches NATS. It is also where a new owner finds the state to start from instead of replaying a
+ * match from its first event (it reads the log after the entry's seq, so a stale entry costs a longer
+ * read, never a wrong state).
+ *
+ * Writes are coalesced: an owner notes its match's entry after every event (seen at once by this node),
+ * and the newest entry of each match is written at most once per `flushMs`, and once more on stop. A
+ * busy match costs the bucket one write a second instead of one per event.
  */
 import type { KV } from "@nats-io/kv";
 import type { BucketWatch } from "../bus/bucketWatch.ts";
 import type { IndexEntry } from "../actors/services.ts";
-import { decodeWire } from "../bus/wireCodec.ts";
+import { decodeWire, encodeWire } from "../bus/wireCodec.ts";
 
 export class MatchIndex {
   private readonly entries_ = new Map<string, IndexEntry>();
   private watcher: { stop(): void } | undefined;
+  /** Entries noted since the last flush, newest per match. */
+  private dirty = new Map<string, IndexEntry>();
+  private flushTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     private readonly kv: KV,
     private readonly watch: BucketWatch,
+    private readonly flushMs: number,
+    private readonly onWriteFailed: (match: string, err: unknown) => void,
   ) {}
 
+  /** Notes a match's newest entry: listed here at once, written to the bucket at the next flush. */
+  write(match: string, entry: IndexEntry): void {
+    this.noteLocal(match, entry);
+    this.dirty.set(match, entry);
+  }
+
+  /** Writes every entry noted since the last flush. A failed write is logged; the next event notes it again. */
+  async flush(): Promise<void> {
+    if (this.dirty.size === 0) return;
+    const due = this.dirty;
+    this.dirty = new Map();
+    await Promise.all([...due].map(([match, entry]) => this.kv.put(match, encodeWire(entry)).catch((err: unknown) => this.onWriteFailed(match, err))));
+  }
+
   async start(): Promise<void> {
+    this.flushTimer = setInterval(() => void this.flush(), this.flushMs);
     this.watcher = await this.watch((e) => {
       if (e.operation !== "PUT") this.entries_.delete(e.key);
       else {
@@ -31,7 +56,10 @@ export class MatchIndex {
     });
   }
 
-  stop(): void {
+  /** Stops watching and writes what is still noted (shutdown, or the node starting over). */
+  async stop(): Promise<void> {
+    clearInterval(this.flushTimer);
+    await this.flush();
     this.watcher?.stop();
   }
 

@@ -48,6 +48,8 @@ const NATS_PING_MS = 2000;
 const NATS_MAX_PINGS_OUT = 2;
 /** How often the node checks that the event stream and its buckets still exist (a lost store). */
 const STORE_CHECK_MS = 1000;
+/** Each match's index entry is written at most this often (see MatchIndex). */
+const INDEX_FLUSH_MS = 1000;
 /** Pause between attempts to set the stream and buckets up again after the store was lost. */
 const STORE_RETRY_MS = 1000;
 /** Owners of matches active this recently are started when the ring hands them to a node. */
@@ -95,8 +97,6 @@ export class TouchlineNode {
   private readonly logger: Logger;
   private readonly metrics: NodeMetrics;
   readonly tracing: TracingHandle;
-  private readonly indexWrites = new Map<string, IndexEntry>();
-  private readonly indexInFlight = new Set<string>();
   private indexKv!: KV;
   /** How JetStream readers (match followers, discovery, bucket watches) create consumers and report trouble. */
   private readers!: ReaderContext;
@@ -197,7 +197,9 @@ export class TouchlineNode {
     const watch = (bucket: string) => bucketWatch(this.readers, bucket);
     this.leases = new LeaseTable(ownersKv, watch(this.names.ownersBucket), c.nodeId, this.tracing);
     await this.leases.start();
-    this.index = new MatchIndex(this.indexKv, watch(this.names.indexBucket));
+    this.index = new MatchIndex(this.indexKv, watch(this.names.indexBucket), INDEX_FLUSH_MS, (match, err) =>
+      this.logger.warn("match index write failed", { match, err: String(err) }),
+    );
     await this.index.start();
 
     this.hub = new MatchHub(this.services(), {
@@ -233,11 +235,9 @@ export class TouchlineNode {
     await this.hub?.stopAll();
     this.membership?.stop();
     this.leases?.stop();
-    this.index?.stop();
+    await this.index?.stop();
     this.inbox?.unsubscribe();
     this.inbox = undefined;
-    this.indexWrites.clear();
-    this.indexInFlight.clear();
   }
 
   /**
@@ -361,7 +361,7 @@ export class TouchlineNode {
       },
       requestSync: (owner, match, after) => this.requestSync(owner, match, after),
       readIndex: async (match) => this.index.get(match) ?? (await this.index.fetch(match)),
-      writeIndex: (match, entry) => this.writeIndex(match, entry),
+      writeIndex: (match, entry) => this.index.write(match, entry),
       telemetry,
     };
   }
@@ -405,27 +405,6 @@ export class TouchlineNode {
     for (const [match, entry] of this.index.entries()) {
       if (entry.ts >= since && this.membership.ring.ownerOf(match) === this.id) this.hub.get(match);
     }
-  }
-
-  /** Coalesced: at most one write in flight per match; the newest entry wins. */
-  private writeIndex(match: string, entry: IndexEntry): void {
-    this.indexWrites.set(match, entry);
-    if (this.indexInFlight.has(match)) return;
-    const flush = (): void => {
-      const next = this.indexWrites.get(match);
-      if (!next) {
-        this.indexInFlight.delete(match);
-        return;
-      }
-      this.indexWrites.delete(match);
-      this.indexInFlight.add(match);
-      this.index.noteLocal(match, next);
-      this.indexKv
-        .put(match, encodeWire(next))
-        .catch((err) => this.logger.warn("match index write failed", { match, err: String(err) }))
-        .finally(flush);
-    };
-    flush();
   }
 
   private async watchNatsStatus(): Promise<void> {
