@@ -16,6 +16,8 @@ export interface DemoEvent {
   data: Record<string, unknown>;
   /** A JSON merge patch on the match state. */
   state?: Record<string, unknown>;
+  /** The match's last event: it ends the match (streams get `touchline.end`, later publishes 409). */
+  final?: boolean;
 }
 
 export interface PlayStep {
@@ -156,6 +158,7 @@ export class SimulatedMatch {
           type: "fulltime",
           data: { minute: FULL_MINUTES, text: "Full-time" },
           state: { minute: FULL_MINUTES, status: "full-time" },
+          final: true,
         },
       ],
     };
@@ -170,6 +173,7 @@ export class SimulatedMatch {
       type: "fulltime",
       data: { minute: this.clock, abandoned: true, text: "Match abandoned" },
       state: { status: "full-time" },
+      final: true,
     };
   }
 

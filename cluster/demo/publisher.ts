@@ -38,7 +38,7 @@ export class Publisher {
   /** Publishes until stored; `once` makes a single attempt that ignores the stop signal (for the last words). */
   async publish(match: string, event: DemoEvent, key: string, opts: { once?: boolean } = {}): Promise<PublishOutcome> {
     const url = `${this.opts.baseUrl}/matches/${encodeURIComponent(match)}/events`;
-    const body = JSON.stringify({ type: event.type, data: event.data, state: event.state, key });
+    const body = JSON.stringify({ type: event.type, data: event.data, state: event.state, key, ...(event.final ? { final: true } : {}) });
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     for (let attempt = 0; ; attempt++) {

@@ -143,6 +143,13 @@ class Client implements MatchSubscriber {
     return true;
   }
 
+  /** Times the actor said the match ended (a single-match stream would then end). */
+  ends = 0;
+
+  matchEnded(): void {
+    this.ends++;
+  }
+
   /** What the stream layer does once the join settles (http/streams.ts settleJoin). */
   settle(live: boolean): void {
     this.holding = false;
@@ -877,5 +884,39 @@ describe("a resume from before the window with several pages of history", () => 
       expect(c.got).toEqual(seqs.filter((s) => s > positions[i]!).slice(0, c.got.length));
       expect(c.got.length).toBeGreaterThan(0);
     }
+  });
+});
+
+describe("a match that ends", () => {
+  test("its final event ends every subscriber; later joins get the final snapshot or the replay, then the end; finalSeq answers", async () => {
+    const h = new Harness();
+    h.appendEvents(3);
+    await h.startOwner();
+    const live = new Client();
+    expect(await h.actor.join(live, undefined)).toBe(true);
+    expect(await h.actor.finalSeq()).toBeUndefined();
+    const last = h.log.append(M, { type: "fulltime", state: { status: "full-time" }, final: true });
+    await drain();
+    expect(live.got).toEqual([last]);
+    expect(live.ends).toBe(1);
+    expect(await h.actor.finalSeq()).toBe(last);
+
+    // A new viewer: the final snapshot, then the end.
+    const viewer = new Client();
+    expect(await h.actor.join(viewer, undefined)).toBe(true);
+    expect(viewer.snapshots.at(-1)?.seq).toBe(last);
+    expect(viewer.ends).toBe(1);
+    // A resume from before the final event: the events up to it, then the end.
+    const behind = new Client();
+    expect(await h.actor.join(behind, last - 1)).toBe(true);
+    expect(behind.got).toEqual([last]);
+    expect(behind.ends).toBe(1);
+
+    // Nothing stored after the final event is streamed (publishing refuses it with 409).
+    const stray = h.log.append(M, { type: "late" });
+    await drain();
+    expect(live.got).toEqual([last]);
+    expect(h.actor.latestSeq).toBe(last);
+    expect(stray).toBeGreaterThan(last);
   });
 });

@@ -78,6 +78,8 @@ export class MatchActor {
   private lastSeq = 0;
   private state: Record<string, Json> = {};
   private isPrivate = false;
+  /** The match's final event has been applied (it is `lastSeq`): no more events, subscribers are ended. */
+  private ended = false;
   private readonly window: EventWindow;
   readonly subscribers = new SubscriberSet();
   private tail: Promise<void> = Promise.resolve();
@@ -249,8 +251,14 @@ export class MatchActor {
         return;
       }
     }
-    this.subscribers.add(sub);
+    this.goLive(sub);
     j.resolve(true);
+  }
+
+  /** A subscriber that has everything so far: live, or, once the match has ended, told so. */
+  private goLive(sub: MatchSubscriber): void {
+    if (this.ended) sub.matchEnded();
+    else this.subscribers.add(sub);
   }
 
   /** Events after `after` from memory, or undefined when memory does not reach back that far. */
@@ -351,7 +359,7 @@ export class MatchActor {
         continue;
       }
       for (const e of rest) if (e.seq > sub.lastSeq && sub.sendEvent(e)) q.sent++;
-      this.subscribers.add(sub);
+      this.goLive(sub);
       // One request per resumer (however many pages served it), with every event it was sent.
       this.svc.telemetry.replay("jetstream", q.sent);
       q.join.resolve(true);
@@ -364,6 +372,12 @@ export class MatchActor {
   /** `trace`: the context the event came with (the stored message's on the owner, the feed message's elsewhere). */
   private apply(event: MatchEvent, trace?: Context): void {
     if (event.seq <= this.lastSeq) return;
+    if (this.ended) {
+      // Publishing answers 409 once a match has ended; one stored anyway (a race through another node
+      // within the index's second, or straight to NATS) stays in the log and is not streamed.
+      this.svc.telemetry.warn("an event after the match's final event is not streamed", { match: this.match, seq: event.seq });
+      return;
+    }
     const spans = this.svc.telemetry.spans;
     // On the owner the event's ingest is the parent of its feed publish and its local fan-out.
     const ingest = this.role === "owner" ? spans.startIngest(this.match, event.seq, trace) : undefined;
@@ -379,7 +393,13 @@ export class MatchActor {
       this.svc.publishFeed(this.match, { kind: "event", epoch: this.epoch, event }, feed?.context);
       this.feedSentAt = Date.now();
       feed?.end();
-      this.svc.writeIndex(this.match, { seq: event.seq, ts: event.ts, state: this.state, ...(this.isPrivate ? { private: true } : {}) });
+      this.svc.writeIndex(this.match, {
+        seq: event.seq,
+        ts: event.ts,
+        state: this.state,
+        ...(this.isPrivate ? { private: true } : {}),
+        ...(event.final ? { ended: true } : {}),
+      });
     }
     if (this.seqWaiters.length > 0) this.answerSeqWaiters();
     const fanOut = spans.startFanOut(this.match, event.seq, this.role, parent);
@@ -387,6 +407,11 @@ export class MatchActor {
     fanOut?.end(reached);
     ingest?.end();
     this.svc.telemetry.delivered(reached, event.ts);
+    if (event.final) {
+      this.ended = true;
+      for (const sub of this.subscribers) sub.matchEnded();
+      this.subscribers.clear();
+    }
     if (this.waitingForSeq.length > 0) this.releaseWaiting();
   }
 
@@ -407,7 +432,7 @@ export class MatchActor {
       for (const e of events) {
         if (e.seq > sub.lastSeq && sub.sendEvent(e)) sent++;
       }
-      this.subscribers.add(sub);
+      this.goLive(sub);
       // A resume that waited for this node to catch up is served from memory like any other.
       this.svc.telemetry.replay("memory", sent);
       w.join.resolve(true);
@@ -469,6 +494,7 @@ export class MatchActor {
         this.state = entry.state;
         this.lastSeq = entry.seq;
         this.isPrivate = entry.private === true;
+        this.ended = entry.ended === true;
         this.window.clear();
       }
     }
@@ -544,6 +570,7 @@ export class MatchActor {
           this.state = entry.state;
           this.lastSeq = entry.seq;
           this.isPrivate = entry.private === true;
+          this.ended = entry.ended === true;
         }
       }
       const target = await this.svc.log.lastSeqOf(this.match);
@@ -614,6 +641,7 @@ export class MatchActor {
       this.state = reply.state;
       this.lastSeq = reply.seq;
       this.isPrivate = reply.private;
+      this.ended = reply.ended === true;
       this.window.clear();
       for (const e of reply.window) this.window.push(new EncodedEvent(e, this.svc.logTag));
     } else if (reply.seq > this.lastSeq) {
@@ -739,6 +767,7 @@ export class MatchActor {
       state: this.state,
       window: this.window.newest(SYNC_WINDOW_EVENTS).map((e) => e.event),
       private: this.isPrivate,
+      ...(this.ended ? { ended: true } : {}),
     };
   }
 
@@ -759,10 +788,10 @@ export class MatchActor {
    * now), so a read right after a 201 sees that event. Waits at most STATE_CATCH_UP_MS; past that it
    * answers with what it has rather than hang.
    */
-  snapshot(atLeast = 0): Promise<{ seq: number; state: Record<string, Json>; private: boolean }> {
+  snapshot(atLeast = 0): Promise<{ seq: number; state: Record<string, Json>; private: boolean; ended: boolean }> {
     this.lastInterestAt = Date.now();
     return new Promise((resolve) => {
-      const answer = () => resolve({ seq: this.lastSeq, state: this.state, private: this.isPrivate });
+      const answer = () => resolve({ seq: this.lastSeq, state: this.state, private: this.isPrivate, ended: this.ended });
       const whenCaughtUp = () => {
         if (this.lastSeq >= atLeast) return answer();
         const waiter = {
@@ -788,6 +817,22 @@ export class MatchActor {
 
   get private(): boolean {
     return this.isPrivate;
+  }
+
+  /**
+   * Once the actor is ready: the seq of the match's final event if it has ended, else undefined (a
+   * resume at or after it gets 204, so EventSource stops for good). Undefined if the actor stops first.
+   */
+  finalSeq(): Promise<number | undefined> {
+    this.lastInterestAt = Date.now();
+    return new Promise((resolve) => {
+      const answer = (ready: boolean) => resolve(ready && this.ended ? this.lastSeq : undefined);
+      this.post(() => {
+        if (this.role === "stopped") answer(false);
+        else if (this.ready) answer(true);
+        else this.readyWaiters.push(answer);
+      });
+    });
   }
 
   /**

@@ -15,6 +15,8 @@ export interface LoggedEvent {
   state?: Json;
   ts: number;
   private?: boolean;
+  /** The match's last event (see PublishInput.final). */
+  final?: boolean;
 }
 
 /**

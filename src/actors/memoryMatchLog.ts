@@ -65,7 +65,7 @@ export class MemoryMatchLog implements MatchLog {
   // ----- writing (what producers do through JetStream) ---------------------------------------------
 
   /** Stores an event of `match` at the next seq of the log and hands it to live followers; returns its seq. */
-  append(match: string, input: { type?: string; data?: Json; state?: Json; ts?: number; private?: boolean } = {}): number {
+  append(match: string, input: { type?: string; data?: Json; state?: Json; ts?: number; private?: boolean; final?: boolean } = {}): number {
     const seq = this.nextSeq++;
     const payload: Record<string, unknown> = { type: input.type ?? "update", data: input.data ?? null, ts: input.ts ?? seq };
     if (input.state !== undefined) payload.state = input.state;
@@ -73,6 +73,7 @@ export class MemoryMatchLog implements MatchLog {
     const event: LoggedEvent = { match, seq, type: payload.type as string, data: payload.data as Json, ts: payload.ts as number };
     if (input.state !== undefined) event.state = input.state;
     if (input.private) event.private = true;
+    if (input.final) event.final = true;
     this.stored.push({ seq, match, event, bytes: utf8.encode(JSON.stringify(payload)).byteLength });
     this.wake(match);
     return seq;

@@ -24,6 +24,8 @@ export interface SyncReply {
   window: MatchEvent[];
   /** The match was published as private (subscribing then needs a token). */
   private: boolean;
+  /** The match ended with its final event, `seq` (see PublishInput.final). */
+  ended?: boolean;
 }
 
 export interface IndexEntry {
@@ -31,6 +33,13 @@ export interface IndexEntry {
   ts: number;
   state: Record<string, Json>;
   private?: boolean;
+  /** The match ended: `seq` is its final event. */
+  ended?: boolean;
+  /**
+   * The idempotency key of the final event, when it was published through this node: a retry of it
+   * is a duplicate, not a publish to an ended match. Only in this node's copy, never written.
+   */
+  finalKey?: string;
 }
 
 export interface ActorTelemetry {

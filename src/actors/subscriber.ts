@@ -14,6 +14,11 @@ export interface MatchSubscriber {
   sendSnapshot(snapshot: MatchSnapshot): void;
   /** True when the event is on its way to the client; false when it never will be (a full replay, a closed stream). */
   sendEvent(e: EncodedEvent): boolean;
+  /**
+   * The match ended: everything up to its final event was sent. The subscriber tells its client
+   * (`touchline.end`) and lets go of the match; a single-match stream ends.
+   */
+  matchEnded(): void;
 }
 
 /** The subscribers of one match on this node. Fan-out skips what a subscriber already has. */
@@ -30,6 +35,10 @@ export class SubscriberSet {
 
   delete(s: MatchSubscriber): boolean {
     return this.subs.delete(s);
+  }
+
+  clear(): void {
+    this.subs.clear();
   }
 
   /** Sends to every subscriber that has not seen it; returns how many it reached. */

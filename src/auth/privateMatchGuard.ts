@@ -40,4 +40,8 @@ export class PrivateMatchGuard implements MatchSubscriber {
     }
     return this.inner.sendEvent(e);
   }
+
+  matchEnded(): void {
+    this.inner.matchEnded();
+  }
 }

@@ -302,6 +302,7 @@ export class EventLog implements MatchLog {
     };
     if (typeof state === "object" && state !== null && !Array.isArray(state)) event.state = state as Json;
     if (b.private === true) event.private = true;
+    if (b.final === true) event.final = true;
     return event;
   }
 }
@@ -311,6 +312,7 @@ function storedPayload(input: PublishInput): Record<string, unknown> {
   const payload: Record<string, unknown> = { type: input.type, data: input.data, ts: input.ts ?? Date.now() };
   if (input.state !== undefined) payload.state = input.state;
   if (input.private) payload.private = true;
+  if (input.final) payload.final = true;
   return payload;
 }
 

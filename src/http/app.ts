@@ -123,6 +123,9 @@ export function createApp(deps: AppDeps) {
       }
     };
 
+  const matchEnded = (match: string, details: Record<string, unknown> = {}): HttpError =>
+    new HttpError(409, "match_ended", `match ${match} has ended (its final event was published); nothing more can be published to it`, {}, details);
+
   /** JetStream did not confirm a publish: its outcome is unknown, and only a retry with the same key is safe. */
   const publishOutcomeUnknown = (keyed: boolean, details: Record<string, unknown> = {}): HttpError =>
     new HttpError(
@@ -151,6 +154,12 @@ export function createApp(deps: AppDeps) {
     limits.checkJsonDepth(body);
     const input = validatePublishInput(body);
     if (!input.ok) throw new HttpError(400, "invalid_event", input.message);
+    if (node.isEnded(match)) {
+      // A retry of the final event itself (same key) is a duplicate, not a publish after the end.
+      const finalSeq = node.finalEventOf(match, input.value.key);
+      if (finalSeq === undefined) throw matchEnded(match);
+      return json({ id: formatEventId(finalSeq, node.logTag), duplicate: true }, 200);
+    }
     let result;
     try {
       result = await node.publish(match, input.value);
@@ -174,6 +183,12 @@ export function createApp(deps: AppDeps) {
       limits.checkJsonDepth(body);
       const items = validateBatch(body, node.config.batchMaxItems);
       for (const item of items) auth.access.requirePublish(viewer, item.match);
+      // An item for a match that has ended, or that follows a final item of its match in this batch.
+      const endedInBatch = new Set<string>();
+      for (const [index, item] of items.entries()) {
+        if (node.isEnded(item.match) || endedInBatch.has(item.match)) throw matchEnded(item.match, { index });
+        if (item.input.final) endedInBatch.add(item.match);
+      }
       limits.admitPublish(request, server, items.length);
       const { results, failure } = await node.publishBatch(items);
       const answers: BatchResult[] = results.map((r) => (r.duplicate ? { id: formatEventId(r.seq, node.logTag), duplicate: true } : { id: formatEventId(r.seq, node.logTag) }));
@@ -200,7 +215,7 @@ export function createApp(deps: AppDeps) {
     const s = await node.matchState(match);
     if (s.seq === 0) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
     auth.access.requireRead(viewer, match, s.private);
-    return json({ match, id: formatEventId(s.seq, node.logTag), state: s.state });
+    return json({ match, id: formatEventId(s.seq, node.logTag), state: s.state, ...(s.ended ? { ended: true } : {}) });
   });
   const matchListRoute = guard(async ({ request }: { request: Request }) => {
     const url = new URL(request.url);
@@ -214,7 +229,7 @@ export function createApp(deps: AppDeps) {
     const visible = (match: string, e: { private?: boolean }) => auth.access.mayList(viewer, match, e.private === true);
     const page = node.index.list(limit, url.searchParams.get("cursor") ?? undefined, node.config.retentionMs, visible);
     return json({
-      matches: page.items.map(([match, e]) => ({ match, id: formatEventId(e.seq, node.logTag), state: e.state })),
+      matches: page.items.map(([match, e]) => ({ match, id: formatEventId(e.seq, node.logTag), state: e.state, ...(e.ended ? { ended: true } : {}) })),
       next: page.next,
     });
   });

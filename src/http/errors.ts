@@ -18,6 +18,7 @@ export type ErrorCode =
   | "draining"
   | "publish_failed"
   | "publish_outcome_unknown"
+  | "match_ended"
   | "internal_error";
 
 export class HttpError extends Error {

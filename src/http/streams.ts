@@ -8,6 +8,7 @@ import type { TouchlineNode } from "../node/touchlineNode.ts";
 import type { StreamRegistry } from "../stream/streamRegistry.ts";
 import { MultiplexCursor, MultiplexedSubscription, SingleMatchSubscription } from "../stream/subscriptions.ts";
 import type { MatchSubscriber } from "../actors/subscriber.ts";
+import type { MatchActor } from "../actors/matchActor.ts";
 import type { EncodedEvent } from "../actors/encodedEvent.ts";
 import { MATCH_ID, formatEventId, parseEventId } from "../match/event.ts";
 import { parseCursor } from "../match/cursor.ts";
@@ -83,6 +84,15 @@ function hold(deps: StreamDeps, request: Request, server: Server<unknown> | null
   else if (server) server.timeout(request, streamIdleSeconds(deps.node.config.heartbeatMs));
 }
 
+/** 204: nothing more will ever come on this stream (its matches ended); EventSource stops for good. */
+const NOTHING_MORE = (): Response => new Response(null, { status: 204 });
+
+/** The match ended and the client has its final event already (`after` is at or past it). */
+async function endedBy(actor: MatchActor, after: number): Promise<boolean> {
+  const last = await actor.finalSeq();
+  return last !== undefined && after >= last;
+}
+
 /**
  * A join settled: let the stream's held writes go, or, when a match could not serve it (its log failed,
  * the actor stopped), end it with what it has so the client resumes by id, here or elsewhere.
@@ -108,9 +118,14 @@ export async function openMatchStream(deps: StreamDeps, request: Request, server
     throw err;
   }
   const after = parseEventId(lastEventIdOf(request, url), deps.node.logTag);
+  // A resume at or after the final event of an ended match: 204, which stops an EventSource for good.
+  if (after !== undefined && (await endedBy(actor, after))) {
+    release();
+    return NOTHING_MORE();
+  }
   const stream = deps.registry.open();
   honourStreamParams(deps, url, stream);
-  const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(stream), stream);
+  const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(stream, match), stream);
   hold(deps, request, server, stream, new StreamLease(actor, sub, release, deps.auth.closeAtExpiry(viewer, stream)));
   void actor.join(sub, after, callerTraceContext(deps.node.tracing, request)).then((live) => settleJoin(stream, live));
   return stream.takeResponse();
@@ -135,9 +150,17 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
     throw err;
   }
   const resumed = parseCursor(lastEventIdOf(request, url), max, deps.node.logTag);
+  // Matches that ended at or before the client's position are done: not joined again. All of them: 204.
+  const done = await Promise.all(actors.map((a) => (resumed.has(a.match) ? endedBy(a, resumed.get(a.match)!) : false)));
+  if (done.every(Boolean)) {
+    release();
+    return NOTHING_MORE();
+  }
   const stream = deps.registry.open();
   honourStreamParams(deps, url, stream);
   const shared = new MultiplexCursor(matches, resumed);
+  for (const [i, a] of actors.entries()) if (done[i]) shared.end(a.match);
+  actors = actors.filter((_, i) => !done[i]);
   const joins = actors.map((actor) => ({
     actor,
     sub: deps.auth.guard(viewer, actor, new MultiplexedSubscription(stream, shared, actor.match), stream),
@@ -158,6 +181,8 @@ class PollCollector implements MatchSubscriber {
   events: EncodedEvent[] = [];
   private bytes = 0;
   snapshot: { seq: number; state: Record<string, Json> } | undefined;
+  /** The match ended and this answer reaches its final event. */
+  ended = false;
   private wake: (() => void) | undefined;
 
   sendSnapshot(snapshot: MatchSnapshot): void {
@@ -177,8 +202,13 @@ class PollCollector implements MatchSubscriber {
     return true;
   }
 
+  matchEnded(): void {
+    this.ended = true;
+    if (this.wake) queueMicrotask(this.wake);
+  }
+
   waitForEvent(ms: number, signal: AbortSignal): Promise<void> {
-    if (this.events.length > 0 || ms <= 0) return Promise.resolve();
+    if (this.events.length > 0 || this.ended || ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done(): void {
@@ -230,6 +260,7 @@ export async function poll(deps: StreamDeps, request: Request, match: string, se
   const tag = deps.node.logTag;
   const events = collector.events.map((e) => ({ id: e.id, type: e.event.type, data: e.event.data, ts: e.event.ts, ...(e.event.state !== undefined ? { state: e.event.state } : {}) }));
   const body: Record<string, unknown> = { match, events, next: collector.lastSeq > 0 ? formatEventId(collector.lastSeq, tag) : null };
+  if (collector.ended) body.ended = true;
   if (collector.snapshot) body.snapshot = { id: collector.snapshot.seq > 0 ? formatEventId(collector.snapshot.seq, tag) : null, state: collector.snapshot.state };
   return json(body);
 }

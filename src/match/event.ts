@@ -22,6 +22,8 @@ export interface PublishInput {
   key?: string;
   ts?: number;
   private?: boolean;
+  /** The last event of the match: after it the match is ended (streams end, publishing answers 409). */
+  final?: boolean;
 }
 
 /** One stored event. `seq` is the JetStream stream sequence: the event id, the same on every node. */
@@ -36,6 +38,8 @@ export interface MatchEvent {
   ts: number;
   /** Set by a producer to make the match private (subscribing then needs a token). */
   private?: boolean;
+  /** The match's last event (see PublishInput.final). */
+  final?: boolean;
 }
 
 /**
@@ -92,9 +96,13 @@ export function validatePublishInput(body: unknown): ValidationResult<PublishInp
   if (b.private !== undefined && typeof b.private !== "boolean") {
     return { ok: false, message: "private must be a boolean" };
   }
+  if (b.final !== undefined && typeof b.final !== "boolean") {
+    return { ok: false, message: "final must be a boolean" };
+  }
   const out: PublishInput = { type: b.type, data: (b.data ?? null) as Json };
   if (b.state !== undefined) out.state = b.state as Json;
   if (typeof b.key === "string") out.key = b.key;
   if (b.private === true) out.private = true;
+  if (b.final === true) out.final = true;
   return { ok: true, value: out };
 }

@@ -39,7 +39,7 @@ export class MatchIndex {
     if (this.dirty.size === 0) return;
     const due = this.dirty;
     this.dirty = new Map();
-    await Promise.all([...due].map(([match, entry]) => this.kv.put(match, encodeWire(entry)).catch((err: unknown) => this.onWriteFailed(match, err))));
+    await Promise.all([...due].map(([match, { finalKey: _local, ...entry }]) => this.kv.put(match, encodeWire(entry)).catch((err: unknown) => this.onWriteFailed(match, err))));
   }
 
   async start(): Promise<void> {
@@ -66,7 +66,10 @@ export class MatchIndex {
   /** Records an entry unless a newer one is already known (writes from two owners can cross). */
   noteLocal(match: string, entry: IndexEntry): void {
     const known = this.entries_.get(match);
-    if (!known || known.seq <= entry.seq) this.entries_.set(match, entry);
+    if (known && known.seq > entry.seq) return;
+    // The final event's key, known only to the node it was published through, outlives the owner's entry.
+    const finalKey = entry.finalKey ?? (known?.seq === entry.seq ? known.finalKey : undefined);
+    this.entries_.set(match, finalKey !== undefined ? { ...entry, finalKey } : entry);
   }
 
   get(match: string): IndexEntry | undefined {

@@ -432,7 +432,36 @@ export class TouchlineNode {
   async publish(match: string, input: PublishInput): Promise<AppendResult> {
     const result = await this.log.append(match, input);
     this.metrics.eventsPublished[result.duplicate ? "duplicate" : "stored"].inc();
+    if (input.final) this.noteEnded(match, result.seq, input.key);
     return result;
+  }
+
+  /** The id of the match's final event when `key` published it through this node (a retry of it). */
+  finalEventOf(match: string, key: string | undefined): number | undefined {
+    const entry = this.index.get(match);
+    return key !== undefined && entry?.ended && entry.finalKey === key ? entry.seq : undefined;
+  }
+
+  /**
+   * Whether the match has ended, as far as this node knows: from the match index, which the match's
+   * owner notes when it applies the final event (other nodes see it within the index's flush, about a
+   * second), and from final events published through this node (noted at once).
+   */
+  isEnded(match: string): boolean {
+    return this.index.get(match)?.ended === true;
+  }
+
+  /** A final event was stored through this node: publishing after it is refused here at once. */
+  private noteEnded(match: string, seq: number, key: string | undefined): void {
+    const known = this.index.get(match);
+    this.index.noteLocal(match, {
+      seq,
+      ts: Date.now(),
+      state: known?.state ?? {},
+      ...(known?.private ? { private: true } : {}),
+      ended: true,
+      ...(key !== undefined ? { finalKey: key } : {}),
+    });
   }
 
   /**
@@ -442,10 +471,11 @@ export class TouchlineNode {
   async publishBatch(items: { match: string; input: PublishInput }[]): Promise<{ results: AppendResult[]; failure?: unknown }> {
     const settled = await Promise.allSettled(this.log.appendMany(items));
     const results: AppendResult[] = [];
-    for (const s of settled) {
+    for (const [i, s] of settled.entries()) {
       if (s.status === "rejected") return { results, failure: s.reason };
       results.push(s.value);
       this.metrics.eventsPublished[s.value.duplicate ? "duplicate" : "stored"].inc();
+      if (items[i]!.input.final) this.noteEnded(items[i]!.match, s.value.seq, items[i]!.input.key);
     }
     return { results };
   }
@@ -455,7 +485,7 @@ export class TouchlineNode {
   }
 
   /** The match's state including every event JetStream has acknowledged so far (read-your-writes). */
-  async matchState(match: string): Promise<{ seq: number; state: Record<string, Json>; private: boolean }> {
+  async matchState(match: string): Promise<{ seq: number; state: Record<string, Json>; private: boolean; ended: boolean }> {
     const stored = await this.log.lastSeqOf(match);
     return this.hub.get(match).snapshot(stored);
   }

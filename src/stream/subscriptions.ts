@@ -13,7 +13,10 @@ import { SNAPSHOT_EVENT, type MatchSnapshot } from "../actors/matchSnapshot.ts";
 export class SingleMatchSubscription implements MatchSubscriber {
   lastSeq = 0;
 
-  constructor(private readonly stream: SseStream) {}
+  constructor(
+    private readonly stream: SseStream,
+    readonly match: string,
+  ) {}
 
   get open(): boolean {
     return this.stream.open;
@@ -28,11 +31,34 @@ export class SingleMatchSubscription implements MatchSubscriber {
     this.lastSeq = e.seq;
     return this.stream.write(e.frame);
   }
+
+  /** The match ended: `touchline.end`, then the stream ends (the client's resume then gets 204). */
+  matchEnded(): void {
+    this.stream.write(matchEndFrame(this.match));
+    this.stream.close("ended");
+  }
 }
+
+/** `event: touchline.end` (no id), data `{"match"}`: the match is over, nothing more will come. */
+export const MATCH_END_EVENT = "touchline.end";
+
+function matchEndFrame(match: string): Uint8Array {
+  return utf8.encode(encodeMessage({ event: MATCH_END_EVENT, data: JSON.stringify({ match }) }));
+}
+
+const utf8 = new TextEncoder();
 
 /** Shared by every match of one multiplexed stream: the cursor advances as events go out. */
 export class MultiplexCursor {
   readonly cursor: Cursor = new Map();
+  /** Matches of the stream that have ended; when all have, the stream ends. */
+  private readonly endedMatches = new Set<string>();
+
+  /** Notes a match as ended; true when every match of the stream has. */
+  end(match: string): boolean {
+    this.endedMatches.add(match);
+    return this.endedMatches.size >= this.cursor.size;
+  }
 
   /** Starts from the resumed positions; matches not resumed start at 0 until their snapshot. */
   constructor(matches: string[], resumed: Cursor) {
@@ -68,5 +94,11 @@ export class MultiplexedSubscription implements MatchSubscriber {
   sendEvent(e: EncodedEvent): boolean {
     this.lastSeq = e.seq;
     return this.stream.writeText(`id: ${this.shared.advance(this.match, e.seq, e.tag)}\n${e.body}`);
+  }
+
+  /** The match ended: `touchline.end` for it; the others go on, and the stream ends with the last of them. */
+  matchEnded(): void {
+    this.stream.write(matchEndFrame(this.match));
+    if (this.shared.end(this.match)) this.stream.close("ended");
   }
 }

@@ -11,7 +11,7 @@ import { PROXY_REFUSALS, type ProxyRefusal } from '../proxy/proxyFront'
 
 export { startEventLoopLagMonitor } from './eventLoopLag'
 
-export const STREAM_CLOSE_REASONS = ['client', 'slow', 'drain', 'error', 'auth_expired', 'replay_paged', 'unavailable', 'rotated'] as const
+export const STREAM_CLOSE_REASONS = ['client', 'slow', 'drain', 'error', 'auth_expired', 'replay_paged', 'unavailable', 'rotated', 'ended'] as const
 export type StreamCloseReason = (typeof STREAM_CLOSE_REASONS)[number]
 
 export const PUBLISH_RESULTS = ['stored', 'duplicate'] as const

@@ -11,6 +11,7 @@ export interface PublishBody {
   data?: unknown;
   state?: Record<string, unknown>;
   key?: string;
+  final?: boolean;
 }
 
 export interface JsonAnswer<T = Record<string, unknown>> {
