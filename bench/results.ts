@@ -82,8 +82,10 @@ export interface LimitFigures {
   /** Streams asked for in all, held ones included. */
   attempted: number
   live: number
-  /** Answered 503 (after the generator's few retries). */
+  /** Refused at every one of the generator's few attempts: answered 503, or a 200 stream whose event was `touchline.refused`. */
   refused: number
+  /** Of the refused, those refused in the stream (`touchline.refused`); absent from runs before that form existed. */
+  refusedInStream?: number
   /** Failed any other way: timeouts, resets, other statuses. */
   otherFailures: number
   /** Server CPU while idle at the cap, as a share of one core: a server spinning on its accept queue shows here. */

@@ -99,8 +99,9 @@ describe('bench smoke run', () => {
         // Resuming peers must lose nothing across the cut; the others have nothing to resume.
         expect(peer.storm?.lost).toBe(peer.resumes ? 0 : null)
         if (peer.name === 'touchline') {
-          // Asked for 50 past its cap of 400: exactly those are refused, with 503, and the rest still deliver.
-          expect(peer.limit).toMatchObject({ cap: 400, attempted: 450, live: 400, refused: 50, otherFailures: 0 })
+          // Asked for 50 past its cap of 400: exactly those are refused, all in the stream (200, one
+          // touchline.refused event), and the rest still deliver.
+          expect(peer.limit).toMatchObject({ cap: 400, attempted: 450, live: 400, refused: 50, refusedInStream: 50, otherFailures: 0 })
           expectExactDelivery(peer.limit?.delivery)
         }
       }
@@ -145,13 +146,15 @@ function randomSplits(bytes: Uint8Array, seed: number): Uint8Array[] {
 interface Seen {
   ticks: Array<[number, number, boolean]>
   foreign: number
+  refused: number
 }
 
 function scan(channel: string, pieces: Uint8Array[]): { seen: Seen; scanner: TickScanner } {
-  const seen: Seen = { ticks: [], foreign: 0 }
+  const seen: Seen = { ticks: [], foreign: 0, refused: 0 }
   const scanner = new TickScanner(channel, {
     onTick: (seq, ts, ok) => seen.ticks.push([seq, ts, ok]),
     onForeign: () => seen.foreign++,
+    onRefused: () => seen.refused++,
   })
   for (const piece of pieces) scanner.feed(piece)
   return { seen, scanner }
@@ -159,10 +162,11 @@ function scan(channel: string, pieces: Uint8Array[]): { seen: Seen; scanner: Tic
 
 /** What the project's spec-faithful parser makes of the same text: the reference. */
 function reference(channel: string, text: string): { seen: Seen; lastEventId: string } {
-  const seen: Seen = { ticks: [], foreign: 0 }
+  const seen: Seen = { ticks: [], foreign: 0, refused: 0 }
   const parser = new SseParser({
     onEvent: (event) => {
       if (event.type === 'snapshot') return
+      if (event.type === 'touchline.refused') return void seen.refused++
       const tick = decodeTick(event.data)
       if (tick === null) seen.foreign++
       else seen.ticks.push([tick.seq, tick.ts, tick.match === channel])
@@ -189,6 +193,10 @@ describe('TickScanner reads streams as the spec-faithful parser does', () => {
       'data: {"hello":"world"}\n\n' +
       'id: z\ndata: {"ts": 11, "data": {"seq": 3}, "match": "m1"}\n\n' +
       'data: {"match":"m1","data":{"seq":4.5},"ts":12}\n\n',
+    'Touchline refusing a stream: retry, one touchline.refused event without id':
+      'retry: 2345\n\nevent: touchline.refused\ndata: {"error":"at_capacity","message":"full","retryAfterMs":2345}\n\n',
+    'a refusal with CRLF line ends, after a tick (careful path)':
+      `id: a\ndata: ${encodeTickEnvelope('m1', 1, 5)}\n\n` + 'retry: 10\r\n\r\nevent: touchline.refused\r\ndata: {"error":"draining"}\r\n\r\n',
     'BOM, empty id resets, NUL in id ignored': `\uFEFFid: x\ndata: ${encodeTickEnvelope('m1', 1, 1)}\n\nid\ndata: ${encodeTickEnvelope('m1', 2, 2)}\n\nid: bad\0\ndata: ${encodeTickEnvelope('m1', 3, 3)}\n\n`,
   }
   for (const [name, text] of Object.entries(streams)) {
@@ -201,6 +209,13 @@ describe('TickScanner reads streams as the spec-faithful parser does', () => {
       }
     })
   }
+
+  test('a touchline.refused event is a refusal: neither a tick nor foreign, and it moves no id', () => {
+    const refusal = 'retry: 2345\n\nevent: touchline.refused\ndata: {"error":"at_capacity","message":"full","retryAfterMs":2345}\n\n'
+    const { seen, scanner } = scan('m1', [encoder.encode(`id: 4\ndata: ${encodeTickEnvelope('m1', 1, 1)}\n\n${refusal}`)])
+    expect(seen).toEqual({ ticks: [[1, 1, true]], foreign: 0, refused: 1 })
+    expect(scanner.lastEventId).toBe('4')
+  })
 
   test('reset() drops a half-read event but keeps the last event id', () => {
     const { seen, scanner } = scan('m1', [encoder.encode(`id: 7\ndata: ${encodeTickEnvelope('m1', 1, 1)}\n\nid: 8\ndata: {"match"`)])

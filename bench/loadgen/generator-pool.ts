@@ -143,6 +143,7 @@ export class GeneratorPool {
       live: sum(replies, (r) => r.live),
       failed: sum(replies, (r) => r.failed),
       refused: sum(replies, (r) => r.refused),
+      refusedInStream: sum(replies, (r) => r.refusedInStream),
       ms: Math.max(...replies.map((r) => r.ms)),
     }
   }

@@ -52,8 +52,13 @@ export type Command = (OpenCommand | ResetCommand | AwaitCommand | StormCommand 
 export interface OpenReply {
   live: number
   failed: number
-  /** Of the failed, those the server last answered 503 (refused at its cap). */
+  /**
+   * Of the failed, those the server last refused (at its cap): answered 503, or a 200 stream whose
+   * event was `touchline.refused`.
+   */
   refused: number
+  /** Of the refused, those refused in the stream (`touchline.refused`). */
+  refusedInStream: number
   ms: number
 }
 

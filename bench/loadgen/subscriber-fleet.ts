@@ -5,6 +5,10 @@
  * duplicates and order against the sequence number the publisher put in it.
  * Connections are spread over several loopback addresses (and over the ports of a cluster's
  * nodes) so no (address, port) pair runs out of ephemeral ports.
+ *
+ * A server may refuse a stream with a status (503) or, as Touchline does so that browsers come back by
+ * themselves, with a 200 stream of `retry:` and one `touchline.refused` event that then ends. Either is
+ * a refusal at open, never a live stream or a drop.
  */
 import type { Socket } from 'bun'
 import { HttpResponseReader } from './http-response.ts'
@@ -23,6 +27,9 @@ const POLL_INTERVAL_MS = 50
 const HTTP_OK = 200
 const HTTP_SERVICE_UNAVAILABLE = 503
 const EVENT_STREAM = 'text/event-stream'
+
+/** How the server last turned a stream away: a 503, a `touchline.refused` event, or any other status. */
+type Refusal = 'unavailable' | 'in-stream' | 'other'
 
 const enum StreamState {
   Queued,
@@ -44,6 +51,8 @@ interface Connection {
   stream: SubscriberStream
   socket: Socket<Connection> | null
   reader: HttpResponseReader
+  /** The stream's everLive before this connection's head made it live (restored if it is refused). */
+  everLiveBefore: boolean
 }
 
 class SubscriberStream implements TickSink {
@@ -54,8 +63,8 @@ class SubscriberStream implements TickSink {
   attempts = 0
   /** Streams refused at open (never live) are reported as such, not counted as losing events. */
   everLive = false
-  /** Status of the last answer other than 200, if any (503 = the server refused at its cap). */
-  lastRefusal = 0
+  /** How the server last refused the stream, if it did (see Refusal). */
+  lastRefusal: Refusal | null = null
   reconnects = 0
   /** The next event may skip sequence numbers: set when a peer without resume was reconnected. */
   gapAllowed = false
@@ -77,6 +86,10 @@ class SubscriberStream implements TickSink {
 
   onForeign(): void {
     this.fleet.onForeign()
+  }
+
+  onRefused(): void {
+    this.fleet.onRefused(this)
   }
 }
 
@@ -116,8 +129,10 @@ export class SubscriberFleet {
     this.pump()
     await this.until(() => opened.every(settled), timeoutMs)
     const live = count(opened, StreamState.Live)
-    const refused = opened.filter((s) => s.state !== StreamState.Live && s.lastRefusal === HTTP_SERVICE_UNAVAILABLE).length
-    return { live, failed: opened.length - live, refused, ms: performance.now() - started }
+    const notLive = opened.filter((s) => s.state !== StreamState.Live)
+    const refused = notLive.filter((s) => s.lastRefusal === 'unavailable' || s.lastRefusal === 'in-stream').length
+    const refusedInStream = notLive.filter((s) => s.lastRefusal === 'in-stream').length
+    return { live, failed: opened.length - live, refused, refusedInStream, ms: performance.now() - started }
   }
 
   reset(): void {
@@ -240,9 +255,9 @@ export class SubscriberFleet {
     stream.attempts++
     this.connecting++
     stream.scanner.reset()
-    const connection: Connection = { stream, socket: null, reader: null as unknown as HttpResponseReader }
+    const connection: Connection = { stream, socket: null, reader: null as unknown as HttpResponseReader, everLiveBefore: stream.everLive }
     connection.reader = new HttpResponseReader({
-      onHead: (status, headers) => this.onHead(connection, status, headers.get('content-type') ?? ''),
+      onHead: (status, headers) => this.onHead(connection, status, headers),
       onBody: (bytes) => stream.scanner.feed(bytes),
       onFramingError: (reason) => this.onBroken(connection, `framing: ${reason}`),
     })
@@ -283,19 +298,37 @@ export class SubscriberFleet {
     }).catch(() => this.onBroken(connection, 'connect rejected'))
   }
 
-  private onHead(connection: Connection, status: number, contentType: string): void {
+  private onHead(connection: Connection, status: number, headers: Map<string, string>): void {
     const stream = connection.stream
     // A 200 that is not an event stream is a broken server, not a stream: treat it as a refusal.
-    if (status !== HTTP_OK || !contentType.startsWith(EVENT_STREAM)) {
-      stream.lastRefusal = status
+    if (status !== HTTP_OK || !(headers.get('content-type') ?? '').startsWith(EVENT_STREAM)) {
+      stream.lastRefusal = status === HTTP_SERVICE_UNAVAILABLE ? 'unavailable' : 'other'
       connection.reader.stop()
       this.onBroken(connection, `status ${status}`)
       return
     }
+    // An event stream with a length is a finite answer, not a live stream (Touchline's refusal is one):
+    // it stays connecting until its `touchline.refused` event (a refusal) or its end (a failed attempt).
+    if (headers.has('content-length')) return
     this.connecting--
     stream.state = StreamState.Live
     stream.everLive = true
     this.pump()
+  }
+
+  /** The stream's first answer was a 200 whose event is `touchline.refused`: a refusal at open, not a drop. */
+  onRefused(stream: SubscriberStream): void {
+    const connection = stream.current
+    if (connection === null) return
+    stream.lastRefusal = 'in-stream'
+    if (stream.state === StreamState.Live) {
+      // Its head made it live (a refusal streamed without a length): undo that.
+      this.connecting++
+      stream.state = StreamState.Connecting
+      stream.everLive = connection.everLiveBefore
+    }
+    connection.reader.stop()
+    this.onBroken(connection, 'refused in the stream')
   }
 
   /** The connection ended; only the stream's current one matters, and only once. */

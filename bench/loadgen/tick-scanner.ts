@@ -8,7 +8,8 @@
  * envelope) and still checks what matters: the channel, the sequence number and the publish time.
  * Anything else goes the careful way: a stream that ever sends a CR is handed to the project's
  * spec-faithful SseParser for good, and an event with several data lines or an envelope the byte
- * scan cannot read is decoded and JSON-parsed.
+ * scan cannot read is decoded and JSON-parsed. A `touchline.refused` event (Touchline refusing a stream
+ * in the form a browser survives: 200, `retry:`, that one event, the end) is reported as a refusal.
  */
 import { SseParser } from '../../src/sse/parse.ts'
 import { decodeTick } from '../tick.ts'
@@ -18,6 +19,8 @@ export interface TickSink {
   onTick(seq: number, ts: number, channelMatches: boolean): void
   /** An event that is not a bench tick. */
   onForeign(): void
+  /** The server refused the stream in the stream itself: a `touchline.refused` event. */
+  onRefused(): void
 }
 
 const LF = 0x0a
@@ -32,6 +35,7 @@ const CLOSE_BRACE = 0x7d
 const NUL = 0
 const UTF8_BOM = [0xef, 0xbb, 0xbf]
 const SNAPSHOT_EVENT = 'snapshot'
+const REFUSED_EVENT = 'touchline.refused'
 /** Ids longer than this are kept as strings rather than in the fixed byte buffer (never seen in practice). */
 const ID_BUFFER_BYTES = 128
 
@@ -44,6 +48,7 @@ const KEY_SEQ = encoder.encode('"seq":')
 const KEY_TS = encoder.encode('"ts":')
 const KEY_MATCH = encoder.encode('"match":"')
 const SNAPSHOT_BYTES = encoder.encode(SNAPSHOT_EVENT)
+const REFUSED_BYTES = encoder.encode(REFUSED_EVENT)
 
 export class TickScanner {
   private readonly channelBytes: Uint8Array
@@ -63,6 +68,7 @@ export class TickScanner {
   /** The first data line, kept only until the event ends, in case a second one follows. */
   private firstDataLine: Uint8Array | null = null
   private isSnapshot = false
+  private isRefused = false
 
   // Last-Event-ID as the spec keeps it: the id field buffer, and the value set on each dispatch.
   private readonly idBuffer = new Uint8Array(ID_BUFFER_BYTES)
@@ -140,6 +146,7 @@ export class TickScanner {
     else if (nameLength === FIELD_ID.length && startsWith(bytes, start, FIELD_ID)) this.idLine(bytes, value, end)
     else if (nameLength === FIELD_EVENT.length && startsWith(bytes, start, FIELD_EVENT)) {
       this.isSnapshot = end - value === SNAPSHOT_BYTES.length && startsWith(bytes, value, SNAPSHOT_BYTES)
+      this.isRefused = end - value === REFUSED_BYTES.length && startsWith(bytes, value, REFUSED_BYTES)
     }
     // retry and unknown fields change nothing the bench looks at
   }
@@ -185,7 +192,9 @@ export class TickScanner {
     this.lastId.set(this.idBuffer.subarray(0, this.idBufferLength))
     this.lastIdLength = this.idBufferLength
     this.lastIdText = this.idBufferText
-    if (this.dataLines > 0 && !this.isSnapshot) {
+    if (this.dataLines > 0 && this.isRefused) {
+      this.sink.onRefused()
+    } else if (this.dataLines > 0 && !this.isSnapshot) {
       if (this.dataText === null) {
         this.sink.onTick(this.seq, this.ts, this.channelMatches)
       } else {
@@ -205,6 +214,7 @@ export class TickScanner {
     this.dataText = null
     this.firstDataLine = null
     this.isSnapshot = false
+    this.isRefused = false
   }
 
   /**
@@ -216,6 +226,7 @@ export class TickScanner {
     const parser = new SseParser({
       onEvent: (event) => {
         if (event.type === SNAPSHOT_EVENT) return
+        if (event.type === REFUSED_EVENT) return this.sink.onRefused()
         const tick = decodeTick(event.data)
         if (tick === null) this.sink.onForeign()
         else this.sink.onTick(tick.seq, tick.ts, tick.match === utf8.decode(this.channelBytes))
@@ -228,6 +239,7 @@ export class TickScanner {
       if (lastId !== '') parser.feed(`id: ${lastId}\n\n`)
       if (idBuffer !== lastId) parser.feed(`id: ${idBuffer}\n`)
       if (this.isSnapshot) parser.feed(`event: ${SNAPSHOT_EVENT}\n`)
+      if (this.isRefused) parser.feed(`event: ${REFUSED_EVENT}\n`)
       if (this.dataLines > 0) {
         const data = this.dataText ?? this.fastFieldsAsText()
         for (const line of data.split('\n')) parser.feed(`data: ${line}\n`)

@@ -65,12 +65,12 @@ export function renderMarkdown(result: BenchResult, options: { command: string; 
   if (capped.length > 0) {
     lines.push('## Past the stream cap')
     lines.push('')
-    lines.push('| peer | cap | asked | live | refused 503 | other failures | idle CPU at the cap | slowest publish ms | delivered at the cap |')
+    lines.push('| peer | cap | asked | live | refused (of them in the stream) | other failures | idle CPU at the cap | slowest publish ms | delivered at the cap |')
     lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |')
     for (const peer of capped) {
       const l = peer.limit!
       lines.push(
-        `| ${peer.title} | ${whole(l.cap)} | ${whole(l.attempted)} | ${whole(l.live)} | ${whole(l.refused)} | ${whole(l.otherFailures)} | ` +
+        `| ${peer.title} | ${whole(l.cap)} | ${whole(l.attempted)} | ${whole(l.live)} | ${whole(l.refused)}${l.refusedInStream === undefined ? '' : ` (${whole(l.refusedInStream)})`} | ${whole(l.otherFailures)} | ` +
           `${fixed(l.idleCpuPercent, 1)}% | ${whole(l.publishMsMax)} | ${whole(l.delivery.deliveries)} / ${whole(l.delivery.expected)}, loss ${loss(l.delivery)} |`,
       )
     }
@@ -121,7 +121,7 @@ export function renderMarkdown(result: BenchResult, options: { command: string; 
   lines.push('- generator: the load generator\'s own CPU per delivery and how busy its core was during the burst; near 100% means the generator, not the server, set the pace.')
   lines.push('- storm: all streams closed by the clients at once and reopened with Last-Event-ID; loss n/a for peers without resume.')
   lines.push('- hold: the peer restarted, then filled with streams (one server near its 20,000-file limit, or 50,000 over a cluster), then a few events sent to all; latency there is paced by the one-core generator.')
-  lines.push('- past the cap: with the held streams open, a node with a stream cap is asked for more; the excess must get 503, its CPU must stay quiet while refused clients retry, and publishes must still reach every live stream.')
+  lines.push('- past the cap: with the held streams open, a node with a stream cap is asked for more; the excess must be refused (503, or a 200 stream of one `touchline.refused` event, counted in brackets), its CPU must stay quiet while refused clients retry, and publishes must still reach every live stream.')
   lines.push('- cluster: streams and publishes are dealt over the nodes directly (an L4 proxy process would need two descriptors per stream and cap the cluster at 10,000 streams on this machine).')
   lines.push('')
   for (const peer of result.peers.filter((p) => p.error !== undefined)) lines.push(`- ${peer.title} stopped early: ${peer.error}`)

@@ -1,7 +1,9 @@
 /**
  * Limit: with the hold scenario's streams still open, a node with a stream cap is asked for more
- * streams than the cap. It must refuse the excess with 503 (not time out or reset), keep its CPU
- * quiet while the refused clients come back, and still take publishes and deliver them.
+ * streams than the cap. It must refuse the excess (not time out or reset): with 503, or as Touchline
+ * does, with a 200 stream of `retry:` and one `touchline.refused` event that ends (counted apart as
+ * refused in the stream); keep its CPU quiet while the refused clients come back, and still take
+ * publishes and deliver them.
  */
 import { cpuMicros } from '../proc-stats.ts'
 import type { LimitFigures } from '../results.ts'
@@ -47,13 +49,14 @@ export async function runLimit(context: ScenarioContext, channel: string, held: 
     attempted: held + extra,
     live,
     refused: reply.refused,
+    refusedInStream: reply.refusedInStream,
     otherFailures: reply.failed - reply.refused,
     idleCpuPercent,
     publishMsMax,
     delivery: deliveryFigures(stats, PUBLISHES_AT_CAP * live, serverCpu()),
   }
   context.log(
-    `  limit: cap ${cap}, ${live} live of ${figures.attempted} asked, ${figures.refused} refused with 503, ` +
+    `  limit: cap ${cap}, ${live} live of ${figures.attempted} asked, ${figures.refused} refused (${figures.refusedInStream} of them by touchline.refused, the rest 503), ` +
       `${figures.otherFailures} other failures; idle CPU at the cap ${idleCpuPercent.toFixed(1)}%, ` +
       `publish ≤ ${Math.round(publishMsMax)} ms; ${describeDelivery(figures.delivery)}`,
   )

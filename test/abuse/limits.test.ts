@@ -1,6 +1,7 @@
 /**
  * Every abuse limit's refusal against a real node: the status, the JSON error, Retry-After where it
- * applies, touchline_limited_total{limit} (and touchline_rejected_total{reason}) counted; and that the
+ * applies (a stream request: the SSE refusal, test/helpers/refusal.ts, its error code and its wait),
+ * touchline_limited_total{limit} (and touchline_rejected_total{reason}) counted; and that the
  * limits are per client: requests come from distinct source addresses (127.0.0.x, see fromAddress.ts),
  * so one client's refusals never touch another.
  */
@@ -13,6 +14,7 @@ import { MAX_JSON_DEPTH } from "../../src/match/jsonDepth.ts";
 import { LIMIT_NAMES, LIMITERS } from "../../src/limits/limitNames.ts";
 import { BUN_DEFAULT_MAX_HEADER_BYTES } from "../../src/limits/limitsConfig.ts";
 import { answerFrom, openSseFrom, publishFrom, requestFrom } from "./fromAddress.ts";
+import { expectAdmitted, expectStreamRefusal, wasAdmitted } from "../helpers/refusal.ts";
 
 setDefaultTimeout(30_000);
 
@@ -99,21 +101,20 @@ describe("MAX_STREAMS_PER_ADDRESS", () => {
       await openSseFrom("127.0.0.2", `${capNode.url}/events?match=${match}&match=${uniqueMatch("other")}`),
       await openSseFrom("127.0.0.2", `${capNode.url}/matches/${match}/events`),
     ];
-    for (const s of held) expect(s.status).toBe(200);
+    for (const s of held) await expectAdmitted(s);
 
-    const refused = await refusalOf(await openSseFrom("127.0.0.2", `${capNode.url}/matches/${match}/events`));
-    expect(refused).toEqual({ status: 429, error: "rate_limited", retryAfter: "5" });
+    const refused = await expectStreamRefusal(await openSseFrom("127.0.0.2", `${capNode.url}/matches/${match}/events`), { error: "rate_limited", retryAfterS: 5 });
+    expect(refused.message).toContain("open streams");
     // A long poll is held open like a stream: refused too.
     expect((await refusalOf(await answerFrom("127.0.0.2", `${capNode.url}/matches/${match}/poll?wait=0`))).status).toBe(429);
     expect(await limited(capNode, "streams_per_address")).toBe(before + 2);
     expect(await rejected(capNode, "rate_limited")).toBe(rateLimitedBefore + 2);
 
     const neighbour = await openSseFrom("127.0.0.3", `${capNode.url}/matches/${match}/events`);
-    expect(neighbour.status).toBe(200);
-    await neighbour.untilEvents(1);
+    await expectAdmitted(neighbour);
 
     await held[0]!.close();
-    await waitFor(async () => (await openSseFrom("127.0.0.2", `${capNode.url}/matches/${match}/events`).then((s) => (held[0] = s))).status === 200, 5000, "a freed slot");
+    await waitFor(async () => wasAdmitted(await openSseFrom("127.0.0.2", `${capNode.url}/matches/${match}/events`).then((s) => (held[0] = s))), 5000, "a freed slot");
     await Promise.all([...held, neighbour].map((s) => s.close()));
   });
 
@@ -129,8 +130,7 @@ describe("MAX_STREAMS_PER_ADDRESS", () => {
       const polite = await openSseFrom(from, url);
       const vanished = await openSseFrom(from, url);
       const slow = await openSseFrom(from, url);
-      for (const s of [polite, vanished, slow]) expect(s.status).toBe(200);
-      await Promise.all([polite, vanished, slow].map((s) => s.untilEvents(1)));
+      await Promise.all([polite, vanished, slow].map((s) => expectAdmitted(s)));
       await polite.close();
       vanished.destroy();
       // Stop reading and publish past CLIENT_BUFFER_BYTES (4 KiB): the node cuts the stream off.
@@ -150,7 +150,7 @@ describe("MAX_STREAMS_PER_ADDRESS", () => {
     // A long poll that was answered gives its slot back too: three in a row, then three streams still fit.
     for (let i = 0; i < STREAM_CAP; i++) expect((await answerFrom(from, `${capNode.url}/matches/${match}/poll?wait=0`)).status).toBe(200);
     const again = await Promise.all(Array.from({ length: STREAM_CAP }, () => openSseFrom(from, url)));
-    for (const s of again) expect(s.status).toBe(200);
+    await Promise.all(again.map((s) => expectAdmitted(s)));
     await Promise.all(again.map((s) => s.close()));
   });
 
@@ -159,8 +159,8 @@ describe("MAX_STREAMS_PER_ADDRESS", () => {
     const url = `${capNode.url}/matches/${match}/events`;
     const held = [];
     for (let i = 0; i < STREAM_CAP; i++) held.push(await openSseFrom("127.0.0.5", url, { "x-forwarded-for": `198.51.100.${i}` }));
-    for (const s of held) expect(s.status).toBe(200);
-    expect((await refusalOf(await openSseFrom("127.0.0.5", url, { "x-forwarded-for": "198.51.100.99" }))).status).toBe(429);
+    await Promise.all(held.map((s) => expectAdmitted(s)));
+    await expectStreamRefusal(await openSseFrom("127.0.0.5", url, { "x-forwarded-for": "198.51.100.99" }), { error: "rate_limited", retryAfterS: 5 });
     await Promise.all(held.map((s) => s.close()));
   });
 });
@@ -171,16 +171,16 @@ describe("TRUST_PROXY=loopback", () => {
     const url = `${proxiedNode.url}/matches/${match}/events`;
     const a1 = await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "198.51.100.1" });
     const a2 = await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "198.51.100.1" });
-    expect([a1.status, a2.status]).toEqual([200, 200]);
+    await Promise.all([a1, a2].map((s) => expectAdmitted(s)));
     // The same client prepending a made-up address: the proxy appended the real one on the right.
-    expect((await refusalOf(await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "203.0.113.66, 198.51.100.1" }))).status).toBe(429);
+    await expectStreamRefusal(await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "203.0.113.66, 198.51.100.1" }), { error: "rate_limited", retryAfterS: 5 });
     const b = await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "198.51.100.2" });
-    expect(b.status).toBe(200);
+    await expectAdmitted(b);
     // Another hop of loopback proxies is stepped over too.
-    expect((await refusalOf(await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "198.51.100.1, 127.0.0.9" }))).status).toBe(429);
+    await expectStreamRefusal(await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "198.51.100.1, 127.0.0.9" }), { error: "rate_limited", retryAfterS: 5 });
     // With no header the proxy's own address is the client (it has its own allowance).
     const direct = await openSseFrom("127.0.0.1", url);
-    expect(direct.status).toBe(200);
+    await expectAdmitted(direct);
     await Promise.all([a1, a2, b, direct].map((s) => s.close()));
   });
 });
@@ -192,21 +192,22 @@ describe("STREAM_RATE_PER_ADDRESS", () => {
     const before = await limited(rateNode, "stream_rate");
     for (let i = 0; i < STREAM_BURST; i++) {
       const s = await openSseFrom("127.0.0.6", url);
-      expect(s.status).toBe(200);
+      await expectAdmitted(s);
       await s.close();
     }
-    const refused = await refusalOf(await openSseFrom("127.0.0.6", url));
-    // One token at 2/s is at most 500 ms away: Retry-After rounds up to whole seconds.
-    expect(refused).toEqual({ status: 429, error: "rate_limited", retryAfter: "1" });
+    // One token at 2/s is at most 500 ms away: Retry-After rounds up to whole seconds (1 s), and the
+    // wait asked for is that, plus jitter.
+    const refused = await expectStreamRefusal(await openSseFrom("127.0.0.6", url), { error: "rate_limited", retryAfterS: 1 });
+    expect(refused.message).toContain("new streams");
     expect(await limited(rateNode, "stream_rate")).toBe(before + 1);
     // Another address has its own bucket.
     const other = await openSseFrom("127.0.0.7", url);
-    expect(other.status).toBe(200);
+    await expectAdmitted(other);
     await other.close();
     // After the advertised wait, the first address gets in again.
     await Bun.sleep(1000);
     const later = await openSseFrom("127.0.0.6", url);
-    expect(later.status).toBe(200);
+    await expectAdmitted(later);
     await later.close();
   });
 });
@@ -274,7 +275,7 @@ describe("sizes", () => {
     expect(answer).toEqual({ status: 413, error: "too_many_matches", retryAfter: null });
     expect(await limited(rateNode, "matches_per_stream")).toBe(before + 1);
     const fits = await openSseFrom("127.0.0.15", `${rateNode.url}/events?${Array.from({ length: MAX_MATCHES }, (_, i) => `match=m${i}`).join("&")}`);
-    expect(fits.status).toBe(200);
+    await expectAdmitted(fits);
     await fits.close();
   });
 });

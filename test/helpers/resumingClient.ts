@@ -2,9 +2,15 @@
  * A test subscriber that behaves like a browser's EventSource behind a load balancer: it streams from
  * one of the given nodes and, whenever its stream ends or fails, reconnects to another with the id of
  * the last event it saw. It records every event and the longest silence between two events.
+ * Touchline's own events (`touchline.refused`, `touchline.hello`, `touchline.ping`, ...) carry no id and
+ * are not match events: they are not recorded (refusals are counted); a refused stream ends, and the
+ * client reconnects as after any other end.
  */
 import { SseParser } from "../../src/sse/parse.ts";
 import { seqOf } from "./eventIds.ts";
+
+const TOUCHLINE_EVENTS = "touchline.";
+const REFUSED_EVENT = "touchline.refused";
 
 export interface Received {
   id: string;
@@ -15,6 +21,8 @@ export interface Received {
 export class ResumingClient {
   readonly events: Received[] = [];
   snapshots = 0;
+  /** Streams refused in the SSE form (one `touchline.refused` event, then the end). */
+  refusals = 0;
   reconnects = 0;
   longestGapMs = 0;
   private lastEventAt = 0;
@@ -46,7 +54,10 @@ export class ResumingClient {
           const parser = new SseParser({
             onEvent: (e) => {
               if (e.type === "snapshot") this.snapshots++;
-              else {
+              else if (e.type === REFUSED_EVENT) this.refusals++;
+              else if (e.type.startsWith(TOUCHLINE_EVENTS)) {
+                /* the node's own events (hello, ping, end): not match events */
+              } else {
                 const now = Date.now();
                 if (this.lastEventAt) this.longestGapMs = Math.max(this.longestGapMs, now - this.lastEventAt);
                 this.lastEventAt = now;

@@ -156,7 +156,9 @@ describe("reading bad input", () => {
       ["PUT", "/matches/m1/events", ["GET", "POST"]],
       ["POST", "/matches/m1", ["GET"]],
       ["DELETE", "/matches", ["GET"]],
-      ["POST", "/events?match=a", ["GET"]],
+      // POST /events is batch publishing; other methods are not.
+      ["DELETE", "/events?match=a", ["GET", "POST"]],
+      ["PUT", "/events", ["GET", "POST"]],
       ["POST", "/metrics", ["GET"]],
     ];
     for (const [method, path, allowed] of cases) {

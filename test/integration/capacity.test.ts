@@ -1,11 +1,15 @@
 /**
- * MAX_CONNECTIONS: past the cap a stream is refused with 503, `Retry-After` and the JSON error; once a
+ * MAX_CONNECTIONS: past the cap a stream is refused in the form a browser survives (200, `retry:` and
+ * one `touchline.refused` event with the error `at_capacity` and the wait: the old 503's Retry-After
+ * of 2 s plus jitter, see test/helpers/refusal.ts), still counted as a capacity refusal; once a
  * stream closes a new one is accepted. A multiplexed stream counts once; plain requests do not count.
+ * Full, /readyz is 503 (saturated); below 90% of the cap it is 200 again.
  */
 import { expect, setDefaultTimeout, test } from "bun:test";
 import { waitFor } from "../helpers/cluster.ts";
 import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
+import { expectAdmitted, expectStreamRefusal } from "../helpers/refusal.ts";
 import { getJson, metricValue, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
 setDefaultTimeout(30_000);
@@ -15,19 +19,12 @@ const MAX_CONNECTIONS = 3;
 const { node } = useNode({ env: { MAX_CONNECTIONS: String(MAX_CONNECTIONS) } });
 
 
+/** At capacity the node asks for 2 s (the Retry-After its 503 used to carry), plus jitter. */
 async function expectRefused(conn: SseConnection): Promise<void> {
-  await conn.until(() => conn.isEnded, 5000, "the refusal body");
-  expect(conn.status).toBe(503);
-  const retryAfter = conn.headers.get("retry-after");
-  expect(retryAfter).toMatch(/^\d+$/);
-  expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
-  expect(conn.headers.get("content-type") ?? "").toStartWith("application/json");
-  const body = JSON.parse(conn.body) as Record<string, unknown>;
-  expect(typeof body.error).toBe("string");
-  expect(typeof body.message).toBe("string");
+  await expectStreamRefusal(conn, { error: "at_capacity", retryAfterS: 2 });
 }
 
-test(`the stream past MAX_CONNECTIONS=${MAX_CONNECTIONS} gets 503 with Retry-After; after one closes a new one is accepted`, async () => {
+test(`the stream past MAX_CONNECTIONS=${MAX_CONNECTIONS} is refused in the SSE form (at_capacity, retry); after one closes a new one is accepted`, async () => {
   const match = uniqueMatch("cap");
   const other = uniqueMatch("cap2");
   await publishOk(node.url, match, { type: "kickoff" });
@@ -37,15 +34,20 @@ test(`the stream past MAX_CONNECTIONS=${MAX_CONNECTIONS} gets 503 with Retry-Aft
     await openSse(`${node.url}/events?match=${match}&match=${other}`),
     await openSse(`${node.url}/matches/${other}/events`),
   ];
-  for (const s of open) expect(s.status).toBe(200);
-  await Promise.all(open.map((s) => s.untilEvents(1)));
+  await Promise.all(open.map((s) => expectAdmitted(s)));
 
   await expectRefused(await openSse(`${node.url}/matches/${match}/events`));
   await expectRefused(await openSse(`${node.url}/events?match=${match}`));
   // Plain requests are not streams: they are still served at capacity.
   expect((await getJson(`${node.url}/matches/${match}`)).status).toBe(200);
-  expect((await fetch(`${node.url}/readyz`)).status).toBe(200);
+  expect((await fetch(`${node.url}/healthz`)).status).toBe(200);
+  // Full (at least 95% of MAX_CONNECTIONS), the node says it is not ready, so a balancer sends new
+  // clients elsewhere before this node has to refuse them.
+  const readyz = await fetch(`${node.url}/readyz`);
+  expect({ status: readyz.status, body: await readyz.json() }).toMatchObject({ status: 503, body: { ready: false, saturated: true } });
   expect(await metricValue(node.url, "touchline_rejected_total", { reason: "capacity" })).toBeGreaterThanOrEqual(2);
+  // Refused streams never count as open ones.
+  expect(await metricValue(node.url, "touchline_streams_open")).toBe(MAX_CONNECTIONS);
 
   // The open streams are unaffected by the refusals.
   const id = await publishOk(node.url, match, { type: "goal" });
@@ -54,6 +56,8 @@ test(`the stream past MAX_CONNECTIONS=${MAX_CONNECTIONS} gets 503 with Retry-Aft
 
   await open[2]!.close();
   await waitFor(async () => (await metricValue(node.url, "touchline_streams_open")) === MAX_CONNECTIONS - 1, 5000, "a free slot");
+  // Below 90% again: ready.
+  expect((await fetch(`${node.url}/readyz`)).status).toBe(200);
   const again = await openSse(`${node.url}/matches/${match}/events`);
   expect(again.status).toBe(200);
   await again.untilEvents(1);
