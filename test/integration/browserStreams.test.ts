@@ -181,3 +181,42 @@ test("MAX_STREAM_AGE rotates streams: after a node is added, streams spread over
   expect(after[second.nodeId] ?? 0).toBeGreaterThan(0);
   console.log(`rotation: streams per node before the scale-out ${JSON.stringify(before)}, after one rotation ${JSON.stringify(after)}; ${acked.length} events, every client exact`);
 });
+
+test("a drain under load: every EventSource moves to the other node, none gives up, every event exactly once", async () => {
+  const ns = "tldrain";
+  const env = { DRAIN: "2s", DRAIN_NOTICE: "300ms" };
+  const leaving = await node(env, ns);
+  const staying = await node(env, ns);
+  await waitForClusterSize([leaving, staying], 2);
+  const entry = await balancer(() => [leaving, staying]);
+  const m = uniqueMatch("drain");
+  await publishOk(staying.url, m, { type: "kickoff" });
+  const clients = Array.from({ length: 40 }, () => client(`${entry}/matches/${m}/events?hello=1`));
+  await until(() => clients.every((c) => c.opens.length > 0), 15_000, "every client streaming");
+  const onLeaving = clients.filter((c) => c.opens[0]!.node === leaving.nodeId);
+  expect(onLeaving.length).toBeGreaterThan(0);
+
+  const acked: string[] = [];
+  let publishing = true;
+  const producer = (async () => {
+    for (let i = 0; publishing; i++) {
+      acked.push(await publishOk(staying.url, m, { type: "goal", data: { i }, key: `d${i}` }));
+      await Bun.sleep(50);
+    }
+  })();
+  await Bun.sleep(500);
+  const termAt = Date.now();
+  const exit = leaving.stop();
+  await until(() => onLeaving.every((c) => c.opens.length >= 2), 15_000, "the drained clients back");
+  const back = onLeaving.map((c) => c.opens[1]!.at - termAt).sort((a, b) => a - b);
+  expect(await exit).toBe(0);
+  await Bun.sleep(500);
+  publishing = false;
+  await producer;
+  await until(() => clients.every((c) => c.ids.length >= acked.length || c.gaveUp), 10_000, "every goal everywhere");
+  expectExact(clients, acked);
+  for (const c of onLeaving) expect(c.opens.at(-1)!.node).toBe(staying.nodeId);
+  console.log(
+    `drain: ${onLeaving.length} clients on the draining node back on the other after ${back[0]}..${back.at(-1)} ms (p50 ${back[Math.floor(back.length / 2)]} ms; notice 300 ms, DRAIN 2 s); ${acked.length} events, every client exact`,
+  );
+});
