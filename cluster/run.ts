@@ -15,6 +15,8 @@ import { startEntry, type BalancerKind, type Entry } from "./local/entry.ts";
 import { ensureNats, type LocalNats } from "./local/nats.ts";
 import { Service, tcpOpen, waitUntil } from "./local/service.ts";
 
+/** Stream rotation for the local cluster, as in compose.yaml. */
+const LOCAL_MAX_STREAM_AGE = "15m";
 const ROOT = join(import.meta.dir, "..");
 const WORK_DIR = join(ROOT, ".tmp", "cluster");
 const BUN = process.execPath;
@@ -104,6 +106,8 @@ class LocalCluster {
             NATS_URL: c.natsUrl,
             NODE_ID: name,
             LOG_LEVEL: c.logLevel,
+            // Streams rotate so load spreads over nodes added later (the operator's value wins).
+            MAX_STREAM_AGE: process.env.MAX_STREAM_AGE?.trim() || LOCAL_MAX_STREAM_AGE,
           },
           logFile: join(WORK_DIR, `${name}.log`),
         }),
