@@ -36,11 +36,10 @@ const FAILURES_BEFORE_GIVING_UP_JOINS = 3;
 const MAX_BUFFERED_FEED = 256;
 /**
  * A follower serving clients that has heard nothing from the owner for this long (owners tick at
- * least every OWNER_TICK_MS plus one sweep) suspects the owner (paused, partitioned, fenced but not
+ * least every OWNER_TICK_MS plus one sweep, see cluster/nodeLink.ts) suspects the owner (paused, partitioned, fenced but not
  * yet aware) and reads the log itself, every LOG_CHECK_MS while the silence lasts: clients on healthy
  * nodes never wait for membership to notice a dead owner.
  */
-export const OWNER_TICK_MS = 1000;
 const FEED_SILENCE_MS = 2500;
 const LOG_CHECK_MS = 500;
 /** Events sent in a sync reply: enough for reconnect storms to be served from memory on any node. */

@@ -3,7 +3,8 @@
  * or leases change, and runs the one periodic sweep they share (owner ticks, idle stops, interest) so no
  * actor holds a timer of its own.
  */
-import { MatchActor, OWNER_TICK_MS } from "./matchActor.ts";
+import { MatchActor } from "./matchActor.ts";
+import { OWNER_TICK_MS } from "../cluster/nodeLink.ts";
 import type { MatchServices } from "./services.ts";
 
 /**

@@ -8,25 +8,9 @@ import type { Context } from "@opentelemetry/api";
 import type { MatchSpans } from "../telemetry/matchSpans.ts";
 import type { WindowBudget } from "./windowBudget.ts";
 import type { MatchLog } from "./matchLog.ts";
+import type { FeedMessage, SyncReply } from "../cluster/nodeLink.ts";
 
-/** A live message on a match's feed, from its owner to the other nodes. */
-export type FeedMessage =
-  | { kind: "event"; epoch: number; event: MatchEvent }
-  /** Sent when an owner has nothing else to say for a while, so receivers notice a lost last event. */
-  | { kind: "tick"; epoch: number; seq: number };
-
-export interface SyncReply {
-  epoch: number;
-  /** Latest event seq the owner has applied (0 when the match has none). */
-  seq: number;
-  state: Record<string, Json>;
-  /** The owner's newest events (oldest first), a contiguous chain ending at `seq`. */
-  window: MatchEvent[];
-  /** The match was published as private (subscribing then needs a token). */
-  private: boolean;
-  /** The match ended with its final event, `seq` (see PublishInput.final). */
-  ended?: boolean;
-}
+export type { FeedMessage, SyncReply } from "../cluster/nodeLink.ts";
 
 export interface IndexEntry {
   seq: number;

@@ -2,39 +2,31 @@
  * TouchlineNode: one node of the cluster, wiring NATS, the event log, membership, leases and the match
  * actors together (Centrifuge's `Node`). The HTTP layer talks only to this.
  */
-import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
-import { EventLog, type AppendResult } from "../bus/eventLog.ts";
+import { EventLog, isNotFound, type AppendResult } from "../bus/eventLog.ts";
 import { names, type Names } from "../bus/subjects.ts";
 import { bucketWatch } from "../bus/bucketWatch.ts";
 import { StreamTail } from "../bus/streamTail.ts";
 import { setUpStream } from "../bus/streamSetup.ts";
 import { READER_API_TIMEOUT_MS, type ReaderContext } from "../bus/orderedReader.ts";
-import { decodeWire, encodeWire } from "../bus/wireCodec.ts";
-import { traceContextOf, traceHeaders } from "../bus/natsTraceHeaders.ts";
 import { Membership, type MemberInfo } from "../cluster/membership.ts";
 import { LeaseTable } from "../cluster/leases.ts";
+import { NodeLink } from "../cluster/nodeLink.ts";
 import { MatchHub } from "../actors/matchHub.ts";
 import type { MatchActor } from "../actors/matchActor.ts";
 import { WindowBudget } from "../actors/windowBudget.ts";
-import type { FeedMessage, IndexEntry, MatchServices, SyncReply } from "../actors/services.ts";
-import type { PublishInput } from "../match/event.ts";
+import type { MatchServices } from "../actors/services.ts";
+import { logTag, type PublishInput } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { NodeMetrics } from "../telemetry/nodeMetrics.ts";
 import { MatchSpans } from "../telemetry/matchSpans.ts";
 import { TRACING_OFF, type TracingHandle } from "../telemetry/spans.ts";
 import { MatchIndex } from "./matchIndex.ts";
-import { logTag } from "../match/event.ts";
-import { isNotFound } from "../bus/eventLog.ts";
 
-/**
- * How long a follower waits for a match's owner to answer a sync. Owners answer at once (or say they
- * cannot), so a silent owner is paused or cut off: the follower reads the log instead.
- */
-const SYNC_TIMEOUT_MS = 1500;
 /**
  * NATS reachability: a round trip to the server every NATS_PROBE_MS must come back within
  * NATS_PROBE_TIMEOUT_MS. A black-holed connection shows no error for as long as the client's own pings
@@ -55,8 +47,6 @@ const STORE_RETRY_MS = 1000;
 /** Owners of matches active this recently are started when the ring hands them to a node. */
 const RECENT_ACTIVITY_MS = 10 * 60_000;
 
-type InboxRequest = { op: "sync"; match: string; after: number } | { op: "interest"; match: string };
-type InboxReply = { ok: true; sync: SyncReply } | { ok: false; error: string };
 
 export interface NodeDeps {
   config: Config;
@@ -79,7 +69,8 @@ export class TouchlineNode {
   private leases!: LeaseTable;
   hub!: MatchHub;
   index!: MatchIndex;
-  private inbox: Subscription | undefined;
+  /** The node-to-node protocol: feeds, syncs, interest (cluster/nodeLink.ts). */
+  private link!: NodeLink;
   /** This node's one live reader of the event stream (discovery included). */
   private tail!: StreamTail;
   private natsUp = false;
@@ -204,15 +195,21 @@ export class TouchlineNode {
 
     this.hub = new MatchHub(this.services(), {
       actorIdleMs: c.actorIdleMs,
-      sendInterest: (owner, match) => this.nc.publish(this.names.nodeInbox(owner), encodeWire({ op: "interest", match })),
+      sendInterest: (owner, match) => this.link.sendInterest(owner, match),
     });
     this.leases.onChange((match, lease) => {
       if (lease?.node !== this.id) this.hub.leaseChanged(match);
     });
 
-    this.inbox = this.nc.subscribe(this.names.nodeInbox(c.nodeId), { callback: (err, msg) => {
-      if (!err) this.onInbox(msg);
-    } });
+    this.link = new NodeLink(this.nc, this.names, c.nodeId, this.tracing.enabled);
+    this.link.serve({
+      // Only the match's ready owner answers; a follower that gets no answer reads the log instead.
+      sync: async (match) => (this.ownerOf(match) === this.id && !this.draining && this.ready ? this.hub.get(match).sync() : undefined),
+      interest: (match) => {
+        if (this.ownerOf(match) === this.id) this.hub.get(match).noteRemoteInterest();
+      },
+      undecodable: (match, err) => this.logger.warn("undecodable feed message", { match, err: String(err) }),
+    });
 
     const self: MemberInfo = { id: c.nodeId, url: this.deps.advertisedUrl, startedAt: Date.now() };
     this.membership = new Membership(membersKv, watch(this.names.membersBucket), self, c.membershipRenewMs, c.membershipTtlMs, (err) =>
@@ -236,8 +233,7 @@ export class TouchlineNode {
     this.membership?.stop();
     this.leases?.stop();
     await this.index?.stop();
-    this.inbox?.unsubscribe();
-    this.inbox = undefined;
+    this.link?.stop();
   }
 
   /**
@@ -344,58 +340,13 @@ export class TouchlineNode {
       acquireLease: (match) => this.leases.acquire(match, (n) => this.membership.ring.nodes.includes(n)),
       releaseLease: (match, epoch) => this.leases.release(match, epoch),
       leaseHolder: (match) => this.leases.holder(match),
-      publishFeed: (match, msg, trace) =>
-        this.nc.publish(this.names.feedSubject(match), encodeWire(msg), trace ? { headers: traceHeaders(trace) } : undefined),
-      subscribeFeed: (match, onMessage) => {
-        const sub = this.nc.subscribe(this.names.feedSubject(match), {
-          callback: (err, msg) => {
-            if (err) return;
-            try {
-              onMessage(decodeWire<FeedMessage>(msg.data), this.tracing.enabled ? traceContextOf(msg.headers) : undefined);
-            } catch (e) {
-              this.logger.warn("undecodable feed message", { match, err: e });
-            }
-          },
-        });
-        return () => sub.unsubscribe();
-      },
-      requestSync: (owner, match, after) => this.requestSync(owner, match, after),
+      publishFeed: (match, msg, trace) => this.link.publishFeed(match, msg, trace),
+      subscribeFeed: (match, onMessage) => this.link.subscribeFeed(match, onMessage),
+      requestSync: (owner, match, after) => this.link.requestSync(owner, match, after),
       readIndex: async (match) => this.index.get(match) ?? (await this.index.fetch(match)),
       writeIndex: (match, entry) => this.index.write(match, entry),
       telemetry,
     };
-  }
-
-  private async requestSync(owner: string, match: string, after: number): Promise<SyncReply> {
-    const req: InboxRequest = { op: "sync", match, after };
-    const msg = await this.nc.request(this.names.nodeInbox(owner), encodeWire(req), { timeout: SYNC_TIMEOUT_MS });
-    const reply = decodeWire<InboxReply>(msg.data);
-    if (!reply.ok) throw new Error(`owner ${owner} refused sync: ${reply.error}`);
-    return reply.sync;
-  }
-
-  private onInbox(msg: { data: Uint8Array; respond(data: Uint8Array): boolean; reply?: string }): void {
-    let req: InboxRequest;
-    try {
-      req = decodeWire<InboxRequest>(msg.data);
-    } catch {
-      return;
-    }
-    if (req.op === "interest") {
-      if (this.membership.ring.ownerOf(req.match) === this.id) this.hub.get(req.match).noteRemoteInterest();
-      return;
-    }
-    if (this.membership.ring.ownerOf(req.match) !== this.id || this.draining || !this.ready) {
-      msg.respond(encodeWire({ ok: false, error: "not_owner" } satisfies InboxReply));
-      return;
-    }
-    void this.hub
-      .get(req.match)
-      .sync()
-      .then((sync) => {
-        const reply: InboxReply = sync ? { ok: true, sync } : { ok: false, error: "not_owner" };
-        msg.respond(encodeWire(reply));
-      });
   }
 
   /** After a ring change, start owners for recently active matches that moved here (index stays current). */
