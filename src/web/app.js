@@ -9,8 +9,19 @@
 // periodic re-read of `matches` reconciles any state the page got wrong (see reconcile()).
 //
 // Reconnects are done by the page, not left to EventSource: the browser gives up for good on a
-// non-200 answer (503 at capacity, a proxy with no backend), and a re-opened stream URL may hold a
-// stale `lastEventId` that would compete with the browser's Last-Event-ID header. One path for all.
+// non-200 answer (a proxy with no backend), and a re-opened stream URL may hold a stale `lastEventId`
+// that would compete with the browser's Last-Event-ID header. One path for all, with one exception: a
+// node that refuses the stream (at capacity, draining, rate limit) answers 200 with `retry:` and one
+// `touchline.refused` event, and that EventSource is left to come back by itself after the wait.
+//
+// A connection can also die without closing (a phone changing networks): the stream asks for named
+// heartbeats (`heartbeat=1`: `touchline.ping`, no id, after HEARTBEAT_MS of silence) and a watchdog
+// re-opens it with the last id after about MISSED_BEATS heartbeats of silence. The page does not know
+// the node's HEARTBEAT_MS: it assumes HEARTBEAT_DEFAULT_MS (or `?heartbeat=<s>`) and then learns the
+// interval from the spacing of the pings it gets.
+//
+// A tab hidden for HIDDEN_PAUSE_MS (or `?hiddenPause=<s>`) closes its stream and stops polling; back in
+// view, it re-opens with its last id (nothing lost, nothing twice) and polls again.
 
 const MAX_MATCHES = 64 // the server's MAX_MATCHES_PER_STREAM default
 const LIST_REFRESH_MS = 10_000 // how often new matches are looked for, and states reconciled
@@ -23,6 +34,12 @@ const REOPEN_MAX_MS = 30_000 // backoff ceiling
 const RETRY_AFTER_JITTER = 0.25 // up to 25% added to a server's Retry-After so pages do not return in step
 const HIGHLIGHT_CLASS = 'changed'
 const CLUSTER_READ_ATTEMPTS = 3 // extra tries to name the node after a reconnect
+const HEARTBEAT_DEFAULT_MS = 15_000 // the server's HEARTBEAT_MS default, assumed until pings tell
+const MIN_HEARTBEAT_MS = 100 // the smallest HEARTBEAT_MS a node accepts
+const MAX_HEARTBEAT_MS = 600_000
+const MISSED_BEATS = 3 // this many heartbeats of silence: the connection is dead even if it never closed
+const PING_SAMPLES = 5 // the heartbeat assumed is the widest of the last few ping spacings
+const HIDDEN_PAUSE_MS = 30_000 // a tab hidden this long closes its stream and stops polling
 
 /**
  * Event types of the football convention. EventSource delivers only types it listens for; an event of
@@ -34,6 +51,11 @@ const CLOCK_ONLY_TYPES = new Set(['minute'])
 const SNAPSHOT_TYPE = 'snapshot'
 /** Optional server greeting naming the node that serves this very stream (see onHello). */
 const HELLO_TYPE = 'touchline.hello'
+/** Named heartbeat (`heartbeat=1`), no id: proves the connection is alive (see the watchdog). */
+const PING_TYPE = 'touchline.ping'
+/** The node refused the stream; its `retry:` makes EventSource come back by itself (see onRefused). */
+const REFUSED_TYPE = 'touchline.refused'
+const CONN_LABELS = { idle: 'waiting for matches', busy: 'server busy, retrying', paused: 'paused while hidden' }
 const LIVE_STATUSES = new Set(['live', 'half-time'])
 const CONVENTION_KEYS = new Set(['home', 'away', 'homeScore', 'awayScore', 'minute', 'status'])
 const STATUS_LABELS = { scheduled: 'not started', live: 'live', 'half-time': 'HT', 'full-time': 'FT' }
@@ -66,6 +88,18 @@ let reopenAttempts = 0
 let connectionSerial = 0
 let nodeNamedByStream = false
 let lastRetryAfterMs // the Retry-After of the last refused list request, ms (undefined when none)
+let heartbeatMs = secondsParam('heartbeat', MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS) ?? HEARTBEAT_DEFAULT_MS
+const pingSpacings = [] // ms between a ping and what was heard before it, last PING_SAMPLES
+let lastHeardAt = 0 // performance.now() of the current stream's last sign of life (open, event, ping)
+let quietAllowanceMs = 0 // silence allowed on top of the heartbeats (a refusal's wait)
+let watchdogTimer = 0
+let refusedSource = null // the EventSource just refused: it reconnects by itself after the wait
+let selfReconnecting = null // that EventSource while it does: "live" only once it hears more than a refusal
+let paused = false // hidden for HIDDEN_PAUSE_MS: no stream, no polling
+let hiddenTimer = 0
+let listTimer = 0
+let listGeneration = 0 // bumped when polling stops or restarts: an older refresh chain ends
+let listInterval = LIST_REFRESH_MS
 
 // ---------- JSON merge patch (RFC 7386) ----------
 
@@ -208,10 +242,13 @@ function addFeedItem(m, type, data, eventId, ts) {
   ui.feedEmpty.hidden = true
 }
 
-/** connecting | live | reconnecting | resumed | idle (no match to follow yet) */
+/**
+ * connecting | live | reconnecting | resumed | idle (no match to follow yet) | busy (refused, coming
+ * back by itself) | paused (hidden long enough to let go of the stream)
+ */
 function setConn(state) {
   ui.conn.dataset.state = state
-  ui.conn.textContent = state === 'idle' ? 'waiting for matches' : state
+  ui.conn.textContent = CONN_LABELS[state] ?? state
   document.body.dataset.conn = state
 }
 
@@ -229,14 +266,25 @@ function streamUrl() {
   if (lastEventId !== '') params.set('lastEventId', lastEventId)
   // Ask the node to name itself on the stream (opt-in `touchline.hello`, see onHello).
   params.set('hello', '1')
+  // Heartbeats as events the page can see (comments are invisible to EventSource), for the watchdog.
+  params.set('heartbeat', '1')
   return `events?${params}`
 }
 
-function openStream() {
+function closeStream() {
   clearTimeout(reopenTimer)
   reopenTimer = 0
+  clearTimeout(watchdogTimer)
+  watchdogTimer = 0
   if (source) source.close()
   source = null
+  refusedSource = null
+  selfReconnecting = null
+}
+
+function openStream() {
+  closeStream()
+  if (paused) return
   if (matches.size === 0) {
     setConn('idle')
     return
@@ -246,23 +294,115 @@ function openStream() {
   nodeNamedByStream = false
   const es = new EventSource(streamUrl())
   source = es
+  heard()
+  armWatchdog()
   es.onopen = () => {
+    heard()
     reopenAttempts = 0
     hasOpened = true
-    setConn(disrupted ? 'resumed' : 'live')
+    // Back after a refusal: this answer may be one more refusal, so "busy" stays until more is heard.
+    if (selfReconnecting !== es) setConn(disrupted ? 'resumed' : 'live')
     readClusterNode(serial)
   }
   es.onerror = () => {
     if (source !== es) return
-    es.close()
-    source = null
-    disrupted = true
-    setConn('reconnecting')
-    scheduleReopen()
+    // A refusal's stream has ended: EventSource comes back by itself after the server's `retry:`.
+    // A second error before it opens again is a failure like any other.
+    if (refusedSource === es && es.readyState === EventSource.CONNECTING) {
+      refusedSource = null
+      selfReconnecting = es
+      return
+    }
+    lostStream()
   }
   es.addEventListener(SNAPSHOT_TYPE, (e) => onSnapshot(e))
   es.addEventListener(HELLO_TYPE, (e) => onHello(e))
+  es.addEventListener(PING_TYPE, () => onPing())
+  es.addEventListener(REFUSED_TYPE, (e) => onRefused(es, e))
   for (const type of MATCH_EVENT_TYPES) es.addEventListener(type, (e) => onMatchEvent(e))
+}
+
+/** The stream failed or went silent: re-open it with the last id, after a backoff. */
+function lostStream() {
+  closeStream()
+  disrupted = true
+  setConn('reconnecting')
+  scheduleReopen()
+}
+
+// ---------- the watchdog: a connection that died without closing ----------
+
+/** Any sign of life on the current stream. */
+function heard() {
+  lastHeardAt = performance.now()
+  quietAllowanceMs = 0
+}
+
+/** Something other than a refusal was heard: a stream that came back by itself after one is admitted. */
+function admitted() {
+  heard()
+  if (selfReconnecting !== null && selfReconnecting === source) {
+    selfReconnecting = null
+    setConn(disrupted ? 'resumed' : 'live')
+  }
+}
+
+function silenceLimitMs() {
+  return MISSED_BEATS * heartbeatMs + quietAllowanceMs
+}
+
+/** Fires when the current silence would reach the limit; the check re-arms it if something was heard since. */
+function armWatchdog() {
+  clearTimeout(watchdogTimer)
+  watchdogTimer = setTimeout(checkWatchdog, Math.max(0, lastHeardAt + silenceLimitMs() - performance.now()))
+}
+
+function checkWatchdog() {
+  watchdogTimer = 0
+  if (!source) return
+  if (performance.now() - lastHeardAt < silenceLimitMs()) {
+    armWatchdog()
+    return
+  }
+  // Never a ping yet: perhaps the node's heartbeat is slower than assumed, so allow it more next time.
+  if (pingSpacings.length === 0) setHeartbeat(Math.min(MAX_HEARTBEAT_MS, heartbeatMs * 2))
+  lostStream()
+}
+
+/**
+ * A node sends a ping after HEARTBEAT_MS without a write (checked a few times per interval), so the
+ * time since the last thing heard is the interval, or a little more. The widest of the last few is
+ * assumed: a ping delayed on the way makes the watchdog slower, never hastier.
+ */
+function onPing() {
+  const spacing = performance.now() - lastHeardAt
+  admitted()
+  pingSpacings.push(Math.min(MAX_HEARTBEAT_MS, Math.max(MIN_HEARTBEAT_MS, spacing)))
+  if (pingSpacings.length > PING_SAMPLES) pingSpacings.shift()
+  const learned = Math.max(...pingSpacings)
+  if (learned !== heartbeatMs) {
+    setHeartbeat(learned)
+    armWatchdog()
+  }
+}
+
+function setHeartbeat(ms) {
+  heartbeatMs = ms
+  ui.conn.dataset.heartbeatMs = String(Math.round(ms))
+}
+
+/**
+ * The node refused the stream (at capacity, draining, rate limit) and ends it after `retry:`. No error:
+ * EventSource comes back by itself after that wait, perhaps through a balancer to another node.
+ */
+function onRefused(es, e) {
+  if (source !== es) return
+  heard()
+  const payload = parse(e)
+  const wait = payload && Number.isFinite(payload.retryAfterMs) && payload.retryAfterMs >= 0 ? payload.retryAfterMs : REOPEN_BASE_MS
+  quietAllowanceMs = wait // the watchdog allows the wait on top of the heartbeats
+  refusedSource = es
+  setConn('busy')
 }
 
 /** Full-jitter exponential backoff: uniform in [0, min(cap, base·2^attempt)]. */
@@ -274,7 +414,7 @@ function scheduleReopen() {
 
 /** A changed match set re-opens the stream, unless a reconnect is already due (it will use the new set). */
 function restartStream() {
-  if (reopenTimer === 0) openStream()
+  if (reopenTimer === 0 && !paused) openStream()
 }
 
 function parse(e) {
@@ -287,6 +427,7 @@ function parse(e) {
 }
 
 function remember(e) {
+  admitted()
   if (e.lastEventId !== '') lastEventId = e.lastEventId
 }
 
@@ -317,6 +458,7 @@ function onMatchEvent(e) {
 
 /** The stream may name its node; that beats /cluster, which a load balancer may answer from another node. */
 function onHello(e) {
+  admitted()
   const payload = parse(e)
   if (payload && typeof payload.node === 'string') {
     nodeNamedByStream = true
@@ -416,34 +558,87 @@ async function refreshList() {
   return true
 }
 
-function refreshInterval() {
-  const fromUrl = Number(new URLSearchParams(location.search).get('refresh'))
-  if (Number.isFinite(fromUrl) && fromUrl > 0) return Math.min(MAX_REFRESH_S, Math.max(MIN_REFRESH_S, fromUrl)) * 1000
-  return LIST_REFRESH_MS
+/** A duration in seconds from the page's query string (e.g. `?refresh=5`), in ms and clamped; undefined when absent. */
+function secondsParam(name, minMs, maxMs) {
+  const seconds = Number(new URLSearchParams(location.search).get(name))
+  if (!Number.isFinite(seconds) || seconds <= 0) return undefined
+  return Math.min(maxMs, Math.max(minMs, seconds * 1000))
 }
 
-function scheduleListRefresh(intervalMs) {
-  const delay = intervalMs * (1 - LIST_REFRESH_JITTER / 2 + Math.random() * LIST_REFRESH_JITTER)
-  setTimeout(async () => {
+function refreshInterval() {
+  return secondsParam('refresh', MIN_REFRESH_S * 1000, MAX_REFRESH_S * 1000) ?? LIST_REFRESH_MS
+}
+
+function scheduleListRefresh(generation) {
+  const delay = listInterval * (1 - LIST_REFRESH_JITTER / 2 + Math.random() * LIST_REFRESH_JITTER)
+  listTimer = setTimeout(async () => {
     await refreshList()
-    scheduleListRefresh(intervalMs)
+    if (generation === listGeneration) scheduleListRefresh(generation)
   }, delay)
+}
+
+/** Loads the list until it loads, then refreshes it periodically (until polling stops: see pause()). */
+async function loadList() {
+  const generation = ++listGeneration
+  // A node that is not ready yet answers 503: try again soon rather than after a whole refresh period,
+  // when the server says (Retry-After, with a little jitter), else with exponential backoff.
+  for (let attempt = 0; !(await refreshList()); attempt++) {
+    if (generation !== listGeneration) return
+    const wait =
+      lastRetryAfterMs !== undefined
+        ? lastRetryAfterMs * (1 + Math.random() * RETRY_AFTER_JITTER)
+        : Math.random() * Math.min(listInterval, REOPEN_BASE_MS * 2 ** attempt)
+    await new Promise((resolve) => setTimeout(resolve, Math.min(listInterval, wait)))
+    if (generation !== listGeneration) return
+  }
+  if (generation === listGeneration) scheduleListRefresh(generation)
+}
+
+// ---------- a hidden tab lets go ----------
+
+function onVisibilityChange() {
+  if (document.visibilityState === 'hidden') {
+    if (!paused && hiddenTimer === 0) hiddenTimer = setTimeout(pause, hiddenPauseMs())
+    return
+  }
+  clearTimeout(hiddenTimer)
+  hiddenTimer = 0
+  if (paused) unpause()
+}
+
+function hiddenPauseMs() {
+  return secondsParam('hiddenPause', 100, 3_600_000) ?? HIDDEN_PAUSE_MS
+}
+
+/** Hidden long enough: close the stream and stop polling (a refresh in flight ends its chain). */
+function pause() {
+  hiddenTimer = 0
+  paused = true
+  listGeneration++
+  clearTimeout(listTimer)
+  listTimer = 0
+  closeStream()
+  if (hasOpened) disrupted = true // back in view it says "resumed"
+  setConn('paused')
+}
+
+/** Visible again: re-open with the last id at once (exact resume), and poll again. */
+function unpause() {
+  paused = false
+  reopenAttempts = 0
+  setConn('connecting')
+  openStream()
+  loadList()
 }
 
 async function start() {
   setConn('connecting')
+  setHeartbeat(heartbeatMs)
   readClusterNode(connectionSerial)
-  const interval = refreshInterval()
-  // A node that is not ready yet answers 503: try again soon rather than after a whole refresh period,
-  // when the server says (Retry-After, with a little jitter), else with exponential backoff.
-  for (let attempt = 0; !(await refreshList()); attempt++) {
-    const wait =
-      lastRetryAfterMs !== undefined
-        ? lastRetryAfterMs * (1 + Math.random() * RETRY_AFTER_JITTER)
-        : Math.random() * Math.min(interval, REOPEN_BASE_MS * 2 ** attempt)
-    await new Promise((resolve) => setTimeout(resolve, Math.min(interval, wait)))
-  }
-  scheduleListRefresh(interval)
+  listInterval = refreshInterval()
+  document.addEventListener('visibilitychange', onVisibilityChange)
+  onVisibilityChange() // opened in a background tab
+  await loadList()
   // Back online: do not sit out the rest of a long backoff.
   window.addEventListener('online', () => {
     if (reopenTimer !== 0) openStream()
