@@ -22,6 +22,7 @@ need nats-server nats-server
 need haproxy haproxy
 need chromium /usr/bin/chromium
 need openssl openssl # the TLS tests make a self-signed certificate with it
+need prometheus promtool # promtool and prometheus check cluster/prometheus (test/observability.test.ts)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get" >&2
   $SUDO apt-get update -qq

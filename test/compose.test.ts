@@ -5,7 +5,7 @@
  * config rendered from the shared template balances and health-checks real backends.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Server, Subprocess } from "bun";
@@ -17,6 +17,13 @@ const ROOT = resolve(import.meta.dir, "..");
 const HAPROXY_IN_IMAGE = "/usr/local/etc/haproxy/haproxy.cfg";
 const NODE_PORT = 3000;
 const OTLP_HTTP_PORT = 4318;
+const OTLP_GRPC_PORT = 4317;
+const JAEGER_UI_PORT = 16686;
+const PROMETHEUS_PORT = 9090;
+const PROMETHEUS_DIR_IN_IMAGE = "/etc/prometheus";
+const GRAFANA_PROVISIONING_IN_IMAGE = "/etc/grafana/provisioning";
+/** How many nodes compose.yaml, haproxy.cfg and the README promise the balancer covers, at least. */
+const MIN_BALANCED_NODES = 64;
 const NATS_CLIENT_PORT = 4222;
 const NATS_CLUSTER_PORT = 6222;
 /** The node's default DRAIN is 5 s; compose must let it finish. */
@@ -55,7 +62,33 @@ function arg(command: string[], flag: string): string | undefined {
 const natsNames = Object.keys(services).filter((n) => services[n]!.image?.startsWith("nats:"));
 const nodeServices = Object.keys(services).filter((n) => services[n]!.build !== undefined);
 const lb = services.lb!;
-const jaeger = Object.entries(services).find(([, s]) => s.image?.startsWith("jaegertracing/all-in-one"));
+const jaeger = Object.entries(services).find(([, s]) => s.image?.startsWith("jaegertracing/"));
+const prometheus = services.prometheus;
+const grafana = services.grafana;
+const composeText = await Bun.file(join(ROOT, "compose.yaml")).text();
+
+/** `./host/path:/container/path[:ro]` mounts of a service, as absolute host paths. */
+function bindMounts(s: Service): { host: string; target: string; readOnly: boolean }[] {
+  return (s.volumes ?? [])
+    .filter((v) => v.startsWith("./"))
+    .map((v) => {
+      const [host, target, mode] = v.split(":");
+      return { host: resolve(ROOT, host!), target: target!, readOnly: mode === "ro" };
+    });
+}
+
+/** Where a path inside a container comes from on the host, through the service's bind mounts. */
+function hostPathOf(s: Service, inContainer: string): string | undefined {
+  for (const m of bindMounts(s)) {
+    if (inContainer === m.target) return m.host;
+    if (inContainer.startsWith(`${m.target}/`)) return join(m.host, inContainer.slice(m.target.length + 1));
+  }
+  return undefined;
+}
+
+function yamlAt(path: string): unknown {
+  return Bun.YAML.parse(readFileSync(path, "utf8"));
+}
 
 function durationSeconds(text: string): number {
   const m = /^(\d+)(s|m)$/.exec(text);
@@ -64,11 +97,15 @@ function durationSeconds(text: string): number {
 }
 
 describe("compose.yaml", () => {
-  test("has a three-server NATS cluster, the node service, haproxy and Jaeger", () => {
+  test("has a three-server NATS cluster, the node service, haproxy, Prometheus, Grafana and Jaeger v2", () => {
     expect(natsNames.sort()).toEqual(["nats1", "nats2", "nats3"]);
     expect(nodeServices).toEqual(["node"]);
     expect(lb.image).toStartWith("haproxy:2.8");
     expect(jaeger).toBeDefined();
+    // Jaeger v2 (jaegertracing/jaeger); the v1 all-in-one image's line has reached its end of life.
+    expect(jaeger![1].image).toMatch(/^jaegertracing\/jaeger:2\.\d+\.\d+$/);
+    expect(prometheus?.image).toMatch(/^prom\/prometheus:v3\.\d+\.\d+$/);
+    expect(grafana?.image).toMatch(/^grafana\/grafana:\d+\.\d+\.\d+$/);
   });
 
   test("every NATS server runs JetStream on its own volume and routes to all the others", () => {
@@ -105,17 +142,23 @@ describe("compose.yaml", () => {
     }
   });
 
-  test("every node is pointed at all the NATS servers and at Jaeger's OTLP port", () => {
+  test("every node is pointed at all the NATS servers and at Jaeger's OTLP/HTTP port", () => {
     const [jaegerName, jaegerService] = jaeger!;
-    expect(env(jaegerService).COLLECTOR_OTLP_ENABLED).toBe("true");
+    // Jaeger v2 reads no v1 variables (COLLECTOR_OTLP_ENABLED); its OTLP receivers are on by default,
+    // listening on every interface in the image (JAEGER_LISTEN_HOST).
+    expect(env(jaegerService).COLLECTOR_OTLP_ENABLED).toBeUndefined();
+    expect(env(jaegerService).JAEGER_LISTEN_HOST).toBe("0.0.0.0");
     expect(jaegerService.expose).toContain(String(OTLP_HTTP_PORT));
-    expect(jaegerService.ports).toContain("16686:16686");
+    expect(jaegerService.expose).toContain(String(OTLP_GRPC_PORT));
+    expect(jaegerService.ports).toContain(`${JAEGER_UI_PORT}:${JAEGER_UI_PORT}`);
     for (const name of nodeServices) {
       const e = env(services[name]!);
       expect(e.NATS_URL!.split(",").sort()).toEqual(natsNames.map((n) => `nats://${n}:${NATS_CLIENT_PORT}`).sort());
       // One copy of the log per NATS server, so the backbone survives losing one.
       expect(Number(e.JETSTREAM_REPLICAS)).toBe(natsNames.length);
       expect(e.OTEL_EXPORTER_OTLP_ENDPOINT).toBe(`http://${jaegerName}:${OTLP_HTTP_PORT}`);
+      // The node speaks OTLP/HTTP only (src/telemetry/tracingEnv.ts): nothing may ask it for gRPC.
+      expect(e.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/json").toStartWith("http/");
       expect(e.OTEL_SERVICE_NAME).toBe("touchline");
     }
   });
@@ -140,6 +183,63 @@ describe("compose.yaml", () => {
     expect(servers).toMatch(new RegExp(`server-template \\S+ \\d+ ${nodeServices[0]}:${NODE_PORT} check resolvers docker init-addr none`));
     const bindPort = /bind \S*:(\d+)/.exec(blocks.get("entry-bind")!.join("\n"))![1];
     expect(lb.ports).toContain(`${bindPort}:${bindPort}`);
+  });
+
+  test("Prometheus scrapes every node through Docker's DNS and loads the alert rules", () => {
+    const config = hostPathOf(prometheus!, arg(prometheus!.command!.flatMap((a) => a.split("=")), "--config.file")!);
+    expect(config).toBe(join(ROOT, "cluster", "prometheus", "prometheus.yml"));
+    expect(bindMounts(prometheus!).find((m) => m.target === PROMETHEUS_DIR_IN_IMAGE)?.readOnly).toBe(true);
+    const parsed = yamlAt(config!) as {
+      rule_files: string[];
+      scrape_configs: { job_name: string; metrics_path?: string; dns_sd_configs?: { names: string[]; type: string; port: number }[] }[];
+    };
+    // Rule files resolve next to prometheus.yml, inside the mounted directory.
+    expect(parsed.rule_files).toContain("alerts.yml");
+    for (const file of parsed.rule_files) expect(existsSync(join(ROOT, "cluster", "prometheus", file))).toBe(true);
+    const job = parsed.scrape_configs.find((j) => j.job_name === "touchline")!;
+    expect(job.metrics_path ?? "/metrics").toBe("/metrics");
+    expect(job.dns_sd_configs).toEqual([expect.objectContaining({ names: nodeServices, type: "A", port: NODE_PORT })]);
+    // The rules select the job by this name.
+    expect(readFileSync(join(ROOT, "cluster", "prometheus", "alerts.yml"), "utf8")).toContain('job="touchline"');
+    expect(prometheus!.ports).toContain(`${PROMETHEUS_PORT}:${PROMETHEUS_PORT}`);
+    expect(compose.volumes).toHaveProperty(prometheus!.volumes!.find((v) => !v.startsWith("./"))!.split(":")[0]!);
+  });
+
+  test("Grafana has the Prometheus data source and the Touchline dashboard provisioned", () => {
+    const provisioning = bindMounts(grafana!).find((m) => m.target === GRAFANA_PROVISIONING_IN_IMAGE);
+    expect(provisioning?.host).toBe(join(ROOT, "cluster", "grafana", "provisioning"));
+    const datasourceFiles = readdirSync(join(provisioning!.host, "datasources"));
+    const datasources = datasourceFiles.flatMap((f) => (yamlAt(join(provisioning!.host, "datasources", f)) as { datasources: { uid: string; type: string; url: string; isDefault?: boolean }[] }).datasources);
+    const ds = datasources.find((d) => d.type === "prometheus")!;
+    expect(ds.isDefault).toBe(true);
+    expect(ds.url).toBe(`http://prometheus:${PROMETHEUS_PORT}`);
+    // The dashboard's data-source variable defaults to this data source.
+    const dashboard = JSON.parse(readFileSync(join(ROOT, "cluster", "grafana", "touchline.json"), "utf8")) as {
+      templating: { list: { name: string; current?: { value?: string } }[] };
+    };
+    expect(dashboard.templating.list.find((v) => v.name === "datasource")?.current?.value).toBe(ds.uid);
+    // The dashboard provider reads the folder the dashboard file is mounted in.
+    const providerFiles = readdirSync(join(provisioning!.host, "dashboards"));
+    const providers = providerFiles.flatMap((f) => (yamlAt(join(provisioning!.host, "dashboards", f)) as { providers: { type: string; options: { path: string } }[] }).providers);
+    expect(providers).toHaveLength(1);
+    const folder = providers[0]!.options.path;
+    const mounted = bindMounts(grafana!).filter((m) => m.target.startsWith(`${folder}/`));
+    expect(mounted.map((m) => m.host)).toEqual([join(ROOT, "cluster", "grafana", "touchline.json")]);
+    expect(env(grafana!).GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe(mounted[0]!.target);
+    for (const m of bindMounts(grafana!)) expect(m.readOnly).toBe(true);
+    // Grafana's own port 3000 is published elsewhere: the balancer has 3000.
+    expect(grafana!.ports).toEqual(["3001:3000"]);
+  });
+
+  test(`the balancer covers at least ${MIN_BALANCED_NODES} nodes, and compose, haproxy.cfg and the README say how many`, () => {
+    const slots = Number(/server-template \S+ (\d+) /.exec(templateBlocks(template).get("servers")!.join("\n"))![1]);
+    expect(slots).toBeGreaterThanOrEqual(MIN_BALANCED_NODES);
+    expect(composeText).toContain(`--scale node=6     # up to ${slots}`);
+    expect(template).toContain(`for N up to ${slots}`);
+    expect(readFileSync(join(ROOT, "README.md"), "utf8")).toContain(`up to ${slots} nodes`);
+    // One DNS answer carries every node's address (about 16 bytes each).
+    const payload = Number(/accepted_payload_size (\d+)/.exec(template)![1]);
+    expect(payload).toBeGreaterThanOrEqual(512 + slots * 16);
   });
 
   test("the Dockerfile builds the node from package.json and src/", () => {

@@ -201,14 +201,16 @@ class GaugeFamily implements Gauge, Family {
   }
 }
 
-class GaugeFnFamily implements Family {
+/** One unlabelled series whose value is read at scrape time (a gauge, or a counter kept elsewhere). */
+class ReadAtScrapeFamily implements Family {
   private readonly header: string
   constructor(
     private readonly name: string,
     help: string,
+    type: 'gauge' | 'counter',
     private readonly read: () => number,
   ) {
-    this.header = familyHeader(name, help, 'gauge')
+    this.header = familyHeader(name, help, type)
   }
   render(out: string[]): void {
     let value: number
@@ -323,7 +325,16 @@ export class MetricsRegistry {
   /** gauge whose value is read at scrape time */
   gaugeFn(name: string, help: string, read: () => number): void {
     this.claim(name, [name], [])
-    this.add(new GaugeFnFamily(name, help, read))
+    this.add(new ReadAtScrapeFamily(name, help, 'gauge', read))
+  }
+
+  /**
+   * counter whose value is read at scrape time from a total kept elsewhere (the kernel's CPU time);
+   * `read` must never go down.
+   */
+  counterFn(name: string, help: string, read: () => number): void {
+    this.claim(name, [name], [])
+    this.add(new ReadAtScrapeFamily(name, help, 'counter', read))
   }
 
   histogram(name: string, help: string, buckets: number[], labelNames: string[] = []): Histogram {

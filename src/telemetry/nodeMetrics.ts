@@ -4,10 +4,17 @@
  * Labels with a fixed set of values are resolved here once, so callers on hot paths hold a
  * ready child (`m.streamsClosed.slow.inc()`) and every series shows from the first scrape at 0,
  * which keeps `rate()` and absence alerts honest.
+ *
+ * Besides the families below: the standard process metrics (`process_resident_memory_bytes`,
+ * `process_cpu_seconds_total`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds`,
+ * read at scrape time, processMetrics.ts) and `touchline_build_info{version}` (buildInfo.ts).
+ * cluster/prometheus/alerts.yml and cluster/grafana/touchline.json use these names.
  */
 import type { Counter, CounterChild, Gauge, GaugeChild, Histogram, MetricsRegistry } from './metrics'
 import { LIMITERS, LIMIT_NAMES, type LimiterName, type LimitName } from '../limits/limitNames'
 import { PROXY_REFUSALS, type ProxyRefusal } from '../proxy/proxyFront'
+import { registerBuildInfo } from './buildInfo'
+import { registerProcessMetrics, type ProcessReaders } from './processMetrics'
 
 export { startEventLoopLagMonitor } from './eventLoopLag'
 
@@ -84,8 +91,8 @@ function childrenFor<K extends string>(counter: Counter, label: string, values: 
   return children
 }
 
-export function createNodeMetrics(registry: MetricsRegistry): NodeMetrics {
-  return {
+export function createNodeMetrics(registry: MetricsRegistry, processReaders?: ProcessReaders): NodeMetrics {
+  const metrics: NodeMetrics = {
     streamsOpen: registry.gauge('touchline_streams_open', 'Client SSE streams open on this node.'),
     streamsOpened: registry.counter('touchline_streams_opened_total', 'Client SSE streams opened.'),
     streamsClosed: childrenFor(
@@ -158,4 +165,7 @@ export function createNodeMetrics(registry: MetricsRegistry): NodeMetrics {
       PROXY_REFUSALS,
     ),
   }
+  registerBuildInfo(registry)
+  registerProcessMetrics(registry, processReaders)
+  return metrics
 }

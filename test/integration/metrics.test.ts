@@ -10,7 +10,7 @@
  *   node_modules/.bin/bun test test/integration/metrics.test.ts
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startNats, startNode, waitFor, waitForClusterSize, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
@@ -53,6 +53,12 @@ const CATALOGUE = [
   "touchline_nats_connected",
   "touchline_event_loop_lag_seconds",
   "touchline_rejected_total",
+  "touchline_build_info",
+  "process_resident_memory_bytes",
+  "process_cpu_seconds_total",
+  "process_open_fds",
+  "process_max_fds",
+  "process_start_time_seconds",
 ] as const;
 
 /**
@@ -138,11 +144,28 @@ test("the exposition parses whole, follows the conventions, and shows every cata
   expect(value(parsed, "touchline_upstream_feeds")).toBe(0); // alone, it proxies nobody
 });
 
+test("process metrics are this node's own figures, and build info names package.json's version", async () => {
+  const parsed = await scrape();
+  const version = (JSON.parse(readFileSync(join(import.meta.dir, "..", "..", "package.json"), "utf8")) as { version: string }).version;
+  expect(value(parsed, "touchline_build_info", { version })).toBe(1);
+  expect(parsed.get("touchline_build_info")?.samples).toHaveLength(1);
+  // The node's own descriptors (its NATS connection, its listening socket...), as the kernel lists them.
+  const open = value(parsed, "process_open_fds");
+  expect(open).toBeGreaterThan(2);
+  if (existsSync(`/proc/${node.proc.pid}/fd`)) expect(Math.abs(readdirSync(`/proc/${node.proc.pid}/fd`).length - open)).toBeLessThanOrEqual(4);
+  expect(value(parsed, "process_max_fds")).toBeGreaterThanOrEqual(value(parsed, "process_open_fds"));
+  expect(value(parsed, "process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
+  expect(value(parsed, "process_cpu_seconds_total")).toBeGreaterThan(0);
+  const start = value(parsed, "process_start_time_seconds");
+  expect(start).toBeLessThanOrEqual(Date.now() / 1000);
+  expect(start).toBeGreaterThan(Date.now() / 1000 - 600);
+});
+
 /** The metric names in the first column of the README's Operations table. */
 function metricsInReadme(): string[] {
   const readme = readFileSync(join(import.meta.dir, "..", "..", "README.md"), "utf8");
   const operations = readme.slice(readme.indexOf("\n## Operations"), readme.indexOf("\n## ", readme.indexOf("\n## Operations") + 1));
-  return [...operations.matchAll(/^\| `(touchline_[a-z0-9_]+)` \|/gm)].map((m) => m[1]!);
+  return [...operations.matchAll(/^\| `((?:touchline|process)_[a-z0-9_]+)` \|/gm)].map((m) => m[1]!);
 }
 
 test("the README's Operations table lists exactly the families the node exposes", async () => {

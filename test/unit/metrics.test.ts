@@ -1,6 +1,10 @@
 import { describe, expect, test } from 'bun:test'
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../../src/telemetry/metrics'
 import { createNodeMetrics, startEventLoopLagMonitor } from '../../src/telemetry/nodeMetrics'
+import { TOUCHLINE_VERSION } from '../../src/telemetry/buildInfo'
+import { maxFdsFromLimits, processReaders, residentBytesFromStatus } from '../../src/telemetry/processMetrics'
+import { closeSync, existsSync, openSync } from 'node:fs'
+import packageJson from '../../package.json' with { type: 'json' }
 import { type MetricType, parsePrometheus, sampleValue, sumSamples } from '../helpers/promParse'
 
 describe('MetricsRegistry counters', () => {
@@ -81,6 +85,18 @@ describe('MetricsRegistry gauges', () => {
     const parsed = parsePrometheus(registry.render())
     expect(sampleValue(parsed, 'live_value')).toBe(42)
     expect(sampleValue(parsed, 'broken_value')).toBeNaN()
+  })
+
+  test('counterFn is a counter read at scrape time', () => {
+    const registry = new MetricsRegistry()
+    let total = 1.5
+    registry.counterFn('work_seconds_total', 'Read when scraped.', () => total)
+    expect(registry.render()).toBe('# HELP work_seconds_total Read when scraped.\n# TYPE work_seconds_total counter\nwork_seconds_total 1.5\n')
+    total = 2.25
+    const parsed = parsePrometheus(registry.render())
+    expect(parsed.get('work_seconds_total')?.type).toBe('counter')
+    expect(sampleValue(parsed, 'work_seconds_total')).toBe(2.25)
+    expect(() => registry.gaugeFn('work_seconds_total', 'x', () => 0)).toThrow(/clashes/)
   })
 
   test('special values render as +Inf, -Inf and NaN', () => {
@@ -237,6 +253,12 @@ describe('createNodeMetrics', () => {
     touchline_limited_total: 'counter',
     touchline_limiter_keys: 'gauge',
     touchline_limiter_evictions_total: 'counter',
+    touchline_build_info: 'gauge',
+    process_resident_memory_bytes: 'gauge',
+    process_cpu_seconds_total: 'counter',
+    process_open_fds: 'gauge',
+    process_max_fds: 'gauge',
+    process_start_time_seconds: 'gauge',
   }
 
   test('registers exactly the catalogue, with its types', () => {
@@ -276,6 +298,77 @@ describe('createNodeMetrics', () => {
     expect(sampleValue(parsed, 'touchline_delivery_latency_seconds_bucket', { le: '0.005' })).toBe(1)
     expect(sampleValue(parsed, 'touchline_delivery_latency_seconds_bucket', { le: '10' })).toBe(1)
     expect(sampleValue(parsed, 'touchline_nats_connected')).toBe(1)
+  })
+})
+
+describe('build info and process metrics', () => {
+  test('touchline_build_info is 1 with the version in package.json', () => {
+    expect(TOUCHLINE_VERSION).toBe(packageJson.version)
+    const registry = new MetricsRegistry()
+    createNodeMetrics(registry)
+    const parsed = parsePrometheus(registry.render())
+    expect(parsed.get('touchline_build_info')?.samples).toEqual([
+      { name: 'touchline_build_info', labels: { version: packageJson.version }, value: 1 },
+    ])
+  })
+
+  test('the process figures are read from the readers at each scrape', () => {
+    let cpu = 1.25
+    const registry = new MetricsRegistry()
+    createNodeMetrics(registry, {
+      residentBytes: () => 50 * 1024 * 1024,
+      cpuSeconds: () => cpu,
+      openFds: () => 17,
+      maxFds: () => 65536,
+      startTimeSeconds: () => 1_700_000_000.5,
+    })
+    let parsed = parsePrometheus(registry.render())
+    expect(sampleValue(parsed, 'process_resident_memory_bytes')).toBe(52_428_800)
+    expect(sampleValue(parsed, 'process_cpu_seconds_total')).toBe(1.25)
+    expect(sampleValue(parsed, 'process_open_fds')).toBe(17)
+    expect(sampleValue(parsed, 'process_max_fds')).toBe(65536)
+    expect(sampleValue(parsed, 'process_start_time_seconds')).toBe(1_700_000_000.5)
+    cpu = 3
+    parsed = parsePrometheus(registry.render())
+    expect(sampleValue(parsed, 'process_cpu_seconds_total')).toBe(3)
+  })
+
+  test('/proc/<pid>/status and /proc/<pid>/limits are parsed', () => {
+    expect(residentBytesFromStatus('Name:\tbun\nVmHWM:\t   30000 kB\nVmRSS:\t   28812 kB\nRssAnon:\t 1 kB\n')).toBe(28812 * 1024)
+    expect(() => residentBytesFromStatus('Name:\tbun\n')).toThrow(/VmRSS/)
+    const limits = [
+      'Limit                     Soft Limit           Hard Limit           Units     ',
+      'Max cpu time              unlimited            unlimited            seconds   ',
+      'Max open files            20000                524288               files     ',
+      'Max locked memory         8388608              8388608              bytes     ',
+    ].join('\n')
+    expect(maxFdsFromLimits(limits)).toBe(20000)
+    expect(maxFdsFromLimits('Max open files            unlimited            unlimited            files     \n')).toBe(Infinity)
+    expect(() => maxFdsFromLimits('Max cpu time              unlimited            unlimited            seconds   \n')).toThrow(/Max open files/)
+  })
+
+  test.skipIf(!existsSync('/proc/self/fd'))('on Linux the readers follow this process: files opened, memory, CPU', () => {
+    const r = processReaders()
+    const before = r.openFds()
+    const fds = Array.from({ length: 5 }, () => openSync('/dev/null', 'r'))
+    try {
+      expect(r.openFds()).toBe(before + 5)
+    } finally {
+      for (const fd of fds) closeSync(fd)
+    }
+    expect(r.openFds()).toBe(before)
+    expect(r.maxFds()).toBeGreaterThanOrEqual(before)
+    // Near the runtime's own figure (both read the kernel's, a moment apart).
+    expect(r.residentBytes() / process.memoryUsage.rss()).toBeCloseTo(1, 0)
+    const cpu = r.cpuSeconds()
+    const until = performance.now() + 50
+    while (performance.now() < until) {
+      // Busy: CPU time must move.
+    }
+    expect(r.cpuSeconds()).toBeGreaterThan(cpu)
+    const start = r.startTimeSeconds()
+    expect(start).toBeLessThanOrEqual(Date.now() / 1000)
+    expect(start).toBeGreaterThan(Date.now() / 1000 - 3600)
   })
 })
 
