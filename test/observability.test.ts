@@ -20,7 +20,7 @@ import type { Subprocess } from "bun";
 import { freePort, startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "./helpers/cluster.ts";
 import { parsePrometheus } from "./helpers/promParse.ts";
 import { openSse, type SseConnection } from "./helpers/sse.ts";
-import { publishOk, uniqueMatch } from "./integration/touchlineApi.ts";
+import { metricValue, publishOk, uniqueMatch } from "./integration/touchlineApi.ts";
 
 setDefaultTimeout(60_000);
 
@@ -256,7 +256,7 @@ describe("against a live node", () => {
     stream = await openSse(`${node.url}/matches/${match}/events`);
     let last = "";
     for (let i = 0; i < 5; i++) last = await publishOk(node.url, match, { type: "goal", data: { i } });
-    await stream.untilEvents(5);
+    await waitFor(async () => (await metricValue(node.url, "touchline_events_delivered_total")) >= 1, 10_000, "a delivery");
     const resumed = await openSse(`${node.url}/matches/${match}/events`, { headers: { "last-event-id": last } });
     await resumed.close();
   }, 30_000);
