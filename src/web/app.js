@@ -20,6 +20,10 @@
 // the node's HEARTBEAT_MS: it assumes HEARTBEAT_DEFAULT_MS (or `?heartbeat=<s>`) and then learns the
 // interval from the spacing of the pings it gets.
 //
+// A match that ends (`touchline.end` after its final event) stays on the page for ENDED_LINGER_MS (or
+// `?endedLinger=<s>`), marked full time, then is dropped; ended matches the list names are not added.
+// Once every match on the page has ended the stream is not re-opened (its resume would get 204).
+//
 // A tab hidden for HIDDEN_PAUSE_MS (or `?hiddenPause=<s>`) closes its stream and stops polling; back in
 // view, it re-opens with its last id (nothing lost, nothing twice) and polls again.
 
@@ -40,6 +44,7 @@ const MAX_HEARTBEAT_MS = 600_000
 const MISSED_BEATS = 3 // this many heartbeats of silence: the connection is dead even if it never closed
 const PING_SAMPLES = 5 // the heartbeat assumed is the widest of the last few ping spacings
 const HIDDEN_PAUSE_MS = 30_000 // a tab hidden this long closes its stream and stops polling
+const ENDED_LINGER_MS = 120_000 // an ended match stays this long on the page before it is dropped
 
 /**
  * Event types of the football convention. EventSource delivers only types it listens for; an event of
@@ -55,6 +60,7 @@ const HELLO_TYPE = 'touchline.hello'
 const PING_TYPE = 'touchline.ping'
 /** The node refused the stream; its `retry:` makes EventSource come back by itself (see onRefused). */
 const REFUSED_TYPE = 'touchline.refused'
+const END_TYPE = 'touchline.end'
 const CONN_LABELS = { idle: 'waiting for matches', busy: 'server busy, retrying', paused: 'paused while hidden' }
 const LIVE_STATUSES = new Set(['live', 'half-time'])
 const CONVENTION_KEYS = new Set(['home', 'away', 'homeScore', 'awayScore', 'minute', 'status'])
@@ -285,7 +291,7 @@ function closeStream() {
 function openStream() {
   closeStream()
   if (paused) return
-  if (matches.size === 0) {
+  if (matches.size === 0 || allEnded()) {
     setConn('idle')
     return
   }
@@ -319,15 +325,59 @@ function openStream() {
   es.addEventListener(HELLO_TYPE, (e) => onHello(e))
   es.addEventListener(PING_TYPE, () => onPing())
   es.addEventListener(REFUSED_TYPE, (e) => onRefused(es, e))
+  es.addEventListener(END_TYPE, (e) => onMatchEnd(e))
   for (const type of MATCH_EVENT_TYPES) es.addEventListener(type, (e) => onMatchEvent(e))
 }
 
 /** The stream failed or went silent: re-open it with the last id, after a backoff. */
 function lostStream() {
   closeStream()
+  // Every match has ended: the node ended the stream, and a resume would only get 204.
+  if (allEnded()) {
+    setConn('idle')
+    return
+  }
   disrupted = true
   setConn('reconnecting')
   scheduleReopen()
+}
+
+// ---------- matches that end ----------
+
+function allEnded() {
+  for (const m of matches.values()) if (m.endedAt === undefined) return false
+  return matches.size > 0
+}
+
+function endedLingerMs() {
+  return secondsParam('endedLinger', 100, 86_400_000) ?? ENDED_LINGER_MS
+}
+
+/** Marks a match ended and drops it from the page after a while. */
+function markEnded(m) {
+  if (m.endedAt !== undefined) return
+  m.endedAt = Date.now()
+  m.row.dataset.ended = 'true'
+  setTimeout(() => dropMatch(m.id), endedLingerMs())
+}
+
+function dropMatch(id) {
+  const m = matches.get(id)
+  if (!m) return
+  m.row.remove()
+  matches.delete(id)
+  ui.count.textContent = String(matches.size)
+  updateEmptyStates()
+  // A stream still open carries the others on; a page left with none has nothing to stream.
+  if (matches.size === 0) closeStream()
+}
+
+/** `touchline.end` (no id): the match's final event was sent, nothing more will come for it. */
+function onMatchEnd(e) {
+  admitted()
+  const payload = parse(e)
+  const m = payload && matches.get(payload.match)
+  if (m) markEnded(m)
 }
 
 // ---------- the watchdog: a connection that died without closing ----------
@@ -528,8 +578,11 @@ async function refreshList() {
   }
   if (!Array.isArray(listed)) return false
   // Most recently active first, then those already shown, up to the per-stream cap.
+  // Ended matches are not added (one already shown lingers, then is dropped: see markEnded).
   const keep = new Set()
-  for (const entry of listed) if (keep.size < MAX_MATCHES && typeof entry.match === 'string') keep.add(entry.match)
+  for (const entry of listed) {
+    if (keep.size < MAX_MATCHES && typeof entry.match === 'string' && (entry.ended !== true || matches.has(entry.match))) keep.add(entry.match)
+  }
   for (const id of matches.keys()) if (keep.size < MAX_MATCHES) keep.add(id)
 
   let changed = false
@@ -545,6 +598,7 @@ async function refreshList() {
     const m = matches.get(entry.match)
     if (m) {
       reconcile(m, entry)
+      if (entry.ended === true) markEnded(m)
       continue
     }
     const added = { id: entry.match, state: isObject(entry.state) ? entry.state : {}, row: createRow(entry.match), suspect: null }
