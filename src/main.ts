@@ -3,7 +3,9 @@
  * with one line naming the variable), joins the cluster, serves HTTP, and drains on SIGTERM.
  */
 import { ConfigError, loadConfig, type Config } from "./config/config.ts";
-import { createLogger, parseLogLevel, type Logger } from "./telemetry/logger.ts";
+import { helpText } from "./config/settingsText.ts";
+import { strayMessage, strayVariables } from "./config/strayVariables.ts";
+import { createLogger, type Logger } from "./telemetry/logger.ts";
 import { MetricsRegistry } from "./telemetry/metrics.ts";
 import { createNodeMetrics, startEventLoopLagMonitor } from "./telemetry/nodeMetrics.ts";
 import { initTracing } from "./telemetry/tracing.ts";
@@ -23,10 +25,19 @@ const CHURN_QUIET_MS = 500;
 /** Where the HTTP server listens when the PROXY protocol front holds the public port. */
 const LOOPBACK = "127.0.0.1";
 
+/** `--help` / `-h`: the settings (config/settings.ts), then exit 0 without starting anything. */
+function wantsHelp(args: string[]): boolean {
+  return args.some((a) => a === "--help" || a === "-h");
+}
+
 function configOrExit(): { config: Config; logger: Logger } {
   try {
-    const config = loadConfig();
-    const logger = createLogger({ nodeId: config.nodeId, level: parseLogLevel(process.env.LOG_LEVEL) });
+    const config = loadConfig(process.env);
+    const logger = createLogger({ nodeId: config.nodeId, level: config.logLevel });
+    // A misspelt or made-up setting would otherwise be ignored without a word: one line each.
+    for (const stray of strayVariables(process.env)) {
+      logger.warn(strayMessage(stray), { variable: stray.name, ...(stray.suggestion ? { didYouMean: stray.suggestion } : {}) });
+    }
     return { config, logger };
   } catch (err) {
     const msg = err instanceof ConfigError || err instanceof Error ? err.message : String(err);
@@ -42,10 +53,14 @@ function exitOnStartupError(err: unknown): never {
 }
 
 export async function main(): Promise<void> {
+  if (wantsHelp(process.argv.slice(2))) {
+    process.stdout.write(helpText());
+    return;
+  }
   const { config, logger } = configOrExit();
   const cors = new Cors(config.security.corsOrigins);
   const auth = await createNodeAuth(config, (request) => cors.honoursCredentials(request)).catch(exitOnStartupError);
-  const tracing = initTracing({ serviceName: process.env.OTEL_SERVICE_NAME || "touchline", nodeId: config.nodeId });
+  const tracing = initTracing({ serviceName: config.serviceName, nodeId: config.nodeId, settings: config.tracing });
   const metricsRegistry = new MetricsRegistry();
   const metrics = createNodeMetrics(metricsRegistry);
   const stopLagMonitor = startEventLoopLagMonitor(metrics.eventLoopLag, EVENT_LOOP_PROBE_MS);

@@ -1,13 +1,20 @@
 /**
  * Node configuration: every knob of the contract, read once from the environment and validated at
- * start-up. A bad value stops the node with one line naming the variable (see ConfigError).
+ * start-up. A bad value stops the node with one line naming the variable (see ConfigError). Each
+ * variable is declared once, with its default, unit and bounds, in settings.ts; the loaders here take
+ * them from there and add the checks that relate one setting to another.
  */
 import { hostname } from "node:os";
 import { AddressSet } from "../limits/addressSet.ts";
 import { LIMIT_DEFAULTS, type LimitsConfig } from "../limits/limitsConfig.ts";
 import { parseTrustProxy } from "../limits/trustProxy.ts";
 import { maxStreamTargetBytes } from "../match/cursor.ts";
+import { LOG_LEVELS, type LogLevel } from "../telemetry/logger.ts";
+import { ConfigError } from "./configError.ts";
+import { formatDuration, parseDuration } from "./duration.ts";
 import { loadSecurityConfig, type SecurityConfig } from "./securityConfig.ts";
+import { settingSpec, type SettingName } from "./settings.ts";
+import { readTracingEnv, type TracingEnv } from "./tracingSettings.ts";
 
 export interface Config {
   port: number;
@@ -71,56 +78,75 @@ export interface Config {
   limits: LimitsConfig;
   /** Token keys beyond the secret, CORS origins, HTTPS (config/securityConfig.ts). */
   security: SecurityConfig;
+  /** LOG_LEVEL: least level of the JSON log lines. */
+  logLevel: LogLevel;
+  /** OTEL_SERVICE_NAME: service.name of the spans (the resource detector also honours OTEL_RESOURCE_ATTRIBUTES). */
+  serviceName: string;
+  /** Whether and how spans are exported, from the standard OTEL_* variables (config/tracingSettings.ts). */
+  tracing: TracingEnv;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly variable: string, detail: string) {
-    super(`invalid ${variable}: ${detail}`);
-  }
-}
+export { ConfigError } from "./configError.ts";
+export { parseDuration } from "./duration.ts";
 
 type Env = Record<string, string | undefined>;
 
-function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+/** The value of a setting as given, trimmed; undefined when unset or blank. */
+function given(env: Env, name: SettingName): string | undefined {
+  const raw = env[name]?.trim();
+  return raw ? raw : undefined;
+}
+
+/** A default the declaration gives, for a loader that has none of its own (a derived one). */
+function declaredDefault(name: SettingName): string {
+  const fallback = settingSpec(name).default;
+  if (fallback === undefined) throw new Error(`settings.ts declares no default for ${name}; its loader must derive one`);
+  return fallback;
+}
+
+interface Bounds {
+  /** Overrides the declaration's default (a default derived at start-up). */
+  fallback?: number;
+  /** Overrides the declaration's lower bound (a bound that depends on another setting). */
+  min?: number;
+}
+
+/** A whole number within the declared bounds. */
+function integer(env: Env, name: SettingName, bounds: Bounds = {}): number {
+  const spec = settingSpec(name);
   const raw = env[name];
-  if (raw === undefined || raw.trim() === "") return fallback;
+  if (raw === undefined || raw.trim() === "") return bounds.fallback ?? Number(declaredDefault(name));
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `expected a whole number, got "${raw}"`);
   const value = Number(raw.trim());
+  const min = bounds.min ?? spec.min ?? 0;
+  const max = spec.max ?? Number.MAX_SAFE_INTEGER;
   if (value < min || value > max) throw new ConfigError(name, `expected ${min}..${max}, got ${value}`);
   return value;
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses `24h`, `90m`, `30s`, `500ms`, `2d`, or a bare number of milliseconds. */
-export function parseDuration(raw: string): number | undefined {
-  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(raw.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * DURATION_UNITS[m[2] ?? "ms"]!;
-}
-
-function duration(env: Env, name: string, fallback: number, min: number): number {
+/** A duration (`15s`, `1m`, `500ms`, or a bare number of milliseconds) within the declared bounds. */
+function duration(env: Env, name: SettingName, bounds: Bounds = {}): number {
+  const spec = settingSpec(name);
   const raw = env[name];
-  if (raw === undefined || raw.trim() === "") return fallback;
+  if (raw === undefined || raw.trim() === "") return bounds.fallback ?? parseDuration(declaredDefault(name))!;
   const ms = parseDuration(raw);
-  if (ms === undefined) throw new ConfigError(name, `expected a duration like 24h, 30m, 45s or 500ms, got "${raw}"`);
+  if (ms === undefined) throw new ConfigError(name, `expected a duration like 24h, 30m, 45s or 500ms (a bare number is milliseconds), got "${raw}"`);
+  const min = bounds.min ?? spec.min ?? 0;
   if (ms < min) throw new ConfigError(name, `must be at least ${min} ms`);
+  if (spec.max !== undefined && ms > spec.max) throw new ConfigError(name, `must be at most ${spec.max} ms (${formatDuration(spec.max)})`);
   return ms;
 }
 
-/** Rotation faster than this would make clients spend more time reconnecting than streaming. */
-const MIN_STREAM_AGE_MS = 10_000;
-
 /** A duration that is off unless set (`off`, `0` or unset): Infinity. */
-function optionalDuration(env: Env, name: string, min: number): number {
+function optionalDuration(env: Env, name: SettingName): number {
   const raw = env[name]?.trim().toLowerCase();
   if (raw === undefined || raw === "" || raw === "off" || raw === "0") return Number.POSITIVE_INFINITY;
-  return duration(env, name, Number.POSITIVE_INFINITY, min);
+  return duration(env, name);
 }
 
 /** A setting parsed by a function that throws an Error saying what is wrong. */
-function parsed<T>(env: Env, name: string, fallback: string, parse: (raw: string) => T): T {
-  const raw = env[name]?.trim() || fallback;
+function parsed<T>(env: Env, name: SettingName, parse: (raw: string) => T): T {
+  const raw = given(env, name) ?? declaredDefault(name);
   try {
     return parse(raw);
   } catch (err) {
@@ -128,12 +154,14 @@ function parsed<T>(env: Env, name: string, fallback: string, parse: (raw: string
   }
 }
 
-/** Bounds of the abuse-limit settings (LIMITER_MAX_KEYS holds a scan from many addresses to bounded memory). */
-const MIN_LIMITER_KEYS = 100;
-const MAX_LIMITER_KEYS = 10_000_000;
-const MAX_RATE = 1_000_000;
-const MIN_HEADER_BYTES = 1024;
-const MAX_HEADER_BYTES = 1_048_576;
+/** One of the declared choices, case-insensitive. */
+function choice<T extends string>(env: Env, name: SettingName, choices: readonly T[]): T {
+  const raw = given(env, name)?.toLowerCase() ?? declaredDefault(name);
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `expected one of ${choices.join(", ")}, got "${env[name]}"`);
+  }
+  return raw as T;
+}
 
 /**
  * Unsent bytes at which a stream is cut at once, as a multiple of CLIENT_BUFFER_BYTES. Large enough for a
@@ -141,18 +169,12 @@ const MAX_HEADER_BYTES = 1_048_576;
  * that drains it; small enough that a stalled client costs a bounded number of bytes during the grace.
  */
 const CLIENT_BUFFER_CEILING_FACTOR = 4;
-const DEFAULT_CLIENT_BUFFER_BYTES = 1_048_576;
-const DEFAULT_SLOW_CLIENT_GRACE_MS = 3000;
-const DEFAULT_WINDOW_BYTES = 1_048_576;
-const DEFAULT_WINDOW_BUDGET_BYTES = 256 * 1_048_576;
-const MIN_WINDOW_BYTES = 1024;
 
 const TRUE_WORDS = new Set(["true", "1", "yes", "on"]);
 const FALSE_WORDS = new Set(["false", "0", "no", "off"]);
 
-function flag(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name]?.trim().toLowerCase();
-  if (raw === undefined || raw === "") return fallback;
+function flag(env: Env, name: SettingName): boolean {
+  const raw = given(env, name)?.toLowerCase() ?? declaredDefault(name);
   if (TRUE_WORDS.has(raw)) return true;
   if (FALSE_WORDS.has(raw)) return false;
   throw new ConfigError(name, `expected true or false, got "${env[name]}"`);
@@ -165,7 +187,7 @@ const BUN_DEFAULT_HEAD_BYTES = 16_384;
 
 /** Bun's own head limit for this process, from BUN_OPTIONS when it raises it. */
 function bunHeadLimit(env: Env): number {
-  const m = /--max-http-header-size[= ](\d+)/.exec(env.BUN_OPTIONS ?? "");
+  const m = /--max-http-header-size[= ](\d+)/.exec(given(env, "BUN_OPTIONS") ?? "");
   return m ? Number(m[1]) : BUN_DEFAULT_HEAD_BYTES;
 }
 
@@ -186,28 +208,28 @@ function streamHeadBytes(env: Env, maxMatchesPerStream: number, maxHeaderBytes: 
 }
 
 function loadLimits(env: Env, maxMatchesPerStream: number): LimitsConfig {
-  const d = LIMIT_DEFAULTS;
-  const trustProxy = parsed(env, "TRUST_PROXY", "false", parseTrustProxy);
-  const proxyProtocol = flag(env, "PROXY_PROTOCOL", false);
+  const trustProxy = parsed(env, "TRUST_PROXY", parseTrustProxy);
+  const proxyProtocol = flag(env, "PROXY_PROTOCOL");
   if (proxyProtocol && trustProxy.kind === "none") {
     // Otherwise anyone reaching the port could name any address and dodge every per-address limit.
     throw new ConfigError("PROXY_PROTOCOL", "needs TRUST_PROXY to name the balancers allowed to send the header (e.g. TRUST_PROXY=private)");
   }
-  const streamRatePerAddress = integer(env, "STREAM_RATE_PER_ADDRESS", d.streamRatePerAddress, 0, MAX_RATE);
-  const publishRate = integer(env, "PUBLISH_RATE", d.publishRate, 0, MAX_RATE);
-  const maxHeaderBytes = integer(env, "MAX_HEADER_BYTES", d.maxHeaderBytes, MIN_HEADER_BYTES, MAX_HEADER_BYTES);
+  const streamRatePerAddress = integer(env, "STREAM_RATE_PER_ADDRESS");
+  const publishRate = integer(env, "PUBLISH_RATE");
+  const maxHeaderBytes = integer(env, "MAX_HEADER_BYTES");
   return {
-    maxStreamsPerAddress: integer(env, "MAX_STREAMS_PER_ADDRESS", d.maxStreamsPerAddress, 0),
+    maxStreamsPerAddress: integer(env, "MAX_STREAMS_PER_ADDRESS"),
     streamRatePerAddress,
-    streamBurstPerAddress: integer(env, "STREAM_BURST_PER_ADDRESS", Math.max(d.streamBurstPerAddress, streamRatePerAddress), 1, MAX_RATE),
+    // A burst below the rate would cap the rate itself: unless set, the burst follows a higher rate.
+    streamBurstPerAddress: integer(env, "STREAM_BURST_PER_ADDRESS", { fallback: Math.max(LIMIT_DEFAULTS.streamBurstPerAddress, streamRatePerAddress) }),
     publishRate,
-    publishBurst: integer(env, "PUBLISH_BURST", Math.max(d.publishBurst, publishRate), 1, MAX_RATE),
+    publishBurst: integer(env, "PUBLISH_BURST", { fallback: Math.max(LIMIT_DEFAULTS.publishBurst, publishRate) }),
     maxHeaderBytes,
     maxStreamHeaderBytes: streamHeadBytes(env, maxMatchesPerStream, maxHeaderBytes),
     trustProxy,
     proxyProtocol,
-    exempt: parsed(env, "LIMITS_EXEMPT", d.exempt, AddressSet.parse),
-    maxTrackedKeys: integer(env, "LIMITER_MAX_KEYS", d.maxTrackedKeys, MIN_LIMITER_KEYS, MAX_LIMITER_KEYS),
+    exempt: parsed(env, "LIMITS_EXEMPT", AddressSet.parse),
+    maxTrackedKeys: integer(env, "LIMITER_MAX_KEYS"),
   };
 }
 
@@ -230,16 +252,15 @@ const FD_HEADROOM = 1024;
 const MIN_MAX_CONNECTIONS = 1000;
 
 export function loadConfig(env: Env = process.env): Config {
-  const port = integer(env, "PORT", 3000, 0, 65535);
-  const host = env.HOST?.trim() || "0.0.0.0";
-  const natsRaw = env.NATS_URL?.trim() || "nats://127.0.0.1:4222";
-  const natsUrls = natsRaw.split(",").map((s) => s.trim()).filter(Boolean);
+  const port = integer(env, "PORT");
+  const host = given(env, "HOST") ?? declaredDefault("HOST");
+  const natsUrls = (given(env, "NATS_URL") ?? declaredDefault("NATS_URL")).split(",").map((s) => s.trim()).filter(Boolean);
   for (const u of natsUrls) {
     if (!/^(nats|tls|ws|wss):\/\/[^\s/]+(:\d+)?\/?$/.test(u) && !/^[^\s/:]+:\d+$/.test(u)) {
       throw new ConfigError("NATS_URL", `"${u}" is not a NATS server URL (nats://host:port)`);
     }
   }
-  const nodeId = env.NODE_ID?.trim() || `${hostname()}-${port}`;
+  const nodeId = given(env, "NODE_ID") ?? `${hostname()}-${port}`;
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) {
     throw new ConfigError("NODE_ID", `"${nodeId}" must match [A-Za-z0-9_-]{1,64} (it is used in NATS subjects)`);
   }
@@ -247,17 +268,20 @@ export function loadConfig(env: Env = process.env): Config {
   if (secret !== undefined && secret.length > 0 && secret.length < 16) {
     throw new ConfigError("TOUCHLINE_JWT_SECRET", "must be at least 16 characters");
   }
-  const namespace = env.TOUCHLINE_NAMESPACE?.trim() || "touchline";
+  const namespace = given(env, "TOUCHLINE_NAMESPACE") ?? declaredDefault("TOUCHLINE_NAMESPACE");
   if (!/^[a-z][a-z0-9_]{0,31}$/.test(namespace)) {
     throw new ConfigError("TOUCHLINE_NAMESPACE", "must match [a-z][a-z0-9_]{0,31}");
   }
-  const membershipRenewMs = duration(env, "MEMBERSHIP_RENEW_MS", 1000, 100);
-  const maxMatchesPerStream = integer(env, "MAX_MATCHES_PER_STREAM", 64, 1, 1000);
-  const clientBufferBytes = integer(env, "CLIENT_BUFFER_BYTES", DEFAULT_CLIENT_BUFFER_BYTES, 1024);
-  const windowBytes = integer(env, "WINDOW_BYTES", DEFAULT_WINDOW_BYTES, MIN_WINDOW_BYTES);
+  const membershipRenewMs = duration(env, "MEMBERSHIP_RENEW_MS");
+  const maxMatchesPerStream = integer(env, "MAX_MATCHES_PER_STREAM");
+  const clientBufferBytes = integer(env, "CLIENT_BUFFER_BYTES");
+  const windowBytes = integer(env, "WINDOW_BYTES");
   // The budget must hold at least one full window, or every window would be trimmed below its own cap.
-  const windowBudgetBytes = integer(env, "WINDOW_BUDGET_BYTES", Math.max(DEFAULT_WINDOW_BUDGET_BYTES, windowBytes), windowBytes);
-  const advertisedHost = env.ADVERTISED_HOST?.trim() || (WILDCARD_HOSTS.has(host) ? hostname() : host);
+  const windowBudgetBytes = integer(env, "WINDOW_BUDGET_BYTES", {
+    fallback: Math.max(Number(declaredDefault("WINDOW_BUDGET_BYTES")), windowBytes),
+    min: windowBytes,
+  });
+  const advertisedHost = given(env, "ADVERTISED_HOST") ?? (WILDCARD_HOSTS.has(host) ? hostname() : host);
   if (!/^[A-Za-z0-9.:_[\]-]{1,253}$/.test(advertisedHost)) {
     throw new ConfigError("ADVERTISED_HOST", `"${advertisedHost}" is not a host name or address`);
   }
@@ -268,31 +292,34 @@ export function loadConfig(env: Env = process.env): Config {
     nodeId,
     advertisedHost,
     jwtSecret: secret && secret.length > 0 ? secret : undefined,
-    heartbeatMs: integer(env, "HEARTBEAT_MS", 15_000, 100, 3_600_000),
-    maxConnections: integer(env, "MAX_CONNECTIONS", Math.max(MIN_MAX_CONNECTIONS, openFileLimit() - FD_HEADROOM), 1),
+    heartbeatMs: duration(env, "HEARTBEAT_MS"),
+    maxConnections: integer(env, "MAX_CONNECTIONS", { fallback: Math.max(MIN_MAX_CONNECTIONS, openFileLimit() - FD_HEADROOM) }),
     clientBufferBytes,
     clientBufferCeilingBytes: clientBufferBytes * CLIENT_BUFFER_CEILING_FACTOR,
-    slowClientGraceMs: duration(env, "SLOW_CLIENT_GRACE", DEFAULT_SLOW_CLIENT_GRACE_MS, 0),
-    retryMs: integer(env, "RETRY_MS", 1000, 0, 3_600_000),
-    retentionMs: duration(env, "RETENTION", 24 * 3_600_000, 60_000),
+    slowClientGraceMs: duration(env, "SLOW_CLIENT_GRACE"),
+    retryMs: duration(env, "RETRY_MS"),
+    retentionMs: duration(env, "RETENTION"),
     maxMatchesPerStream,
-    maxBodyBytes: integer(env, "MAX_BODY_BYTES", 64 * 1024, 256, 16 * 1024 * 1024),
-    batchMaxItems: integer(env, "BATCH_MAX_ITEMS", 1000, 1, 100_000),
-    batchMaxBytes: integer(env, "BATCH_MAX_BYTES", 1_048_576, 256, 64 * 1024 * 1024),
-    windowEvents: integer(env, "WINDOW_EVENTS", 2000, 16, 1_000_000),
+    maxBodyBytes: integer(env, "MAX_BODY_BYTES"),
+    batchMaxItems: integer(env, "BATCH_MAX_ITEMS"),
+    batchMaxBytes: integer(env, "BATCH_MAX_BYTES"),
+    windowEvents: integer(env, "WINDOW_EVENTS"),
     windowBytes,
     windowBudgetBytes,
-    actorIdleMs: duration(env, "ACTOR_IDLE", 30_000, 100),
+    actorIdleMs: duration(env, "ACTOR_IDLE"),
     membershipRenewMs,
-    membershipTtlMs: duration(env, "MEMBERSHIP_TTL", 5000, membershipRenewMs * 2),
-    pollWaitMs: duration(env, "POLL_WAIT", 25_000, 0),
-    drainMs: duration(env, "DRAIN", 5000, 0),
-    drainNoticeMs: duration(env, "DRAIN_NOTICE", 1000, 0),
-    maxStreamAgeMs: optionalDuration(env, "MAX_STREAM_AGE", MIN_STREAM_AGE_MS),
-    collectAfterStreamChurn: integer(env, "GC_AFTER_STREAM_CHURN", 1000, 0),
+    membershipTtlMs: duration(env, "MEMBERSHIP_TTL", { min: membershipRenewMs * 2 }),
+    pollWaitMs: duration(env, "POLL_WAIT"),
+    drainMs: duration(env, "DRAIN"),
+    drainNoticeMs: duration(env, "DRAIN_NOTICE"),
+    maxStreamAgeMs: optionalDuration(env, "MAX_STREAM_AGE"),
+    collectAfterStreamChurn: integer(env, "GC_AFTER_STREAM_CHURN"),
     namespace,
-    jetstreamReplicas: integer(env, "JETSTREAM_REPLICAS", 1, 1, 5),
+    jetstreamReplicas: integer(env, "JETSTREAM_REPLICAS"),
     limits: loadLimits(env, maxMatchesPerStream),
     security: loadSecurityConfig(env),
+    logLevel: choice(env, "LOG_LEVEL", LOG_LEVELS),
+    serviceName: given(env, "OTEL_SERVICE_NAME") ?? declaredDefault("OTEL_SERVICE_NAME"),
+    tracing: readTracingEnv(env),
   };
 }

@@ -27,7 +27,7 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from '@opentelemetry/sdk-trace'
-import { type SamplerName, readTracingEnv } from './tracingEnv'
+import type { SamplerName, TracingEnv } from '../config/tracingSettings'
 
 export { extractTraceContext, injectTraceHeaders } from './traceHeaders'
 export type { HeaderGetter, HeaderSetter } from './traceHeaders'
@@ -46,6 +46,8 @@ const ATTR_SERVICE_INSTANCE_ID = 'service.instance.id'
 
 export interface TracingOptions {
   nodeId: string
+  /** Whether and how to export, as the configuration read the OTEL_* variables (config.tracing). */
+  settings: TracingEnv
   /** service.name when OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES) does not say; default `touchline`. */
   serviceName?: string
   /** Where the SDK's own complaints go (an unreachable collector, dropped spans); silent if omitted. */
@@ -103,11 +105,11 @@ function disabled(): Tracing {
 }
 
 /**
- * Installs tracing as the environment asks (see tracingEnv.ts); throws on a malformed OTEL_*
- * variable, or if another tracer provider is already installed globally.
+ * Installs tracing as the settings ask (config/tracingSettings.ts); throws if another tracer provider
+ * is already installed globally.
  */
 export function initTracing(options: TracingOptions): Tracing {
-  const env = readTracingEnv(process.env)
+  const env = options.settings
   if (!env.enabled) return disabled()
 
   const resource = defaultResource()

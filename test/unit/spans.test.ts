@@ -12,6 +12,7 @@ import { MatchSpans } from "../../src/telemetry/matchSpans.ts";
 import { ATTR, HTTP_ROUTE_PUBLISH, SPAN } from "../../src/telemetry/spanNames.ts";
 import { TRACING_OFF } from "../../src/telemetry/spans.ts";
 import { type Tracing, initTracing } from "../../src/telemetry/tracing.ts";
+import { readTracingEnv } from "../../src/config/tracingSettings.ts";
 import { type OtlpReceiver, startOtlpReceiver } from "../helpers/otlpReceiver.ts";
 
 const OTEL_ENV = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_TRACES_SAMPLER"] as const;
@@ -40,7 +41,7 @@ async function tracingOn(): Promise<{ tracing: Tracing; receiver: OtlpReceiver }
   for (const k of OTEL_ENV) delete process.env[k];
   receiver = await startOtlpReceiver();
   process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;
-  tracing = initTracing({ nodeId: "unit" });
+  tracing = initTracing({ nodeId: "unit", settings: readTracingEnv(process.env) });
   return { tracing, receiver };
 }
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { ROOT_CONTEXT, SpanKind, context, propagation, trace } from '@opentelemetry/api'
 import { createLogger } from '../../src/telemetry/logger'
 import { extractTraceContext, initTracing, injectTraceHeaders } from '../../src/telemetry/tracing'
-import { readTracingEnv } from '../../src/telemetry/tracingEnv'
+import { readTracingEnv } from '../../src/config/tracingSettings'
 import { type OtlpReceiver, startOtlpReceiver } from '../helpers/otlpReceiver'
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$/
@@ -99,14 +99,14 @@ describe('readTracingEnv', () => {
   test('malformed values throw naming the variable', () => {
     const base = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
     const cases: [Record<string, string>, RegExp][] = [
-      [{ OTEL_TRACES_SAMPLER: 'jaeger_remote' }, /^OTEL_TRACES_SAMPLER must be/],
-      [{ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1.5' }, /^OTEL_TRACES_SAMPLER_ARG must be/],
-      [{ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'half' }, /^OTEL_TRACES_SAMPLER_ARG must be/],
-      [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, /^OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/],
-      [{ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, /^OTEL_EXPORTER_OTLP_PROTOCOL must be/],
-      [{ OTEL_TRACES_EXPORTER: 'zipkin' }, /^OTEL_TRACES_EXPORTER must be/],
-      [{ OTEL_SDK_DISABLED: 'yes' }, /^OTEL_SDK_DISABLED must be/],
-      [{ OTEL_BSP_MAX_QUEUE_SIZE: '-1' }, /^OTEL_BSP_MAX_QUEUE_SIZE must be/],
+      [{ OTEL_TRACES_SAMPLER: 'jaeger_remote' }, /^invalid OTEL_TRACES_SAMPLER: must be/],
+      [{ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1.5' }, /^invalid OTEL_TRACES_SAMPLER_ARG: must be/],
+      [{ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'half' }, /^invalid OTEL_TRACES_SAMPLER_ARG: must be/],
+      [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, /^invalid OTEL_EXPORTER_OTLP_ENDPOINT: must be an http\(s\) URL/],
+      [{ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, /^invalid OTEL_EXPORTER_OTLP_PROTOCOL: must be/],
+      [{ OTEL_TRACES_EXPORTER: 'zipkin' }, /^invalid OTEL_TRACES_EXPORTER: must be/],
+      [{ OTEL_SDK_DISABLED: 'yes' }, /^invalid OTEL_SDK_DISABLED: must be/],
+      [{ OTEL_BSP_MAX_QUEUE_SIZE: '-1' }, /^invalid OTEL_BSP_MAX_QUEUE_SIZE: must be/],
     ]
     for (const [extra, message] of cases) expect(() => readTracingEnv({ ...base, ...extra })).toThrow(message)
     expect(readTracingEnv({ ...base, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }).enabled).toBe(true)
@@ -116,7 +116,7 @@ describe('readTracingEnv', () => {
 describe('initTracing without an endpoint', () => {
   test('installs nothing and returns a no-op tracer', async () => {
     clearOtelEnv()
-    const tracing = initTracing({ nodeId: 'node-a' })
+    const tracing = initTracing({ nodeId: 'node-a', settings: readTracingEnv(process.env) })
     shutdownTracing = tracing.shutdown
     expect(tracing.enabled).toBe(false)
     const span = tracing.tracer.startSpan('noop')
@@ -133,7 +133,7 @@ describe('initTracing without an endpoint', () => {
 describe('initTracing with an OTLP endpoint', () => {
   test('exports a parent and a child joined through injected/extracted headers as one trace', async () => {
     const otlp = await exportingTo()
-    const tracing = initTracing({ nodeId: 'node-a' })
+    const tracing = initTracing({ nodeId: 'node-a', settings: readTracingEnv(process.env) })
     shutdownTracing = tracing.shutdown
     expect(tracing.enabled).toBe(true)
     const { headers, set, get } = headerMap()
@@ -180,7 +180,7 @@ describe('initTracing with an OTLP endpoint', () => {
 
   test('OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES reach the resource', async () => {
     const otlp = await exportingTo({ OTEL_SERVICE_NAME: 'touchline-eu', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test' })
-    const tracing = initTracing({ nodeId: 'node-b' })
+    const tracing = initTracing({ nodeId: 'node-b', settings: readTracingEnv(process.env) })
     shutdownTracing = tracing.shutdown
     tracing.tracer.startSpan('one').end()
     await tracing.shutdown()
@@ -192,7 +192,7 @@ describe('initTracing with an OTLP endpoint', () => {
 
   test('parent-based sampling: ratio 0 drops new traces but keeps a sampled caller\'s trace', async () => {
     const otlp = await exportingTo({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' })
-    const tracing = initTracing({ nodeId: 'node-a' })
+    const tracing = initTracing({ nodeId: 'node-a', settings: readTracingEnv(process.env) })
     shutdownTracing = tracing.shutdown
     const root = tracing.tracer.startSpan('new-trace')
     expect(root.isRecording()).toBe(false)
@@ -209,7 +209,7 @@ describe('initTracing with an OTLP endpoint', () => {
 
   test('always_off exports nothing', async () => {
     const otlp = await exportingTo({ OTEL_TRACES_SAMPLER: 'always_off' })
-    const tracing = initTracing({ nodeId: 'node-a' })
+    const tracing = initTracing({ nodeId: 'node-a', settings: readTracingEnv(process.env) })
     shutdownTracing = tracing.shutdown
     tracing.tracer.startSpan('dropped').end()
     await tracing.shutdown()
@@ -219,9 +219,9 @@ describe('initTracing with an OTLP endpoint', () => {
 
   test('a second init while one is installed is refused, and the first keeps working', async () => {
     const otlp = await exportingTo()
-    const first = initTracing({ nodeId: 'node-a' })
+    const first = initTracing({ nodeId: 'node-a', settings: readTracingEnv(process.env) })
     shutdownTracing = first.shutdown
-    expect(() => initTracing({ nodeId: 'node-a' })).toThrow(/already installed/)
+    expect(() => initTracing({ nodeId: 'node-a', settings: readTracingEnv(process.env) })).toThrow(/already installed/)
     const { headers, set } = headerMap()
     first.tracer.startActiveSpan('still-works', (span) => {
       injectTraceHeaders(set)
@@ -240,7 +240,12 @@ describe('initTracing with an OTLP endpoint', () => {
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = deadUrl
     const warnings: string[] = []
     const shutdownTimeoutMs = 300
-    const tracing = initTracing({ nodeId: 'node-a', shutdownTimeoutMs, log: { warn: (msg) => warnings.push(msg) } })
+    const tracing = initTracing({
+      nodeId: 'node-a',
+      settings: readTracingEnv(process.env),
+      shutdownTimeoutMs,
+      log: { warn: (msg) => warnings.push(msg) },
+    })
     shutdownTracing = tracing.shutdown
     tracing.tracer.startSpan('lost').end()
     const started = performance.now()
