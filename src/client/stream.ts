@@ -193,13 +193,18 @@ export class TouchlineStream<M extends EventDataMap = FootballEvents, S = Footba
       return { error: new TouchlineProtocolError(`expected ${EVENT_STREAM}, got "${contentType}"`), fatal: true };
     }
     if (this.closedByUser) return { error: new Error("closed"), fatal: true };
-    this.setState("open", {});
     return this.consume(res.body, abort);
   }
 
   private async consume(body: ReadableStream<Uint8Array>, abort: AbortController): Promise<Ending> {
     let healthy = false;
+    let announced = false;
     let refused: TouchlineRefusedError | undefined;
+    const announce = () => {
+      if (announced || this.closedByUser) return;
+      announced = true;
+      this.setState("open", {});
+    };
     const proveHealthy = () => {
       if (!healthy) this.backoff.reset();
       healthy = true;
@@ -208,7 +213,10 @@ export class TouchlineStream<M extends EventDataMap = FootballEvents, S = Footba
       onEvent: (event) => {
         // A refusal is not a healthy stream: the wait it asks for comes before the next attempt.
         if (event.type === REFUSED_TYPE) refused = refusalOf(event.data);
-        else proveHealthy();
+        else {
+          announce();
+          proveHealthy();
+        }
         this.dispatch(event);
       },
       onRetry: (ms) => {
@@ -229,6 +237,9 @@ export class TouchlineStream<M extends EventDataMap = FootballEvents, S = Footba
         }
         this.armIdleTimer(abort);
         parser.feedBytes(value);
+        // Open once the first bytes show a stream rather than a refusal (a refusal comes whole: retry,
+        // the event, the end).
+        if (!refused) announce();
       }
     } catch (error) {
       return { error: abort.signal.aborted && !this.closedByUser ? new Error(`no data for ${this.idleTimeoutMs} ms`) : asError(error), fatal: false };

@@ -26,6 +26,8 @@ const PUBLISH_BURST = 3;
 const MAX_HEADER_BYTES = 2048;
 const MAX_BODY_BYTES = 1024;
 const MAX_MATCHES = 4;
+/** Over a stream request's head line at MAX_MATCHES_PER_STREAM=4 (about 4.8 KB), under Bun's own 16 KiB. */
+const STREAM_FILLER_OVER_ITS_LINE = 12_000;
 
 let nats: NatsFixture;
 /** Open-stream cap only (rates off), so the cap is seen alone. */
@@ -239,16 +241,24 @@ describe("PUBLISH_RATE", () => {
 });
 
 describe("sizes", () => {
-  test(`a request head over MAX_HEADER_BYTES=${MAX_HEADER_BYTES} is 431 JSON on any path; over Bun's own ${BUN_DEFAULT_MAX_HEADER_BYTES} a bare 431`, async () => {
+  test(`a request head over MAX_HEADER_BYTES=${MAX_HEADER_BYTES} is 431 JSON (a stream's over its own, larger line); over Bun's own ${BUN_DEFAULT_MAX_HEADER_BYTES} a bare 431`, async () => {
     const before = await limited(rateNode, "header_bytes");
     const tooLargeBefore = await rejected(rateNode, "too_large");
     const big = { "x-filler": "y".repeat(MAX_HEADER_BYTES) };
-    for (const path of ["/matches/m1/events", "/readyz", "/no-such-path"]) {
+    for (const path of ["/readyz", "/no-such-path"]) {
       const answer = await refusalOf(await answerFrom("127.0.0.12", `${rateNode.url}${path}`, { headers: big }));
       expect({ path, ...answer }).toEqual({ path, status: 431, error: "headers_too_large", retryAfter: null });
     }
+    // Stream requests may carry a head as large as their longest resume needs (a few KB for
+    // MAX_MATCHES_PER_STREAM=4): past that line they are refused the same way, below it they stream.
+    const huger = { "x-filler": "y".repeat(STREAM_FILLER_OVER_ITS_LINE) };
+    const stream = await refusalOf(await answerFrom("127.0.0.12", `${rateNode.url}/matches/m1/events`, { headers: huger }));
+    expect(stream).toEqual({ status: 431, error: "headers_too_large", retryAfter: null });
+    const streamFits = await answerFrom("127.0.0.12", `${rateNode.url}/matches/m1/events`, { headers: big });
+    await expectAdmitted(streamFits);
+    await streamFits.close();
     // A long query string counts as head bytes too.
-    const longQuery = await refusalOf(await answerFrom("127.0.0.12", `${rateNode.url}/events?match=${"a".repeat(MAX_HEADER_BYTES)}`));
+    const longQuery = await refusalOf(await answerFrom("127.0.0.12", `${rateNode.url}/events?match=${"a".repeat(STREAM_FILLER_OVER_ITS_LINE)}`));
     expect(longQuery.status).toBe(431);
     expect(await limited(rateNode, "header_bytes")).toBe(before + 4);
     expect(await rejected(rateNode, "too_large")).toBe(tooLargeBefore + 4);

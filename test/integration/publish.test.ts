@@ -7,6 +7,7 @@ import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, dataOf } from "../helpers/sse.ts";
 import { EVENT_ID, tagOf } from "../helpers/eventIds.ts";
 import { byId, getJson, publish, publishOk, uniqueMatch } from "./touchlineApi.ts";
+import { waitFor } from "../helpers/cluster.ts";
 
 setDefaultTimeout(30_000);
 
@@ -145,6 +146,12 @@ describe("GET /matches", () => {
     const expectedOrder: string[] = [names[0], names[3], names[2], names[1]];
 
     type Page = { matches: { match: string; id: string; state: Record<string, unknown> }[]; next: string | null };
+    // The listing is the match index, which each owner updates as it applies events (a moment after
+    // the 201; GET /matches/{m} is the read-your-writes one): wait until it has all five publishes.
+    await waitFor(async () => {
+      const all = (await getJson<Page>(`${node.url}/matches?limit=1000`)).json.matches;
+      return names.every((m) => all.some((e) => e.match === m && e.id === lastIds[m]));
+    }, 5000, "the listing to show every publish");
     const first = await getJson<Page>(`${node.url}/matches?limit=2`);
     expect(first.status).toBe(200);
     expect(first.json.matches.map((m) => m.match)).toEqual(expectedOrder.slice(0, 2));
