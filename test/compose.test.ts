@@ -4,6 +4,7 @@
  * the NATS servers with compose's own command lines form a JetStream cluster, and haproxy with the
  * config rendered from the shared template balances and health-checks real backends.
  */
+import { loadConfig } from "../src/config/config.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -160,6 +161,9 @@ describe("compose.yaml", () => {
       // The node speaks OTLP/HTTP only (src/telemetry/tracingEnv.ts): nothing may ask it for gRPC.
       expect(e.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/json").toStartWith("http/");
       expect(e.OTEL_SERVICE_NAME).toBe("touchline");
+      // Streams rotate so nodes added by --scale take their share (a valid setting of the node's).
+      expect(e.MAX_STREAM_AGE).toBe("15m");
+      expect(loadConfig({ MAX_STREAM_AGE: e.MAX_STREAM_AGE }).maxStreamAgeMs).toBe(15 * 60_000);
     }
   });
 
