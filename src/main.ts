@@ -108,6 +108,7 @@ export async function main(): Promise<void> {
     },
   });
 
+  metrics.streamsMax.set(config.maxConnections);
   const tls = config.security.tls;
   const scheme = tls ? "https" : "http";
   const node = new TouchlineNode({ config, logger, metrics, tracing, advertisedUrl: `${scheme}://${config.advertisedHost}:${config.port}` });

@@ -38,6 +38,8 @@ export const DELIVERY_LATENCY_BUCKETS_SECONDS = [
 export interface NodeMetrics {
   /** touchline_streams_open: client streams open now (a multiplexed stream counts once). */
   streamsOpen: Gauge
+  /** touchline_streams_max: MAX_CONNECTIONS, so alerts compare against the node's own cap */
+  streamsMax: Gauge
   /** touchline_streams_opened_total */
   streamsOpened: Counter
   /** touchline_streams_closed_total{reason} */
@@ -94,6 +96,7 @@ function childrenFor<K extends string>(counter: Counter, label: string, values: 
 export function createNodeMetrics(registry: MetricsRegistry, processReaders?: ProcessReaders): NodeMetrics {
   const metrics: NodeMetrics = {
     streamsOpen: registry.gauge('touchline_streams_open', 'Client SSE streams open on this node.'),
+    streamsMax: registry.gauge('touchline_streams_max', 'MAX_CONNECTIONS: client SSE streams this node may hold.'),
     streamsOpened: registry.counter('touchline_streams_opened_total', 'Client SSE streams opened.'),
     streamsClosed: childrenFor(
       registry.counter('touchline_streams_closed_total', 'Client SSE streams closed, by reason.', ['reason']),

@@ -235,6 +235,7 @@ describe('promParse is strict', () => {
 describe('createNodeMetrics', () => {
   const expectedTypes: Record<string, MetricType> = {
     touchline_streams_open: 'gauge',
+    touchline_streams_max: 'gauge',
     touchline_streams_opened_total: 'counter',
     touchline_streams_closed_total: 'counter',
     touchline_slow_clients_cut_total: 'counter',
