@@ -15,7 +15,7 @@ import type { MatchSnapshot } from "./matchSnapshot.ts";
 import type { FeedMessage, IndexEntry, MatchServices, SyncReply } from "./services.ts";
 import type { MatchSubscriber } from "./subscriber.ts";
 import { WindowBudget } from "./windowBudget.ts";
-import type { LoggedEvent } from "./matchLog.ts";
+import type { LoggedEvent } from "../bus/matchLog.ts";
 import type { MatchEvent } from "../match/event.ts";
 import { applyStatePatch, type Json } from "../match/mergePatch.ts";
 import { MatchSpans } from "../telemetry/matchSpans.ts";

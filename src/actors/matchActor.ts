@@ -10,7 +10,7 @@
 import type { Context } from "@opentelemetry/api";
 import type { MatchEvent } from "../match/event.ts";
 import { applyStatePatch, type Json } from "../match/mergePatch.ts";
-import type { Follower, LogPage, LoggedEvent } from "./matchLog.ts";
+import type { Follower, LogPage, LoggedEvent } from "../bus/matchLog.ts";
 import { EncodedEvent } from "./encodedEvent.ts";
 import { EventWindow } from "./eventWindow.ts";
 import { SubscriberSet, type MatchSubscriber } from "./subscriber.ts";

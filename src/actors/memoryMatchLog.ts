@@ -14,7 +14,7 @@
  */
 import type { Context } from "@opentelemetry/api";
 import type { Json } from "../match/mergePatch.ts";
-import type { Follower, LogPage, LoggedEvent, MatchLog } from "./matchLog.ts";
+import type { Follower, LogPage, LoggedEvent, MatchLog } from "../bus/matchLog.ts";
 
 export type LogMethod = "lastSeqOf" | "firstSeq" | "read" | "follow";
 

@@ -7,7 +7,7 @@ import type { Json } from "../match/mergePatch.ts";
 import type { Context } from "@opentelemetry/api";
 import type { MatchSpans } from "../telemetry/matchSpans.ts";
 import type { WindowBudget } from "./windowBudget.ts";
-import type { MatchLog } from "./matchLog.ts";
+import type { MatchLog } from "../bus/matchLog.ts";
 import type { FeedMessage, SyncReply } from "../cluster/nodeLink.ts";
 
 export type { FeedMessage, SyncReply } from "../cluster/nodeLink.ts";

@@ -3,7 +3,7 @@
  * usable token (none, malformed, badly signed, wrong algorithm, expired), 403 when its token is good
  * but does not cover what was asked. Both carry the RFC 6750 `WWW-Authenticate` challenge.
  */
-import { HttpError } from "../http/errors.ts";
+import { HttpError } from "../errors/httpError.ts";
 
 const REALM = 'Bearer realm="touchline"';
 

@@ -5,7 +5,7 @@
  * when its token expires, with a final event saying why. Every expiry shares one timer (ExpiryClock).
  */
 import type { MatchSubscriber } from "../actors/subscriber.ts";
-import { HttpError } from "../http/errors.ts";
+import { HttpError } from "../errors/httpError.ts";
 import type { SseStream } from "../stream/sseStream.ts";
 import type { Access, Viewer } from "./access.ts";
 import { expiredFrame, forbiddenFrame } from "./closingEvents.ts";

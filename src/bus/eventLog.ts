@@ -15,9 +15,9 @@ import { ATTR, MESSAGING_OP_SEND, MESSAGING_SYSTEM_NATS, SPAN } from "../telemet
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
 import type { StreamTail } from "./streamTail.ts";
-import type { Follower, LogPage, LoggedEvent, MatchLog } from "../actors/matchLog.ts";
+import type { Follower, LogPage, LoggedEvent, MatchLog } from "./matchLog.ts";
 
-export type { Follower, LoggedEvent } from "../actors/matchLog.ts";
+export type { Follower, LoggedEvent } from "./matchLog.ts";
 
 export interface AppendResult {
   seq: number;

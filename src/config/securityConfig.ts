@@ -4,7 +4,7 @@
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { ConfigError } from "./config.ts";
+import { ConfigError } from "./configError.ts";
 
 export interface TlsFiles {
   certFile: string;

@@ -8,6 +8,7 @@
  * limit, another setting) says so in `shown`; its loader computes the value.
  */
 import { LOG_LEVELS } from "../telemetry/logger.ts";
+import { SAMPLER_NAMES } from "../telemetry/tracingOptions.ts";
 import { LIMIT_DEFAULTS } from "../limits/limitsConfig.ts";
 
 export type SettingType =
@@ -54,14 +55,6 @@ const MiB = 1_048_576;
 const HOUR_MS = 3_600_000;
 const MAX_RATE = 1_000_000;
 
-export const SAMPLER_NAMES = [
-  "always_on",
-  "always_off",
-  "traceidratio",
-  "parentbased_always_on",
-  "parentbased_always_off",
-  "parentbased_traceidratio",
-] as const;
 /** The wire formats the installed exporter can send (OTLP/HTTP receivers accept JSON beside protobuf). */
 export const OTLP_PROTOCOLS = ["http/json", "http/protobuf"] as const;
 

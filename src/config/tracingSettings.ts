@@ -9,25 +9,16 @@
  */
 import { ConfigError } from "./configError.ts";
 import { parseDuration } from "./duration.ts";
-import { OTLP_PROTOCOLS, SAMPLER_NAMES, SETTINGS, type SettingName } from "./settings.ts";
+import { OTLP_PROTOCOLS, SETTINGS, type SettingName } from "./settings.ts";
+import { SAMPLER_NAMES, type BatchSettings, type SamplerName, type TracingEnv } from "../telemetry/tracingOptions.ts";
 
-export { SAMPLER_NAMES } from "./settings.ts";
+export { SAMPLER_NAMES, type BatchSettings, type SamplerName, type TracingEnv } from "../telemetry/tracingOptions.ts";
 
 export type Env = Record<string, string | undefined>;
-
-export type SamplerName = (typeof SAMPLER_NAMES)[number];
 
 /** The specification's default: follow the caller's decision, sample every new trace. */
 export const DEFAULT_SAMPLER: SamplerName = SETTINGS.OTEL_TRACES_SAMPLER.default;
 const DEFAULT_SAMPLER_RATIO = Number(SETTINGS.OTEL_TRACES_SAMPLER_ARG.default);
-
-/** Batch processor settings, named as `BatchSpanProcessor` takes them; unset ones keep its defaults. */
-export interface BatchSettings {
-  scheduledDelayMillis?: number;
-  exportTimeoutMillis?: number;
-  maxQueueSize?: number;
-  maxExportBatchSize?: number;
-}
 
 const BATCH_DURATIONS: [keyof BatchSettings, SettingName][] = [
   ["scheduledDelayMillis", "OTEL_BSP_SCHEDULE_DELAY"],
@@ -37,18 +28,6 @@ const BATCH_COUNTS: [keyof BatchSettings, SettingName][] = [
   ["maxQueueSize", "OTEL_BSP_MAX_QUEUE_SIZE"],
   ["maxExportBatchSize", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"],
 ];
-
-export type TracingEnv =
-  | { enabled: false; reason: string }
-  | {
-      enabled: true;
-      /** Where spans go, for diagnostics; the exporter derives the same URL from the env. */
-      endpoint: string;
-      sampler: SamplerName;
-      /** Fraction of new traces sampled by the ratio samplers (1 for the others). */
-      samplerRatio: number;
-      batch: BatchSettings;
-    };
 
 function value(env: Env, name: SettingName): string | undefined {
   const text = env[name]?.trim();

@@ -20,9 +20,10 @@ import { HttpError, errorResponse, json } from "./errors.ts";
 import { openMatchStream, openMultiplexedStream, poll, validMatch } from "./streams.ts";
 import { NodeLimits } from "../limits/nodeLimits.ts";
 import { limitOf } from "../limits/limitError.ts";
-import { headOfStream } from "../limits/streamHead.ts";
+import { headOfStream, isStreamRequest } from "./streamHead.ts";
 import type { Cors } from "./cors.ts";
 import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
+import { findToken } from "../auth/tokenTransport.ts";
 
 const DEFAULT_LIST_LIMIT = 100;
 const MAX_LIST_LIMIT = 1000;
@@ -60,6 +61,12 @@ const ROUTES: [RegExp, string[]][] = [
   [/^\/(web\/[\w.-]+)?$/, ["GET"]],
 ];
 
+/** The token a request carries, by any transport (limits count publishes per token with it). */
+function presentedToken(request: Request): string | undefined {
+  const found = findToken(request, new URL(request.url));
+  return found !== undefined && "token" in found ? found.token : undefined;
+}
+
 function rejectReason(status: number): RejectReason | undefined {
   if (status === 429) return "rate_limited";
   if (status === 503) return "capacity";
@@ -73,7 +80,7 @@ export function createApp(deps: AppDeps) {
   const { node, registry, logger, metrics, auth, cors } = deps;
   // Node-wide abuse limits (per client address and per token), shared by every route.
   const limits = new NodeLimits(node.config.limits, {
-    tokensVerified: auth.access.enabled,
+    ...(auth.access.enabled ? { tokenOf: presentedToken } : {}),
     gauges: metrics,
     ...(deps.proxiedSource ? { proxiedSource: deps.proxiedSource } : {}),
   });
@@ -251,7 +258,7 @@ export function createApp(deps: AppDeps) {
     .mapResponse(({ request, response }) => (response instanceof Response ? cors.decorate(request, response) : undefined))
     // Before routing, so an oversized head is refused whatever its path.
     .onRequest(({ request }) => {
-      const tooLarge = limits.checkHeaders(request);
+      const tooLarge = limits.checkHeaders(request, isStreamRequest(request));
       if (tooLarge) return fail(tooLarge, request);
     })
     .onStop(() => limits.stop())

@@ -7,7 +7,7 @@
  * through the balancer, to whichever node it picks. 401 and 403 stay real statuses.
  */
 import { encodeMessage, encodeRetry } from "../sse/encode.ts";
-import { SSE_HEADERS } from "../stream/streamRegistry.ts";
+import { SSE_HEADERS } from "../sse/headers.ts";
 import type { HttpError } from "./errors.ts";
 
 export const REFUSED_EVENT = "touchline.refused";

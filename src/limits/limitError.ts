@@ -2,8 +2,8 @@
  * The error an abuse limit's refusal throws: an HttpError, so the app answers it like any other, that
  * also says which limit refused (for touchline_limited_total{limit}).
  */
-import { HttpError, type ErrorCode } from "../http/errors.ts";
-import type { LimitName } from "./limitNames.ts";
+import { HttpError, type ErrorCode } from "../errors/httpError.ts";
+import type { LimitName } from "../telemetry/metricLabels.ts";
 
 export class LimitError extends HttpError {
   constructor(

@@ -10,9 +10,9 @@ import { KeyedConcurrency, type Release } from "./keyedConcurrency.ts";
 import { KeyedRateLimiter } from "./keyedRateLimiter.ts";
 import type { LimitsConfig } from "./limitsConfig.ts";
 import { LimitError } from "./limitError.ts";
-import type { LimiterName } from "./limitNames.ts";
+import type { LimiterName } from "../telemetry/metricLabels.ts";
 import { limiterKey, parseIp, type IpAddress } from "./ipAddress.ts";
-import { publisherKey } from "./publisherKey.ts";
+import { publisherKey, type TokenOf } from "./publisherKey.ts";
 import { requestHeadBytes } from "./requestHeadBytes.ts";
 import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
 import { resolveClientIp } from "./trustProxy.ts";
@@ -34,8 +34,11 @@ export interface LimitsGauges {
 }
 
 export interface NodeLimitsOptions {
-  /** Tokens are verified by this node: publishes are then counted per token. */
-  tokensVerified: boolean;
+  /**
+   * When this node verifies tokens: the token a request presents, so publishes are counted per token
+   * (undefined: per address).
+   */
+  tokenOf?: TokenOf;
   gauges?: LimitsGauges;
   /** Monotonic milliseconds; tests pass their own. */
   now?: () => number;
@@ -134,9 +137,10 @@ export class NodeLimits {
   }
 
   /** A request head over MAX_HEADER_BYTES: the refusal to answer, else undefined. */
-  checkHeaders(request: Request): LimitError | undefined {
+  /** `stream`: the request opens a stream, whose head may carry a long resume id (its own, larger line). */
+  checkHeaders(request: Request, stream: boolean): LimitError | undefined {
     const bytes = requestHeadBytes(request.method, request.url, request.headers);
-    const max = isStreamRequest(request) ? this.config.maxStreamHeaderBytes : this.config.maxHeaderBytes;
+    const max = stream ? this.config.maxStreamHeaderBytes : this.config.maxHeaderBytes;
     if (bytes <= max) return undefined;
     return new LimitError("header_bytes", 431, "headers_too_large", `the request line and headers must be at most ${max} bytes`);
   }
@@ -186,7 +190,7 @@ export class NodeLimits {
     if (!this.publishRate) return;
     const ip = this.clientIp(request, server);
     const exempt = ip !== undefined && this.config.exempt.has(ip);
-    const who = publisherKey(request, ip ? limiterKey(ip) : UNKNOWN_ADDRESS, this.opts.tokensVerified);
+    const who = publisherKey(request, ip ? limiterKey(ip) : UNKNOWN_ADDRESS, this.opts.tokenOf);
     if (who.kind === "address" && exempt) return;
     const waitMs = this.publishRate.take(who.key, this.now(), events);
     if (waitMs > 0) {
@@ -195,15 +199,4 @@ export class NodeLimits {
       });
     }
   }
-}
-
-const STREAM_PATH = /^\/(events|matches\/[^/]+\/events)$/;
-
-/** A stream request (GET of a stream URL), whose head may carry a long resume id. */
-function isStreamRequest(request: Request): boolean {
-  if (request.method !== "GET") return false;
-  const url = request.url;
-  const pathStart = url.indexOf("/", url.indexOf("//") + 2);
-  const queryStart = url.indexOf("?", pathStart);
-  return STREAM_PATH.test(url.slice(pathStart, queryStart === -1 ? undefined : queryStart));
 }

@@ -5,12 +5,13 @@
  * only ever spends its own bucket, and is then refused by authorization; it cannot spend a real
  * publisher's without knowing that publisher's token.
  */
-import { findToken } from "../auth/tokenTransport.ts";
-
 export type PublisherKey = { kind: "token"; key: string } | { kind: "address"; key: string };
 
-export function publisherKey(request: Request, addressKey: string, tokensVerified: boolean): PublisherKey {
-  const found = tokensVerified ? findToken(request, new URL(request.url)) : undefined;
-  if (found === undefined || !("token" in found)) return { kind: "address", key: `address:${addressKey}` };
-  return { kind: "token", key: `token:${Bun.hash(found.token).toString(36)}` };
+/** The token a request presents (auth's reading of it, handed in so limits do not depend on auth). */
+export type TokenOf = (request: Request) => string | undefined;
+
+export function publisherKey(request: Request, addressKey: string, tokenOf: TokenOf | undefined): PublisherKey {
+  const token = tokenOf?.(request);
+  if (token === undefined) return { kind: "address", key: `address:${addressKey}` };
+  return { kind: "token", key: `token:${Bun.hash(token).toString(36)}` };
 }

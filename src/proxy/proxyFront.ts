@@ -10,14 +10,10 @@
  * connection that starts without one (a health check, a Prometheus scrape, a client bypassing the
  * balancer) is served as its own client: its socket peer is its address, as without this front.
  */
+import type { ProxyRefusal } from "../telemetry/metricLabels.ts";
 import type { Socket, TCPSocketListener } from "bun";
 import { parseProxyHeader, type ProxySource } from "./proxyHeader.ts";
 import { Splice, connectUpstream } from "../net/tcpSplice.ts";
-
-/** Why a connection was refused: the `reason` label of touchline_proxy_refused_total. */
-export const PROXY_REFUSALS = ["untrusted_peer", "bad_header", "header_timeout", "backend_unreachable"] as const;
-export type ProxyRefusal = (typeof PROXY_REFUSALS)[number];
-
 
 export interface ProxyFrontOptions {
   hostname: string;

@@ -4,6 +4,7 @@
  * on drain.
  */
 import { encodeRetry } from "../sse/encode.ts";
+import { SSE_HEADERS } from "../sse/headers.ts";
 import { FlushScheduler } from "./flushScheduler.ts";
 import { SseStream, type CloseReason, type SseStreamOwner } from "./sseStream.ts";
 import { SlowClientWatch, type SlowCut } from "./slowClientWatch.ts";
@@ -42,18 +43,6 @@ export interface RegistryOptions {
   onSlowCut(cut: SlowCut): void;
 }
 
-/**
- * `Connection: close`: when a stream ends (refused, rotated, drained, paged) its TCP connection ends with
- * it, so the client's reconnect opens a new one, which an L4 balancer may send to another node. With
- * keep-alive a client reused the connection and came back to the same node: a refused client was
- * refused forever, a rotated stream never moved. A stream is the only request on its connection anyway.
- */
-export const SSE_HEADERS = {
-  "Content-Type": "text/event-stream; charset=utf-8",
-  "Cache-Control": "no-cache, no-transform",
-  "X-Accel-Buffering": "no",
-  Connection: "close",
-} as const;
 
 export class StreamRegistry implements SseStreamOwner {
   private readonly streams = new Set<SseStream>();

@@ -11,8 +11,7 @@
  * cluster/prometheus/alerts.yml and cluster/grafana/touchline.json use these names.
  */
 import type { Counter, CounterChild, Gauge, GaugeChild, Histogram, MetricsRegistry } from './metrics'
-import { LIMITERS, LIMIT_NAMES, type LimiterName, type LimitName } from '../limits/limitNames'
-import { PROXY_REFUSALS, type ProxyRefusal } from '../proxy/proxyFront'
+import { LIMITERS, LIMIT_NAMES, PROXY_REFUSALS, type LimiterName, type LimitName, type ProxyRefusal } from './metricLabels'
 import { registerBuildInfo } from './buildInfo'
 import { registerProcessMetrics, type ProcessReaders } from './processMetrics'
 

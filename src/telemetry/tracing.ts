@@ -27,7 +27,7 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from '@opentelemetry/sdk-trace'
-import type { SamplerName, TracingEnv } from '../config/tracingSettings'
+import type { SamplerName, TracingEnv } from './tracingOptions'
 
 export { extractTraceContext, injectTraceHeaders } from './traceHeaders'
 export type { HeaderGetter, HeaderSetter } from './traceHeaders'

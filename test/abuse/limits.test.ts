@@ -11,7 +11,7 @@ import { sendRaw, type SseConnection } from "../helpers/sse.ts";
 import { metricValue, publishOk, uniqueMatch } from "../integration/touchlineApi.ts";
 import { hsToken, SECRET } from "../security/securityFixtures.ts";
 import { MAX_JSON_DEPTH } from "../../src/match/jsonDepth.ts";
-import { LIMIT_NAMES, LIMITERS } from "../../src/limits/limitNames.ts";
+import { LIMIT_NAMES, LIMITERS } from "../../src/telemetry/metricLabels.ts";
 import { BUN_DEFAULT_MAX_HEADER_BYTES } from "../../src/limits/limitsConfig.ts";
 import { answerFrom, openSseFrom, publishFrom, requestFrom } from "./fromAddress.ts";
 import { expectAdmitted, expectStreamRefusal, wasAdmitted } from "../helpers/refusal.ts";

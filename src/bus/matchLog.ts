@@ -1,7 +1,7 @@
 /**
  * MatchLog: all a match actor knows about the durable log (Mercure's `Transport`, Centrifuge's `Broker`).
- * The JetStream implementation is `bus/eventLog.ts`; `memoryMatchLog.ts` keeps events in memory and can
- * fail on cue, so the actor's failure paths are unit-tested without a NATS server.
+ * The JetStream implementation is `eventLog.ts`; `actors/memoryMatchLog.ts` keeps events in memory and
+ * can fail on cue, so the actor's failure paths are unit-tested without a NATS server.
  */
 import type { Context } from "@opentelemetry/api";
 import type { Json } from "../match/mergePatch.ts";

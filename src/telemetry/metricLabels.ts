@@ -1,0 +1,25 @@
+/**
+ * Label values of the node's metrics, kept with the metrics (every series of a label shows from the
+ * first scrape at 0). The modules that count them import their types from here.
+ */
+
+/** The abuse limits and the limiters behind them, by the names metrics label them with. */
+/** `limit` label of touchline_limited_total: which limit refused a request. */
+export const LIMIT_NAMES = [
+  "streams_per_address",
+  "stream_rate",
+  "publish_rate",
+  "header_bytes",
+  "body_bytes",
+  "matches_per_stream",
+  "json_depth",
+] as const;
+export type LimitName = (typeof LIMIT_NAMES)[number];
+
+/** `limiter` label of touchline_limiter_keys and touchline_limiter_evictions_total. */
+export const LIMITERS = ["open_streams", "stream_rate", "publish_rate"] as const;
+export type LimiterName = (typeof LIMITERS)[number];
+
+/** Why the PROXY front refused a connection: the `reason` label of touchline_proxy_refused_total. */
+export const PROXY_REFUSALS = ["untrusted_peer", "bad_header", "header_timeout", "backend_unreachable"] as const;
+export type ProxyRefusal = (typeof PROXY_REFUSALS)[number];
