@@ -16,9 +16,8 @@ import { EventWindow } from "./eventWindow.ts";
 import { SubscriberSet, type MatchSubscriber } from "./subscriber.ts";
 import { MatchSnapshot } from "./matchSnapshot.ts";
 import type { FeedMessage, MatchServices, SyncReply } from "./services.ts";
-import type { SubscribeSpan } from "../telemetry/matchSpans.ts";
+import type { ActorRole, SubscribeSpan } from "../telemetry/matchSpans.ts";
 
-export type Role = "owner" | "follower" | "stopped";
 
 /** Retry pacing while an owner is unreachable, a lease is still held by a live node, or a read failed. */
 const RETRY_MIN_MS = 100;
@@ -71,7 +70,7 @@ interface HistoryResume {
 }
 
 export class MatchActor {
-  role: Role = "follower";
+  role: ActorRole = "follower";
   private epoch = 0;
   private ready = false;
   private lastSeq = 0;

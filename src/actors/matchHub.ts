@@ -40,17 +40,7 @@ export class MatchHub {
     return actor;
   }
 
-  peek(match: string): MatchActor | undefined {
-    return this.actors.get(match);
-  }
 
-  get size(): number {
-    return this.actors.size;
-  }
-
-  all(): IterableIterator<MatchActor> {
-    return this.actors.values();
-  }
 
   ownedCount(): number {
     let n = 0;

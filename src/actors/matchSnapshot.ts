@@ -5,11 +5,10 @@
  */
 import type { Json } from "../match/mergePatch.ts";
 import { encodeMessage } from "../sse/encode.ts";
-import { formatEventId } from "../match/event.ts";
+import { SNAPSHOT_TYPE, formatEventId } from "../match/event.ts";
 
 const utf8 = new TextEncoder();
 
-export const SNAPSHOT_EVENT = "snapshot";
 
 export class MatchSnapshot {
   private dataText: string | undefined;
@@ -37,7 +36,7 @@ export class MatchSnapshot {
   /** The whole frame of a single-match stream; a match with no events yet has no `id:` line. */
   get frame(): Uint8Array {
     return (this.frameBytes ??= utf8.encode(
-      encodeMessage({ event: SNAPSHOT_EVENT, data: this.dataJson, ...(this.seq > 0 ? { id: this.id } : {}) }),
+      encodeMessage({ event: SNAPSHOT_TYPE, data: this.dataJson, ...(this.seq > 0 ? { id: this.id } : {}) }),
     ));
   }
 }

@@ -6,6 +6,7 @@ import type { MatchEvent } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { Context } from "@opentelemetry/api";
 import type { MatchSpans } from "../telemetry/matchSpans.ts";
+import type { ReplaySource } from "../telemetry/metricLabels.ts";
 import type { WindowBudget } from "./windowBudget.ts";
 import type { MatchLog } from "../bus/matchLog.ts";
 import type { FeedMessage, SyncReply } from "../cluster/nodeLink.ts";
@@ -28,7 +29,7 @@ export interface IndexEntry {
 
 export interface ActorTelemetry {
   delivered(n: number, ts: number): void;
-  replay(source: "memory" | "jetstream" | "snapshot", events: number): void;
+  replay(source: ReplaySource, events: number): void;
   ownershipMoved(match: string, to: string): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   debug(msg: string, fields?: Record<string, unknown>): void;

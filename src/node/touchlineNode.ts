@@ -23,6 +23,7 @@ import { logTag, type PublishInput } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { NodeMetrics } from "../telemetry/nodeMetrics.ts";
+import type { ReplaySource } from "../telemetry/metricLabels.ts";
 import { MatchSpans } from "../telemetry/matchSpans.ts";
 import { TRACING_OFF, type TracingHandle } from "../telemetry/spans.ts";
 import { MatchIndex } from "./matchIndex.ts";
@@ -316,7 +317,7 @@ export class TouchlineNode {
         // One observation per delivery (all n share the moment of the fan-out), so _count matches delivered.
         this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - ts) / 1000, n);
       },
-      replay: (source: "memory" | "jetstream" | "snapshot", events: number) => {
+      replay: (source: ReplaySource, events: number) => {
         this.metrics.replayRequests[source].inc();
         if (events > 0) this.metrics.replayedEvents.inc(events);
       },
@@ -441,7 +442,7 @@ export class TouchlineNode {
     return this.hub.get(match).snapshot(stored);
   }
 
-  clusterView(): { node: string; nodes: (MemberInfo & { owned?: number })[]; version: number } {
+  clusterView(): { node: string; nodes: MemberInfo[]; version: number } {
     return { node: this.id, nodes: this.membership.members(), version: this.membership.version };
   }
 

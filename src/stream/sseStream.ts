@@ -14,6 +14,7 @@
  */
 import { encodeComment, encodeMessage } from "../sse/encode.ts";
 import { FlushScheduler } from "./flushScheduler.ts";
+import type { StreamCloseReason } from "../telemetry/metricLabels.ts";
 import type { SlowClientWatch } from "./slowClientWatch.ts";
 
 const utf8 = new TextEncoder();
@@ -33,7 +34,7 @@ const NAMED_PING = utf8.encode(encodeMessage({ event: NAMED_PING_EVENT, data: "{
  * node lost NATS, or its log started over, or the match could not serve the stream: the client
  * resumes by id, through the balancer, on a node that can.
  */
-export type CloseReason = "client" | "slow" | "drain" | "error" | "auth_expired" | "replay_paged" | "unavailable" | "rotated" | "ended";
+export type CloseReason = StreamCloseReason;
 
 /** What every stream of a registry shares. */
 export interface SseStreamOwner {

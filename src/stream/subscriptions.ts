@@ -8,7 +8,8 @@ import type { MatchSubscriber } from "../actors/subscriber.ts";
 import { formatCursor, type Cursor } from "../match/cursor.ts";
 import { encodeMessage } from "../sse/encode.ts";
 import type { SseStream } from "./sseStream.ts";
-import { SNAPSHOT_EVENT, type MatchSnapshot } from "../actors/matchSnapshot.ts";
+import type { MatchSnapshot } from "../actors/matchSnapshot.ts";
+import { SNAPSHOT_TYPE } from "../match/event.ts";
 
 export class SingleMatchSubscription implements MatchSubscriber {
   lastSeq = 0;
@@ -88,7 +89,7 @@ export class MultiplexedSubscription implements MatchSubscriber {
   sendSnapshot(snapshot: MatchSnapshot): void {
     this.lastSeq = snapshot.seq;
     const id = this.shared.advance(this.match, snapshot.seq, snapshot.tag);
-    this.stream.writeText(encodeMessage({ id, event: SNAPSHOT_EVENT, data: snapshot.dataJson }));
+    this.stream.writeText(encodeMessage({ id, event: SNAPSHOT_TYPE, data: snapshot.dataJson }));
   }
 
   sendEvent(e: EncodedEvent): boolean {

@@ -23,3 +23,14 @@ export type LimiterName = (typeof LIMITERS)[number];
 /** Why the PROXY front refused a connection: the `reason` label of touchline_proxy_refused_total. */
 export const PROXY_REFUSALS = ["untrusted_peer", "bad_header", "header_timeout", "backend_unreachable"] as const;
 export type ProxyRefusal = (typeof PROXY_REFUSALS)[number];
+
+/**
+ * Why a client stream ended: the `reason` label of touchline_streams_closed_total (what each means is
+ * said where streams are closed, stream/sseStream.ts).
+ */
+export const STREAM_CLOSE_REASONS = ["client", "slow", "drain", "error", "auth_expired", "replay_paged", "unavailable", "rotated", "ended"] as const;
+export type StreamCloseReason = (typeof STREAM_CLOSE_REASONS)[number];
+
+/** Where a resume was served from: the `source` label of touchline_replay_requests_total. */
+export const REPLAY_SOURCES = ["memory", "jetstream", "snapshot"] as const;
+export type ReplaySource = (typeof REPLAY_SOURCES)[number];

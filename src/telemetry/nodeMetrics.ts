@@ -11,20 +11,29 @@
  * cluster/prometheus/alerts.yml and cluster/grafana/touchline.json use these names.
  */
 import type { Counter, CounterChild, Gauge, GaugeChild, Histogram, MetricsRegistry } from './metrics'
-import { LIMITERS, LIMIT_NAMES, PROXY_REFUSALS, type LimiterName, type LimitName, type ProxyRefusal } from './metricLabels'
+import {
+  LIMITERS,
+  LIMIT_NAMES,
+  PROXY_REFUSALS,
+  REPLAY_SOURCES,
+  STREAM_CLOSE_REASONS,
+  type LimiterName,
+  type LimitName,
+  type ProxyRefusal,
+  type ReplaySource,
+  type StreamCloseReason,
+} from './metricLabels'
+
+export { STREAM_CLOSE_REASONS, REPLAY_SOURCES, type StreamCloseReason, type ReplaySource } from './metricLabels'
 import { registerBuildInfo } from './buildInfo'
 import { registerProcessMetrics, type ProcessReaders } from './processMetrics'
 
 export { startEventLoopLagMonitor } from './eventLoopLag'
 
-export const STREAM_CLOSE_REASONS = ['client', 'slow', 'drain', 'error', 'auth_expired', 'replay_paged', 'unavailable', 'rotated', 'ended'] as const
-export type StreamCloseReason = (typeof STREAM_CLOSE_REASONS)[number]
 
 export const PUBLISH_RESULTS = ['stored', 'duplicate'] as const
 export type PublishResult = (typeof PUBLISH_RESULTS)[number]
 
-export const REPLAY_SOURCES = ['memory', 'jetstream', 'snapshot'] as const
-export type ReplaySource = (typeof REPLAY_SOURCES)[number]
 
 export const REJECT_REASONS = ['rate_limited', 'capacity', 'too_large', 'bad_request', 'unauthorized'] as const
 export type RejectReason = (typeof REJECT_REASONS)[number]

@@ -13,6 +13,8 @@
  */
 
 /** The publish route as the http.route attribute and span name spell it (path template, not the URL). */
+import type { ReplaySource as LabelledReplaySource } from "./metricLabels.ts";
+
 export const HTTP_ROUTE_PUBLISH = "/matches/{match}/events";
 /** Batch publishing: one span per batch, however many matches it touches. */
 export const HTTP_ROUTE_BATCH_PUBLISH = "/events";
@@ -66,6 +68,7 @@ export const MESSAGING_OP_PROCESS = "process";
 /** How a subscriber's stream started (touchline.subscribe.start). */
 export type SubscribeStart = "snapshot" | "memory" | "jetstream" | "waiting";
 /** Where replayed events came from (touchline.replay.source). */
-export type ReplaySource = "memory" | "jetstream";
+/** A replay read from memory or the log (a snapshot is not a replay: no span). */
+export type ReplaySource = Exclude<LabelledReplaySource, "snapshot">;
 /** What a lease acquire attempt came to (touchline.lease.outcome). */
 export type LeaseOutcome = "acquired" | "held" | "lost_race";
