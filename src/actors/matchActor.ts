@@ -10,8 +10,11 @@
 import type { Context } from "@opentelemetry/api";
 import type { MatchEvent } from "../match/event.ts";
 import { applyStatePatch, type Json } from "../match/mergePatch.ts";
-import type { Follower, LogPage, LoggedEvent } from "../bus/matchLog.ts";
+import type { Follower, LoggedEvent } from "../bus/matchLog.ts";
 import { EncodedEvent } from "./encodedEvent.ts";
+import { FAILURES_BEFORE_GIVING_UP_JOINS, type JoinOutcome, type PendingJoin, type ResumeHost, Resumes, chain } from "./resume.ts";
+
+export type { JoinOutcome } from "./resume.ts";
 import { EventWindow } from "./eventWindow.ts";
 import { SubscriberSet, type MatchSubscriber } from "./subscriber.ts";
 import { MatchSnapshot } from "./matchSnapshot.ts";
@@ -22,12 +25,6 @@ import type { ActorRole, SubscribeSpan } from "../telemetry/matchSpans.ts";
 /** Retry pacing while an owner is unreachable, a lease is still held by a live node, or a read failed. */
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2000;
-/**
- * Failed attempts in a row after which the joins waiting on them are settled `false`: their streams
- * end and the clients resume by id, perhaps on a node that can serve them, instead of waiting on a log
- * this node cannot read. The actor itself keeps retrying.
- */
-const FAILURES_BEFORE_GIVING_UP_JOINS = 3;
 /**
  * Feed messages buffered while a follower syncs. Dropping past this loses nothing: every event names
  * its predecessor, so the first one after the drop shows the gap, which is filled from the log.
@@ -46,29 +43,6 @@ const SYNC_WINDOW_EVENTS = 500;
 /** Longest a state read waits for this node to apply what JetStream already acknowledged. */
 const STATE_CATCH_UP_MS = 2000;
 
-/**
- * A join settles `true` once its subscriber is live (or its replay filled the client's buffer, which
- * ends the stream as a page), `false` when the actor could not serve it (the log failed, the actor
- * stopped): the caller then ends the stream so the client resumes by id, and frees what it holds.
- */
-export type JoinOutcome = boolean;
-
-interface PendingJoin {
-  sub: MatchSubscriber;
-  after: number | undefined;
-  resolve: (outcome: JoinOutcome) => void;
-  /** Present when tracing is on; ended by `resolve`. */
-  span?: SubscribeSpan;
-}
-
-/** A resume being served from the log, page by page; `after` moves forward as pages are sent. */
-interface HistoryResume {
-  join: PendingJoin;
-  after: number;
-  /** Events sent to it so far, for the replay metric. */
-  sent: number;
-}
-
 export class MatchActor {
   role: ActorRole = "follower";
   private epoch = 0;
@@ -83,13 +57,8 @@ export class MatchActor {
   private tail: Promise<void> = Promise.resolve();
   /** Joins that arrived before the actor was ready. */
   private pendingJoins: PendingJoin[] = [];
-  /** Resumes whose id is ahead of what this node has applied yet (feed lag): settled once it catches up. */
-  private waitingForSeq: { join: PendingJoin; after: number }[] = [];
-  /** Resumes from before the window, served from the log one page at a time by one read (invariant 8). */
-  private historyQueue: HistoryResume[] = [];
-  private historyReading = false;
-  private historyRetryMs = RETRY_MIN_MS;
-  private historyFailures = 0;
+  /** Joins being served: from the window, the log, or once this node catches up (resume.ts). */
+  private readonly resumes: Resumes;
   /** Other nodes' syncs and this node's state reads waiting for the actor to be ready. */
   private readyWaiters: ((ready: boolean) => void)[] = [];
   /** State reads waiting for this actor to reach a seq JetStream already holds. */
@@ -111,7 +80,6 @@ export class MatchActor {
   private gapRetryTimer: ReturnType<typeof setTimeout> | undefined;
   private retryDelay = RETRY_MIN_MS;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private historyTimer: ReturnType<typeof setTimeout> | undefined;
   private lastEventAt = Date.now();
   /** Owner: when it last said anything on the feed (an event or a tick). */
   private feedSentAt = 0;
@@ -131,6 +99,7 @@ export class MatchActor {
     readonly match: string,
     private readonly svc: MatchServices,
   ) {
+    this.resumes = new Resumes(this.resumeHost());
     this.window = new EventWindow(svc.windowEvents, svc.windowBytes, svc.windowBudget);
   }
 
@@ -157,7 +126,7 @@ export class MatchActor {
 
   /** Clients are here or on their way: live subscribers, or joins not settled yet. */
   get hasClients(): boolean {
-    return this.subscribers.size + this.pendingJoins.length + this.waitingForSeq.length + this.historyQueue.length > 0;
+    return this.subscribers.size + this.pendingJoins.length + this.resumes.pending > 0;
   }
 
   /** Starts in the role the ring gives this node. */
@@ -191,7 +160,7 @@ export class MatchActor {
       this.post(() => {
         if (this.role === "stopped") resolve(false);
         else if (!this.ready) this.pendingJoins.push({ sub, after, resolve, span });
-        else return this.admit({ sub, after, resolve, span });
+        else return this.resumes.admit({ sub, after, resolve, span });
       });
     });
   }
@@ -200,57 +169,27 @@ export class MatchActor {
     this.subscribers.delete(sub);
   }
 
-  /** A log failure while admitting answers the join (false: the caller ends the stream to be resumed). */
-  private async admit(j: PendingJoin): Promise<void> {
-    try {
-      await this.admitOrQueue(j);
-    } catch (err) {
-      this.svc.telemetry.warn("could not admit a subscriber; its stream ends so it resumes", { match: this.match, err: String(err) });
-      j.resolve(false);
-    }
-  }
-
-  private async admitOrQueue(j: PendingJoin): Promise<void> {
-    const { sub, after } = j;
-    if (!sub.open) return j.resolve(true);
-    if (after === undefined) {
-      j.span?.startsWith("snapshot");
-      this.sendSnapshot(sub);
-    } else if (after > this.lastSeq) {
-      // Either this node lags the owner by a moment, or the id is unknown. JetStream decides.
-      const stored = await this.svc.log.lastSeqOf(this.match);
-      if (after <= stored) {
-        j.span?.startsWith("waiting");
-        this.waitingForSeq.push({ join: j, after });
-        this.catchUpTo(stored);
-        return;
-      }
-      j.span?.startsWith("snapshot");
-      this.svc.telemetry.replay("snapshot", 0);
-      this.sendSnapshot(sub);
-    } else {
-      const fromWindow = this.eventsAfter(after);
-      if (fromWindow) {
-        j.span?.startsWith("memory");
-        const replay = this.svc.telemetry.spans.startReplay(this.match, "memory", after, this.lastSeq, j.span?.context);
-        let sent = 0;
-        for (const e of fromWindow) if (sub.sendEvent(e)) sent++;
-        replay?.end(sent, 1);
-        this.svc.telemetry.replay("memory", sent);
-      } else if (after + 1 < (await this.svc.log.firstSeq())) {
-        // Older than retention: some of the events after it may be gone.
-        j.span?.startsWith("snapshot");
-        this.svc.telemetry.replay("snapshot", 0);
-        this.sendSnapshot(sub);
-      } else {
-        j.span?.startsWith("jetstream");
-        this.historyQueue.push({ join: j, after, sent: 0 });
-        this.readHistory(j.span?.context);
-        return;
-      }
-    }
-    this.goLive(sub);
-    j.resolve(true);
+  /** What the resume module sees of this actor (resume.ts). */
+  private resumeHost(): ResumeHost {
+    const actor = this;
+    return {
+      match: this.match,
+      svc: this.svc,
+      get lastSeq() {
+        return actor.lastSeq;
+      },
+      get windowStart() {
+        return actor.window.coversFrom;
+      },
+      get stopped() {
+        return actor.role === "stopped";
+      },
+      eventsAfter: (after) => this.eventsAfter(after),
+      sendSnapshot: (sub) => this.sendSnapshot(sub),
+      goLive: (sub) => this.goLive(sub),
+      catchUpTo: (seq) => this.catchUpTo(seq),
+      post: (fn) => this.post(fn),
+    };
   }
 
   /** A subscriber that has everything so far: live, or, once the match has ended, told so. */
@@ -270,99 +209,6 @@ export class MatchActor {
     const current = cached && cached.seq === this.lastSeq && cached.state === this.state ? cached : new MatchSnapshot(this.match, this.lastSeq, this.state, this.svc.logTag);
     this.snapshotCache = current;
     sub.sendSnapshot(current);
-  }
-
-  /**
-   * Serves resumes from before the window out of the log, one page (about one client buffer) at a
-   * time, through one read per match at a time (invariant 8): everyone queued is served by the same
-   * page, which starts at the oldest position asked. A client whose buffer fills takes what it got (its
-   * stream ends as a page and it comes back for the rest); one that reaches the window goes live.
-   */
-  private readHistory(trace?: Context): void {
-    if (this.historyReading || this.historyQueue.length === 0 || this.role === "stopped") return;
-    this.historyReading = true;
-    let from = Infinity;
-    for (const q of this.historyQueue) from = Math.min(from, q.after);
-    const through = this.window.coversFrom ?? this.lastSeq;
-    if (from >= through) {
-      this.historyReading = false;
-      return this.serveHistoryPage({ events: [], through }, from);
-    }
-    // One span per page, however many resumers it serves; the join that started it is its parent.
-    const replay = this.svc.telemetry.spans.startReplay(this.match, "jetstream", from, through, trace);
-    this.svc.log.read(this.match, from, through, this.svc.historyPageBytes).then(
-      (page) => {
-        replay?.end(page.events.length, this.historyQueue.length);
-        this.post(() => {
-          this.historyReading = false;
-          this.historyRetryMs = RETRY_MIN_MS;
-          this.historyFailures = 0;
-          this.serveHistoryPage(page, from);
-        });
-      },
-      (err) => {
-        replay?.fail(err);
-        this.post(() => {
-          this.historyReading = false;
-          this.svc.telemetry.warn("history read failed; retrying", { match: this.match, err: String(err) });
-          if (++this.historyFailures >= FAILURES_BEFORE_GIVING_UP_JOINS) {
-            for (const q of this.historyQueue) q.join.resolve(false);
-            this.historyQueue = [];
-            return;
-          }
-          clearTimeout(this.historyTimer);
-          this.historyTimer = setTimeout(() => this.post(() => this.readHistory()), this.historyRetryMs);
-          this.historyRetryMs = Math.min(RETRY_MAX_MS, this.historyRetryMs * 2);
-        });
-      },
-    );
-  }
-
-  private serveHistoryPage(page: LogPage, from: number): void {
-    if (this.role === "stopped") return;
-    const encoded = chain(page.events, from).map((e) => new EncodedEvent(e, this.svc.logTag));
-    const queue = this.historyQueue;
-    this.historyQueue = [];
-    for (const q of queue) {
-      const { sub } = q.join;
-      if (!sub.open) {
-        q.join.resolve(true);
-        continue;
-      }
-      // Queued during the read with an older position, or ahead of this page: the next page serves it.
-      if (q.after < from || q.after > page.through) {
-        this.historyQueue.push(q);
-        continue;
-      }
-      let full = false;
-      for (const e of encoded) {
-        if (e.seq <= q.after || e.seq <= sub.lastSeq) continue;
-        if (!sub.sendEvent(e)) {
-          full = true;
-          break;
-        }
-        q.sent++;
-      }
-      if (full) {
-        // Its buffer holds a page: the stream ends once released and the client resumes from there.
-        this.svc.telemetry.replay("jetstream", q.sent);
-        q.join.resolve(true);
-        continue;
-      }
-      q.after = Math.max(q.after, page.through);
-      const rest = this.eventsAfter(q.after);
-      if (!rest) {
-        // More history before the window (or the window moved on during the read): next page.
-        this.historyQueue.push(q);
-        continue;
-      }
-      for (const e of rest) if (e.seq > sub.lastSeq && sub.sendEvent(e)) q.sent++;
-      this.goLive(sub);
-      // One request per resumer (however many pages served it), with every event it was sent.
-      this.svc.telemetry.replay("jetstream", q.sent);
-      q.join.resolve(true);
-    }
-    this.readHistory();
   }
 
   // ----- applying events ---------------------------------------------------------------------------
@@ -410,32 +256,7 @@ export class MatchActor {
       for (const sub of this.subscribers) sub.matchEnded();
       this.subscribers.clear();
     }
-    if (this.waitingForSeq.length > 0) this.releaseWaiting();
-  }
-
-  private releaseWaiting(): void {
-    const still: typeof this.waitingForSeq = [];
-    for (const w of this.waitingForSeq) {
-      const { sub } = w.join;
-      if (!sub.open) {
-        w.join.resolve(true);
-        continue;
-      }
-      if (w.after > this.lastSeq) {
-        still.push(w);
-        continue;
-      }
-      const events = this.eventsAfter(Math.max(w.after, sub.lastSeq)) ?? [];
-      let sent = 0;
-      for (const e of events) {
-        if (e.seq > sub.lastSeq && sub.sendEvent(e)) sent++;
-      }
-      this.goLive(sub);
-      // A resume that waited for this node to catch up is served from memory like any other.
-      this.svc.telemetry.replay("memory", sent);
-      w.join.resolve(true);
-    }
-    this.waitingForSeq = still;
+    this.resumes.caughtUp();
   }
 
   private answerSeqWaiters(): void {
@@ -470,10 +291,7 @@ export class MatchActor {
       this.gapFailures = 0;
     } catch (err) {
       this.svc.telemetry.warn("filling a gap from the log failed; retrying", { match: this.match, through: throughSeq, err: String(err) });
-      if (++this.gapFailures >= FAILURES_BEFORE_GIVING_UP_JOINS) {
-        for (const w of this.waitingForSeq) w.join.resolve(false);
-        this.waitingForSeq = [];
-      }
+      if (++this.gapFailures >= FAILURES_BEFORE_GIVING_UP_JOINS) this.resumes.giveUpWaiting();
       clearTimeout(this.gapRetryTimer);
       this.gapRetryTimer = setTimeout(() => this.post(() => this.repairGap(throughSeq)), this.gapRetryMs);
       this.gapRetryMs = Math.min(RETRY_MAX_MS, this.gapRetryMs * 2);
@@ -708,7 +526,7 @@ export class MatchActor {
     this.readyFailures = 0;
     const joins = this.pendingJoins;
     this.pendingJoins = [];
-    for (const j of joins) this.post(() => this.admit(j));
+    for (const j of joins) this.post(() => this.resumes.admit(j));
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     for (const w of waiters) this.post(() => w(true));
@@ -843,16 +661,12 @@ export class MatchActor {
       this.post(async () => {
         clearTimeout(this.retryTimer);
         clearTimeout(this.gapRetryTimer);
-        clearTimeout(this.historyTimer);
         this.stopFeed();
         if (this.role === "owner") await this.demote("stopped");
         this.role = "stopped";
         for (const j of this.pendingJoins) j.resolve(false);
-        for (const w of this.waitingForSeq) w.join.resolve(false);
-        for (const q of this.historyQueue) q.join.resolve(false);
         this.pendingJoins = [];
-        this.waitingForSeq = [];
-        this.historyQueue = [];
+        this.resumes.stop();
         for (const w of this.readyWaiters) w(false);
         this.readyWaiters = [];
         for (const w of this.seqWaiters) w.answer();
@@ -863,14 +677,4 @@ export class MatchActor {
       });
     });
   }
-}
-
-/** Gives events read in order from the log their `prev` links, starting after `from`. */
-function chain(events: LoggedEvent[], from: number): MatchEvent[] {
-  let prev = from;
-  return events.map((e) => {
-    const out: MatchEvent = { ...e, prev };
-    prev = e.seq;
-    return out;
-  });
 }
