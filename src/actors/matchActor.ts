@@ -1,11 +1,12 @@
 /**
  * MatchActor: one per active match per node, processing one message at a time from its mailbox.
  *
- * On the match's owner it is the single reader of the match's JetStream subject: it folds the state,
- * keeps a window of recent events, fans them out to this node's subscribers and publishes them on the
- * match's feed for the other nodes. Elsewhere it holds this node's one upstream feed of the match and
- * fans that out. Either way every event is applied exactly once and in order: an event is accepted only
- * when its `prev` is the last seq applied; anything else is a gap, filled from JetStream before going on.
+ * On the match's owner it follows the match in the log (through the node's stream tail): it folds the
+ * state, keeps a window of recent events, fans them out to this node's subscribers and publishes them
+ * on the match's feed for the other nodes. Elsewhere it holds this node's one upstream feed of the
+ * match and fans that out. Either way every event is applied exactly once and in order: an event is
+ * accepted only when its `prev` is the last seq applied; anything else is a gap, filled from the log
+ * before going on. Joining subscribers are served by resume.ts; the protocol is cluster/nodeLink.ts.
  */
 import type { Context } from "@opentelemetry/api";
 import type { MatchEvent } from "../match/event.ts";
