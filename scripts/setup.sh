@@ -23,6 +23,7 @@ need haproxy haproxy
 need chromium /usr/bin/chromium
 need openssl openssl # the TLS tests make a self-signed certificate with it
 need prometheus promtool # promtool and prometheus check cluster/prometheus (test/observability.test.ts)
+need nginx nginx # test/integration/nginx.test.ts runs cluster/nginx/touchline.conf in front of a node
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get" >&2
   $SUDO apt-get update -qq

@@ -1,6 +1,6 @@
 /**
  * One simulated football match, played out in simulated minutes, as events of the football convention
- * in ../shared/DESIGN.md: `kickoff`, `goal`, `card`, `substitution`, `halftime`, `fulltime`, plus a
+ * in docs/design.md: `kickoff`, `goal`, `card`, `substitution`, `halftime`, `fulltime`, plus a
  * `minute` tick that moves the clock when nothing else happened in that minute.
  *
  * The rates are rough real-world averages (about 2.7 goals, 4 cards and 8 substitutions a match),

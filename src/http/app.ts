@@ -24,6 +24,9 @@ import { headOfStream, isStreamRequest } from "./streamHead.ts";
 import type { Cors } from "./cors.ts";
 import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
 import { findToken } from "../auth/tokenTransport.ts";
+import { compressAnswer } from "./compression.ts";
+import { LIST_MAX_AGE_S, MATCH_MAX_AGE_S, cachedJson } from "./caching.ts";
+import { OPENAPI_PATH, openApiResponse } from "./openapi.ts";
 
 const DEFAULT_LIST_LIMIT = 100;
 const MAX_LIST_LIMIT = 1000;
@@ -57,7 +60,7 @@ const ROUTES: [RegExp, string[]][] = [
   [/^\/matches$/, ["GET"]],
   [/^\/events$/, ["GET", "POST"]],
   [/^\/cluster(\/owner\/[^/]+)?$/, ["GET"]],
-  [/^\/(metrics|healthz|readyz)$/, ["GET"]],
+  [/^\/(metrics|healthz|readyz|openapi\.json)$/, ["GET"]],
   [/^\/(web\/[\w.-]+)?$/, ["GET"]],
 ];
 
@@ -222,7 +225,7 @@ export function createApp(deps: AppDeps) {
     const s = await node.matchState(match);
     if (s.seq === 0) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
     auth.access.requireRead(viewer, match, s.private);
-    return json({ match, id: formatEventId(s.seq, node.logTag), state: s.state, ...(s.ended ? { ended: true } : {}) });
+    return cachedJson(request, { match, id: formatEventId(s.seq, node.logTag), state: s.state, ...(s.ended ? { ended: true } : {}) }, MATCH_MAX_AGE_S);
   });
   const matchListRoute = guard(async ({ request }: { request: Request }) => {
     const url = new URL(request.url);
@@ -235,10 +238,10 @@ export function createApp(deps: AppDeps) {
     // Filtered before paging, so neither a page nor its cursor names a match the viewer may not see.
     const visible = (match: string, e: { private?: boolean }) => auth.access.mayList(viewer, match, e.private === true);
     const page = node.index.list(limit, url.searchParams.get("cursor") ?? undefined, node.config.retentionMs, visible);
-    return json({
+    return cachedJson(request, {
       matches: page.items.map(([match, e]) => ({ match, id: formatEventId(e.seq, node.logTag), state: e.state, ...(e.ended ? { ended: true } : {}) })),
       next: page.next,
-    });
+    }, LIST_MAX_AGE_S, url);
   });
   const clusterRoute = guard(() => {
     const view = node.clusterView();
@@ -253,9 +256,11 @@ export function createApp(deps: AppDeps) {
   const webFileRoute = guard(({ params }: { request: Request; params: { file: string } }) => serveWeb(params.file));
 
   return new Elysia()
-    // Preflights are answered before routing; every other answer gets its CORS headers on the way out.
+    // Preflights are answered before routing; every other answer is compressed when it should be
+    // (never a stream: compression.ts) and gets its CORS headers on the way out. One hook: Elysia runs
+    // later mapResponse hooks only while earlier ones return nothing.
     .onRequest(({ request }) => cors.preflight(request))
-    .mapResponse(({ request, response }) => (response instanceof Response ? cors.decorate(request, response) : undefined))
+    .mapResponse(async ({ request, response }) => (response instanceof Response ? cors.decorate(request, await compressAnswer(request, response)) : undefined))
     // Before routing, so an oversized head is refused whatever its path.
     .onRequest(({ request }) => {
       const tooLarge = limits.checkHeaders(request, isStreamRequest(request));
@@ -287,6 +292,7 @@ export function createApp(deps: AppDeps) {
       limits.refreshGauges();
       return new Response(deps.metricsRegistry.render(), { headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" } });
     })
+    .get(OPENAPI_PATH, () => openApiResponse())
     .get("/", () => serveWeb("index.html"))
     .get("/web/:file", ({ request, params }) => webFileRoute({ request, params }))
     .onError(({ code, request, error }) => {

@@ -543,7 +543,8 @@ class RequestRefused extends Error {
 }
 
 async function getJson(path) {
-  const res = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' })
+  // Always revalidated, never stale: the listing's ETag makes an unchanged one a 304 without a body.
+  const res = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-cache' })
   if (!res.ok) {
     const seconds = Number(res.headers.get('retry-after'))
     throw new RequestRefused(path, res.status, Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined)
