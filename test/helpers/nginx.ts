@@ -72,6 +72,11 @@ export async function startNginx(backends: string[], opts: { edit?: (conf: strin
   const check = Bun.spawnSync([bin, "-t", "-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], { stderr: "pipe" });
   if (check.exitCode !== 0) throw new Error(`nginx -t refused the configuration:\n${check.stderr.toString()}\n${config}`);
   const proc: Subprocess = Bun.spawn([bin, "-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], { stdout: "ignore", stderr: "pipe" });
+  // A test run that ends without its afterAll (a timeout, Ctrl-C) must not leave nginx behind.
+  const orphaned = (): void => {
+    proc.kill("SIGKILL");
+  };
+  process.once("exit", orphaned);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(async () => (await fetch(`${url}/healthz`)).status === 200, 10_000, `nginx on ${port}`).catch((e) => {
     proc.kill("SIGKILL");
@@ -85,6 +90,7 @@ export async function startNginx(backends: string[], opts: { edit?: (conf: strin
     errorLog: () => safeRead(join(dir, "error.log")),
     stop: async () => {
       // SIGTERM: fast shutdown of the master we started and its workers.
+      process.off("exit", orphaned);
       proc.kill("SIGTERM");
       await proc.exited;
       rmSync(dir, { recursive: true, force: true });
