@@ -7,7 +7,7 @@ import type { Server } from "bun";
 import { join } from "node:path";
 import type { TouchlineNode } from "../node/touchlineNode.ts";
 import type { StreamRegistry } from "../stream/streamRegistry.ts";
-import type { MetricsRegistry } from "../telemetry/metrics.ts";
+import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from "../telemetry/metrics.ts";
 import type { NodeMetrics, RejectReason } from "../telemetry/nodeMetrics.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import { tracedRoute } from "../telemetry/httpSpan.ts";
@@ -52,17 +52,24 @@ export interface AppDeps {
   proxiedSource?: (port: number) => string | undefined;
 }
 
-/** Paths and the methods they allow, so a wrong method gets 405 rather than 404. */
-const ROUTES: [RegExp, string[]][] = [
-  [/^\/matches\/[^/]+\/events$/, ["GET", "POST"]],
-  [/^\/matches\/[^/]+\/poll$/, ["GET"]],
-  [/^\/matches\/[^/]+$/, ["GET"]],
-  [/^\/matches$/, ["GET"]],
-  [/^\/events$/, ["GET", "POST"]],
-  [/^\/cluster(\/owner\/[^/]+)?$/, ["GET"]],
-  [/^\/(metrics|healthz|readyz|openapi\.json)$/, ["GET"]],
-  [/^\/(web\/[\w.-]+)?$/, ["GET"]],
-];
+/**
+ * The methods each registered path allows, read from the app's own routes (so a wrong method gets 405
+ * with the right Allow, and no second list can drift from the registrations).
+ */
+function allowedMethods(routes: readonly { method: string; path: string }[]): (path: string) => string[] | undefined {
+  const table = new Map<string, { re: RegExp; methods: string[] }>();
+  for (const r of routes) {
+    if (r.method === "HEAD" || r.method === "OPTIONS" || r.method === "ALL") continue;
+    const entry = table.get(r.path) ?? { re: new RegExp(`^${r.path.replace(/[.]/g, "\\.").replace(/:[^/]+/g, "[^/]+")}$`), methods: [] };
+    if (!entry.methods.includes(r.method)) entry.methods.push(r.method);
+    table.set(r.path, entry);
+  }
+  return (path) => {
+    const methods = new Set<string>();
+    for (const { re, methods: m } of table.values()) if (re.test(path)) for (const x of m) methods.add(x);
+    return methods.size > 0 ? [...methods].sort() : undefined;
+  };
+}
 
 /** The token a request carries, by any transport (limits count publishes per token with it). */
 function presentedToken(request: Request): string | undefined {
@@ -220,10 +227,8 @@ export function createApp(deps: AppDeps) {
     const match = validMatch(params.match);
     const viewer = await auth.viewerOf(request, new URL(request.url));
     if (!node.ready) throw new HttpError(503, "not_ready", "not connected to the cluster yet; retry", { "Retry-After": "1" });
-    const known = node.index.get(match) !== undefined || (await node.log.lastSeqOf(match)) > 0;
-    if (!known) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
     const s = await node.matchState(match);
-    if (s.seq === 0) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
+    if (!s) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
     auth.access.requireRead(viewer, match, s.private);
     return cachedJson(request, { match, id: formatEventId(s.seq, node.logTag), state: s.state, ...(s.ended ? { ended: true } : {}) }, MATCH_MAX_AGE_S);
   });
@@ -237,15 +242,14 @@ export function createApp(deps: AppDeps) {
     }
     // Filtered before paging, so neither a page nor its cursor names a match the viewer may not see.
     const visible = (match: string, e: { private?: boolean }) => auth.access.mayList(viewer, match, e.private === true);
-    const page = node.index.list(limit, url.searchParams.get("cursor") ?? undefined, node.config.retentionMs, visible);
+    const page = node.listMatches(limit, url.searchParams.get("cursor") ?? undefined, visible);
     return cachedJson(request, {
       matches: page.items.map(([match, e]) => ({ match, id: formatEventId(e.seq, node.logTag), state: e.state, ...(e.ended ? { ended: true } : {}) })),
       next: page.next,
     }, LIST_MAX_AGE_S, url);
   });
   const clusterRoute = guard(() => {
-    const view = node.clusterView();
-    return json({ ...view, ready: node.ready, owned: node.hub.ownedCount(), upstreamFeeds: node.hub.upstreamFeeds(), streams: registry.size });
+    return json({ ...node.clusterView(), streams: registry.size });
   });
   const ownerRoute = guard(({ params }: { request: Request; params: { match: string } }) => {
     const match = validMatch(params.match);
@@ -255,7 +259,8 @@ export function createApp(deps: AppDeps) {
   });
   const webFileRoute = guard(({ params }: { request: Request; params: { file: string } }) => serveWeb(params.file));
 
-  return new Elysia()
+  let allowedOn: (path: string) => string[] | undefined = () => undefined;
+  const app = new Elysia()
     // Preflights are answered before routing; every other answer is compressed when it should be
     // (never a stream: compression.ts) and gets its CORS headers on the way out. One hook: Elysia runs
     // later mapResponse hooks only while earlier ones return nothing.
@@ -290,7 +295,7 @@ export function createApp(deps: AppDeps) {
     .get("/metrics", () => {
       node.refreshGauges();
       limits.refreshGauges();
-      return new Response(deps.metricsRegistry.render(), { headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" } });
+      return new Response(deps.metricsRegistry.render(), { headers: { "Content-Type": PROMETHEUS_CONTENT_TYPE } });
     })
     .get(OPENAPI_PATH, () => openApiResponse())
     .get("/", () => serveWeb("index.html"))
@@ -298,7 +303,7 @@ export function createApp(deps: AppDeps) {
     .onError(({ code, request, error }) => {
       const path = new URL(request.url).pathname;
       if (code === "NOT_FOUND") {
-        const allowed = ROUTES.find(([re]) => re.test(path))?.[1];
+        const allowed = allowedOn(path);
         if (allowed) {
           return fail(new HttpError(405, "method_not_allowed", `use ${allowed.join(" or ")} on ${path}`, { Allow: allowed.join(", ") }), request);
         }
@@ -307,6 +312,8 @@ export function createApp(deps: AppDeps) {
       if (code === "PARSE" || code === "VALIDATION") return fail(new HttpError(400, "bad_request", String((error as Error).message ?? error)), request);
       return fail(error, request);
     });
+  allowedOn = allowedMethods(app.routes);
+  return app;
 }
 
 async function serveWeb(file: string): Promise<Response> {

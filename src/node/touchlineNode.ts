@@ -18,7 +18,7 @@ import { NodeLink } from "../cluster/nodeLink.ts";
 import { MatchHub } from "../actors/matchHub.ts";
 import type { MatchActor } from "../actors/matchActor.ts";
 import { WindowBudget } from "../actors/windowBudget.ts";
-import type { MatchServices } from "../actors/services.ts";
+import type { IndexEntry, MatchServices } from "../actors/services.ts";
 import { logTag, type PublishInput } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { Logger } from "../telemetry/logger.ts";
@@ -436,14 +436,32 @@ export class TouchlineNode {
     return this.hub.get(match);
   }
 
-  /** The match's state including every event JetStream has acknowledged so far (read-your-writes). */
-  async matchState(match: string): Promise<{ seq: number; state: Record<string, Json>; private: boolean; ended: boolean }> {
+  /**
+   * The match's state including every event JetStream has acknowledged so far (read-your-writes), or
+   * undefined when the match has no events within retention (answered without starting an actor).
+   */
+  async matchState(match: string): Promise<{ seq: number; state: Record<string, Json>; private: boolean; ended: boolean } | undefined> {
     const stored = await this.log.lastSeqOf(match);
-    return this.hub.get(match).snapshot(stored);
+    if (stored === 0 && this.index.get(match) === undefined) return undefined;
+    const s = await this.hub.get(match).snapshot(stored);
+    return s.seq === 0 ? undefined : s;
   }
 
-  clusterView(): { node: string; nodes: MemberInfo[]; version: number } {
-    return { node: this.id, nodes: this.membership.members(), version: this.membership.version };
+  /** Matches with events within retention, most recently active first (see MatchIndex.list). */
+  listMatches(limit: number, cursor: string | undefined, visible: (match: string, entry: IndexEntry) => boolean): { items: [string, IndexEntry][]; next: string | null } {
+    return this.index.list(limit, cursor, this.config.retentionMs, visible);
+  }
+
+  /** This node's view of the cluster, for `GET /cluster`. */
+  clusterView(): { node: string; nodes: MemberInfo[]; version: number; ready: boolean; owned: number; upstreamFeeds: number } {
+    return {
+      node: this.id,
+      nodes: this.membership.members(),
+      version: this.membership.version,
+      ready: this.ready,
+      owned: this.hub.ownedCount(),
+      upstreamFeeds: this.hub.upstreamFeeds(),
+    };
   }
 
   leaseOf(match: string): { node: string; epoch: number } | undefined {
