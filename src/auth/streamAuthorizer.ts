@@ -5,7 +5,7 @@
  * when its token expires, with a final event saying why. Every expiry shares one timer (ExpiryClock).
  */
 import type { MatchSubscriber } from "../actors/subscriber.ts";
-import { HttpError } from "../errors/httpError.ts";
+import { HttpError, notReady } from "../errors/httpError.ts";
 import type { SseStream } from "../stream/sseStream.ts";
 import type { Access, Viewer } from "./access.ts";
 import { expiredFrame, forbiddenFrame } from "./closingEvents.ts";
@@ -34,7 +34,7 @@ async function privacyOf(actor: PrivacySource): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new HttpError(503, "not_ready", `match ${actor.match} is still starting on this node; retry`, { "Retry-After": "1" })),
+      () => reject(notReady(`match ${actor.match} is still starting on this node`)),
       PRIVACY_WAIT_MS,
     );
   });

@@ -40,3 +40,11 @@ export class HttpError extends Error {
   }
 }
 
+
+/**
+ * 503 while this node cannot serve (not connected to NATS or not yet in the cluster, or the thing asked
+ * for is not ready on it): nothing was done, retrying (through the balancer, perhaps elsewhere) is safe.
+ */
+export function notReady(what = "this node is not connected to NATS and the cluster right now"): HttpError {
+  return new HttpError(503, "not_ready", `${what}; nothing was done, retry`, { "Retry-After": "1" });
+}

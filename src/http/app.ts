@@ -16,7 +16,7 @@ import { type BatchResult, validateBatch } from "./batchPublish.ts";
 import { formatEventId, validatePublishInput } from "../match/event.ts";
 import { refusableAsStream, refusalWaitMs, refusedStream } from "./refusal.ts";
 import { readJsonBody } from "./body.ts";
-import { HttpError, errorResponse, json } from "./errors.ts";
+import { HttpError, errorResponse, json, notReady } from "./errors.ts";
 import { openMatchStream, openMultiplexedStream, poll, validMatch } from "./streams.ts";
 import { NodeLimits } from "../limits/nodeLimits.ts";
 import { limitOf } from "../limits/limitError.ts";
@@ -165,7 +165,7 @@ export function createApp(deps: AppDeps) {
     const match = validMatch(params.match);
     limits.admitPublish(request, server);
     if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
-    if (!node.ready) throw new HttpError(503, "not_ready", "not connected to NATS; retry", { "Retry-After": "1" });
+    if (!node.ready) throw notReady();
     auth.access.requirePublish(await auth.viewerOf(request, new URL(request.url)), match);
     const body = await readJsonBody(request, node.config.maxBodyBytes);
     limits.checkJsonDepth(body);
@@ -194,7 +194,7 @@ export function createApp(deps: AppDeps) {
     { method: "POST", route: HTTP_ROUTE_BATCH_PUBLISH },
     guard(async ({ request, server }: { request: Request; params: Record<string, never>; server: Server<unknown> | null }) => {
       if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
-      if (!node.ready) throw new HttpError(503, "not_ready", "not connected to NATS; nothing was stored, retry", { "Retry-After": "1" });
+      if (!node.ready) throw notReady();
       const viewer = await auth.viewerOf(request, new URL(request.url));
       const body = await readJsonBody(request, node.config.batchMaxBytes);
       limits.checkJsonDepth(body);
@@ -226,7 +226,7 @@ export function createApp(deps: AppDeps) {
   const matchStateRoute = guard(async ({ request, params }: { request: Request; params: { match: string } }) => {
     const match = validMatch(params.match);
     const viewer = await auth.viewerOf(request, new URL(request.url));
-    if (!node.ready) throw new HttpError(503, "not_ready", "not connected to the cluster yet; retry", { "Retry-After": "1" });
+    if (!node.ready) throw notReady();
     const s = await node.matchState(match);
     if (!s) throw new HttpError(404, "not_found", `match ${match} has no events within retention`);
     auth.access.requireRead(viewer, match, s.private);
@@ -254,7 +254,7 @@ export function createApp(deps: AppDeps) {
   const ownerRoute = guard(({ params }: { request: Request; params: { match: string } }) => {
     const match = validMatch(params.match);
     const owner = node.ownerOf(match);
-    if (!owner) throw new HttpError(503, "not_ready", "no live nodes known yet", { "Retry-After": "1" });
+    if (!owner) throw notReady("no live node is known yet");
     return json({ match, owner, lease: node.leaseOf(match) ?? null });
   });
   const webFileRoute = guard(({ params }: { request: Request; params: { file: string } }) => serveWeb(params.file));

@@ -1,7 +1,7 @@
 /** The contract's JSON errors: `{"error": "<code>", "message": "<what to do>"}` with the right status. */
 import type { HttpError } from "../errors/httpError.ts";
 
-export { HttpError, type ErrorCode } from "../errors/httpError.ts";
+export { HttpError, notReady, type ErrorCode } from "../errors/httpError.ts";
 
 export function errorResponse(err: HttpError): Response {
   return new Response(JSON.stringify({ error: err.code, message: err.message, ...err.details }), {

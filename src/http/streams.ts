@@ -13,7 +13,7 @@ import type { EncodedEvent } from "../actors/encodedEvent.ts";
 import { MATCH_ID, formatEventId, parseEventId } from "../match/event.ts";
 import { parseCursor } from "../match/cursor.ts";
 import type { Json } from "../match/mergePatch.ts";
-import { HttpError, json } from "./errors.ts";
+import { HttpError, json, notReady } from "./errors.ts";
 import type { NodeLimits } from "../limits/nodeLimits.ts";
 import { encodeMessage } from "../sse/encode.ts";
 import type { SseStream, StreamHolder } from "../stream/sseStream.ts";
@@ -64,7 +64,7 @@ export function validMatch(match: string): string {
 
 function admitStream(deps: StreamDeps): void {
   if (deps.node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; reconnect", { "Retry-After": "1" });
-  if (!deps.node.ready) throw new HttpError(503, "not_ready", "this node is not connected to the cluster yet; retry", { "Retry-After": "1" });
+  if (!deps.node.ready) throw notReady();
   if (deps.registry.full) {
     throw new HttpError(503, "at_capacity", "this node holds as many streams as it may; retry (another node may have room)", {
       "Retry-After": "2",
@@ -224,7 +224,7 @@ class PollCollector implements MatchSubscriber {
 /** `GET /matches/{match}/poll?after=<id>&wait=<ms>`: the events after an id, with the stream's ids. */
 export async function poll(deps: StreamDeps, request: Request, match: string, server: Server<unknown> | null = null): Promise<Response> {
   validMatch(match);
-  if (!deps.node.ready) throw new HttpError(503, "not_ready", "this node is not connected to the cluster yet; retry", { "Retry-After": "1" });
+  if (!deps.node.ready) throw notReady();
   const url = new URL(request.url);
   const afterRaw = url.searchParams.get("after");
   const after = afterRaw === "0" ? 0 : parseEventId(afterRaw, deps.node.logTag);
@@ -241,7 +241,7 @@ export async function poll(deps: StreamDeps, request: Request, match: string, se
   try {
     actor = deps.node.actor(match);
     await deps.auth.authorizeRead(viewer, [actor]);
-    if (!(await actor.join(collector, after))) throw new HttpError(503, "not_ready", "the match could not be read right now; retry", { "Retry-After": "1" });
+    if (!(await actor.join(collector, after))) throw notReady("the match could not be read on this node right now");
   } catch (err) {
     collector.open = false;
     actor?.leave(collector);
