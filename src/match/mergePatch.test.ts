@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { applyStatePatch, mergePatch, type Json } from "../../src/match/mergePatch.ts";
+import { applyStatePatch, mergePatch, type Json } from "./mergePatch.ts";
 
 // The examples of RFC 7386, appendix A.
 const cases: [Json, Json, Json][] = [

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ChurnCollector } from "../../src/stream/churnCollector.ts";
+import { ChurnCollector } from "./churnCollector.ts";
 
 /** A collector whose timer never fires during a test (checks are driven by hand). */
 function collector(threshold: number) {

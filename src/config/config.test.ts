@@ -1,7 +1,7 @@
 /** Config defaults that depend on the environment around the node, checked without starting one. */
 import { expect, test } from "bun:test";
 import { hostname } from "node:os";
-import { ConfigError, loadConfig } from "../../src/config/config.ts";
+import { ConfigError, loadConfig } from "./config.ts";
 
 test("ADVERTISED_HOST: explicit, else a single listening address, else the machine's host name", () => {
   expect(loadConfig({ ADVERTISED_HOST: "node-7.example" }).advertisedHost).toBe("node-7.example");

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseProxyHeader, V1_MAX_BYTES, V2_MAX_BYTES } from "../../src/proxy/proxyHeader.ts";
+import { parseProxyHeader, V1_MAX_BYTES, V2_MAX_BYTES } from "./proxyHeader.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const SIGNATURE = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
-import { encodeComment, encodeMessage, encodeRetry, singleLine, type SseMessage } from '../../src/sse/encode.ts'
-import { SseParser, type SseEvent } from '../../src/sse/parse.ts'
-import { seededRandom } from '../helpers/seededRandom'
+import { encodeComment, encodeMessage, encodeRetry, singleLine, type SseMessage } from './encode.ts'
+import { SseParser, type SseEvent } from './parse.ts'
+import { seededRandom } from '../../test/helpers/seededRandom'
 
 interface Parsed {
   events: SseEvent[]

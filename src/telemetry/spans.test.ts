@@ -6,14 +6,14 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { ROOT_CONTEXT, context, trace } from "@opentelemetry/api";
 import { headers as natsHeaders } from "@nats-io/transport-node";
-import { traceContextOf, traceHeaders } from "../../src/bus/natsTraceHeaders.ts";
-import { tracedRoute } from "../../src/telemetry/httpSpan.ts";
-import { MatchSpans } from "../../src/telemetry/matchSpans.ts";
-import { ATTR, HTTP_ROUTE_PUBLISH, SPAN } from "../../src/telemetry/spanNames.ts";
-import { TRACING_OFF } from "../../src/telemetry/spans.ts";
-import { type Tracing, initTracing } from "../../src/telemetry/tracing.ts";
-import { readTracingEnv } from "../../src/config/tracingSettings.ts";
-import { type OtlpReceiver, startOtlpReceiver } from "../helpers/otlpReceiver.ts";
+import { traceContextOf, traceHeaders } from "../bus/natsTraceHeaders.ts";
+import { tracedRoute } from "./httpSpan.ts";
+import { MatchSpans } from "./matchSpans.ts";
+import { ATTR, HTTP_ROUTE_PUBLISH, SPAN } from "./spanNames.ts";
+import { TRACING_OFF } from "./spans.ts";
+import { type Tracing, initTracing } from "./tracing.ts";
+import { readTracingEnv } from "../config/tracingSettings.ts";
+import { type OtlpReceiver, startOtlpReceiver } from "../../test/helpers/otlpReceiver.ts";
 
 const OTEL_ENV = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_TRACES_SAMPLER"] as const;
 const savedEnv = Object.fromEntries(OTEL_ENV.map((k) => [k, process.env[k]]));

@@ -3,7 +3,7 @@
  * grace, or at once past the ceiling; a burst over the cap that drains in time is never cut.
  */
 import { afterEach, expect, test } from "bun:test";
-import { SlowClientWatch, type SlowCut, type Watched } from "../../src/stream/slowClientWatch.ts";
+import { SlowClientWatch, type SlowCut, type Watched } from "./slowClientWatch.ts";
 
 const CAP = 1000;
 const CEILING = 4000;

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
-import { formatCursor, parseCursor } from "../../src/match/cursor.ts";
-import { formatEventId, parseEventId, validatePublishInput } from "../../src/match/event.ts";
+import { formatCursor, parseCursor } from "./cursor.ts";
+import { formatEventId, parseEventId, validatePublishInput } from "./event.ts";
 
 test("composite ids round-trip and skip garbage", () => {
   const c = new Map([["a", 12], ["b-2", 0], ["C_3", 99]]);

@@ -4,10 +4,10 @@
  * Time is passed in, so nothing here sleeps.
  */
 import { describe, expect, test } from "bun:test";
-import { fullBucket, refillMs, tryTake, type BucketRate } from "../../src/limits/tokenBucket.ts";
-import { KeyedRateLimiter } from "../../src/limits/keyedRateLimiter.ts";
-import { KeyedConcurrency } from "../../src/limits/keyedConcurrency.ts";
-import { requestHeadBytes } from "../../src/limits/requestHeadBytes.ts";
+import { fullBucket, refillMs, tryTake, type BucketRate } from "./tokenBucket.ts";
+import { KeyedRateLimiter } from "./keyedRateLimiter.ts";
+import { KeyedConcurrency } from "./keyedConcurrency.ts";
+import { requestHeadBytes } from "./requestHeadBytes.ts";
 
 const RATE: BucketRate = { perSecond: 10, burst: 5 };
 

@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'bun:test'
-import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../../src/telemetry/metrics'
-import { createNodeMetrics, startEventLoopLagMonitor } from '../../src/telemetry/nodeMetrics'
-import { TOUCHLINE_VERSION } from '../../src/telemetry/buildInfo'
-import { maxFdsFromLimits, processReaders, residentBytesFromStatus } from '../../src/telemetry/processMetrics'
+import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from './metrics'
+import { createNodeMetrics, startEventLoopLagMonitor } from './nodeMetrics'
+import { TOUCHLINE_VERSION } from './buildInfo'
+import { maxFdsFromLimits, processReaders, residentBytesFromStatus } from './processMetrics'
 import { closeSync, existsSync, openSync } from 'node:fs'
 import packageJson from '../../package.json' with { type: 'json' }
-import { type MetricType, parsePrometheus, sampleValue, sumSamples } from '../helpers/promParse'
+import { type MetricType, parsePrometheus, sampleValue, sumSamples } from '../../test/helpers/promParse'
 
 describe('MetricsRegistry counters', () => {
   test('an empty registry renders nothing', () => {

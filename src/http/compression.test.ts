@@ -5,9 +5,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import { COMPRESS_MIN_BYTES, addVary, compressAnswer, negotiateEncoding } from "../../src/http/compression.ts";
-import { cachedJson, etagOf, noneMatch } from "../../src/http/caching.ts";
-import { SSE_HEADERS } from "../../src/sse/headers.ts";
+import { COMPRESS_MIN_BYTES, addVary, compressAnswer, negotiateEncoding } from "./compression.ts";
+import { cachedJson, etagOf, noneMatch } from "./caching.ts";
+import { SSE_HEADERS } from "../sse/headers.ts";
 
 const big = JSON.stringify({ matches: Array.from({ length: 60 }, (_, i) => ({ match: `m${i}`, id: `${i}@abc`, state: { home: "Arsenal", away: "Chelsea" } })) });
 const get = (headers: Record<string, string> = {}) => new Request("http://n/matches", { headers });

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { OwnershipRing } from "../../src/cluster/ownershipRing.ts";
-import { seededRandom as prng } from "../helpers/seededRandom.ts";
+import { OwnershipRing } from "./ownershipRing.ts";
+import { seededRandom as prng } from "../../test/helpers/seededRandom.ts";
 
 
 const randomId = (rnd: () => number, prefix: string) => `${prefix}-${Math.floor(rnd() * 1e9).toString(36)}`;
