@@ -23,7 +23,7 @@ const JAEGER_UI_PORT = 16686;
 const PROMETHEUS_PORT = 9090;
 const PROMETHEUS_DIR_IN_IMAGE = "/etc/prometheus";
 const GRAFANA_PROVISIONING_IN_IMAGE = "/etc/grafana/provisioning";
-/** How many nodes compose.yaml, haproxy.cfg and the README promise the balancer covers, at least. */
+/** How many nodes compose.yaml, haproxy.cfg and docs/operators.md promise the balancer covers, at least. */
 const MIN_BALANCED_NODES = 64;
 const NATS_CLIENT_PORT = 4222;
 const NATS_CLUSTER_PORT = 6222;
@@ -235,12 +235,12 @@ describe("compose.yaml", () => {
     expect(grafana!.ports).toEqual(["3001:3000"]);
   });
 
-  test(`the balancer covers at least ${MIN_BALANCED_NODES} nodes, and compose, haproxy.cfg and the README say how many`, () => {
+  test(`the balancer covers at least ${MIN_BALANCED_NODES} nodes, and compose, haproxy.cfg and docs/operators.md say how many`, () => {
     const slots = Number(/server-template \S+ (\d+) /.exec(templateBlocks(template).get("servers")!.join("\n"))![1]);
     expect(slots).toBeGreaterThanOrEqual(MIN_BALANCED_NODES);
     expect(composeText).toContain(`--scale node=6     # up to ${slots}`);
     expect(template).toContain(`for N up to ${slots}`);
-    expect(readFileSync(join(ROOT, "README.md"), "utf8")).toContain(`up to ${slots} nodes`);
+    expect(readFileSync(join(ROOT, "docs", "operators.md"), "utf8")).toContain(`up to ${slots} nodes`);
     // One DNS answer carries every node's address (about 16 bytes each).
     const payload = Number(/accepted_payload_size (\d+)/.exec(template)![1]);
     expect(payload).toBeGreaterThanOrEqual(512 + slots * 16);

@@ -1,6 +1,6 @@
 /**
  * A bounded window of a match's most recent events, oldest first. Reconnecting clients are served from
- * here without touching JetStream (invariant 8).
+ * here without touching JetStream (invariant 8 of docs/design.md).
  *
  * Bounded by count (WINDOW_EVENTS) and by bytes (WINDOW_BYTES), and charged to the node-wide
  * WindowBudget, which may take this window's oldest events when all windows together hold too much: a

@@ -43,7 +43,7 @@ export interface MatchServices {
   readonly windowBytes: number;
   /** The bytes all windows of the node share (WINDOW_BUDGET_BYTES). */
   readonly windowBudget: WindowBudget;
-  /** Payload bytes one history read may hold: about one client buffer (invariant 6). */
+  /** Payload bytes one history read may hold: about one client buffer (invariant 6 of docs/design.md). */
   readonly historyPageBytes: number;
   /** Names the log's incarnation in every event id (see match/eventId.ts); fixed for an actor's life. */
   readonly logTag: string;

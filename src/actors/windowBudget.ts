@@ -1,6 +1,7 @@
 /**
  * WindowBudget: the bytes that all match windows of a node share (WINDOW_BUDGET_BYTES), so the memory
- * held for reconnects is bounded by bytes however many matches are active (invariant 6).
+ * held for reconnects is bounded by bytes however many matches are active (invariant 6 of
+ * docs/design.md).
  *
  * Past the budget the globally oldest events go first, whichever window holds them. Trimming the window
  * that happens to be pushing would be simpler, but it punishes the busy matches (the ones a reconnect

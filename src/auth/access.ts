@@ -1,5 +1,5 @@
 /**
- * Access: who is asking, and what they may do (DESIGN.md, Security).
+ * Access: who is asking, and what they may do (docs/design.md, Security).
  *
  * - With no key configured the node runs open: anyone may publish and read (private matches still
  *   stay out of the listing).

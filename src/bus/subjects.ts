@@ -1,6 +1,6 @@
 /**
  * Every NATS name Touchline uses, derived from one namespace so several clusters (or test runs) can share
- * a server. Documented in the README: producers may publish straight to `eventSubject(match)`.
+ * a server. Documented in docs/api.md: producers may publish straight to `eventSubject(match)`.
  */
 export interface Names {
   /** JetStream stream holding every match's events, one subject per match. */

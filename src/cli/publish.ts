@@ -17,7 +17,7 @@ const OPTIONS = {
   private: { type: "boolean" },
 } as const;
 
-/** The publish body; `final` is part of the HTTP contract (DESIGN.md, matches end). */
+/** The publish body; `final` is part of the HTTP contract (docs/design.md, matches end). */
 type Body = PublishEvent & { final?: boolean };
 
 export async function publishCommand(argv: string[], env: Env): Promise<number> {

@@ -61,7 +61,7 @@ export async function tailCommand(argv: string[], env: Env): Promise<number> {
   let endedForGood = false; // 204: a resume at or after the final event(s)
   let failure: Error | undefined;
   let stoppedBySignal = false;
-  // Only watches statuses: a 204 means every match of the stream has ended (DESIGN.md, matches end).
+  // Only watches statuses: a 204 means every match of the stream has ended (docs/design.md, matches end).
   const watchingFetch: FetchLike = async (input, init) => {
     const res = await fetch(input, init);
     if (res.status === NO_CONTENT) endedForGood = true;

@@ -1,6 +1,6 @@
 /**
- * What a Touchline stream delivers, typed. The wire format is in DESIGN.md: every event's data is JSON
- * `{"match", "data", "ts", "state"?}`, a snapshot's is `{"match", "state"}`.
+ * What a Touchline stream delivers, typed. The wire format is in docs/design.md: every event's data is
+ * JSON `{"match", "data", "ts", "state"?}`, a snapshot's is `{"match", "state"}`.
  */
 import type { Json } from "../match/mergePatch.ts";
 
@@ -48,7 +48,7 @@ export type AnyStreamEvent<M extends EventDataMap, S> =
   | SnapshotEvent<S>
   | ControlEvent;
 
-// ---- the football convention (DESIGN.md), used by the demo producer and the scoreboard page ----
+// ---- the football convention (docs/design.md), used by the demo producer and the scoreboard page ----
 
 export type Team = "home" | "away";
 export type MatchStatus = "scheduled" | "live" | "half-time" | "full-time";

@@ -1,7 +1,7 @@
 /**
  * Every environment variable the node reads, declared once: name, type, default, unit, bounds and a
  * one-line meaning. The loaders (config.ts, tracingSettings.ts) take defaults and bounds from here,
- * `bun run node --help` and the README's table are rendered from here (settingsText.ts), and start-up
+ * `bun run node --help` and the table in docs/operators.md are rendered from here (settingsText.ts), and start-up
  * warns about variables that look like settings but are not (strayVariables.ts).
  *
  * A setting whose default depends on something known only at start-up (the host name, the open-file
@@ -151,15 +151,15 @@ export function isSetting(name: string): name is SettingName {
   return Object.hasOwn(SETTINGS, name);
 }
 
-/** The default as `--help` and the README print it. */
+/** The default as `--help` and docs/operators.md print it. */
 export function shownDefault(spec: SettingSpec): string {
   return spec.shown ?? spec.default ?? "unset";
 }
 
 /**
  * OpenTelemetry's own variables, read by its libraries rather than by the node (the exporter's headers,
- * timeout, compression and certificates; the resource attributes): documented by reference in the
- * README, never warned about.
+ * timeout, compression and certificates; the resource attributes): documented by reference in
+ * docs/operators.md ("Configuration"), never warned about.
  */
 export const OTEL_LIBRARY_VARIABLES: readonly string[] = [
   "OTEL_RESOURCE_ATTRIBUTES",

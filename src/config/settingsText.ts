@@ -1,6 +1,7 @@
 /**
- * The settings declared in settings.ts, written out for people: `bun run node --help`, and the README's
- * table (`bun run src/config/settingsText.ts --readme` rewrites it; a test fails when it drifts).
+ * The settings declared in settings.ts, written out for people: `bun run node --help`, and the table in
+ * docs/operators.md, "Configuration" (`bun run src/config/settingsText.ts --readme` rewrites it; a test
+ * fails when it drifts).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { SETTING_NAMES, SETTINGS, isSetting, shownDefault, type SettingSpec } from "./settings.ts";
@@ -39,12 +40,12 @@ export function helpText(): string {
   lines.push(
     "",
     "OpenTelemetry's libraries also read their own variables (OTEL_RESOURCE_ATTRIBUTES,",
-    "OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION...). README.md, \"Configuration\", has this table.",
+    "OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION...). docs/operators.md, \"Configuration\", has this table.",
   );
   return lines.join("\n") + "\n";
 }
 
-/** Declared names in a meaning, in code font (the README's other prose does the same). */
+/** Declared names in a meaning, in code font (the docs' other prose does the same). */
 function codeNames(text: string): string {
   return text.replace(/\b[A-Z][A-Z0-9_]{2,}\b/g, (word) => (isSetting(word) ? `\`${word}\`` : word));
 }
@@ -56,7 +57,7 @@ function cell(text: string): string {
 export const README_TABLE_BEGIN = "<!-- settings table: generated from src/config/settings.ts by `bun run src/config/settingsText.ts --readme` -->";
 export const README_TABLE_END = "<!-- end of settings table -->";
 
-/** The README's table: one row per setting, name in code font first. */
+/** The docs' table (docs/operators.md): one row per setting, name in code font first. */
 export function readmeTable(): string {
   const rows = ["| Variable | Type | Default | Unit | Meaning |", "| --- | --- | --- | --- | --- |"];
   for (const name of SETTING_NAMES) {
@@ -67,17 +68,18 @@ export function readmeTable(): string {
   return rows.join("\n");
 }
 
-/** The README with its settings table replaced by the one the declaration gives. */
+/** A page (docs/operators.md) with its settings table replaced by the one the declaration gives. */
 export function withReadmeTable(readme: string): string {
   const begin = readme.indexOf(README_TABLE_BEGIN);
   const end = readme.indexOf(README_TABLE_END);
-  if (begin < 0 || end < begin) throw new Error("README.md has no settings table markers");
+  if (begin < 0 || end < begin) throw new Error("docs/operators.md has no settings table markers");
   return `${readme.slice(0, begin + README_TABLE_BEGIN.length)}\n${readmeTable()}\n${readme.slice(end)}`;
 }
 
 if (import.meta.main) {
   if (process.argv.includes("--readme")) {
-    const path = new URL("../../README.md", import.meta.url);
+    // `--readme`: the flag's name is older than the table's move from README.md to docs/operators.md.
+    const path = new URL("../../docs/operators.md", import.meta.url);
     writeFileSync(path, withReadmeTable(readFileSync(path, "utf8")));
   } else {
     process.stdout.write(readmeTable() + "\n");

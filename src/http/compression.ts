@@ -7,8 +7,8 @@
  * Event streams are never compressed (nor the stream-shaped refusals): a compressor holds bytes back
  * until it has a block worth emitting, so an event or a heartbeat would reach the client late (or only
  * when the stream ends), and every open stream would keep a compressor's window in memory. Proxies in
- * front must not compress them either (the streams say `Cache-Control: no-transform`; see the README,
- * "Compression, proxies and caches").
+ * front must not compress them either (the streams say `Cache-Control: no-transform`; see docs/operators.md,
+ * "Compression, caches and proxies in front").
  *
  * Applied in one place, the app's `mapResponse`, to every answer a route returns.
  */

@@ -1,5 +1,5 @@
 /**
- * SlowClientWatch: decides when a client stream is too slow to keep (invariant 6).
+ * SlowClientWatch: decides when a client stream is too slow to keep (invariant 6 of docs/design.md).
  *
  * Slowness is judged over time, not by one write. A burst of large events can queue several times
  * CLIENT_BUFFER_BYTES for a stream in one turn, and a client that reads at full speed takes it all a

@@ -6,7 +6,7 @@
  * counted through the byte-length queuing strategy: `desiredSize` goes negative by exactly what the
  * socket has not taken. A client that stays past the cap for a while, or goes far past it at once, is
  * cut off (it resumes by id; see SlowClientWatch) so it can never slow anyone else or grow memory
- * without bound (invariant 6), while one that takes a burst larger than the cap is not.
+ * without bound (invariant 6 of docs/design.md), while one that takes a burst larger than the cap is not.
  *
  * A node holds tens of thousands of these, so each one is kept small: the stream is its own
  * underlying source (methods, not closures), the options and the queuing strategy are shared, and

@@ -1,5 +1,5 @@
 /**
- * Every span name and attribute key Touchline emits, in one place, so the README, dashboards and tests
+ * Every span name and attribute key Touchline emits, in one place, so the docs, dashboards and tests
  * read the same words the code writes. Standard OpenTelemetry semantic-convention keys are used where
  * one exists (HTTP, messaging); the rest live under `touchline.`.
  *

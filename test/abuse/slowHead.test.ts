@@ -1,5 +1,5 @@
 /**
- * What the README says of slowly sent heads (slowloris), measured: a connection that has not sent a
+ * What docs/security.md ("Request heads") says of slowly sent heads (slowloris), measured: a connection that has not sent a
  * whole request head is closed by Bun after about 12 s, well before the stream idle timeout (twice
  * HEARTBEAT_MS plus 5 s, 35 s by default) that applies once a request is in.
  */
@@ -8,7 +8,7 @@ import { startNats, startNode, type NatsFixture, type NodeFixture } from "../hel
 
 setDefaultTimeout(60_000);
 
-/** What the README promises, with room for a loaded machine. */
+/** What docs/security.md promises, with room for a loaded machine. */
 const CLOSED_WITHIN_MS = 15_000;
 const NOT_BEFORE_MS = 8_000;
 

@@ -1,5 +1,5 @@
 /**
- * Producers publishing straight to NATS (the README's subject and payload format): a JetStream publish's
+ * Producers publishing straight to NATS (the subject and payload format of docs/api.md): a JetStream publish's
  * ack seq is the event id streams carry; payloads that are not valid events (not JSON, reserved type,
  * nested deeper than the HTTP door allows) are skipped alike by every reader, and the node goes on.
  */

@@ -1,6 +1,6 @@
 /**
  * Traces across processes: two real nodes export OTLP/HTTP to a receiver in this test. One publish
- * must be one trace spanning both processes, with the parent links the README describes:
+ * must be one trace spanning both processes, with the parent links docs/operators.md describes:
  *   POST /matches/{match}/events -> jetstream.store -> match.ingest (owner) -> feed.publish (owner)
  *   -> match.fanout (every other node), plus the owner's own match.fanout under its ingest.
  * A node with tracing switched off exports nothing and stores no trace headers.

@@ -1,5 +1,5 @@
 /**
- * The README's settings table and the declaration (src/config/settings.ts) cannot drift: the table is
+ * The settings table (docs/operators.md, "Configuration") and the declaration (src/config/settings.ts) cannot drift: the table is
  * parsed row by row and compared with the declaration, and must be exactly what the generator writes
  * (`bun run src/config/settingsText.ts --readme` rewrites it).
  */
@@ -8,7 +8,8 @@ import { readFileSync } from "node:fs";
 import { SETTINGS, SETTING_NAMES, shownDefault, type SettingName, type SettingSpec } from "../../src/config/settings.ts";
 import { README_TABLE_BEGIN, README_TABLE_END, readmeTable, withReadmeTable } from "../../src/config/settingsText.ts";
 
-const README = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+/** The page holding the table (it moved there from README.md; the name README stays for the page read). */
+const README = readFileSync(new URL("../../docs/operators.md", import.meta.url), "utf8");
 
 interface Row {
   name: string;
