@@ -45,7 +45,7 @@ export interface MatchServices {
   readonly windowBudget: WindowBudget;
   /** Payload bytes one history read may hold: about one client buffer (invariant 6 of docs/design.md). */
   readonly historyPageBytes: number;
-  /** Names the log's incarnation in every event id (see match/eventId.ts); fixed for an actor's life. */
+  /** Names the log's incarnation in every event id (see formatEventId in match/event.ts); fixed for an actor's life. */
   readonly logTag: string;
   readonly log: MatchLog;
   /** Current owner of a match according to this node's view of the ring. */

@@ -307,7 +307,7 @@ export function createApp(deps: AppDeps) {
         if (allowed) {
           return fail(new HttpError(405, "method_not_allowed", `use ${allowed.join(" or ")} on ${path}`, { Allow: allowed.join(", ") }), request);
         }
-        return fail(new HttpError(404, "not_found", `no route ${request.method} ${path}; see the README for the API`), request);
+        return fail(new HttpError(404, "not_found", `no route ${request.method} ${path}; the API is described at GET /openapi.json`), request);
       }
       if (code === "PARSE" || code === "VALIDATION") return fail(new HttpError(400, "bad_request", String((error as Error).message ?? error)), request);
       return fail(error, request);
