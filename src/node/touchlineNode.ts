@@ -29,13 +29,18 @@ import { TRACING_OFF, type TracingHandle } from "../telemetry/spans.ts";
 import { MatchIndex } from "./matchIndex.ts";
 
 /**
- * NATS reachability: a round trip to the server every NATS_PROBE_MS must come back within
- * NATS_PROBE_TIMEOUT_MS. A black-holed connection shows no error for as long as the client's own pings
- * take to fail (up to ten seconds), while this node would keep answering /readyz 200 and keep clients
- * on streams it cannot feed.
+ * NATS reachability: a round trip to the server, NATS_PROBE_MS after the previous one ended, must come
+ * back within NATS_PROBE_TIMEOUT_MS; NATS_PROBE_MISSES misses in a row make the node unreachable (2 to
+ * 4 s). A black-holed connection shows no error for as long as the client's own pings take to fail (up
+ * to ten seconds), while this node would keep answering /readyz 200 and keep clients on streams it
+ * cannot feed. A probe whose timer fired more than NATS_PROBE_STALL_MS late says nothing: this node's
+ * event loop was stalled (a loaded machine), and the answer may be waiting unread in its socket;
+ * counting it ended every stream of a busy node for nothing.
  */
 const NATS_PROBE_MS = 1000;
-const NATS_PROBE_TIMEOUT_MS = 1500;
+const NATS_PROBE_TIMEOUT_MS = 1000;
+const NATS_PROBE_MISSES = 2;
+const NATS_PROBE_STALL_MS = 500;
 /** The client's own stale-connection check: it reconnects after this many unanswered pings. */
 const NATS_PING_MS = 2000;
 const NATS_MAX_PINGS_OUT = 2;
@@ -81,7 +86,9 @@ export class TouchlineNode {
   private storeUp = false;
   /** Tags every event id with the log's incarnation (see match/event.ts). */
   private currentLogTag = "";
-  private probeTimer: ReturnType<typeof setInterval> | undefined;
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
+  private probeMisses = 0;
+  private closed = false;
   private storeTimer: ReturnType<typeof setInterval> | undefined;
   private restarting = false;
   private readonly unavailableListeners = new Set<(why: string) => void>();
@@ -151,7 +158,7 @@ export class TouchlineNode {
     };
     await this.attach();
     void this.watchNatsStatus();
-    this.probeTimer = setInterval(() => void this.probeNats(), NATS_PROBE_MS);
+    this.scheduleProbe();
     this.storeTimer = setInterval(() => void this.checkStore(), STORE_CHECK_MS);
     this.logger.info("joined the cluster", { nodes: this.membership.ring.nodes, logTag: this.currentLogTag });
   }
@@ -242,20 +249,32 @@ export class TouchlineNode {
    * sending it clients) and ends its streams, which it cannot keep exact while cut off: their clients
    * resume on nodes that can. Its leases lapse with its membership and other nodes take over.
    */
+  private scheduleProbe(): void {
+    this.probeTimer = setTimeout(() => {
+      void this.probeNats().finally(() => {
+        if (!this.closed) this.scheduleProbe();
+      });
+    }, NATS_PROBE_MS);
+  }
+
   private async probeNats(): Promise<void> {
     if (!this.natsUp || this.draining) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const started = performance.now();
     const answered = await Promise.race([
       this.nc.rtt().then(() => true, () => false),
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), NATS_PROBE_TIMEOUT_MS))),
     ]);
     clearTimeout(timer);
-    if (answered === this.natsReachable) return;
-    this.natsReachable = answered;
-    if (!answered) {
+    if (!answered && performance.now() - started > NATS_PROBE_TIMEOUT_MS + NATS_PROBE_STALL_MS) return;
+    this.probeMisses = answered ? 0 : this.probeMisses + 1;
+    const reachable = answered || this.probeMisses < NATS_PROBE_MISSES;
+    if (reachable === this.natsReachable) return;
+    this.natsReachable = reachable;
+    if (!reachable) {
       this.metrics.natsConnected.set(0);
       this.membership?.freeze();
-      this.logger.warn("NATS does not answer; not ready, ending this node's streams until it does", { timeoutMs: NATS_PROBE_TIMEOUT_MS });
+      this.logger.warn("NATS does not answer; not ready, ending this node's streams until it does", { timeoutMs: NATS_PROBE_TIMEOUT_MS, misses: NATS_PROBE_MISSES });
       this.unavailable("nats_unreachable");
     } else {
       this.metrics.natsConnected.set(1);
@@ -486,7 +505,8 @@ export class TouchlineNode {
   /** Part 2: hand leases back and disconnect. */
   async close(): Promise<void> {
     this.draining = true;
-    clearInterval(this.probeTimer);
+    this.closed = true;
+    clearTimeout(this.probeTimer);
     clearInterval(this.storeTimer);
     await this.detach();
     await this.nc?.drain().catch(() => {});
