@@ -20,7 +20,7 @@ import { EventWindow } from "./eventWindow.ts";
 import { SubscriberSet, type MatchSubscriber } from "./subscriber.ts";
 import { MatchSnapshot } from "./matchSnapshot.ts";
 import type { FeedMessage, MatchServices, SyncReply } from "./services.ts";
-import type { ActorRole, SubscribeSpan } from "../telemetry/matchSpans.ts";
+import type { ActorRole } from "../telemetry/matchSpans.ts";
 
 
 /** Retry pacing while an owner is unreachable, a lease is still held by a live node, or a read failed. */

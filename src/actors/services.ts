@@ -2,7 +2,6 @@
  * What a match actor needs from its node: the durable log, the links to other nodes, the ownership fence
  * and telemetry. Wired in `node/`; actors depend only on this interface.
  */
-import type { MatchEvent } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { Context } from "@opentelemetry/api";
 import type { MatchSpans } from "../telemetry/matchSpans.ts";

@@ -5,8 +5,8 @@
  */
 import { encodeMessage } from "../sse/encode.ts";
 
-export const EXPIRED_EVENT = "touchline.expired";
-export const FORBIDDEN_EVENT = "touchline.forbidden";
+const EXPIRED_EVENT = "touchline.expired";
+const FORBIDDEN_EVENT = "touchline.forbidden";
 
 /** The token the stream was opened with reached its `exp`. */
 export function expiredFrame(expiresAt: number): string {

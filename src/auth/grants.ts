@@ -16,7 +16,7 @@ export interface Grants {
   subscribe: MatchGrant;
 }
 
-export const NO_MATCHES: MatchGrant = new Set<string>();
+const NO_MATCHES: MatchGrant = new Set<string>();
 
 export function covers(grant: MatchGrant, match: string): boolean {
   return grant === EVERY_MATCH || grant.has(match);
@@ -28,7 +28,7 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
  * Reads one claim. A claim of the wrong shape is an error: a token that says something we cannot read
  * is refused rather than half-understood.
  */
-export function parseGrant(value: unknown, claim: string): Parsed<MatchGrant> {
+function parseGrant(value: unknown, claim: string): Parsed<MatchGrant> {
   if (value === undefined) return { ok: true, value: NO_MATCHES };
   if (value === EVERY_MATCH) return { ok: true, value: EVERY_MATCH };
   if (!Array.isArray(value)) return { ok: false, message: `the ${claim} claim must be "*" or an array of match ids` };

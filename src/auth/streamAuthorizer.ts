@@ -5,7 +5,7 @@
  * when its token expires, with a final event saying why. Every expiry shares one timer (ExpiryClock).
  */
 import type { MatchSubscriber } from "../actors/subscriber.ts";
-import { HttpError, notReady } from "../errors/httpError.ts";
+import { notReady } from "../errors/httpError.ts";
 import type { SseStream } from "../stream/sseStream.ts";
 import type { Access, Viewer } from "./access.ts";
 import { expiredFrame, forbiddenFrame } from "./closingEvents.ts";
@@ -25,7 +25,7 @@ export interface PrivacySource {
 }
 
 /** How long a read waits for a starting actor to learn whether its match is private. */
-export const PRIVACY_WAIT_MS = 5000;
+const PRIVACY_WAIT_MS = 5000;
 /** Closing for lost authorization, counted in touchline_streams_closed_total{reason="auth_expired"}. */
 const AUTH_CLOSE = "auth_expired";
 

@@ -4,8 +4,8 @@
  * neither headers nor, across sites, always cookies). The query form puts the token in the URL, so no
  * log line or span may ever hold a URL with its query: the HTTP layer logs paths only.
  */
-export const TOKEN_COOKIE = "touchline_token";
-export const TOKEN_QUERY_PARAM = "access_token";
+const TOKEN_COOKIE = "touchline_token";
+const TOKEN_QUERY_PARAM = "access_token";
 /** Far above any real JWT; stops a client from making us parse megabytes. */
 export const MAX_TOKEN_CHARS = 8192;
 

@@ -9,7 +9,7 @@ import { grantsOf, type Grants } from "./grants.ts";
 import type { VerificationKeys } from "./verificationKeys.ts";
 
 /** Seconds of disagreement tolerated between the token issuer's clock and ours. */
-export const CLOCK_TOLERANCE_S = 5;
+const CLOCK_TOLERANCE_S = 5;
 
 export interface VerifiedToken {
   grants: Grants;

@@ -25,7 +25,7 @@ export interface AppendResult {
 }
 
 /** JetStream keeps message ids for dedupe this long (the contract promises at least 2 minutes). */
-export const DEDUPE_WINDOW_MS = 2 * 60_000;
+const DEDUPE_WINDOW_MS = 2 * 60_000;
 /**
  * A read's consumer left behind (the reader crashed) vanishes after this. In milliseconds: the client
  * converts it to nanoseconds itself (passing nanos made consumers outlive their readers by months).

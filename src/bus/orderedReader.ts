@@ -20,7 +20,7 @@ import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg,
 /** Consumer creation gives up after this (the library's default is 5 s) and is retried: see above. */
 export const READER_API_TIMEOUT_MS = 2000;
 /** While a pull waits, the server sends an idle heartbeat this often. */
-export const READER_HEARTBEAT_MS = 2000;
+const READER_HEARTBEAT_MS = 2000;
 /** Silence of this many heartbeats means the consumer is gone (its server died). */
 const MISSED_HEARTBEATS = 2;
 /** A pull lasts this long before the client renews it (the library's default is 30 s). */

@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 
 export type Env = Record<string, string | undefined>;
 
-export const DEFAULT_URL = "http://127.0.0.1:3000";
+const DEFAULT_URL = "http://127.0.0.1:3000";
 /** Exit codes: 0 done, 1 the node or the network said no, 2 the command line was wrong. */
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;

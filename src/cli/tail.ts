@@ -24,7 +24,7 @@ const NO_CONTENT = 204;
 type Event = AnyStreamEvent<EventDataMap, Record<string, Json>>;
 
 /** One line of output; undefined for the server's own events (stderr). */
-export function lineOf(event: Event, json: boolean): string | undefined {
+function lineOf(event: Event, json: boolean): string | undefined {
   if (event.type.startsWith("touchline.")) return undefined;
   if (json) return JSON.stringify(event);
   if (event.type === "snapshot") {

@@ -32,7 +32,7 @@ const NEVER = "none";
 type Grant = typeof EVERY_MATCH | string[];
 
 /** `*`, or a comma-separated list of match ids (a `*` among them means every match, as the node reads it). */
-export function grantOf(raw: string, option: string): Grant {
+function grantOf(raw: string, option: string): Grant {
   const ids = raw.split(",").map((s) => s.trim()).filter(Boolean);
   if (ids.length === 0) throw new UsageError(`--${option} needs match ids (a,b,c) or '*'`);
   if (ids.includes(EVERY_MATCH)) return EVERY_MATCH;
@@ -42,7 +42,7 @@ export function grantOf(raw: string, option: string): Grant {
 }
 
 /** `90s`, `30m`, `1h`, `7d`, or plain seconds; undefined for `none`. */
-export function ttlSeconds(raw: string): number | undefined {
+function ttlSeconds(raw: string): number | undefined {
   if (raw.trim().toLowerCase() === NEVER) return undefined;
   const m = /^(\d+)\s*([smhd]?)$/.exec(raw.trim());
   const seconds = m ? Number(m[1]) * SECONDS[m[2] || "s"]! : NaN;

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { EXIT_OK, HELP_OPTION, parse, UsageError } from "./args.ts";
 import { VERSION_USAGE } from "./help.ts";
 
-export function packageVersion(): string {
+function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: unknown };
   return String(pkg.version);
 }

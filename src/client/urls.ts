@@ -26,7 +26,7 @@ export function pollUrl(baseUrl: string | URL, match: string, after?: string, wa
 }
 
 /** Relative paths resolve under the base, prefix included. */
-export function withTrailingSlash(baseUrl: string | URL): string {
+function withTrailingSlash(baseUrl: string | URL): string {
   const s = String(baseUrl);
   return s.endsWith("/") ? s : `${s}/`;
 }

@@ -26,7 +26,7 @@ import { traceContextOf, traceHeaders } from "../bus/natsTraceHeaders.ts";
 /** An owner silent this long on the feed of a match another node serves sends a tick. */
 export const OWNER_TICK_MS = 1000;
 /** How long a follower waits for an owner's sync answer before reading the log instead. */
-export const SYNC_TIMEOUT_MS = 1500;
+const SYNC_TIMEOUT_MS = 1500;
 
 /** A live message on a match's feed, from its owner to the other nodes. */
 export type FeedMessage =

@@ -9,7 +9,7 @@
  */
 
 /** FNV-1a over UTF-16 code units with a murmur3 finaliser, so nearby strings spread evenly. */
-export function hash32(text: string): number {
+function hash32(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);

@@ -234,7 +234,7 @@ function loadLimits(env: Env, maxMatchesPerStream: number): LimitsConfig {
 }
 
 /** Soft open-file limit of this process; the connection cap is derived from it. */
-export function openFileLimit(): number {
+function openFileLimit(): number {
   try {
     const out = Bun.spawnSync(["sh", "-c", "ulimit -n"]).stdout.toString().trim();
     const n = Number(out);

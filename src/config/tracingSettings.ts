@@ -12,12 +12,12 @@ import { parseDuration } from "./duration.ts";
 import { OTLP_PROTOCOLS, SETTINGS, type SettingName } from "./settings.ts";
 import { SAMPLER_NAMES, type BatchSettings, type SamplerName, type TracingEnv } from "../telemetry/tracingOptions.ts";
 
-export { SAMPLER_NAMES, type BatchSettings, type SamplerName, type TracingEnv } from "../telemetry/tracingOptions.ts";
+export type { BatchSettings, SamplerName, TracingEnv } from "../telemetry/tracingOptions.ts";
 
 export type Env = Record<string, string | undefined>;
 
 /** The specification's default: follow the caller's decision, sample every new trace. */
-export const DEFAULT_SAMPLER: SamplerName = SETTINGS.OTEL_TRACES_SAMPLER.default;
+const DEFAULT_SAMPLER: SamplerName = SETTINGS.OTEL_TRACES_SAMPLER.default;
 const DEFAULT_SAMPLER_RATIO = Number(SETTINGS.OTEL_TRACES_SAMPLER_ARG.default);
 
 const BATCH_DURATIONS: [keyof BatchSettings, SettingName][] = [

@@ -35,7 +35,7 @@ const STATIC_CACHE_ENTRIES = 32;
 const DYNAMIC = { br: 5, gzip: 6 } as const;
 const ONCE = { br: 11, gzip: 9 } as const;
 
-export function compressible(contentType: string | null): boolean {
+function compressible(contentType: string | null): boolean {
   return contentType !== null && COMPRESSIBLE.test(contentType);
 }
 
@@ -66,7 +66,7 @@ export function negotiateEncoding(acceptEncoding: string | null, prefer: Content
   return br > gzip ? "br" : "gzip";
 }
 
-export function encode(body: Uint8Array, coding: ContentCoding, level: { br: number; gzip: number } = DYNAMIC): Uint8Array<ArrayBuffer> {
+function encode(body: Uint8Array, coding: ContentCoding, level: { br: number; gzip: number } = DYNAMIC): Uint8Array<ArrayBuffer> {
   const out = coding === "br"
     ? brotliCompressSync(body, {
         params: { [zlib.BROTLI_PARAM_QUALITY]: level.br, [zlib.BROTLI_PARAM_SIZE_HINT]: body.byteLength, [zlib.BROTLI_PARAM_MODE]: zlib.BROTLI_MODE_TEXT },

@@ -25,7 +25,7 @@ const ANONYMOUS_HEADERS = "Content-Type, Last-Event-ID";
 /** Headers a cross-origin page may read beyond the CORS-safelisted ones. */
 const EXPOSED_HEADERS = "Retry-After, WWW-Authenticate";
 /** Browsers cap this (Chromium at 2 h); 10 minutes keeps a changed CORS_ORIGINS from lingering long. */
-export const PREFLIGHT_MAX_AGE_S = 600;
+const PREFLIGHT_MAX_AGE_S = 600;
 
 export class Cors {
   private readonly listed: ReadonlySet<string>;

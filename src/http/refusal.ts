@@ -10,7 +10,7 @@ import { encodeMessage, encodeRetry } from "../sse/encode.ts";
 import { SSE_HEADERS } from "../sse/headers.ts";
 import type { HttpError } from "./errors.ts";
 
-export const REFUSED_EVENT = "touchline.refused";
+const REFUSED_EVENT = "touchline.refused";
 
 /** Statuses a stream request is refused with in the SSE form instead. */
 export function refusableAsStream(err: HttpError): boolean {

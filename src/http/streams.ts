@@ -36,7 +36,7 @@ export interface StreamDeps {
   auth: StreamAuthorizer;
 }
 
-export function lastEventIdOf(request: Request, url: URL): string | null {
+function lastEventIdOf(request: Request, url: URL): string | null {
   return request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
 }
 

@@ -12,7 +12,7 @@ interface Block {
   prefixBits: number;
 }
 
-export const NAMED_RANGES: Record<string, readonly string[]> = {
+const NAMED_RANGES: Record<string, readonly string[]> = {
   loopback: ["127.0.0.0/8", "::1/128"],
   private: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10"],
 };

@@ -14,7 +14,7 @@ export interface IpAddress {
 export const IPV4_BITS = 32;
 export const IPV6_BITS = 128;
 /** Prefix an IPv6 client is keyed by (a typical customer allocation is a /64 or wider). */
-export const IPV6_KEY_PREFIX_BITS = 64;
+const IPV6_KEY_PREFIX_BITS = 64;
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 const HEXTET = /^[0-9a-fA-F]{1,4}$/;

@@ -21,9 +21,9 @@ import { resolveClientIp } from "./trustProxy.ts";
 const NOTHING_HELD: Release = () => {};
 
 /** How often idle rate-limit entries are dropped. */
-export const LIMITER_SWEEP_MS = 5000;
+const LIMITER_SWEEP_MS = 5000;
 /** Retry-After for a client at its open-stream cap: nothing frees a slot on a schedule, so a fixed pause. */
-export const STREAM_CAP_RETRY_AFTER_S = 5;
+const STREAM_CAP_RETRY_AFTER_S = 5;
 const MS_PER_SECOND = 1000;
 const UNKNOWN_ADDRESS = "unknown";
 

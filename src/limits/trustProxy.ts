@@ -17,7 +17,7 @@ export type TrustProxy =
   | { kind: "addresses"; proxies: AddressSet };
 
 /** More hops than any real chain of proxies has; a bigger number is a typo. */
-export const MAX_TRUSTED_HOPS = 16;
+const MAX_TRUSTED_HOPS = 16;
 /** Entries of X-Forwarded-For looked at, from the right: past this the rest is ignored. */
 export const MAX_FORWARDED_ENTRIES = 32;
 

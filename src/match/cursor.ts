@@ -47,7 +47,7 @@ const TAG_MAX = 16;
 const ENCODED_EXTRA = 2;
 
 /** Bytes of the longest composite id a stream of `maxMatches` matches can need. */
-export function maxCompositeIdBytes(maxMatches: number): number {
+function maxCompositeIdBytes(maxMatches: number): number {
   return maxMatches * (MATCH_ID_MAX + 1 + SEQ_MAX_DIGITS) + (maxMatches - 1) + 1 + TAG_MAX;
 }
 

@@ -8,7 +8,7 @@ export const MATCH_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export const EVENT_TYPE = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 /** Types the server emits itself; producers may not use them. */
 export const SNAPSHOT_TYPE = "snapshot";
-export const RESERVED_PREFIX = "touchline.";
+const RESERVED_PREFIX = "touchline.";
 
 export function isReservedType(type: string): boolean {
   return type === SNAPSHOT_TYPE || type.startsWith(RESERVED_PREFIX);

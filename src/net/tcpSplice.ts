@@ -126,7 +126,7 @@ function endAfterFlush(side: Side, queue: PendingWrites): void {
 }
 
 /** Socket handlers for the backend side, whose `data` is its Splice. */
-export const upstreamHandlers = {
+const upstreamHandlers = {
   binaryType: "uint8array" as const,
   data(s: Socket<Splice>, chunk: Uint8Array) {
     s.data.fromUpstream(s, chunk);

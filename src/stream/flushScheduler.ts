@@ -11,7 +11,7 @@
  */
 
 /** Longest an event waits for company before its pass starts, in ms. */
-export const MAX_COALESCE_MS = 8;
+const MAX_COALESCE_MS = 8;
 
 export interface Flushable {
   flush(): void;

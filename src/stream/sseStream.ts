@@ -24,7 +24,7 @@ const PING = utf8.encode(encodeComment("ping"));
  * quiet match from a dead connection by them. No id, so it never moves Last-Event-ID; data is not empty
  * because EventSource does not dispatch an event without data.
  */
-export const NAMED_PING_EVENT = "touchline.ping";
+const NAMED_PING_EVENT = "touchline.ping";
 const NAMED_PING = utf8.encode(encodeMessage({ event: NAMED_PING_EVENT, data: "{}" }));
 
 /**

@@ -41,7 +41,7 @@ export class SingleMatchSubscription implements MatchSubscriber {
 }
 
 /** `event: touchline.end` (no id), data `{"match"}`: the match is over, nothing more will come. */
-export const MATCH_END_EVENT = "touchline.end";
+const MATCH_END_EVENT = "touchline.end";
 
 function matchEndFrame(match: string): Uint8Array {
   return utf8.encode(encodeMessage({ event: MATCH_END_EVENT, data: JSON.stringify({ match }) }));

@@ -11,7 +11,7 @@ export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 type EmittingLevel = Exclude<LogLevel, 'silent'>
 
-export const DEFAULT_LOG_LEVEL: LogLevel = 'info'
+const DEFAULT_LOG_LEVEL: LogLevel = 'info'
 const LEVEL_RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: Infinity }
 
 /** Keys the logger writes itself; a field with one of these names is kept under `field_<name>`. */

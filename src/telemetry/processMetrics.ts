@@ -11,7 +11,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import type { MetricsRegistry } from './metrics'
 
-export const PROC_SELF = '/proc/self'
+const PROC_SELF = '/proc/self'
 
 const BYTES_PER_KIB = 1024
 const MICROSECONDS_PER_SECOND = 1e6

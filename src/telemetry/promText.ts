@@ -20,7 +20,7 @@ function escapeChar(c: string): string {
 }
 
 /** Label values escape backslash, double quote and line feed. */
-export function escapeLabelValue(value: string): string {
+function escapeLabelValue(value: string): string {
   return value.replace(LABEL_VALUE_SPECIALS, escapeChar)
 }
 

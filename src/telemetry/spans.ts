@@ -16,7 +16,7 @@ export interface TracingHandle {
 export const TRACING_OFF: TracingHandle = { tracer: trace.getTracer(TRACER_NAME), enabled: false };
 
 /** Marks a span failed with the error that ended its work. */
-export function recordFailure(span: Span, err: unknown): void {
+function recordFailure(span: Span, err: unknown): void {
   span.recordException(err instanceof Error ? err : String(err));
   span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
 }

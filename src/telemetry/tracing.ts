@@ -34,14 +34,14 @@ export type { HeaderGetter, HeaderSetter } from './traceHeaders'
 
 /** Instrumentation scope of Touchline's own spans. */
 export const TRACER_NAME = 'touchline'
-export const DEFAULT_SERVICE_NAME = 'touchline'
+const DEFAULT_SERVICE_NAME = 'touchline'
 
 const ATTR_SERVICE_NAME = 'service.name'
 /**
  * How long shutdown waits for the last spans to reach the collector. An unreachable collector
  * makes the exporter retry for several seconds, and a draining node must not wait on it.
  */
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5_000
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5_000
 const ATTR_SERVICE_INSTANCE_ID = 'service.instance.id'
 
 export interface TracingOptions {

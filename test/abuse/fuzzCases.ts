@@ -53,7 +53,7 @@ const TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH
 
 const utf8 = new TextEncoder();
 
-export function caseRandom(seed: number, index: number): Random {
+function caseRandom(seed: number, index: number): Random {
   // Distinct, well-mixed seeds per case (Knuth's multiplicative hash of the index).
   return seededRandom((seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0);
 }

@@ -8,7 +8,7 @@ import { seqOf, tagOf } from "../helpers/eventIds.ts";
  * Ids (`<seq>@<tag>`) as compact runs of consecutive sequences under one tag ("4-24@k1,30@k1"), so a
  * failure message stays readable.
  */
-export function runs(ids: string[]): string {
+function runs(ids: string[]): string {
   const out: string[] = [];
   let start = -1;
   let prev = -1;
