@@ -12,7 +12,9 @@ npx --no-install tsc --noEmit || { echo "0 passed, 1 failed"; exit 1; }
 
 echo "== bun test"
 log=$(mktemp)
-node_modules/.bin/bun test "$@" 2>&1 | tee "$log"
+# Tests and hooks that set no timeout of their own get 60 s: bunfig.toml's [test] timeout is not
+# applied by this Bun (a browser test timed out at its 5 s default on a loaded machine).
+node_modules/.bin/bun test --timeout=60000 "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 pass=$(grep -Eo '^ *[0-9]+ pass' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
 fail=$(grep -Eo '^ *[0-9]+ fail' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
