@@ -147,7 +147,10 @@ class LocalCluster {
     const nats = this.nats!;
     const rows: [string, string][] = [
       ["page", `${entry.url}/`],
-      ["entry", `${entry.url}  (${entry.kind === "haproxy" ? `haproxy, config ${entry.configFile}, log ${entry.logFile}` : "Bun TCP balancer; haproxy is not installed"}), round-robin over the nodes`],
+      [
+        "entry",
+        `${entry.url}  (${entry.kind === "haproxy" ? `haproxy, config ${entry.configFile}, log ${entry.logFile}` : "Bun TCP balancer; haproxy is not installed"}), round-robin over the nodes`,
+      ],
       ...this.nodes.map((n, i): [string, string] => [n.name, `${this.nodeUrl(i)}  (log ${n.opts.logFile})`]),
       ["NATS", `${nats.url}  (${nats.service ? `started here, store ${nats.storeDir}` : "already running, left alone"})`],
       ["producer", c.producer ? `${process.env.MATCHES || "120"} matches through the entry port` : "off (PRODUCER=off)"],

@@ -190,7 +190,13 @@ describe("compose.yaml", () => {
   });
 
   test("Prometheus scrapes every node through Docker's DNS and loads the alert rules", () => {
-    const config = hostPathOf(prometheus!, arg(prometheus!.command!.flatMap((a) => a.split("=")), "--config.file")!);
+    const config = hostPathOf(
+      prometheus!,
+      arg(
+        prometheus!.command!.flatMap((a) => a.split("=")),
+        "--config.file",
+      )!,
+    );
     expect(config).toBe(join(ROOT, "cluster", "prometheus", "prometheus.yml"));
     expect(bindMounts(prometheus!).find((m) => m.target === PROMETHEUS_DIR_IN_IMAGE)?.readOnly).toBe(true);
     const parsed = yamlAt(config!) as {
@@ -213,7 +219,10 @@ describe("compose.yaml", () => {
     const provisioning = bindMounts(grafana!).find((m) => m.target === GRAFANA_PROVISIONING_IN_IMAGE);
     expect(provisioning?.host).toBe(join(ROOT, "cluster", "grafana", "provisioning"));
     const datasourceFiles = readdirSync(join(provisioning!.host, "datasources"));
-    const datasources = datasourceFiles.flatMap((f) => (yamlAt(join(provisioning!.host, "datasources", f)) as { datasources: { uid: string; type: string; url: string; isDefault?: boolean }[] }).datasources);
+    const datasources = datasourceFiles.flatMap(
+      (f) =>
+        (yamlAt(join(provisioning!.host, "datasources", f)) as { datasources: { uid: string; type: string; url: string; isDefault?: boolean }[] }).datasources,
+    );
     const ds = datasources.find((d) => d.type === "prometheus")!;
     expect(ds.isDefault).toBe(true);
     expect(ds.url).toBe(`http://prometheus:${PROMETHEUS_PORT}`);
@@ -224,7 +233,9 @@ describe("compose.yaml", () => {
     expect(dashboard.templating.list.find((v) => v.name === "datasource")?.current?.value).toBe(ds.uid);
     // The dashboard provider reads the folder the dashboard file is mounted in.
     const providerFiles = readdirSync(join(provisioning!.host, "dashboards"));
-    const providers = providerFiles.flatMap((f) => (yamlAt(join(provisioning!.host, "dashboards", f)) as { providers: { type: string; options: { path: string } }[] }).providers);
+    const providers = providerFiles.flatMap(
+      (f) => (yamlAt(join(provisioning!.host, "dashboards", f)) as { providers: { type: string; options: { path: string } }[] }).providers,
+    );
     expect(providers).toHaveLength(1);
     const folder = providers[0]!.options.path;
     const mounted = bindMounts(grafana!).filter((m) => m.target.startsWith(`${folder}/`));
@@ -338,16 +349,24 @@ describe("the local entry port runs what compose runs", () => {
     );
     const who = async (): Promise<string> => await (await fetch(`${entry.url}/`, { headers: { connection: "close" } })).text();
     const seen = new Set<string>();
-    await waitFor(async () => {
-      seen.add(await who());
-      return seen.size === 2;
-    }, 10_000, "both backends behind haproxy");
+    await waitFor(
+      async () => {
+        seen.add(await who());
+        return seen.size === 2;
+      },
+      10_000,
+      "both backends behind haproxy",
+    );
     bReady = false;
     // inter 1s, fall 2: b is out within a few seconds, then every new connection goes to a.
-    await waitFor(async () => {
-      const answers = await Promise.all(Array.from({ length: 6 }, who));
-      return answers.every((x) => x === "a");
-    }, 10_000, "haproxy to stop sending to the unready backend");
+    await waitFor(
+      async () => {
+        const answers = await Promise.all(Array.from({ length: 6 }, who));
+        return answers.every((x) => x === "a");
+      },
+      10_000,
+      "haproxy to stop sending to the unready backend",
+    );
   });
 
   test.skipIf(!Bun.which("nats-server"))("the NATS servers, run with compose's own command lines, form one JetStream cluster", async () => {
@@ -378,7 +397,12 @@ describe("the local entry port runs what compose runs", () => {
     await waitFor(
       async () => {
         const views = await Promise.all(
-          natsNames.map(async (n) => (await (await fetch(`http://127.0.0.1:${ports[n]!.http}/jsz`)).json()) as { meta_cluster?: { name?: string; leader?: string; cluster_size?: number } }),
+          natsNames.map(
+            async (n) =>
+              (await (await fetch(`http://127.0.0.1:${ports[n]!.http}/jsz`)).json()) as {
+                meta_cluster?: { name?: string; leader?: string; cluster_size?: number };
+              },
+          ),
         );
         return views.every((v) => v.meta_cluster?.name === "touchline" && v.meta_cluster.cluster_size === natsNames.length && !!v.meta_cluster.leader);
       },

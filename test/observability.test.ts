@@ -105,7 +105,7 @@ const dashboardQueries = queryPanels.flatMap((p) => (p.targets ?? []).map((t) =>
 /** `label_values(metric, label)` of the query variables. */
 const variableMetrics = dashboard.templating.list.flatMap((v) => {
   if (v.type !== "query") return [];
-  const q = typeof v.query === "string" ? v.query : (v.query as { query?: string }).query ?? "";
+  const q = typeof v.query === "string" ? v.query : ((v.query as { query?: string }).query ?? "");
   const m = /^label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*,\s*[A-Za-z_]\w*\s*\)$/.exec(q);
   if (!m) throw new Error(`dashboard variable ${v.name}: unexpected query ${q}`);
   return [m[1]!];
@@ -124,7 +124,9 @@ function promtool(...args: string[]): { code: number; output: string } {
 
 describe("metricNamesIn", () => {
   test("finds the selected metrics and nothing else", () => {
-    expect(metricNamesIn('histogram_quantile(0.99, sum by (instance, le) (rate(a_seconds_bucket{instance=~"$instance",le!="1e3"}[$__rate_interval])))')).toEqual(["a_seconds_bucket"]);
+    expect(
+      metricNamesIn('histogram_quantile(0.99, sum by (instance, le) (rate(a_seconds_bucket{instance=~"$instance",le!="1e3"}[$__rate_interval])))'),
+    ).toEqual(["a_seconds_bucket"]);
     expect(metricNamesIn("increase(x_total[10m]) > 10 and increase(x_total[10m]) > 0.01 * y")).toEqual(["x_total", "y"]);
     expect(metricNamesIn("time() - process_start_time_seconds offset 5m")).toEqual(["process_start_time_seconds"]);
     expect(metricNamesIn('absent(up{job="touchline"} == 1)')).toEqual(["up"]);
@@ -180,8 +182,14 @@ describe("alert rules (promtool)", () => {
     };
     const cases = tests.tests.flatMap((t) => t.alert_rule_test);
     for (const a of alerts) {
-      expect(cases.some((c) => c.alertname === a.alert && c.exp_alerts.length > 0), `${a.alert} is tested firing`).toBe(true);
-      expect(cases.some((c) => c.alertname === a.alert && c.exp_alerts.length === 0), `${a.alert} is tested quiet`).toBe(true);
+      expect(
+        cases.some((c) => c.alertname === a.alert && c.exp_alerts.length > 0),
+        `${a.alert} is tested firing`,
+      ).toBe(true);
+      expect(
+        cases.some((c) => c.alertname === a.alert && c.exp_alerts.length === 0),
+        `${a.alert} is tested quiet`,
+      ).toBe(true);
     }
   });
 
@@ -278,7 +286,11 @@ describe("against a live node", () => {
   test("every metric the dashboard queries is in the node's /metrics", async () => {
     const exposed = await exposedSeries();
     const missing = [
-      ...dashboardQueries.flatMap((q) => metricNamesIn(q.expr).filter((n) => !exposed.has(n)).map((n) => `${q.panel}: ${n}`)),
+      ...dashboardQueries.flatMap((q) =>
+        metricNamesIn(q.expr)
+          .filter((n) => !exposed.has(n))
+          .map((n) => `${q.panel}: ${n}`),
+      ),
       ...variableMetrics.filter((n) => !exposed.has(n)).map((n) => `variable: ${n}`),
     ];
     expect(missing).toEqual([]);
@@ -287,7 +299,11 @@ describe("against a live node", () => {
 
   test("every metric the alert rules read is in the node's /metrics (or is Prometheus's own `up`)", async () => {
     const exposed = await exposedSeries();
-    const missing = alerts.flatMap((a) => metricNamesIn(a.expr).filter((n) => !exposed.has(n) && !PROMETHEUS_OWN_SERIES.has(n)).map((n) => `${a.alert}: ${n}`));
+    const missing = alerts.flatMap((a) =>
+      metricNamesIn(a.expr)
+        .filter((n) => !exposed.has(n) && !PROMETHEUS_OWN_SERIES.has(n))
+        .map((n) => `${a.alert}: ${n}`),
+    );
     expect(missing).toEqual([]);
   });
 
@@ -323,7 +339,12 @@ describe("against a live node", () => {
     await Bun.write(join(workDir, "prometheus.yml"), config);
     let output = "";
     prometheus = Bun.spawn(
-      ["prometheus", `--config.file=${join(workDir, "prometheus.yml")}`, `--storage.tsdb.path=${join(workDir, "data")}`, `--web.listen-address=127.0.0.1:${port}`],
+      [
+        "prometheus",
+        `--config.file=${join(workDir, "prometheus.yml")}`,
+        `--storage.tsdb.path=${join(workDir, "data")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
       { stdout: "pipe", stderr: "pipe" },
     );
     void (async () => {
@@ -334,7 +355,11 @@ describe("against a live node", () => {
     });
     // Enough scrapes for rate() over the interval the queries are run with.
     const rateInterval = `${PROMETHEUS_SCRAPE_S * 6}s`;
-    await waitFor(async () => Number((await query(`count_over_time(up{job="${JOB}"}[${rateInterval}])`))[0]?.value[1] ?? 0) >= 5, 20_000, "five scrapes of the node");
+    await waitFor(
+      async () => Number((await query(`count_over_time(up{job="${JOB}"}[${rateInterval}])`))[0]?.value[1] ?? 0) >= 5,
+      20_000,
+      "five scrapes of the node",
+    );
     expect(Number((await query(`up{job="${JOB}"}`))[0]!.value[1])).toBe(1);
 
     // Every query returns series, and each series has the labels its legend shows ({{reason}}...).
@@ -360,7 +385,9 @@ describe("against a live node", () => {
       10_000,
       "every rule evaluated",
     );
-    const body = (await (await fetch(`${prometheusUrl}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
+    const body = (await (await fetch(`${prometheusUrl}/api/v1/rules`)).json()) as {
+      data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
+    };
     for (const r of body.data.groups.flatMap((g) => g.rules)) expect(`${r.name}: ${r.health} ${r.lastError ?? ""}`.trim()).toBe(`${r.name}: ok`);
     // A healthy node raises nothing (TouchlineNoNodes may pend until the first scrape; it is gone by now).
     expect(await activeAlerts()).toEqual([]);

@@ -140,9 +140,7 @@ export class SimulatedMatch {
         },
       ],
     };
-    const restart: DemoEvent[] = [
-      { type: "kickoff", data: { minute: HALF_MINUTES, text: "Second half under way" }, state: { status: "live" } },
-    ];
+    const restart: DemoEvent[] = [{ type: "kickoff", data: { minute: HALF_MINUTES, text: "Second half under way" }, state: { status: "live" } }];
     for (const side of ["home", "away"] as const) {
       if (this.rand() < HALF_TIME_SUB_CHANCE) {
         const sub = this.substitution(side, HALF_MINUTES, "");

@@ -22,7 +22,6 @@ import { MatchSnapshot } from "./matchSnapshot.ts";
 import type { FeedMessage, MatchServices, SyncReply } from "./services.ts";
 import type { ActorRole } from "../telemetry/matchSpans.ts";
 
-
 /** Retry pacing while an owner is unreachable, a lease is still held by a live node, or a read failed. */
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2000;
@@ -207,7 +206,8 @@ export class MatchActor {
 
   private sendSnapshot(sub: MatchSubscriber): void {
     const cached = this.snapshotCache;
-    const current = cached && cached.seq === this.lastSeq && cached.state === this.state ? cached : new MatchSnapshot(this.match, this.lastSeq, this.state, this.svc.logTag);
+    const current =
+      cached && cached.seq === this.lastSeq && cached.state === this.state ? cached : new MatchSnapshot(this.match, this.lastSeq, this.state, this.svc.logTag);
     this.snapshotCache = current;
     sub.sendSnapshot(current);
   }

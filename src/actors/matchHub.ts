@@ -40,8 +40,6 @@ export class MatchHub {
     return actor;
   }
 
-
-
   ownedCount(): number {
     let n = 0;
     for (const a of this.actors.values()) if (a.role === "owner") n++;

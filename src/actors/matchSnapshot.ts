@@ -9,7 +9,6 @@ import { SNAPSHOT_TYPE, formatEventId } from "../match/event.ts";
 
 const utf8 = new TextEncoder();
 
-
 export class MatchSnapshot {
   private dataText: string | undefined;
   private frameBytes: Uint8Array | undefined;
@@ -35,8 +34,6 @@ export class MatchSnapshot {
 
   /** The whole frame of a single-match stream; a match with no events yet has no `id:` line. */
   get frame(): Uint8Array {
-    return (this.frameBytes ??= utf8.encode(
-      encodeMessage({ event: SNAPSHOT_TYPE, data: this.dataJson, ...(this.seq > 0 ? { id: this.id } : {}) }),
-    ));
+    return (this.frameBytes ??= utf8.encode(encodeMessage({ event: SNAPSHOT_TYPE, data: this.dataJson, ...(this.seq > 0 ? { id: this.id } : {}) })));
   }
 }

@@ -62,4 +62,3 @@ export interface MatchServices {
   writeIndex(match: string, entry: IndexEntry): void;
   telemetry: ActorTelemetry;
 }
-

@@ -15,10 +15,7 @@ import { covers } from "./grants.ts";
 import { findToken, type TokenTransport } from "./tokenTransport.ts";
 import type { TokenVerifier, VerifiedToken } from "./tokenVerifier.ts";
 
-export type Viewer =
-  | { kind: "open" }
-  | { kind: "anonymous" }
-  | { kind: "token"; token: VerifiedToken; transport: TokenTransport };
+export type Viewer = { kind: "open" } | { kind: "anonymous" } | { kind: "token"; token: VerifiedToken; transport: TokenTransport };
 
 const OPEN: Viewer = { kind: "open" };
 const ANONYMOUS: Viewer = { kind: "anonymous" };

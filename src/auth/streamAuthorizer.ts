@@ -33,10 +33,7 @@ async function privacyOf(actor: PrivacySource): Promise<boolean> {
   if (actor.isReady) return actor.private;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(notReady(`match ${actor.match} is still starting on this node`)),
-      PRIVACY_WAIT_MS,
-    );
+    timer = setTimeout(() => reject(notReady(`match ${actor.match} is still starting on this node`)), PRIVACY_WAIT_MS);
   });
   try {
     return (await Promise.race([actor.snapshot(), timedOut])).private;

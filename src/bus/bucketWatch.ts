@@ -32,24 +32,20 @@ export function bucketWatch(readers: ReaderContext, bucket: string): BucketWatch
   const prefix = `$KV.${bucket}.`;
   return (onEntry) => {
     let caughtUp = false;
-    return readOrdered(
-      readers,
-      { stream: `KV_${bucket}`, filter: `${prefix}>`, start: "last_per_subject", batch: WATCH_BATCH },
-      (m) => {
-        const op = m.headers?.get(KV_OPERATION_HEADER);
-        const value = m.data;
-        onEntry({
-          key: m.subject.slice(prefix.length),
-          operation: op === "DEL" || op === "PURGE" ? op : "PUT",
-          revision: m.seq,
-          created: new Date(m.info.timestampNanos / 1e6),
-          value,
-          isUpdate: caughtUp,
-          string: () => utf8.decode(value),
-          json: <T>() => JSON.parse(utf8.decode(value)) as T,
-        });
-        if (m.info.pending === 0) caughtUp = true;
-      },
-    );
+    return readOrdered(readers, { stream: `KV_${bucket}`, filter: `${prefix}>`, start: "last_per_subject", batch: WATCH_BATCH }, (m) => {
+      const op = m.headers?.get(KV_OPERATION_HEADER);
+      const value = m.data;
+      onEntry({
+        key: m.subject.slice(prefix.length),
+        operation: op === "DEL" || op === "PURGE" ? op : "PUT",
+        revision: m.seq,
+        created: new Date(m.info.timestampNanos / 1e6),
+        value,
+        isUpdate: caughtUp,
+        string: () => utf8.decode(value),
+        json: <T>() => JSON.parse(utf8.decode(value)) as T,
+      });
+      if (m.info.pending === 0) caughtUp = true;
+    });
   };
 }

@@ -323,9 +323,15 @@ function dedupeId(match: string, key: string): string {
 
 export function isNotFound(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown; api_error?: { code?: number } };
-  return e?.api_error?.code === 404 || String(e?.message ?? "").toLowerCase().includes("no message found") || e?.code === 404 || e?.code === "404";
+  return (
+    e?.api_error?.code === 404 ||
+    String(e?.message ?? "")
+      .toLowerCase()
+      .includes("no message found") ||
+    e?.code === 404 ||
+    e?.code === "404"
+  );
 }
-
 
 /** A counting semaphore: at most `n` holders at once, the others queued in arrival order. */
 class Slots {

@@ -3,8 +3,19 @@ import { publish, TouchlineHttpError, type PublishEvent } from "../client/index.
 import { EVENT_TYPE, isReservedType, MATCH_ID } from "../match/event.ts";
 import { PUBLISH_USAGE } from "./help.ts";
 import {
-  bearerToken, EXIT_FAILED, EXIT_OK, HELP_OPTION, networkMessage, nodeUrl, parse, parseJson, readStdin,
-  TOKEN_OPTION, URL_OPTION, UsageError, type Env,
+  bearerToken,
+  EXIT_FAILED,
+  EXIT_OK,
+  HELP_OPTION,
+  networkMessage,
+  nodeUrl,
+  parse,
+  parseJson,
+  readStdin,
+  TOKEN_OPTION,
+  URL_OPTION,
+  UsageError,
+  type Env,
 } from "./args.ts";
 
 const OPTIONS = {

@@ -4,7 +4,16 @@
  * only prints, reports the connection on stderr, and stops on Ctrl-C (printing where to resume) or when
  * every match it follows has ended.
  */
-import { matchStreamUrl, multiStreamUrl, TouchlineStream, type AnyStreamEvent, type EventDataMap, type FetchLike, type Json, type StateChange } from "../client/index.ts";
+import {
+  matchStreamUrl,
+  multiStreamUrl,
+  TouchlineStream,
+  type AnyStreamEvent,
+  type EventDataMap,
+  type FetchLike,
+  type Json,
+  type StateChange,
+} from "../client/index.ts";
 import { MATCH_ID } from "../match/event.ts";
 import { TAIL_USAGE } from "./help.ts";
 import { bearerToken, EXIT_FAILED, EXIT_OK, HELP_OPTION, nodeUrl, parse, TOKEN_OPTION, URL_OPTION, UsageError, type Env } from "./args.ts";

@@ -33,7 +33,10 @@ type Grant = typeof EVERY_MATCH | string[];
 
 /** `*`, or a comma-separated list of match ids (a `*` among them means every match, as the node reads it). */
 function grantOf(raw: string, option: string): Grant {
-  const ids = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  const ids = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (ids.length === 0) throw new UsageError(`--${option} needs match ids (a,b,c) or '*'`);
   if (ids.includes(EVERY_MATCH)) return EVERY_MATCH;
   const bad = ids.find((id) => !MATCH_ID.test(id));
@@ -71,7 +74,8 @@ async function privateKeyFrom(file: string): Promise<SigningKey> {
   const details = key.asymmetricKeyDetails ?? {};
   let alg: SigningKey["alg"];
   if (key.asymmetricKeyType === "rsa") {
-    if ((details.modulusLength ?? 0) < MIN_RSA_BITS) throw new UsageError(`--private-key: an RSA key must have at least ${MIN_RSA_BITS} bits (the node refuses shorter ones)`);
+    if ((details.modulusLength ?? 0) < MIN_RSA_BITS)
+      throw new UsageError(`--private-key: an RSA key must have at least ${MIN_RSA_BITS} bits (the node refuses shorter ones)`);
     alg = "RS256";
   } else if (key.asymmetricKeyType === "ec" && details.namedCurve === "prime256v1") {
     alg = "ES256";
@@ -91,7 +95,8 @@ function secretFrom(env: Env): SigningKey {
         "(RS256/ES256; the node holds the public key in TOUCHLINE_JWT_PUBLIC_KEY_FILE)",
     );
   }
-  if (secret.length < MIN_SECRET_LENGTH) throw new UsageError(`TOUCHLINE_JWT_SECRET must be at least ${MIN_SECRET_LENGTH} characters (the node refuses a shorter one)`);
+  if (secret.length < MIN_SECRET_LENGTH)
+    throw new UsageError(`TOUCHLINE_JWT_SECRET must be at least ${MIN_SECRET_LENGTH} characters (the node refuses a shorter one)`);
   return { alg: "HS256", key: new TextEncoder().encode(secret) };
 }
 

@@ -58,7 +58,11 @@ export async function buildClient(): Promise<BundleSize> {
   const js = await bundle(false);
   const banner = "// touchline/client: built by `bun run build` from src/client (do not edit)\n";
   await Bun.write(CLIENT_JS, banner + js);
-  const tsc = Bun.spawnSync([join(ROOT, "node_modules/.bin/tsc"), "-p", join(ROOT, "src/client/tsconfig.build.json")], { cwd: ROOT, stdout: "inherit", stderr: "inherit" });
+  const tsc = Bun.spawnSync([join(ROOT, "node_modules/.bin/tsc"), "-p", join(ROOT, "src/client/tsconfig.build.json")], {
+    cwd: ROOT,
+    stdout: "inherit",
+    stderr: "inherit",
+  });
   if (tsc.exitCode !== 0) throw new Error(`tsc (declarations) failed with exit code ${tsc.exitCode}`);
   rewriteDeclarationImports();
   return await measureClient();
@@ -69,7 +73,9 @@ const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
 if (import.meta.main) {
   try {
     const size = await buildClient();
-    const files = filesUnder(DIST).map((f) => relative(ROOT, f)).sort();
+    const files = filesUnder(DIST)
+      .map((f) => relative(ROOT, f))
+      .sort();
     console.log(`built ${files.length} files in dist/ (${files.filter((f) => f.endsWith(".d.ts")).length} declarations)`);
     console.log(`touchline/client: ${kb(size.bytes)} as shipped, ${kb(size.minifiedBytes)} minified, ${kb(size.gzippedBytes)} minified+gzipped`);
   } catch (err) {

@@ -9,7 +9,16 @@
  *   stream.close();
  */
 export { TouchlineStream, DEFAULT_IDLE_TIMEOUT_MS, type StreamOptions, type StateChange } from "./stream.ts";
-export { poll, pollEvents, DEFAULT_POLL_TIMEOUT_MS, type PollOptions, type PollEventsOptions, type PollResult, type PolledEvent, type PolledSnapshot } from "./poll.ts";
+export {
+  poll,
+  pollEvents,
+  DEFAULT_POLL_TIMEOUT_MS,
+  type PollOptions,
+  type PollEventsOptions,
+  type PollResult,
+  type PolledEvent,
+  type PolledSnapshot,
+} from "./poll.ts";
 export { matchStreamUrl, multiStreamUrl, pollUrl, MAX_MATCHES_PER_STREAM } from "./urls.ts";
 export { Backoff, DEFAULT_INITIAL_MS, DEFAULT_MAX_MS, type BackoffOptions } from "./backoff.ts";
 export { TouchlineHttpError, TouchlineProtocolError, TouchlineRefusedError } from "./errors.ts";

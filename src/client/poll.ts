@@ -59,7 +59,10 @@ export async function poll<TData = unknown>(baseUrl: string | URL, match: string
   const onCallerAbort = () => abort.abort(options.signal?.reason);
   if (options.signal?.aborted) onCallerAbort();
   options.signal?.addEventListener("abort", onCallerAbort, { once: true });
-  const timer = setTimeout(() => abort.abort(new Error(`poll took over ${options.timeoutMs ?? DEFAULT_POLL_TIMEOUT_MS} ms`)), options.timeoutMs ?? DEFAULT_POLL_TIMEOUT_MS);
+  const timer = setTimeout(
+    () => abort.abort(new Error(`poll took over ${options.timeoutMs ?? DEFAULT_POLL_TIMEOUT_MS} ms`)),
+    options.timeoutMs ?? DEFAULT_POLL_TIMEOUT_MS,
+  );
   try {
     const headers = new Headers(options.headers);
     headers.set("accept", "application/json");

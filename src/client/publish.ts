@@ -68,7 +68,13 @@ export async function publish(baseUrl: string, match: string, event: PublishEven
 export async function publishBatch(baseUrl: string, events: BatchEvent[], opts: PublishOptions = {}): Promise<Published[]> {
   const res = await post(`${baseUrl.replace(/\/$/, "")}/events`, events, opts);
   if (res.status === 201) return ((await res.json()) as { results: Published[] }).results;
-  const partial = res.status === 503 ? ((await res.clone().json().catch(() => undefined)) as { stored?: number; results?: Published[] } | undefined) : undefined;
+  const partial =
+    res.status === 503
+      ? ((await res
+          .clone()
+          .json()
+          .catch(() => undefined)) as { stored?: number; results?: Published[] } | undefined)
+      : undefined;
   const err = await httpErrorFrom(res);
   if (partial && typeof partial.stored === "number" && Array.isArray(partial.results)) throw new TouchlineBatchError(err, partial.stored, partial.results);
   throw err;

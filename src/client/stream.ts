@@ -100,7 +100,10 @@ export class TouchlineStream<M extends EventDataMap = FootballEvents, S = Footba
   /** Settles when the connection loop has fully stopped (after close() or a fatal error). */
   readonly done: Promise<void>;
 
-  constructor(url: string | URL, private readonly options: StreamOptions = {}) {
+  constructor(
+    url: string | URL,
+    private readonly options: StreamOptions = {},
+  ) {
     this.url = String(url);
     this.id = options.lastEventId ?? "";
     this.backoff = new Backoff(options.backoff);

@@ -43,10 +43,7 @@ export interface ControlEvent {
   data: Json;
 }
 
-export type AnyStreamEvent<M extends EventDataMap, S> =
-  | { [K in keyof M & string]: MatchEvent<K, M[K]> }[keyof M & string]
-  | SnapshotEvent<S>
-  | ControlEvent;
+export type AnyStreamEvent<M extends EventDataMap, S> = { [K in keyof M & string]: MatchEvent<K, M[K]> }[keyof M & string] | SnapshotEvent<S> | ControlEvent;
 
 // ---- the football convention (docs/design.md), used by the demo producer and the scoreboard page ----
 

@@ -2,7 +2,6 @@ import { describe, expect, test } from "bun:test";
 import { OwnershipRing } from "./ownershipRing.ts";
 import { seededRandom as prng } from "../../test/helpers/seededRandom.ts";
 
-
 const randomId = (rnd: () => number, prefix: string) => `${prefix}-${Math.floor(rnd() * 1e9).toString(36)}`;
 
 describe("OwnershipRing", () => {

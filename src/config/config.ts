@@ -254,7 +254,10 @@ const MIN_MAX_CONNECTIONS = 1000;
 export function loadConfig(env: Env = process.env): Config {
   const port = integer(env, "PORT");
   const host = given(env, "HOST") ?? declaredDefault("HOST");
-  const natsUrls = (given(env, "NATS_URL") ?? declaredDefault("NATS_URL")).split(",").map((s) => s.trim()).filter(Boolean);
+  const natsUrls = (given(env, "NATS_URL") ?? declaredDefault("NATS_URL"))
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const u of natsUrls) {
     if (!/^(nats|tls|ws|wss):\/\/[^\s/]+(:\d+)?\/?$/.test(u) && !/^[^\s/:]+:\d+$/.test(u)) {
       throw new ConfigError("NATS_URL", `"${u}" is not a NATS server URL (nats://host:port)`);

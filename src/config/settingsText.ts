@@ -40,7 +40,7 @@ export function helpText(): string {
   lines.push(
     "",
     "OpenTelemetry's libraries also read their own variables (OTEL_RESOURCE_ATTRIBUTES,",
-    "OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION...). docs/operators.md, \"Configuration\", has this table.",
+    'OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION...). docs/operators.md, "Configuration", has this table.',
   );
   return lines.join("\n") + "\n";
 }

@@ -40,7 +40,6 @@ export class HttpError extends Error {
   }
 }
 
-
 /**
  * 503 while this node cannot serve (not connected to NATS or not yet in the cluster, or the thing asked
  * for is not ready on it): nothing was done, retrying (through the balancer, perhaps elsewhere) is safe.

@@ -161,34 +161,38 @@ export function createApp(deps: AppDeps) {
   // Handlers are named here and called from inline arrows that destructure what they use: Elysia reads
   // a handler's parameters to decide what to prepare per request, and an opaque function (as `guard`
   // returns) makes it prepare everything, keeping a Headers object alive on every open stream.
-  const publishRoute = tracedRoute(node.tracing, publishSpan, guard(async ({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) => {
-    const match = validMatch(params.match);
-    limits.admitPublish(request, server);
-    if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
-    if (!node.ready) throw notReady();
-    auth.access.requirePublish(await auth.viewerOf(request, new URL(request.url)), match);
-    const body = await readJsonBody(request, node.config.maxBodyBytes);
-    limits.checkJsonDepth(body);
-    const input = validatePublishInput(body);
-    if (!input.ok) throw new HttpError(400, "invalid_event", input.message);
-    if (node.isEnded(match)) {
-      // A retry of the final event itself (same key) is a duplicate, not a publish after the end.
-      const finalSeq = node.finalEventOf(match, input.value.key);
-      if (finalSeq === undefined) throw matchEnded(match);
-      return json({ id: formatEventId(finalSeq, node.logTag), duplicate: true }, 200);
-    }
-    let result;
-    try {
-      result = await node.publish(match, input.value);
-    } catch (err) {
-      // JetStream did not confirm: the event may be stored all the same (a publish that timed out on a
-      // cut connection is delivered when it heals). Only a retry with the same key is safe.
-      logger.warn("publish not confirmed", { match, err: String(err) });
-      throw publishOutcomeUnknown(input.value.key !== undefined);
-    }
-    const id = formatEventId(result.seq, node.logTag);
-    return result.duplicate ? json({ id, duplicate: true }, 200) : json({ id }, 201);
-  }));
+  const publishRoute = tracedRoute(
+    node.tracing,
+    publishSpan,
+    guard(async ({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) => {
+      const match = validMatch(params.match);
+      limits.admitPublish(request, server);
+      if (node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; publish through another", { "Retry-After": "1" });
+      if (!node.ready) throw notReady();
+      auth.access.requirePublish(await auth.viewerOf(request, new URL(request.url)), match);
+      const body = await readJsonBody(request, node.config.maxBodyBytes);
+      limits.checkJsonDepth(body);
+      const input = validatePublishInput(body);
+      if (!input.ok) throw new HttpError(400, "invalid_event", input.message);
+      if (node.isEnded(match)) {
+        // A retry of the final event itself (same key) is a duplicate, not a publish after the end.
+        const finalSeq = node.finalEventOf(match, input.value.key);
+        if (finalSeq === undefined) throw matchEnded(match);
+        return json({ id: formatEventId(finalSeq, node.logTag), duplicate: true }, 200);
+      }
+      let result;
+      try {
+        result = await node.publish(match, input.value);
+      } catch (err) {
+        // JetStream did not confirm: the event may be stored all the same (a publish that timed out on a
+        // cut connection is delivered when it heals). Only a retry with the same key is safe.
+        logger.warn("publish not confirmed", { match, err: String(err) });
+        throw publishOutcomeUnknown(input.value.key !== undefined);
+      }
+      const id = formatEventId(result.seq, node.logTag);
+      return result.duplicate ? json({ id, duplicate: true }, 200) : json({ id }, 201);
+    }),
+  );
   const batchPublishRoute = tracedRoute(
     node.tracing,
     { method: "POST", route: HTTP_ROUTE_BATCH_PUBLISH },
@@ -208,10 +212,15 @@ export function createApp(deps: AppDeps) {
       }
       limits.admitPublish(request, server, items.length);
       const { results, failure } = await node.publishBatch(items);
-      const answers: BatchResult[] = results.map((r) => (r.duplicate ? { id: formatEventId(r.seq, node.logTag), duplicate: true } : { id: formatEventId(r.seq, node.logTag) }));
+      const answers: BatchResult[] = results.map((r) =>
+        r.duplicate ? { id: formatEventId(r.seq, node.logTag), duplicate: true } : { id: formatEventId(r.seq, node.logTag) },
+      );
       if (failure !== undefined) {
         logger.warn("batch publish not confirmed part-way", { items: items.length, stored: results.length, err: String(failure) });
-        throw publishOutcomeUnknown(items.every((i) => i.input.key !== undefined), { stored: results.length, results: answers });
+        throw publishOutcomeUnknown(
+          items.every((i) => i.input.key !== undefined),
+          { stored: results.length, results: answers },
+        );
       }
       return json({ results: answers }, 201);
     }),
@@ -219,7 +228,9 @@ export function createApp(deps: AppDeps) {
   const matchStreamRoute = streamGuard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
     openMatchStream(streamDeps, request, server, params.match),
   );
-  const multiplexedStreamRoute = streamGuard(({ request, server }: { request: Request; server: Server<unknown> | null }) => openMultiplexedStream(streamDeps, request, server));
+  const multiplexedStreamRoute = streamGuard(({ request, server }: { request: Request; server: Server<unknown> | null }) =>
+    openMultiplexedStream(streamDeps, request, server),
+  );
   const pollRoute = guard(({ request, params, server }: { request: Request; params: { match: string }; server: Server<unknown> | null }) =>
     poll(streamDeps, request, params.match, server),
   );
@@ -243,10 +254,15 @@ export function createApp(deps: AppDeps) {
     // Filtered before paging, so neither a page nor its cursor names a match the viewer may not see.
     const visible = (match: string, e: { private?: boolean }) => auth.access.mayList(viewer, match, e.private === true);
     const page = node.listMatches(limit, url.searchParams.get("cursor") ?? undefined, visible);
-    return cachedJson(request, {
-      matches: page.items.map(([match, e]) => ({ match, id: formatEventId(e.seq, node.logTag), state: e.state, ...(e.ended ? { ended: true } : {}) })),
-      next: page.next,
-    }, LIST_MAX_AGE_S, url);
+    return cachedJson(
+      request,
+      {
+        matches: page.items.map(([match, e]) => ({ match, id: formatEventId(e.seq, node.logTag), state: e.state, ...(e.ended ? { ended: true } : {}) })),
+        next: page.next,
+      },
+      LIST_MAX_AGE_S,
+      url,
+    );
   });
   const clusterRoute = guard(() => {
     return json({ ...node.clusterView(), streams: registry.size });

@@ -9,7 +9,9 @@ import { COMPRESS_MIN_BYTES, addVary, compressAnswer, negotiateEncoding } from "
 import { cachedJson, etagOf, noneMatch } from "./caching.ts";
 import { SSE_HEADERS } from "../sse/headers.ts";
 
-const big = JSON.stringify({ matches: Array.from({ length: 60 }, (_, i) => ({ match: `m${i}`, id: `${i}@abc`, state: { home: "Arsenal", away: "Chelsea" } })) });
+const big = JSON.stringify({
+  matches: Array.from({ length: 60 }, (_, i) => ({ match: `m${i}`, id: `${i}@abc`, state: { home: "Arsenal", away: "Chelsea" } })),
+});
 const get = (headers: Record<string, string> = {}) => new Request("http://n/matches", { headers });
 const jsonAnswer = (body = big) => new Response(body, { headers: { "Content-Type": "application/json; charset=utf-8" } });
 
@@ -47,7 +49,11 @@ describe("negotiateEncoding", () => {
 });
 
 describe("compressAnswer", () => {
-  test.each([["gzip", "gzip"], ["br", "br"], ["gzip, deflate, br", "gzip"]])("a large JSON answer for %p is %s-encoded, with Vary, and decodes to the same JSON", async (accept, coding) => {
+  test.each([
+    ["gzip", "gzip"],
+    ["br", "br"],
+    ["gzip, deflate, br", "gzip"],
+  ])("a large JSON answer for %p is %s-encoded, with Vary, and decodes to the same JSON", async (accept, coding) => {
     const res = await compressAnswer(get({ "accept-encoding": accept }), jsonAnswer());
     expect(res.headers.get("content-encoding")).toBe(coding);
     expect(res.headers.get("vary")).toBe("Accept-Encoding");
@@ -86,7 +92,15 @@ describe("compressAnswer", () => {
 
   test("an event stream is never compressed, nor read: the same Response object comes back", async () => {
     let pulled = 0;
-    const body = new ReadableStream({ pull: (c) => { pulled++; c.enqueue(new TextEncoder().encode(`: ${"x".repeat(4096)}\n\n`)); } }, { highWaterMark: 0 });
+    const body = new ReadableStream(
+      {
+        pull: (c) => {
+          pulled++;
+          c.enqueue(new TextEncoder().encode(`: ${"x".repeat(4096)}\n\n`));
+        },
+      },
+      { highWaterMark: 0 },
+    );
     const stream = new Response(body, { headers: SSE_HEADERS });
     const res = await compressAnswer(get({ "accept-encoding": "gzip, br" }), stream);
     expect(res).toBe(stream);

@@ -67,11 +67,12 @@ export function negotiateEncoding(acceptEncoding: string | null, prefer: Content
 }
 
 function encode(body: Uint8Array, coding: ContentCoding, level: { br: number; gzip: number } = DYNAMIC): Uint8Array<ArrayBuffer> {
-  const out = coding === "br"
-    ? brotliCompressSync(body, {
-        params: { [zlib.BROTLI_PARAM_QUALITY]: level.br, [zlib.BROTLI_PARAM_SIZE_HINT]: body.byteLength, [zlib.BROTLI_PARAM_MODE]: zlib.BROTLI_MODE_TEXT },
-      })
-    : gzipSync(body, { level: level.gzip });
+  const out =
+    coding === "br"
+      ? brotliCompressSync(body, {
+          params: { [zlib.BROTLI_PARAM_QUALITY]: level.br, [zlib.BROTLI_PARAM_SIZE_HINT]: body.byteLength, [zlib.BROTLI_PARAM_MODE]: zlib.BROTLI_MODE_TEXT },
+        })
+      : gzipSync(body, { level: level.gzip });
   return out as Uint8Array<ArrayBuffer>;
 }
 

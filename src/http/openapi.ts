@@ -33,7 +33,7 @@ function error(description: string, codes: string[], opts: { retryAfter?: boolea
 const E = {
   badRequest: (...codes: string[]) => error("Malformed request", codes.length ? codes : ["bad_request"]),
   unauthorized: error("Missing, expired, malformed or wrongly signed token", ["unauthorized"], {
-    headers: { "WWW-Authenticate": { schema: { type: "string" }, description: "`Bearer realm=\"touchline\"`, with `error=\"invalid_token\"` for a bad token" } },
+    headers: { "WWW-Authenticate": { schema: { type: "string" }, description: '`Bearer realm="touchline"`, with `error="invalid_token"` for a bad token' } },
   }),
   forbidden: error("The token does not cover this match", ["forbidden"]),
   notFound: error("No such match (no events within retention) or file", ["not_found"]),
@@ -59,13 +59,34 @@ const STREAM_PARAMS = [
     description: "resume after this id (an EventSource sends it by itself on reconnect); unknown, unparseable or expired ids give a snapshot, never an error",
     schema: ref("EventId"),
   },
-  { name: "lastEventId", in: "query", required: false, description: "the same as the Last-Event-ID header, for a fresh EventSource", schema: { type: "string" } },
-  { name: "hello", in: "query", required: false, description: "`1`: start with `touchline.hello` naming the node serving this stream", schema: { type: "string", enum: ["1"] } },
-  { name: "heartbeat", in: "query", required: false, description: "`1`: heartbeats as `touchline.ping` events (visible to EventSource) instead of `: ping` comments", schema: { type: "string", enum: ["1"] } },
+  {
+    name: "lastEventId",
+    in: "query",
+    required: false,
+    description: "the same as the Last-Event-ID header, for a fresh EventSource",
+    schema: { type: "string" },
+  },
+  {
+    name: "hello",
+    in: "query",
+    required: false,
+    description: "`1`: start with `touchline.hello` naming the node serving this stream",
+    schema: { type: "string", enum: ["1"] },
+  },
+  {
+    name: "heartbeat",
+    in: "query",
+    required: false,
+    description: "`1`: heartbeats as `touchline.ping` events (visible to EventSource) instead of `: ping` comments",
+    schema: { type: "string", enum: ["1"] },
+  },
 ];
 
 const SSE_HEADERS = {
-  "Cache-Control": { schema: { type: "string", const: "no-cache, no-transform" }, description: "no cache and no proxy may store or transform (compress) a stream" },
+  "Cache-Control": {
+    schema: { type: "string", const: "no-cache, no-transform" },
+    description: "no cache and no proxy may store or transform (compress) a stream",
+  },
   "X-Accel-Buffering": { schema: { type: "string", const: "no" }, description: "tells nginx not to buffer the stream" },
 };
 
@@ -80,16 +101,23 @@ function sseEvents(multiplexed: boolean) {
     },
     "<type>": { id: idNote, data: ref("EventData"), description: "a published event, named by its `type` (`goal`, `card`, ...), in order" },
     "touchline.hello": { id: false, data: ref("HelloData"), description: "with `?hello=1`: after `retry:`, before anything else" },
-    "touchline.ping": { id: false, data: { type: "object", maxProperties: 0 }, description: "with `?heartbeat=1`: every HEARTBEAT_MS without writes (otherwise a `: ping` comment)" },
+    "touchline.ping": {
+      id: false,
+      data: { type: "object", maxProperties: 0 },
+      description: "with `?heartbeat=1`: every HEARTBEAT_MS without writes (otherwise a `: ping` comment)",
+    },
     "touchline.end": {
       id: false,
       data: ref("EndData"),
-      description: multiplexed ? "a match on the stream ended; the stream goes on with the others (ends with the last)" : "the match ended (after its final event); the stream closes",
+      description: multiplexed
+        ? "a match on the stream ended; the stream goes on with the others (ends with the last)"
+        : "the match ended (after its final event); the stream closes",
     },
     "touchline.refused": {
       id: false,
       data: ref("RefusedData"),
-      description: "the only event of a refused stream (node full, draining, not ready, or rate limited), after `retry:` set to the wait; then the stream closes and EventSource comes back by itself",
+      description:
+        "the only event of a refused stream (node full, draining, not ready, or rate limited), after `retry:` set to the wait; then the stream closes and EventSource comes back by itself",
     },
   };
 }
@@ -103,7 +131,8 @@ function streamOk(multiplexed: boolean) {
       "text/event-stream": {
         schema: { type: "string" },
         "x-sse-events": sseEvents(multiplexed),
-        example: 'retry: 1000\n\nid: 1042@mx9hqrq0\nevent: snapshot\ndata: {"match":"m1","state":{"homeScore":1}}\n\nid: 1043@mx9hqrq0\nevent: goal\ndata: {"match":"m1","data":{"team":"away"},"ts":1733351230000,"state":{"awayScore":1}}\n\n',
+        example:
+          'retry: 1000\n\nid: 1042@mx9hqrq0\nevent: snapshot\ndata: {"match":"m1","state":{"homeScore":1}}\n\nid: 1043@mx9hqrq0\nevent: goal\ndata: {"match":"m1","data":{"team":"away"},"ts":1733351230000,"state":{"awayScore":1}}\n\n',
       },
     },
   };
@@ -113,7 +142,13 @@ const CACHED_HEADERS = (maxAge: string) => ({
   "Cache-Control": { schema: { type: "string" }, description: `\`public, max-age=${maxAge}\` (\`private\` when the request carries a token)` },
   ETag: { schema: { type: "string" }, description: "weak validator of the JSON; send it back as If-None-Match" },
 });
-const IF_NONE_MATCH = { name: "If-None-Match", in: "header", required: false, description: "an ETag from an earlier answer: 304 while it is current", schema: { type: "string" } };
+const IF_NONE_MATCH = {
+  name: "If-None-Match",
+  in: "header",
+  required: false,
+  description: "an ETag from an earlier answer: 304 while it is current",
+  schema: { type: "string" },
+};
 const NOT_MODIFIED = (maxAge: string) => ({ "304": { description: "unchanged since the ETag in If-None-Match", headers: CACHED_HEADERS(maxAge) } });
 
 const paths = {
@@ -124,7 +159,7 @@ const paths = {
       tags: ["publish"],
       summary: "Publish one event to a match",
       description:
-        "Answers 201 only after JetStream stored the event. A `key` repeated for the same match within the dedupe window (at least 2 minutes) answers 200 with the first id and stores nothing. `\"final\": true` ends the match. With TOUCHLINE_JWT_SECRET set, needs a token whose `touchline.publish` claim lists the match or `*`.",
+        'Answers 201 only after JetStream stored the event. A `key` repeated for the same match within the dedupe window (at least 2 minutes) answers 200 with the first id and stores nothing. `"final": true` ends the match. With TOUCHLINE_JWT_SECRET set, needs a token whose `touchline.publish` claim lists the match or `*`.',
       requestBody: { required: true, description: "at most MAX_BODY_BYTES (64 KiB)", content: jsonOf(ref("PublishBody")) },
       responses: {
         "201": { description: "stored", content: jsonOf(ref("Published")) },
@@ -169,7 +204,15 @@ const paths = {
       description:
         "One snapshot per match, then the live events of all. Ids are composite (`m1:1042,m2:0@<tag>`): resuming with one is exact for every match; matches missing from it get a snapshot. All matches ended and resumed past their final events: 204.",
       parameters: [
-        { name: "match", in: "query", required: true, description: "a match id, repeated: at most MAX_MATCHES_PER_STREAM (64)", schema: { type: "array", items: { type: "string", pattern: MATCH_PATTERN }, minItems: 1 }, style: "form", explode: true },
+        {
+          name: "match",
+          in: "query",
+          required: true,
+          description: "a match id, repeated: at most MAX_MATCHES_PER_STREAM (64)",
+          schema: { type: "array", items: { type: "string", pattern: MATCH_PATTERN }, minItems: 1 },
+          style: "form",
+          explode: true,
+        },
         ...STREAM_PARAMS,
       ],
       responses: {
@@ -195,10 +238,14 @@ const paths = {
       },
       responses: {
         "201": { description: "all stored", content: jsonOf(ref("BatchPublished")) },
-        "400": error("A bad item (its `index` is in the body) or a malformed body; nothing stored", ["invalid_json", "invalid_event", "bad_request"], { schema: "ItemError" }),
+        "400": error("A bad item (its `index` is in the body) or a malformed body; nothing stored", ["invalid_json", "invalid_event", "bad_request"], {
+          schema: "ItemError",
+        }),
         "401": E.unauthorized,
         "403": E.forbidden,
-        "409": error("An item's match has ended (or follows a final item of its match in this batch); nothing stored", ["match_ended"], { schema: "ItemError" }),
+        "409": error("An item's match has ended (or follows a final item of its match in this batch); nothing stored", ["match_ended"], {
+          schema: "ItemError",
+        }),
         "413": E.tooLarge("too_large"),
         "415": E.unsupportedType,
         "429": E.rateLimited,
@@ -222,7 +269,13 @@ const paths = {
         "Answers as soon as there is anything after `after`, or empty after `wait`. At most about CLIENT_BUFFER_BYTES of events per answer (whole events, at least one): pass `next` as `after` again. Without `after` (or with one the node cannot resume from): `snapshot` instead. Ids are those of the single-match stream.",
       parameters: [
         { name: "after", in: "query", required: false, description: "an event id (`0`: from the first retained event)", schema: { type: "string" } },
-        { name: "wait", in: "query", required: false, description: "milliseconds to wait for an event, at most POLL_WAIT (default 25 s, also the default wait)", schema: { type: "integer", minimum: 0 } },
+        {
+          name: "wait",
+          in: "query",
+          required: false,
+          description: "milliseconds to wait for an event, at most POLL_WAIT (default 25 s, also the default wait)",
+          schema: { type: "integer", minimum: 0 },
+        },
       ],
       responses: {
         "200": { description: "the events after `after` (possibly none), or a snapshot", content: jsonOf(ref("PollAnswer")) },
@@ -341,7 +394,9 @@ const paths = {
     },
   },
   "/web/{file}": {
-    parameters: [{ name: "file", in: "path", required: true, description: "a file of the page", schema: { type: "string", pattern: "^[\\w-]+\\.(html|js|css|svg)$" } }],
+    parameters: [
+      { name: "file", in: "path", required: true, description: "a file of the page", schema: { type: "string", pattern: "^[\\w-]+\\.(html|js|css|svg)$" } },
+    ],
     get: {
       operationId: "pageFile",
       tags: ["page"],
@@ -349,7 +404,12 @@ const paths = {
       responses: {
         "200": {
           description: "the file",
-          content: { "text/javascript": { schema: { type: "string" } }, "text/css": { schema: { type: "string" } }, "text/html": { schema: { type: "string" } }, "image/svg+xml": { schema: { type: "string" } } },
+          content: {
+            "text/javascript": { schema: { type: "string" } },
+            "text/css": { schema: { type: "string" } },
+            "text/html": { schema: { type: "string" } },
+            "image/svg+xml": { schema: { type: "string" } },
+          },
         },
         "404": E.notFound,
         ...COMMON,
@@ -359,13 +419,33 @@ const paths = {
 };
 
 const ERROR_CODES = [
-  "bad_request", "invalid_json", "invalid_match", "invalid_event", "unauthorized", "forbidden", "not_found", "method_not_allowed",
-  "too_large", "too_many_matches", "headers_too_large", "unsupported_media_type", "rate_limited", "at_capacity", "not_ready",
-  "draining", "publish_failed", "publish_outcome_unknown", "match_ended", "internal_error",
+  "bad_request",
+  "invalid_json",
+  "invalid_match",
+  "invalid_event",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "method_not_allowed",
+  "too_large",
+  "too_many_matches",
+  "headers_too_large",
+  "unsupported_media_type",
+  "rate_limited",
+  "at_capacity",
+  "not_ready",
+  "draining",
+  "publish_failed",
+  "publish_outcome_unknown",
+  "match_ended",
+  "internal_error",
 ];
 
 const JSON_VALUE: Schema = { description: "any JSON value" };
-const STATE: Schema = { type: "object", description: "the match's state: the JSON object built by applying each event's `state` merge patch (RFC 7386) in order" };
+const STATE: Schema = {
+  type: "object",
+  description: "the match's state: the JSON object built by applying each event's `state` merge patch (RFC 7386) in order",
+};
 const PATCH: Schema = { type: "object", description: "a JSON merge patch (RFC 7386) applied to the match's state" };
 const ENDED: Schema = { type: "boolean", const: true, description: "present once the match has ended" };
 
@@ -404,7 +484,12 @@ const schemas: Record<string, Schema> = {
       type: { type: "string", pattern: "^[A-Za-z][A-Za-z0-9_.-]{0,63}$", description: "`snapshot` and `touchline.*` are reserved (400)" },
       data: { ...JSON_VALUE, description: "the event's payload (any JSON; omitted: null)" },
       state: PATCH,
-      key: { type: "string", minLength: 1, maxLength: 128, description: "idempotency key: the same key for the same match within the dedupe window stores nothing more" },
+      key: {
+        type: "string",
+        minLength: 1,
+        maxLength: 128,
+        description: "idempotency key: the same key for the same match within the dedupe window stores nothing more",
+      },
       final: { type: "boolean", description: "the match's last event: it ends the match" },
       private: { type: "boolean", description: "the match is private: reading it needs a token whose `touchline.subscribe` claim covers it" },
     },
@@ -415,7 +500,11 @@ const schemas: Record<string, Schema> = {
   Published: { type: "object", required: ["id"], properties: { id: ref("EventId") } },
   Duplicate: { type: "object", required: ["id", "duplicate"], properties: { id: ref("EventId"), duplicate: { const: true } } },
   PublishResult: { anyOf: [ref("Published"), ref("Duplicate")] },
-  BatchPublished: { type: "object", required: ["results"], properties: { results: { type: "array", items: ref("PublishResult"), description: "in request order" } } },
+  BatchPublished: {
+    type: "object",
+    required: ["results"],
+    properties: { results: { type: "array", items: ref("PublishResult"), description: "in request order" } },
+  },
   MatchRead: {
     type: "object",
     required: ["match", "id", "state"],
@@ -436,7 +525,13 @@ const schemas: Record<string, Schema> = {
         items: {
           type: "object",
           required: ["id", "type", "data", "ts"],
-          properties: { id: ref("EventId"), type: { type: "string" }, data: JSON_VALUE, ts: { type: "integer", description: "publish time, ms since epoch" }, state: PATCH },
+          properties: {
+            id: ref("EventId"),
+            type: { type: "string" },
+            data: JSON_VALUE,
+            ts: { type: "integer", description: "publish time, ms since epoch" },
+            state: PATCH,
+          },
         },
       },
       next: { oneOf: [ref("EventId"), { type: "null" }], description: "pass as `after` next time" },
@@ -503,7 +598,7 @@ export function openApiDocument(): Record<string, unknown> {
       version: pkg.version,
       summary: "Live match events over Server-Sent Events, from any node of the cluster",
       description:
-        "The same API on every node. The contract (ids, ordering, exact resume, invariants) is docs/design.md. Errors are JSON `{\"error\", \"message\"}`. JSON answers, the page's files and metrics over about 1 KiB are compressed (br or gzip) when the client accepts it; event streams never are.",
+        'The same API on every node. The contract (ids, ordering, exact resume, invariants) is docs/design.md. Errors are JSON `{"error", "message"}`. JSON answers, the page\'s files and metrics over about 1 KiB are compressed (br or gzip) when the client accepts it; event streams never are.',
       license: { name: pkg.license, identifier: pkg.license },
     },
     tags: [
@@ -522,7 +617,12 @@ export function openApiDocument(): Record<string, unknown> {
       schemas,
       headers: { RetryAfter: { description: "seconds to wait before retrying", schema: { type: "integer", minimum: 0 } } },
       securitySchemes: {
-        bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT", description: "HS256 with TOUCHLINE_JWT_SECRET (or a public key); claims `touchline.publish` and `touchline.subscribe` list match ids or `*`" },
+        bearer: {
+          type: "http",
+          scheme: "bearer",
+          bearerFormat: "JWT",
+          description: "HS256 with TOUCHLINE_JWT_SECRET (or a public key); claims `touchline.publish` and `touchline.subscribe` list match ids or `*`",
+        },
         cookie: { type: "apiKey", in: "cookie", name: "touchline_token" },
         query: { type: "apiKey", in: "query", name: "access_token" },
       },

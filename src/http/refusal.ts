@@ -26,7 +26,6 @@ export function refusalWaitMs(err: HttpError, minMs: number, random: () => numbe
 
 export function refusedStream(err: HttpError, waitMs: number): Response {
   const body =
-    encodeRetry(waitMs) +
-    encodeMessage({ event: REFUSED_EVENT, data: JSON.stringify({ error: err.code, message: err.message, retryAfterMs: waitMs }) });
+    encodeRetry(waitMs) + encodeMessage({ event: REFUSED_EVENT, data: JSON.stringify({ error: err.code, message: err.message, retryAfterMs: waitMs }) });
   return new Response(body, { status: 200, headers: SSE_HEADERS });
 }

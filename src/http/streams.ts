@@ -258,9 +258,16 @@ export async function poll(deps: StreamDeps, request: Request, match: string, se
   // The match may have turned private while this poll waited.
   deps.auth.access.requireRead(viewer, match, actor.private);
   const tag = deps.node.logTag;
-  const events = collector.events.map((e) => ({ id: e.id, type: e.event.type, data: e.event.data, ts: e.event.ts, ...(e.event.state !== undefined ? { state: e.event.state } : {}) }));
+  const events = collector.events.map((e) => ({
+    id: e.id,
+    type: e.event.type,
+    data: e.event.data,
+    ts: e.event.ts,
+    ...(e.event.state !== undefined ? { state: e.event.state } : {}),
+  }));
   const body: Record<string, unknown> = { match, events, next: collector.lastSeq > 0 ? formatEventId(collector.lastSeq, tag) : null };
   if (collector.ended) body.ended = true;
-  if (collector.snapshot) body.snapshot = { id: collector.snapshot.seq > 0 ? formatEventId(collector.snapshot.seq, tag) : null, state: collector.snapshot.state };
+  if (collector.snapshot)
+    body.snapshot = { id: collector.snapshot.seq > 0 ? formatEventId(collector.snapshot.seq, tag) : null, state: collector.snapshot.state };
   return json(body);
 }

@@ -50,7 +50,10 @@ export class AddressSet {
    * `none` alone is the empty set.
    */
   static parse(list: string): AddressSet {
-    const entries = list.split(",").map((s) => s.trim()).filter(Boolean);
+    const entries = list
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (entries.length === 1 && entries[0]!.toLowerCase() === "none") return AddressSet.EMPTY;
     const blocks: Block[] = [];
     for (const entry of entries) {

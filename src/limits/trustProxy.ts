@@ -11,10 +11,7 @@
 import { AddressSet } from "./addressSet.ts";
 import { formatIp, parseForwardedEntry, parseIp, type IpAddress } from "./ipAddress.ts";
 
-export type TrustProxy =
-  | { kind: "none" }
-  | { kind: "hops"; hops: number }
-  | { kind: "addresses"; proxies: AddressSet };
+export type TrustProxy = { kind: "none" } | { kind: "hops"; hops: number } | { kind: "addresses"; proxies: AddressSet };
 
 /** More hops than any real chain of proxies has; a bigger number is a typo. */
 const MAX_TRUSTED_HOPS = 16;

@@ -39,7 +39,9 @@ export class MatchIndex {
     if (this.dirty.size === 0) return;
     const due = this.dirty;
     this.dirty = new Map();
-    await Promise.all([...due].map(([match, { finalKey: _local, ...entry }]) => this.kv.put(match, encodeWire(entry)).catch((err: unknown) => this.onWriteFailed(match, err))));
+    await Promise.all(
+      [...due].map(([match, { finalKey: _local, ...entry }]) => this.kv.put(match, encodeWire(entry)).catch((err: unknown) => this.onWriteFailed(match, err))),
+    );
   }
 
   async start(): Promise<void> {

@@ -53,7 +53,6 @@ const STORE_RETRY_MS = 1000;
 /** Owners of matches active this recently are started when the ring hands them to a node. */
 const RECENT_ACTIVITY_MS = 10 * 60_000;
 
-
 export interface NodeDeps {
   config: Config;
   logger: Logger;
@@ -171,14 +170,24 @@ export class TouchlineNode {
   private async attach(): Promise<void> {
     const c = this.config;
     const jsm = this.jsm;
-    const retried = (err: unknown) => this.logger.warn("creating the stream or a bucket failed (timeout or a race with another node); retrying", { err: String(err) });
+    const retried = (err: unknown) =>
+      this.logger.warn("creating the stream or a bucket failed (timeout or a race with another node); retrying", { err: String(err) });
     // Discovery: a message of a match nobody here listens to may be one this node owns and has not
     // started: starting its actor keeps the match index current.
-    this.tail = new StreamTail(this.readers, this.names.stream, this.names.eventWildcard, (subject) => this.names.matchOfSubject(subject), (match) => {
-      if (this.membership?.ring.ownerOf(match) === this.id && !this.draining && this.storeUp) this.hub.get(match);
-    });
-    this.log = new EventLog(this.js, jsm, this.names, (seq, reason) =>
-      this.logger.warn("skipping a stored message that is not a valid event", { seq, reason }),
+    this.tail = new StreamTail(
+      this.readers,
+      this.names.stream,
+      this.names.eventWildcard,
+      (subject) => this.names.matchOfSubject(subject),
+      (match) => {
+        if (this.membership?.ring.ownerOf(match) === this.id && !this.draining && this.storeUp) this.hub.get(match);
+      },
+    );
+    this.log = new EventLog(
+      this.js,
+      jsm,
+      this.names,
+      (seq, reason) => this.logger.warn("skipping a stored message that is not a valid event", { seq, reason }),
       this.tracing,
       this.tail,
     );
@@ -262,7 +271,10 @@ export class TouchlineNode {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const started = performance.now();
     const answered = await Promise.race([
-      this.nc.rtt().then(() => true, () => false),
+      this.nc.rtt().then(
+        () => true,
+        () => false,
+      ),
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), NATS_PROBE_TIMEOUT_MS))),
     ]);
     clearTimeout(timer);
@@ -274,7 +286,10 @@ export class TouchlineNode {
     if (!reachable) {
       this.metrics.natsConnected.set(0);
       this.membership?.freeze();
-      this.logger.warn("NATS does not answer; not ready, ending this node's streams until it does", { timeoutMs: NATS_PROBE_TIMEOUT_MS, misses: NATS_PROBE_MISSES });
+      this.logger.warn("NATS does not answer; not ready, ending this node's streams until it does", {
+        timeoutMs: NATS_PROBE_TIMEOUT_MS,
+        misses: NATS_PROBE_MISSES,
+      });
       this.unavailable("nats_unreachable");
     } else {
       this.metrics.natsConnected.set(1);
@@ -293,7 +308,11 @@ export class TouchlineNode {
     const streams = [this.names.stream, ...[this.names.membersBucket, this.names.ownersBucket, this.names.indexBucket].map((b) => `KV_${b}`)];
     let lost: string | undefined;
     try {
-      const infos = await Promise.all(streams.map((name) => this.jsm.streams.info(name).catch((err: unknown) => (isNotFound(err) || isStreamNotFound(err) ? undefined : Promise.reject(err)))));
+      const infos = await Promise.all(
+        streams.map((name) =>
+          this.jsm.streams.info(name).catch((err: unknown) => (isNotFound(err) || isStreamNotFound(err) ? undefined : Promise.reject(err))),
+        ),
+      );
       const missing = infos.findIndex((i) => i === undefined);
       if (missing >= 0) lost = `${streams[missing]} is missing`;
       else if (logTag(new Date(infos[0]!.created)) !== this.currentLogTag) lost = "the event stream was recreated";
@@ -467,7 +486,11 @@ export class TouchlineNode {
   }
 
   /** Matches with events within retention, most recently active first (see MatchIndex.list). */
-  listMatches(limit: number, cursor: string | undefined, visible: (match: string, entry: IndexEntry) => boolean): { items: [string, IndexEntry][]; next: string | null } {
+  listMatches(
+    limit: number,
+    cursor: string | undefined,
+    visible: (match: string, entry: IndexEntry) => boolean,
+  ): { items: [string, IndexEntry][]; next: string | null } {
     return this.index.list(limit, cursor, this.config.retentionMs, visible);
   }
 
@@ -516,5 +539,10 @@ export class TouchlineNode {
 /** "stream not found" as JetStream's API answers it (err_code 10059), whatever the client makes of it. */
 function isStreamNotFound(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | undefined;
-  return e?.code === 10059 || String(e?.message ?? "").toLowerCase().includes("stream not found");
+  return (
+    e?.code === 10059 ||
+    String(e?.message ?? "")
+      .toLowerCase()
+      .includes("stream not found")
+  );
 }

@@ -8,7 +8,14 @@ const SIGNATURE = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0
 function v2(command: number, family: number, body: number[]): Uint8Array {
   return Uint8Array.from([...SIGNATURE, 0x20 | command, family, body.length >> 8, body.length & 0xff, ...body]);
 }
-const ipv4Body = (src: number[], dst: number[], srcPort: number, dstPort: number) => [...src, ...dst, srcPort >> 8, srcPort & 0xff, dstPort >> 8, dstPort & 0xff];
+const ipv4Body = (src: number[], dst: number[], srcPort: number, dstPort: number) => [
+  ...src,
+  ...dst,
+  srcPort >> 8,
+  srcPort & 0xff,
+  dstPort >> 8,
+  dstPort & 0xff,
+];
 
 function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -23,7 +30,11 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 describe("v1", () => {
   test("TCP4 and TCP6 lines name the source; the length covers the CRLF only, not what follows", () => {
     const line = "PROXY TCP4 203.0.113.7 10.0.0.2 51234 443\r\n";
-    expect(parseProxyHeader(text(`${line}GET / HTTP/1.1\r\n`))).toEqual({ kind: "header", length: line.length, source: { address: "203.0.113.7", port: 51234 } });
+    expect(parseProxyHeader(text(`${line}GET / HTTP/1.1\r\n`))).toEqual({
+      kind: "header",
+      length: line.length,
+      source: { address: "203.0.113.7", port: 51234 },
+    });
     const six = "PROXY TCP6 2001:db8::1 2001:db8::2 40000 80\r\n";
     expect(parseProxyHeader(text(six))).toEqual({ kind: "header", length: six.length, source: { address: "2001:db8::1", port: 40000 } });
   });

@@ -26,7 +26,11 @@ let watch: SlowClientWatch | undefined;
 function newWatch(graceMs = GRACE_MS): SlowClientWatch {
   clock = 0;
   cuts.length = 0;
-  watch = new SlowClientWatch({ capBytes: CAP, ceilingBytes: CEILING, graceMs }, (c) => cuts.push(c), () => clock);
+  watch = new SlowClientWatch(
+    { capBytes: CAP, ceilingBytes: CEILING, graceMs },
+    (c) => cuts.push(c),
+    () => clock,
+  );
   return watch;
 }
 

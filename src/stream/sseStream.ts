@@ -70,7 +70,11 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
   /** Opening queued as much replay as the buffer cap allows; the rest waits for the next connection. */
   private replayFull = false;
 
-  constructor(private readonly owner: SseStreamOwner, headers: HeadersInit, retryFrame: Uint8Array) {
+  constructor(
+    private readonly owner: SseStreamOwner,
+    headers: HeadersInit,
+    retryFrame: Uint8Array,
+  ) {
     this.response = new Response(new ReadableStream<Uint8Array>(this, UNSENT_BYTES), { status: 200, headers });
     this.writeRaw(retryFrame);
   }

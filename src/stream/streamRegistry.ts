@@ -43,7 +43,6 @@ export interface RegistryOptions {
   onSlowCut(cut: SlowCut): void;
 }
 
-
 export class StreamRegistry implements SseStreamOwner {
   private readonly streams = new Set<SseStream>();
   private readonly sweepTimer: ReturnType<typeof setInterval>;
@@ -54,9 +53,8 @@ export class StreamRegistry implements SseStreamOwner {
 
   constructor(private readonly opts: RegistryOptions) {
     this.bufferCap = opts.bufferCap;
-    this.slowClients = new SlowClientWatch(
-      { capBytes: opts.bufferCap, ceilingBytes: opts.bufferCeiling, graceMs: opts.slowGraceMs },
-      (cut) => opts.onSlowCut(cut),
+    this.slowClients = new SlowClientWatch({ capBytes: opts.bufferCap, ceilingBytes: opts.bufferCeiling, graceMs: opts.slowGraceMs }, (cut) =>
+      opts.onSlowCut(cut),
     );
     // ±50% jitter so that a node dying does not make all its clients come back in the same instant.
     const utf8 = new TextEncoder();

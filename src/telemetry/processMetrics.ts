@@ -8,71 +8,71 @@
  * counters as /proc/self/stat, in microseconds rather than 10 ms ticks). Without /proc (macOS), memory
  * comes from the runtime and the descriptor figures are NaN.
  */
-import { readdirSync, readFileSync } from 'node:fs'
-import type { MetricsRegistry } from './metrics'
+import { readdirSync, readFileSync } from "node:fs";
+import type { MetricsRegistry } from "./metrics";
 
-const PROC_SELF = '/proc/self'
+const PROC_SELF = "/proc/self";
 
-const BYTES_PER_KIB = 1024
-const MICROSECONDS_PER_SECOND = 1e6
-const MS_PER_SECOND = 1000
+const BYTES_PER_KIB = 1024;
+const MICROSECONDS_PER_SECOND = 1e6;
+const MS_PER_SECOND = 1000;
 
 /** `VmRSS:     28812 kB` in /proc/<pid>/status, in bytes. */
 export function residentBytesFromStatus(status: string): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB\s*$/m.exec(status)
-  if (!m) throw new Error('no VmRSS line in the process status')
-  return Number(m[1]) * BYTES_PER_KIB
+  const m = /^VmRSS:\s+(\d+)\s+kB\s*$/m.exec(status);
+  if (!m) throw new Error("no VmRSS line in the process status");
+  return Number(m[1]) * BYTES_PER_KIB;
 }
 
 /** The soft limit of `Max open files` in /proc/<pid>/limits (what the process may open); `unlimited` is +Inf. */
 export function maxFdsFromLimits(limits: string): number {
-  const m = /^Max open files\s+(\d+|unlimited)\s+(?:\d+|unlimited)\s+files\s*$/m.exec(limits)
-  if (!m) throw new Error('no "Max open files" line in the process limits')
-  return m[1] === 'unlimited' ? Infinity : Number(m[1])
+  const m = /^Max open files\s+(\d+|unlimited)\s+(?:\d+|unlimited)\s+files\s*$/m.exec(limits);
+  if (!m) throw new Error('no "Max open files" line in the process limits');
+  return m[1] === "unlimited" ? Infinity : Number(m[1]);
 }
 
 /** How each figure is read; tests swap them. */
 export interface ProcessReaders {
-  residentBytes(): number
-  cpuSeconds(): number
-  openFds(): number
-  maxFds(): number
-  startTimeSeconds(): number
+  residentBytes(): number;
+  cpuSeconds(): number;
+  openFds(): number;
+  maxFds(): number;
+  startTimeSeconds(): number;
 }
 
 function readText(path: string): string | undefined {
   try {
-    return readFileSync(path, 'utf8')
+    return readFileSync(path, "utf8");
   } catch {
-    return undefined
+    return undefined;
   }
 }
 
 /** Readers for this process: /proc/self where there is one, the runtime otherwise. */
 export function processReaders(proc: string = PROC_SELF): ProcessReaders {
   // Fixed for the process's life: when the runtime's clock started.
-  const startTimeSeconds = performance.timeOrigin / MS_PER_SECOND
+  const startTimeSeconds = performance.timeOrigin / MS_PER_SECOND;
   return {
     residentBytes: () => {
-      const status = readText(`${proc}/status`)
-      return status === undefined ? process.memoryUsage.rss() : residentBytesFromStatus(status)
+      const status = readText(`${proc}/status`);
+      return status === undefined ? process.memoryUsage.rss() : residentBytesFromStatus(status);
     },
     cpuSeconds: () => {
-      const { user, system } = process.cpuUsage()
-      return (user + system) / MICROSECONDS_PER_SECOND
+      const { user, system } = process.cpuUsage();
+      return (user + system) / MICROSECONDS_PER_SECOND;
     },
     // The listing includes the descriptor that reads it, which is not the process's own.
     openFds: () => readdirSync(`${proc}/fd`).length - 1,
-    maxFds: () => maxFdsFromLimits(readFileSync(`${proc}/limits`, 'utf8')),
+    maxFds: () => maxFdsFromLimits(readFileSync(`${proc}/limits`, "utf8")),
     startTimeSeconds: () => startTimeSeconds,
-  }
+  };
 }
 
 /** Registers process_resident_memory_bytes, process_cpu_seconds_total, process_open_fds, process_max_fds, process_start_time_seconds. */
 export function registerProcessMetrics(registry: MetricsRegistry, readers: ProcessReaders = processReaders()): void {
-  registry.gaugeFn('process_resident_memory_bytes', 'Resident memory size in bytes.', readers.residentBytes)
-  registry.counterFn('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', readers.cpuSeconds)
-  registry.gaugeFn('process_open_fds', 'Number of open file descriptors.', readers.openFds)
-  registry.gaugeFn('process_max_fds', 'Maximum number of open file descriptors.', readers.maxFds)
-  registry.gaugeFn('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', readers.startTimeSeconds)
+  registry.gaugeFn("process_resident_memory_bytes", "Resident memory size in bytes.", readers.residentBytes);
+  registry.counterFn("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", readers.cpuSeconds);
+  registry.gaugeFn("process_open_fds", "Number of open file descriptors.", readers.openFds);
+  registry.gaugeFn("process_max_fds", "Maximum number of open file descriptors.", readers.maxFds);
+  registry.gaugeFn("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", readers.startTimeSeconds);
 }

@@ -34,4 +34,3 @@ export type TracingEnv =
       samplerRatio: number;
       batch: BatchSettings;
     };
-

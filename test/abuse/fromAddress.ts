@@ -64,7 +64,13 @@ export function openSseFrom(localAddress: string, url: string, headers: Record<s
 }
 
 /** Publishes from `localAddress`; resolves with the whole answer. */
-export async function publishFrom(localAddress: string, baseUrl: string, match: string, body: unknown, headers: Record<string, string> = {}): Promise<SseConnection> {
+export async function publishFrom(
+  localAddress: string,
+  baseUrl: string,
+  match: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<SseConnection> {
   const conn = await requestFrom(localAddress, `${baseUrl}/matches/${match}/events`, {
     method: "POST",
     headers: { "content-type": "application/json", connection: "close", ...headers },

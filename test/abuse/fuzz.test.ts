@@ -154,7 +154,8 @@ async function runHead(c: FetchCase, baseUrl: string, where: string, t: Tally): 
   await conn.until(() => conn.status > 0 || conn.isEnded, REQUEST_TIMEOUT_MS, "a HEAD answer").catch(() => {});
   await conn.close();
   count(t, `HEAD:${conn.status || "closed"}`);
-  if (!(conn.status >= 100 && conn.status < 500) && !bareAnswerAllowed(c, conn.status)) t.failures.push(`${where}: HEAD ${c.target.slice(0, 120)} answered ${conn.status || "nothing"}`);
+  if (!(conn.status >= 100 && conn.status < 500) && !bareAnswerAllowed(c, conn.status))
+    t.failures.push(`${where}: HEAD ${c.target.slice(0, 120)} answered ${conn.status || "nothing"}`);
 }
 
 async function runFetch(c: FetchCase, baseUrl: string, where: string, t: Tally): Promise<void> {
@@ -199,7 +200,9 @@ async function runFetch(c: FetchCase, baseUrl: string, where: string, t: Tally):
         if (typeof json.error !== "string" || typeof json.message !== "string") throw new Error("not {error, message}");
         if (res.status === 429 && !/^\d+$/.test(res.headers.get("retry-after") ?? "")) throw new Error("429 without Retry-After seconds");
       } catch (err) {
-        t.failures.push(`${where}: ${c.method} ${c.target.slice(0, 120)} answered ${res.status} ${type}: ${(err as Error).message}: ${JSON.stringify(body.slice(0, 200))}`);
+        t.failures.push(
+          `${where}: ${c.method} ${c.target.slice(0, 120)} answered ${res.status} ${type}: ${(err as Error).message}: ${JSON.stringify(body.slice(0, 200))}`,
+        );
       }
     } else if (type.startsWith("application/json")) {
       try {
@@ -242,7 +245,11 @@ test(`${REQUESTS} fuzzed requests (seed ${SEED}): no 5xx, JSON errors, clean str
   const host = new URL(openNode.url).host;
   // Events on the known matches, so streams and resumes have something to carry.
   for (const m of KNOWN_MATCHES) {
-    const res = await fetch(`${openNode.url}/matches/${m}/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "kickoff", data: "\n\nevent: evil\ndata: x" }) });
+    const res = await fetch(`${openNode.url}/matches/${m}/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "kickoff", data: "\n\nevent: evil\ndata: x" }),
+    });
     expect(res.status).toBe(201);
   }
 
@@ -284,8 +291,13 @@ test(`${REQUESTS} fuzzed requests (seed ${SEED}): no 5xx, JSON errors, clean str
   const seconds = (performance.now() - started) / 1000;
   console.log(`fuzz RSS MB (cases done: open/limited node): ${rssTrail.join(" ")}`);
 
-  const statuses = [...t.statuses.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}:${v}`).join(" ");
-  console.log(`fuzz: ${total} cases in ${seconds.toFixed(1)} s (${Math.round(REQUESTS / seconds)}/s); ${t.unsendable} not sendable by fetch; streams read ${t.streamsRead}, events checked ${t.eventsChecked}`);
+  const statuses = [...t.statuses.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}:${v}`)
+    .join(" ");
+  console.log(
+    `fuzz: ${total} cases in ${seconds.toFixed(1)} s (${Math.round(REQUESTS / seconds)}/s); ${t.unsendable} not sendable by fetch; streams read ${t.streamsRead}, events checked ${t.eventsChecked}`,
+  );
   console.log(`fuzz statuses: ${statuses}`);
   if (t.failures.length > 0) console.log(`fuzz failures (${t.failures.length}):\n${t.failures.slice(0, MAX_FAILURES_SHOWN).join("\n")}`);
   expect(t.failures.slice(0, MAX_FAILURES_SHOWN)).toEqual([]);
@@ -295,7 +307,9 @@ test(`${REQUESTS} fuzzed requests (seed ${SEED}): no 5xx, JSON errors, clean str
 
   const stored = t.statuses.get("201") ?? 0;
   const rssBoundMb = RSS_GROWTH_BASE_MB + stored * RSS_GROWTH_PER_STORED_EVENT_MB;
-  console.log(`RSS bound: ${RSS_GROWTH_BASE_MB} MB + ${stored} events stored x ${RSS_GROWTH_PER_STORED_EVENT_MB * 1000} KB = ${rssBoundMb.toFixed(0)} MB of growth per node`);
+  console.log(
+    `RSS bound: ${RSS_GROWTH_BASE_MB} MB + ${stored} events stored x ${RSS_GROWTH_PER_STORED_EVENT_MB * 1000} KB = ${rssBoundMb.toFixed(0)} MB of growth per node`,
+  );
   for (const [name, node, before] of [
     ["open", openNode, baseline.open],
     ["limited", limitedNode, baseline.limited],
@@ -306,7 +320,10 @@ test(`${REQUESTS} fuzzed requests (seed ${SEED}): no 5xx, JSON errors, clean str
     console.log(`${name} node: streams ${before.streams} -> ${after.streams}; RSS ${before.rssMb.toFixed(0)} -> ${after.rssMb.toFixed(0)} MB`);
     expect(after.openStreamKeys).toBe(0);
     // Errors, and warnings of work that failed inside the node (an actor step), mean hostile input got in.
-    const errorLines = node.output().split("\n").filter((l) => l.includes('"level":"error"') || /step failed|RangeError|TypeError|panic/.test(l));
+    const errorLines = node
+      .output()
+      .split("\n")
+      .filter((l) => l.includes('"level":"error"') || /step failed|RangeError|TypeError|panic/.test(l));
     expect(errorLines.slice(0, 5)).toEqual([]);
     expect(after.rssMb - before.rssMb).toBeLessThan(rssBoundMb);
   }

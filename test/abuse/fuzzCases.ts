@@ -106,22 +106,7 @@ function matchId(r: Random): string {
   const roll = r();
   if (roll < 0.85) return pick(r, KNOWN_MATCHES);
   if (roll < 0.88) return `fz-new-${stringOf(r, "abcdefghij0123456789", 1, 8)}`;
-  return pick(r, [
-    "",
-    "a".repeat(65),
-    "a.b",
-    "%2F",
-    "a%00b",
-    "%C3%A9",
-    "..",
-    "a b",
-    "%",
-    "%zz",
-    percentEncode(anyText(r, 20)),
-    "a:b",
-    "a,b",
-    "<script>",
-  ]);
+  return pick(r, ["", "a".repeat(65), "a.b", "%2F", "a%00b", "%C3%A9", "..", "a b", "%", "%zz", percentEncode(anyText(r, 20)), "a:b", "a,b", "<script>"]);
 }
 
 function resumeId(r: Random): string {
@@ -145,18 +130,14 @@ function queryString(r: Random, forced: [string, string][] = []): string {
   const n = int(r, 0, 4);
   for (let i = 0; i < n; i++) {
     const key = pick(r, ["lastEventId", "match", "hello", "access_token", "limit", "cursor", "after", "wait", stringOf(r, PRINTABLE, 0, 8)]);
-    const value = pick(r, [
-      () => resumeId(r),
-      () => String(int(r, -5, 2000)),
-      () => "0",
-      () => anyText(r, 30),
-      () => pick(r, KNOWN_MATCHES),
-    ])();
+    const value = pick(r, [() => resumeId(r), () => String(int(r, -5, 2000)), () => "0", () => anyText(r, 30), () => pick(r, KNOWN_MATCHES)])();
     pairs.push([key, value]);
   }
   if (pairs.length === 0) return "";
   // Mostly encoded properly; sometimes raw percent garbage a browser would never send.
-  const encoded = pairs.map(([k, v]) => (chance(r, 0.9) ? `${percentEncode(k)}=${percentEncode(v)}` : `${k.replace(/[#\s]/g, "")}=${pick(r, ["%", "%zz", "%00", "%FF%FE", "+", "%%"])}`));
+  const encoded = pairs.map(([k, v]) =>
+    chance(r, 0.9) ? `${percentEncode(k)}=${percentEncode(v)}` : `${k.replace(/[#\s]/g, "")}=${pick(r, ["%", "%zz", "%00", "%FF%FE", "+", "%%"])}`,
+  );
   return `?${encoded.join("&")}`;
 }
 
@@ -195,7 +176,19 @@ function publishBody(r: Random): Uint8Array<ArrayBuffer> {
   } else if (roll < 0.45) {
     text = JSON.stringify({ type: "goal", data: "h".repeat(int(r, 60_000, 200_000)) });
   } else if (roll < 0.55) {
-    text = JSON.stringify(pick(r, [{ type: "snapshot" }, { type: "touchline.x" }, { type: "" }, { type: 7 }, { type: "goal\nevent: x" }, [], null, "goal", { type: "goal", state: [1] }]));
+    text = JSON.stringify(
+      pick(r, [
+        { type: "snapshot" },
+        { type: "touchline.x" },
+        { type: "" },
+        { type: 7 },
+        { type: "goal\nevent: x" },
+        [],
+        null,
+        "goal",
+        { type: "goal", state: [1] },
+      ]),
+    );
   } else if (roll < 0.7) {
     text = JSON.stringify(randomJson(r, 4));
   } else if (roll < 0.85) {
@@ -210,7 +203,15 @@ function publishBody(r: Random): Uint8Array<ArrayBuffer> {
 
 function randomPath(r: Random): string {
   const segments = Array.from({ length: int(r, 0, 6) }, () =>
-    pick(r, [() => stringOf(r, "abcxyz0123-_.~", 0, 12), () => percentEncode(anyText(r, 10)), () => "..", () => "", () => "%2e%2e", () => "matches", () => "events"])(),
+    pick(r, [
+      () => stringOf(r, "abcxyz0123-_.~", 0, 12),
+      () => percentEncode(anyText(r, 10)),
+      () => "..",
+      () => "",
+      () => "%2e%2e",
+      () => "matches",
+      () => "events",
+    ])(),
   );
   return `/${segments.join("/")}`;
 }
@@ -221,7 +222,8 @@ function headersFor(r: Random, method: string, hasBody: boolean): [string, strin
   if (chance(r, 0.3)) h.push(["last-event-id", resumeId(r)]);
   if (hasBody || chance(r, 0.1)) h.push(["content-type", pick(r, CONTENT_TYPES) || "application/json"]);
   if (chance(r, 0.1)) h.push(["x-forwarded-for", pick(r, ["1.2.3.4", "::1", "garbage", "1.2.3.4, 5.6.7.8", headerText(r, 1, 60)])]);
-  if (chance(r, 0.1)) h.push(["authorization", pick(r, ["Bearer x.y.z", "Bearer", "Basic Zm9vOmJhcg==", `Bearer ${headerText(r, 1, 300).replace(/\s/g, "")}`])]);
+  if (chance(r, 0.1))
+    h.push(["authorization", pick(r, ["Bearer x.y.z", "Bearer", "Basic Zm9vOmJhcg==", `Bearer ${headerText(r, 1, 300).replace(/\s/g, "")}`])]);
   if (chance(r, 0.05)) h.push(["cookie", `touchline_token=${headerText(r, 0, 80).replace(/[;\s]/g, "")}; other=1`]);
   if (chance(r, 0.05)) h.push(["origin", pick(r, ["https://evil.example", "null", "http://127.0.0.1:3000", headerText(r, 1, 30)])]);
   if (method === "OPTIONS" && chance(r, 0.5)) h.push(["access-control-request-method", pick(r, ["GET", "POST", "DELETE"])]);
@@ -241,7 +243,10 @@ function targetFor(r: Random): string {
     const count = pick(r, [0, 1, 2, 3, 5, 10, 64, 65, 100]);
     const matches = Array.from({ length: count }, () => matchId(r));
     if (chance(r, 0.2) && matches.length > 0) matches.push(matches[0]!);
-    return `/events${queryString(r, matches.map((m) => ["match", m]))}`;
+    return `/events${queryString(
+      r,
+      matches.map((m) => ["match", m]),
+    )}`;
   }
   if (roll < 0.6) return `/matches/${matchId(r)}/poll${queryString(r, [["wait", String(int(r, 0, 100))]])}`;
   if (roll < 0.68) return `/matches/${matchId(r)}${queryString(r)}`;
@@ -276,17 +281,37 @@ function rawCase(r: Random, host: string): RawCase {
     () => ({ kind: "raw", parts: [line(`GET /readyz HTTP/1.1\nHost: ${host}\n\n`)], unfinished: false }),
     () => ({
       kind: "raw",
-      parts: [line(`POST /matches/fz0/events HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /readyz HTTP/1.1\r\nHost: ${host}\r\n\r\n`)],
+      parts: [
+        line(
+          `POST /matches/fz0/events HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /readyz HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+        ),
+      ],
       unfinished: false,
     }),
-    () => ({ kind: "raw", parts: [line(`POST /matches/fz0/events HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${pick(r, ["-1", "abc", "1, 2", "99999999999999999999", " 3"])}\r\n\r\n{}`)], unfinished: false }),
     () => ({
       kind: "raw",
-      parts: [line(`POST /matches/fz0/events HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${pick(r, ["zz", "-1", "fffffffffffffffff", "2;ext=1"])}\r\n{}\r\n0\r\n\r\n`)],
+      parts: [
+        line(
+          `POST /matches/fz0/events HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${pick(r, ["-1", "abc", "1, 2", "99999999999999999999", " 3"])}\r\n\r\n{}`,
+        ),
+      ],
+      unfinished: false,
+    }),
+    () => ({
+      kind: "raw",
+      parts: [
+        line(
+          `POST /matches/fz0/events HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${pick(r, ["zz", "-1", "fffffffffffffffff", "2;ext=1"])}\r\n{}\r\n0\r\n\r\n`,
+        ),
+      ],
       unfinished: false,
     }),
     () => ({ kind: "raw", parts: [line(`${okHead()}\r\n${okHead()}\r\n${okHead("Connection: close\r\n")}\r\n`)], unfinished: false }),
-    () => ({ kind: "raw", parts: [line(`GET /matches/fz1/events HTTP/1.1\r\nHost: ${host}\r\nLast-Event-ID: ${anyText(r, 40).replace(/[\r\n]/g, "")}\r\n\r\n`)], unfinished: false }),
+    () => ({
+      kind: "raw",
+      parts: [line(`GET /matches/fz1/events HTTP/1.1\r\nHost: ${host}\r\nLast-Event-ID: ${anyText(r, 40).replace(/[\r\n]/g, "")}\r\n\r\n`)],
+      unfinished: false,
+    }),
     () => ({ kind: "raw", parts: [line(`GET /${"a".repeat(int(r, 10_000, 40_000))} HTTP/1.1\r\nHost: ${host}\r\n\r\n`)], unfinished: false }),
     () => ({ kind: "raw", parts: [line(okHead()), line("X-Slow: 1\r\n")], unfinished: true }),
     () => {

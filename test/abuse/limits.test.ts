@@ -61,7 +61,10 @@ beforeAll(async () => {
       },
     }),
     startNode({ natsUrl: nats.url, env: { ...COMMON, TRUST_PROXY: "loopback", MAX_STREAMS_PER_ADDRESS: "2", STREAM_RATE_PER_ADDRESS: "0" } }),
-    startNode({ natsUrl: nats.url, env: { ...COMMON, TOUCHLINE_JWT_SECRET: SECRET, PUBLISH_RATE: String(PUBLISH_RATE), PUBLISH_BURST: String(PUBLISH_BURST) } }),
+    startNode({
+      natsUrl: nats.url,
+      env: { ...COMMON, TOUCHLINE_JWT_SECRET: SECRET, PUBLISH_RATE: String(PUBLISH_RATE), PUBLISH_BURST: String(PUBLISH_BURST) },
+    }),
   ]);
 });
 
@@ -105,7 +108,10 @@ describe("MAX_STREAMS_PER_ADDRESS", () => {
     ];
     for (const s of held) await expectAdmitted(s);
 
-    const refused = await expectStreamRefusal(await openSseFrom("127.0.0.2", `${capNode.url}/matches/${match}/events`), { error: "rate_limited", retryAfterS: 5 });
+    const refused = await expectStreamRefusal(await openSseFrom("127.0.0.2", `${capNode.url}/matches/${match}/events`), {
+      error: "rate_limited",
+      retryAfterS: 5,
+    });
     expect(refused.message).toContain("open streams");
     // A long poll is held open like a stream: refused too.
     expect((await refusalOf(await answerFrom("127.0.0.2", `${capNode.url}/matches/${match}/poll?wait=0`))).status).toBe(429);
@@ -116,7 +122,11 @@ describe("MAX_STREAMS_PER_ADDRESS", () => {
     await expectAdmitted(neighbour);
 
     await held[0]!.close();
-    await waitFor(async () => wasAdmitted(await openSseFrom("127.0.0.2", `${capNode.url}/matches/${match}/events`).then((s) => (held[0] = s))), 5000, "a freed slot");
+    await waitFor(
+      async () => wasAdmitted(await openSseFrom("127.0.0.2", `${capNode.url}/matches/${match}/events`).then((s) => (held[0] = s))),
+      5000,
+      "a freed slot",
+    );
     await Promise.all([...held, neighbour].map((s) => s.close()));
   });
 
@@ -175,7 +185,10 @@ describe("TRUST_PROXY=loopback", () => {
     const a2 = await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "198.51.100.1" });
     await Promise.all([a1, a2].map((s) => expectAdmitted(s)));
     // The same client prepending a made-up address: the proxy appended the real one on the right.
-    await expectStreamRefusal(await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "203.0.113.66, 198.51.100.1" }), { error: "rate_limited", retryAfterS: 5 });
+    await expectStreamRefusal(await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "203.0.113.66, 198.51.100.1" }), {
+      error: "rate_limited",
+      retryAfterS: 5,
+    });
     const b = await openSseFrom("127.0.0.1", url, { "x-forwarded-for": "198.51.100.2" });
     await expectAdmitted(b);
     // Another hop of loopback proxies is stepped over too.
@@ -296,7 +309,12 @@ describe("JSON depth", () => {
   test(`an event nesting more than ${MAX_JSON_DEPTH} levels is 400, stores nothing, counted as json_depth; ${MAX_JSON_DEPTH} levels are accepted`, async () => {
     const match = uniqueMatch("deep");
     const before = await limited(capNode, "json_depth");
-    const post = (body: string) => requestFrom("127.0.0.16", `${capNode.url}/matches/${match}/events`, { method: "POST", headers: { "content-type": "application/json", connection: "close" }, body });
+    const post = (body: string) =>
+      requestFrom("127.0.0.16", `${capNode.url}/matches/${match}/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json", connection: "close" },
+        body,
+      });
     // The body object is one level; its data adds the rest.
     for (const depth of [MAX_JSON_DEPTH, 5000]) {
       const answer = await refusalOf(await post(`{"type":"goal","data":${nested(depth)}}`));

@@ -78,7 +78,10 @@ function v2(client: string, port = 40000): Uint8Array {
 }
 
 async function streamAs(preamble: Uint8Array | undefined, match: string, from = BALANCER, headers: Record<string, string> = {}): Promise<SseConnection> {
-  const conn = await requestFrom(from, `${node.url}/matches/${match}/events`, { headers: { accept: "text/event-stream", ...headers }, ...(preamble ? { preamble } : {}) });
+  const conn = await requestFrom(from, `${node.url}/matches/${match}/events`, {
+    headers: { accept: "text/event-stream", ...headers },
+    ...(preamble ? { preamble } : {}),
+  });
   open.push(conn);
   return conn;
 }
@@ -161,7 +164,9 @@ describe("behind a balancer that sends the PROXY header", () => {
     await slow.until(() => slow.isEnded, 10_000, "the slow client to see its stream end");
     expect(slow.matchEvents.length).toBeLessThan(published);
     expect(peakRss).toBeLessThan(RSS_BOUND_BYTES);
-    console.log(`proxy front, slow client: cut after ${published} events (~${published / 1000} MB each stream), it had taken ${slow.matchEvents.length}; node RSS peak ${(peakRss / 1e6).toFixed(0)} MB`);
+    console.log(
+      `proxy front, slow client: cut after ${published} events (~${published / 1000} MB each stream), it had taken ${slow.matchEvents.length}; node RSS peak ${(peakRss / 1e6).toFixed(0)} MB`,
+    );
   }, 120_000);
 
   test("a header split into single bytes is read whole", async () => {
@@ -213,20 +218,24 @@ describe("refusals: closed before any request, counted by reason", () => {
     expect(await refused("bad_header")).toBe(before + 3);
   });
 
-  test("a header that never completes is closed after the HTTP idle timeout", async () => {
-    const before = await refused("header_timeout");
-    const socket = net.connect({ host: "127.0.0.1", port: node.port, localAddress: BALANCER });
-    let closedAt = 0;
-    socket.on("close", () => (closedAt = Date.now()));
-    socket.on("error", () => {});
-    await new Promise<void>((resolve) => socket.once("connect", resolve));
-    const started = Date.now();
-    // The start of a v1 header, then silence: a slow-loris on the front.
-    socket.write("PROXY TCP4 198.51");
-    await waitFor(async () => closedAt > 0, IDLE_MS + 5_000, "the silent connection to be closed");
-    expect(closedAt - started).toBeGreaterThanOrEqual(IDLE_MS - 500);
-    expect(await refused("header_timeout")).toBeGreaterThanOrEqual(before + 1);
-  }, IDLE_MS * 3);
+  test(
+    "a header that never completes is closed after the HTTP idle timeout",
+    async () => {
+      const before = await refused("header_timeout");
+      const socket = net.connect({ host: "127.0.0.1", port: node.port, localAddress: BALANCER });
+      let closedAt = 0;
+      socket.on("close", () => (closedAt = Date.now()));
+      socket.on("error", () => {});
+      await new Promise<void>((resolve) => socket.once("connect", resolve));
+      const started = Date.now();
+      // The start of a v1 header, then silence: a slow-loris on the front.
+      socket.write("PROXY TCP4 198.51");
+      await waitFor(async () => closedAt > 0, IDLE_MS + 5_000, "the silent connection to be closed");
+      expect(closedAt - started).toBeGreaterThanOrEqual(IDLE_MS - 500);
+      expect(await refused("header_timeout")).toBeGreaterThanOrEqual(before + 1);
+    },
+    IDLE_MS * 3,
+  );
 });
 
 describe.skipIf(!Bun.which("haproxy"))("a real haproxy with send-proxy-v2 in front", () => {

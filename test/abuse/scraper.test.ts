@@ -29,7 +29,6 @@ const PUBLISH_EVERY_MS = SCRAPE_MS / EVENTS;
 
 const { node } = useNode({ env: { LIMITS_EXEMPT: "none" } });
 
-
 test("a scraper looping on new streams is capped; fans on other addresses get every event", async () => {
   const match = uniqueMatch("scraped");
   const url = `${node.url}/matches/${match}/events`;

@@ -28,7 +28,16 @@ afterAll(async () => {
 async function closedAfter(send: string | undefined): Promise<number> {
   const started = Date.now();
   let closedAt = 0;
-  const sock = await Bun.connect({ hostname: "127.0.0.1", port: node.port, socket: { data() {}, close() { closedAt = Date.now(); } } });
+  const sock = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: node.port,
+    socket: {
+      data() {},
+      close() {
+        closedAt = Date.now();
+      },
+    },
+  });
   if (send) sock.write(send);
   while (!closedAt && Date.now() - started < CLOSED_WITHIN_MS + 5_000) await Bun.sleep(50);
   if (!closedAt) sock.end();

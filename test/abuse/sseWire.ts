@@ -52,7 +52,8 @@ export function checkSseWire(text: string, matches: readonly string[] | undefine
       problems.push(`event ${e.type} names match ${JSON.stringify(match)}, not one of the stream's`);
     }
     // An event id `<seq>@<tag>`, or a multiplexed stream's composite id `m1:12,m2:0@<tag>`.
-    if (e.lastEventId !== "" && !EVENT_ID.test(e.lastEventId) && !COMPOSITE_ID.test(e.lastEventId)) problems.push(`id ${JSON.stringify(e.lastEventId.slice(0, 120))} is not an event id`);
+    if (e.lastEventId !== "" && !EVENT_ID.test(e.lastEventId) && !COMPOSITE_ID.test(e.lastEventId))
+      problems.push(`id ${JSON.stringify(e.lastEventId.slice(0, 120))} is not an event id`);
     else if (e.lastEventId !== "") tags.add(tagOf(e.lastEventId));
   }
   // One stream, one log: every id it carries names the same log incarnation.

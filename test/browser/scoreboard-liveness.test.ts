@@ -152,159 +152,167 @@ describe("scoreboard liveness on a real node", () => {
     await nats?.stop();
   });
 
-  test("a connection that dies without closing is noticed after about three heartbeats and resumed exactly once healed", async () => {
-    const proxy: FaultProxy = startFaultProxy({ target: { host: "127.0.0.1", port: node.port } });
-    const session: BrowserSession = await launchBrowser();
-    try {
-      const page = session.page;
-      await instrument(page);
-      const requests = recordRequests(page);
-      await page.goto(`http://127.0.0.1:${proxy.port}/`);
-      await page.waitForSelector(stateIs("live"));
-      // The page assumes 15 s until the pings teach it the node's interval.
-      await page.waitForFunction(() => Number(document.querySelector('[data-testid="conn-state"]')!.getAttribute("data-heartbeat-ms")) < 2_000, null, {
-        timeout: 10_000,
-      });
-      await publish(node.url, "lee-bur", card(10, "before the stall"));
-      await page.waitForSelector(feedItem("before the stall"), { timeout: UPDATE_BUDGET_MS });
-      const lastIdBeforeStall = (await feed(page)).ids[0]!;
+  test(
+    "a connection that dies without closing is noticed after about three heartbeats and resumed exactly once healed",
+    async () => {
+      const proxy: FaultProxy = startFaultProxy({ target: { host: "127.0.0.1", port: node.port } });
+      const session: BrowserSession = await launchBrowser();
+      try {
+        const page = session.page;
+        await instrument(page);
+        const requests = recordRequests(page);
+        await page.goto(`http://127.0.0.1:${proxy.port}/`);
+        await page.waitForSelector(stateIs("live"));
+        // The page assumes 15 s until the pings teach it the node's interval.
+        await page.waitForFunction(() => Number(document.querySelector('[data-testid="conn-state"]')!.getAttribute("data-heartbeat-ms")) < 2_000, null, {
+          timeout: 10_000,
+        });
+        await publish(node.url, "lee-bur", card(10, "before the stall"));
+        await page.waitForSelector(feedItem("before the stall"), { timeout: UPDATE_BUDGET_MS });
+        const lastIdBeforeStall = (await feed(page)).ids[0]!;
 
-      // A quiet match on a live connection (pings only) is not mistaken for a dead one.
-      await Bun.sleep(8 * HEARTBEAT_MS);
-      expect(await connStates(page)).toEqual(["connecting", "live"]);
-      expect(requests.filter(isStream)).toHaveLength(1);
-      const heartbeat = await assumedHeartbeat(page);
-      expect(heartbeat).toBeGreaterThanOrEqual(HEARTBEAT_MS * 0.9);
-      expect(heartbeat).toBeLessThan(HEARTBEAT_MS * 2);
+        // A quiet match on a live connection (pings only) is not mistaken for a dead one.
+        await Bun.sleep(8 * HEARTBEAT_MS);
+        expect(await connStates(page)).toEqual(["connecting", "live"]);
+        expect(requests.filter(isStream)).toHaveLength(1);
+        const heartbeat = await assumedHeartbeat(page);
+        expect(heartbeat).toBeGreaterThanOrEqual(HEARTBEAT_MS * 0.9);
+        expect(heartbeat).toBeLessThan(HEARTBEAT_MS * 2);
 
-      // The link goes dead; the sockets stay open.
-      proxy.blackhole();
-      const stalledAt = Date.now();
-      const during: string[] = [];
-      for (const [i, match] of ["lee-bur", "ful-bre", "lee-bur"].entries()) {
-        const text = `during the stall #${i}`;
-        await publish(node.url, match, card(20 + i, text));
-        during.push(text);
+        // The link goes dead; the sockets stay open.
+        proxy.blackhole();
+        const stalledAt = Date.now();
+        const during: string[] = [];
+        for (const [i, match] of ["lee-bur", "ful-bre", "lee-bur"].entries()) {
+          const text = `during the stall #${i}`;
+          await publish(node.url, match, card(20 + i, text));
+          during.push(text);
+        }
+        await page.waitForSelector(stateIs("reconnecting"), { timeout: 10_000 });
+        const reconnectingAt = (await connAt(page)).find((c) => c.state === "reconnecting")!.at;
+        const lastHeard = await page.evaluate(() => (window as unknown as { __lastHeard: number }).__lastHeard);
+        const silence = reconnectingAt - lastHeard;
+        const limit = MISSED_BEATS * (await assumedHeartbeat(page));
+        await saveScreenshot(page, "page-watchdog-reconnecting");
+        // Silence, measured from the last thing the page heard to "reconnecting": the limit, not sooner.
+        expect(lastHeard).toBeLessThanOrEqual(stalledAt + 50);
+        expect(silence).toBeGreaterThanOrEqual(limit - 20);
+        expect(silence).toBeLessThanOrEqual(limit + TIMER_SLACK_MS);
+
+        // Still dead for a while: the page's re-opens meet the same black hole.
+        await Bun.sleep(2 * limit);
+        await publish(node.url, "ful-bre", card(30, "late in the stall"));
+        during.push("late in the stall");
+        const reopensDuringStall = requests.filter((r) => isStream(r) && r.at > stalledAt).length;
+        proxy.heal();
+        const healedAt = Date.now();
+        await page.waitForSelector(stateIs("resumed"), { timeout: 15_000 });
+        for (const text of during) await page.waitForSelector(feedItem(text), { timeout: 5_000 });
+        const resumedAfterHealMs = Date.now() - healedAt;
+        await Bun.sleep(4 * HEARTBEAT_MS); // time for a duplicate to show up
+        await expectEachOnce(page, ["before the stall", ...during]);
+        // Every re-open resumed from the last id the page had seen (a new EventSource sends no Last-Event-ID).
+        const reopens = requests.filter((r) => isStream(r) && r.at > stalledAt);
+        expect(reopens.length).toBeGreaterThanOrEqual(1);
+        for (const r of reopens) {
+          expect(r.url.searchParams.get("lastEventId")).toBe(lastIdBeforeStall);
+          expect(r.url.searchParams.get("heartbeat")).toBe("1");
+        }
+        const states = await connStates(page);
+        expect(states.slice(0, 3)).toEqual(["connecting", "live", "reconnecting"]);
+        expect(states.at(-1)).toBe("resumed");
+        console.log(
+          `watchdog: heartbeat learned ${heartbeat} ms (HEARTBEAT_MS ${HEARTBEAT_MS}); stall noticed ${reconnectingAt - stalledAt} ms after the black hole, ` +
+            `${silence} ms after the last thing heard (limit ${limit} ms); ${reopensDuringStall} re-open(s) during the stall; ` +
+            `every event in ${resumedAfterHealMs} ms after the heal`,
+        );
+      } finally {
+        await session.close();
+        proxy.stop();
       }
-      await page.waitForSelector(stateIs("reconnecting"), { timeout: 10_000 });
-      const reconnectingAt = (await connAt(page)).find((c) => c.state === "reconnecting")!.at;
-      const lastHeard = await page.evaluate(() => (window as unknown as { __lastHeard: number }).__lastHeard);
-      const silence = reconnectingAt - lastHeard;
-      const limit = MISSED_BEATS * (await assumedHeartbeat(page));
-      await saveScreenshot(page, "page-watchdog-reconnecting");
-      // Silence, measured from the last thing the page heard to "reconnecting": the limit, not sooner.
-      expect(lastHeard).toBeLessThanOrEqual(stalledAt + 50);
-      expect(silence).toBeGreaterThanOrEqual(limit - 20);
-      expect(silence).toBeLessThanOrEqual(limit + TIMER_SLACK_MS);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-      // Still dead for a while: the page's re-opens meet the same black hole.
-      await Bun.sleep(2 * limit);
-      await publish(node.url, "ful-bre", card(30, "late in the stall"));
-      during.push("late in the stall");
-      const reopensDuringStall = requests.filter((r) => isStream(r) && r.at > stalledAt).length;
-      proxy.heal();
-      const healedAt = Date.now();
-      await page.waitForSelector(stateIs("resumed"), { timeout: 15_000 });
-      for (const text of during) await page.waitForSelector(feedItem(text), { timeout: 5_000 });
-      const resumedAfterHealMs = Date.now() - healedAt;
-      await Bun.sleep(4 * HEARTBEAT_MS); // time for a duplicate to show up
-      await expectEachOnce(page, ["before the stall", ...during]);
-      // Every re-open resumed from the last id the page had seen (a new EventSource sends no Last-Event-ID).
-      const reopens = requests.filter((r) => isStream(r) && r.at > stalledAt);
-      expect(reopens.length).toBeGreaterThanOrEqual(1);
-      for (const r of reopens) {
-        expect(r.url.searchParams.get("lastEventId")).toBe(lastIdBeforeStall);
-        expect(r.url.searchParams.get("heartbeat")).toBe("1");
+  test(
+    "a tab hidden past the pause closes its stream and stops polling; back in view it resumes exactly",
+    async () => {
+      await waitFor(async () => (await streamsOn(node)) === 0, 10_000, "no stream left from the previous test");
+      const hiddenPauseMs = 1_500;
+      const session = await launchBrowser();
+      try {
+        const page = session.page;
+        await instrument(page);
+        const requests = recordRequests(page);
+        await page.goto(`${node.url}/?refresh=1&hiddenPause=${hiddenPauseMs / 1000}`);
+        await page.waitForSelector(stateIs("live"));
+        await publish(node.url, "ful-bre", card(40, "before hiding"));
+        await page.waitForSelector(feedItem("before hiding"), { timeout: UPDATE_BUDGET_MS });
+        const lastIdBeforeHiding = (await feed(page)).ids[0]!;
+        expect(await streamsOn(node)).toBe(1);
+
+        // Hidden for less than the pause: nothing changes.
+        await setVisibility(page, "hidden");
+        await Bun.sleep(hiddenPauseMs / 3);
+        await setVisibility(page, "visible");
+        await Bun.sleep(hiddenPauseMs);
+        expect(await connStates(page)).toEqual(["connecting", "live"]);
+        expect(requests.filter(isStream)).toHaveLength(1);
+        expect(await streamsOn(node)).toBe(1);
+
+        // Hidden for longer.
+        await setVisibility(page, "hidden");
+        const hiddenAt = Date.now();
+        await page.waitForSelector(stateIs("paused"), { timeout: hiddenPauseMs + 5_000 });
+        const pausedAt = (await connAt(page)).find((c) => c.state === "paused")!.at;
+        expect(pausedAt - hiddenAt).toBeGreaterThanOrEqual(hiddenPauseMs - 20);
+        const pollsWhileHiddenBeforePause = requests.filter((r) => isPoll(r) && r.at > hiddenAt && r.at <= pausedAt).length;
+        await waitFor(async () => (await streamsOn(node)) === 0, 5_000, "the page's stream closed at the node");
+        const streamGoneAfterMs = Date.now() - pausedAt;
+
+        const during: string[] = [];
+        for (let i = 0; i < 6; i++) {
+          const text = `while hidden #${i}`;
+          await publish(node.url, i % 2 ? "lee-bur" : "ful-bre", card(50 + i, text));
+          during.push(text);
+          await Bun.sleep(500);
+        }
+        await Bun.sleep(1_500); // in all, more than four refresh periods with the page paused
+        const shownAt = Date.now();
+        const requestsWhilePaused = requests.filter((r) => r.at > pausedAt && r.at < shownAt);
+        expect(requestsWhilePaused.map((r) => r.url.pathname)).toEqual([]);
+        expect(await streamsOn(node)).toBe(0);
+        expect(await page.locator('[data-testid="feed"] li').count()).toBeGreaterThan(0);
+        for (const text of during) expect(await page.locator(feedItem(text)).count()).toBe(0);
+
+        await setVisibility(page, "visible");
+        await page.waitForSelector(stateIs("resumed"), { timeout: 10_000 });
+        for (const text of during) await page.waitForSelector(feedItem(text), { timeout: 5_000 });
+        const caughtUpMs = Date.now() - shownAt;
+        // Polling again (refresh=1: about one a second).
+        await waitFor(async () => requests.filter((r) => isPoll(r) && r.at >= shownAt).length >= 2, 5_000, "polling to resume");
+        await Bun.sleep(1_000);
+        await expectEachOnce(page, ["before hiding", ...during]);
+        const resumes = requests.filter((r) => isStream(r) && r.at >= shownAt);
+        expect(resumes.length).toBeGreaterThanOrEqual(1);
+        expect(resumes[0]!.url.searchParams.get("lastEventId")).toBe(lastIdBeforeHiding);
+        expect(await streamsOn(node)).toBe(1);
+        expect(await connStates(page)).toEqual(["connecting", "live", "paused", "connecting", "resumed"]);
+        // State patches of the missed events were applied.
+        expect(await page.textContent('.matches [data-match="lee-bur"] [data-testid="minute"]')).toBe("55'");
+        expect(await page.textContent('.matches [data-match="ful-bre"] [data-testid="minute"]')).toBe("54'");
+        await saveScreenshot(page, "page-visible-again");
+        console.log(
+          `hidden tab: paused ${pausedAt - hiddenAt} ms after hiding (setting ${hiddenPauseMs} ms; ${pollsWhileHiddenBeforePause} poll(s) before that), ` +
+            `stream gone at the node within ${streamGoneAfterMs} ms; ${requestsWhilePaused.length} requests in ${shownAt - pausedAt} ms paused; ` +
+            `${during.length} events published meanwhile, all shown ${caughtUpMs} ms after the tab came back (resumed from ${lastIdBeforeHiding})`,
+        );
+      } finally {
+        await session.close();
       }
-      const states = await connStates(page);
-      expect(states.slice(0, 3)).toEqual(["connecting", "live", "reconnecting"]);
-      expect(states.at(-1)).toBe("resumed");
-      console.log(
-        `watchdog: heartbeat learned ${heartbeat} ms (HEARTBEAT_MS ${HEARTBEAT_MS}); stall noticed ${reconnectingAt - stalledAt} ms after the black hole, ` +
-          `${silence} ms after the last thing heard (limit ${limit} ms); ${reopensDuringStall} re-open(s) during the stall; ` +
-          `every event in ${resumedAfterHealMs} ms after the heal`,
-      );
-    } finally {
-      await session.close();
-      proxy.stop();
-    }
-  }, TEST_TIMEOUT_MS);
-
-  test("a tab hidden past the pause closes its stream and stops polling; back in view it resumes exactly", async () => {
-    await waitFor(async () => (await streamsOn(node)) === 0, 10_000, "no stream left from the previous test");
-    const hiddenPauseMs = 1_500;
-    const session = await launchBrowser();
-    try {
-      const page = session.page;
-      await instrument(page);
-      const requests = recordRequests(page);
-      await page.goto(`${node.url}/?refresh=1&hiddenPause=${hiddenPauseMs / 1000}`);
-      await page.waitForSelector(stateIs("live"));
-      await publish(node.url, "ful-bre", card(40, "before hiding"));
-      await page.waitForSelector(feedItem("before hiding"), { timeout: UPDATE_BUDGET_MS });
-      const lastIdBeforeHiding = (await feed(page)).ids[0]!;
-      expect(await streamsOn(node)).toBe(1);
-
-      // Hidden for less than the pause: nothing changes.
-      await setVisibility(page, "hidden");
-      await Bun.sleep(hiddenPauseMs / 3);
-      await setVisibility(page, "visible");
-      await Bun.sleep(hiddenPauseMs);
-      expect(await connStates(page)).toEqual(["connecting", "live"]);
-      expect(requests.filter(isStream)).toHaveLength(1);
-      expect(await streamsOn(node)).toBe(1);
-
-      // Hidden for longer.
-      await setVisibility(page, "hidden");
-      const hiddenAt = Date.now();
-      await page.waitForSelector(stateIs("paused"), { timeout: hiddenPauseMs + 5_000 });
-      const pausedAt = (await connAt(page)).find((c) => c.state === "paused")!.at;
-      expect(pausedAt - hiddenAt).toBeGreaterThanOrEqual(hiddenPauseMs - 20);
-      const pollsWhileHiddenBeforePause = requests.filter((r) => isPoll(r) && r.at > hiddenAt && r.at <= pausedAt).length;
-      await waitFor(async () => (await streamsOn(node)) === 0, 5_000, "the page's stream closed at the node");
-      const streamGoneAfterMs = Date.now() - pausedAt;
-
-      const during: string[] = [];
-      for (let i = 0; i < 6; i++) {
-        const text = `while hidden #${i}`;
-        await publish(node.url, i % 2 ? "lee-bur" : "ful-bre", card(50 + i, text));
-        during.push(text);
-        await Bun.sleep(500);
-      }
-      await Bun.sleep(1_500); // in all, more than four refresh periods with the page paused
-      const shownAt = Date.now();
-      const requestsWhilePaused = requests.filter((r) => r.at > pausedAt && r.at < shownAt);
-      expect(requestsWhilePaused.map((r) => r.url.pathname)).toEqual([]);
-      expect(await streamsOn(node)).toBe(0);
-      expect(await page.locator('[data-testid="feed"] li').count()).toBeGreaterThan(0);
-      for (const text of during) expect(await page.locator(feedItem(text)).count()).toBe(0);
-
-      await setVisibility(page, "visible");
-      await page.waitForSelector(stateIs("resumed"), { timeout: 10_000 });
-      for (const text of during) await page.waitForSelector(feedItem(text), { timeout: 5_000 });
-      const caughtUpMs = Date.now() - shownAt;
-      // Polling again (refresh=1: about one a second).
-      await waitFor(async () => requests.filter((r) => isPoll(r) && r.at >= shownAt).length >= 2, 5_000, "polling to resume");
-      await Bun.sleep(1_000);
-      await expectEachOnce(page, ["before hiding", ...during]);
-      const resumes = requests.filter((r) => isStream(r) && r.at >= shownAt);
-      expect(resumes.length).toBeGreaterThanOrEqual(1);
-      expect(resumes[0]!.url.searchParams.get("lastEventId")).toBe(lastIdBeforeHiding);
-      expect(await streamsOn(node)).toBe(1);
-      expect(await connStates(page)).toEqual(["connecting", "live", "paused", "connecting", "resumed"]);
-      // State patches of the missed events were applied.
-      expect(await page.textContent('.matches [data-match="lee-bur"] [data-testid="minute"]')).toBe("55'");
-      expect(await page.textContent('.matches [data-match="ful-bre"] [data-testid="minute"]')).toBe("54'");
-      await saveScreenshot(page, "page-visible-again");
-      console.log(
-        `hidden tab: paused ${pausedAt - hiddenAt} ms after hiding (setting ${hiddenPauseMs} ms; ${pollsWhileHiddenBeforePause} poll(s) before that), ` +
-          `stream gone at the node within ${streamGoneAfterMs} ms; ${requestsWhilePaused.length} requests in ${shownAt - pausedAt} ms paused; ` +
-          `${during.length} events published meanwhile, all shown ${caughtUpMs} ms after the tab came back (resumed from ${lastIdBeforeHiding})`,
-      );
-    } finally {
-      await session.close();
-    }
-  }, TEST_TIMEOUT_MS);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });
 
 describe("scoreboard on a node at capacity", () => {
@@ -322,55 +330,59 @@ describe("scoreboard on a node at capacity", () => {
     await nats?.stop();
   });
 
-  test("a refused resume shows 'server busy, retrying', no error, and EventSource comes back by itself with every event once", async () => {
-    const session = await launchBrowser();
-    const hog = new AbortController();
-    try {
-      const page = session.page;
-      await instrument(page);
-      const requests = recordRequests(page);
-      await page.goto(`${node.url}/?hiddenPause=0.5`);
-      await page.waitForSelector(stateIs("live"));
-      await publish(node.url, "che-liv", card(5, "before the refusal"));
-      await page.waitForSelector(feedItem("before the refusal"), { timeout: UPDATE_BUDGET_MS });
+  test(
+    "a refused resume shows 'server busy, retrying', no error, and EventSource comes back by itself with every event once",
+    async () => {
+      const session = await launchBrowser();
+      const hog = new AbortController();
+      try {
+        const page = session.page;
+        await instrument(page);
+        const requests = recordRequests(page);
+        await page.goto(`${node.url}/?hiddenPause=0.5`);
+        await page.waitForSelector(stateIs("live"));
+        await publish(node.url, "che-liv", card(5, "before the refusal"));
+        await page.waitForSelector(feedItem("before the refusal"), { timeout: UPDATE_BUDGET_MS });
 
-      // Let go of the only slot (a paused tab), take it with another client, come back: refused.
-      await setVisibility(page, "hidden");
-      await page.waitForSelector(stateIs("paused"), { timeout: 5_000 });
-      await waitFor(async () => (await streamsOn(node)) === 0, 5_000, "the page's stream closed");
-      const held = await fetch(`${node.url}/events?match=che-liv`, { signal: hog.signal });
-      await held.body!.getReader().read(); // admitted: its first bytes are in
-      expect(await streamsOn(node)).toBe(1);
-      const during = ["while refused #0", "while refused #1"];
-      for (const [i, text] of during.entries()) await publish(node.url, "che-liv", card(10 + i, text));
+        // Let go of the only slot (a paused tab), take it with another client, come back: refused.
+        await setVisibility(page, "hidden");
+        await page.waitForSelector(stateIs("paused"), { timeout: 5_000 });
+        await waitFor(async () => (await streamsOn(node)) === 0, 5_000, "the page's stream closed");
+        const held = await fetch(`${node.url}/events?match=che-liv`, { signal: hog.signal });
+        await held.body!.getReader().read(); // admitted: its first bytes are in
+        expect(await streamsOn(node)).toBe(1);
+        const during = ["while refused #0", "while refused #1"];
+        for (const [i, text] of during.entries()) await publish(node.url, "che-liv", card(10 + i, text));
 
-      const shownAt = Date.now();
-      await setVisibility(page, "visible");
-      await page.waitForSelector(stateIs("busy"), { timeout: 5_000 });
-      expect(await page.textContent('[data-testid="conn-state"]')).toBe("server busy, retrying");
-      await saveScreenshot(page, "page-server-busy");
-      const refusedUrl = requests.filter((r) => isStream(r) && r.at >= shownAt)[0]!.url.href;
-      // Still refused while the slot is taken: EventSource keeps coming back by itself after each wait.
-      await Bun.sleep(3_500);
-      hog.abort();
-      const freedAt = Date.now();
-      await page.waitForSelector(stateIs("resumed"), { timeout: 15_000 });
-      for (const text of during) await page.waitForSelector(feedItem(text), { timeout: 5_000 });
-      const backAfterMs = Date.now() - freedAt;
-      await Bun.sleep(1_000);
-      await expectEachOnce(page, ["before the refusal", ...during]);
-      const attempts = requests.filter((r) => isStream(r) && r.at >= shownAt);
-      // Every attempt is the same request: EventSource's own reconnects, no page re-open (which would
-      // come after a "reconnecting" state).
-      for (const r of attempts) expect(r.url.href).toBe(refusedUrl);
-      expect(attempts.length).toBeGreaterThanOrEqual(2);
-      const states = await connStates(page);
-      expect(states).not.toContain("reconnecting");
-      expect(states.slice(states.indexOf("paused"))).toEqual(["paused", "connecting", "resumed", "busy", "resumed"]);
-      console.log(`refusal: ${attempts.length} stream requests from showing the tab until admitted; every event ${backAfterMs} ms after the slot was freed`);
-    } finally {
-      hog.abort();
-      await session.close();
-    }
-  }, TEST_TIMEOUT_MS);
+        const shownAt = Date.now();
+        await setVisibility(page, "visible");
+        await page.waitForSelector(stateIs("busy"), { timeout: 5_000 });
+        expect(await page.textContent('[data-testid="conn-state"]')).toBe("server busy, retrying");
+        await saveScreenshot(page, "page-server-busy");
+        const refusedUrl = requests.filter((r) => isStream(r) && r.at >= shownAt)[0]!.url.href;
+        // Still refused while the slot is taken: EventSource keeps coming back by itself after each wait.
+        await Bun.sleep(3_500);
+        hog.abort();
+        const freedAt = Date.now();
+        await page.waitForSelector(stateIs("resumed"), { timeout: 15_000 });
+        for (const text of during) await page.waitForSelector(feedItem(text), { timeout: 5_000 });
+        const backAfterMs = Date.now() - freedAt;
+        await Bun.sleep(1_000);
+        await expectEachOnce(page, ["before the refusal", ...during]);
+        const attempts = requests.filter((r) => isStream(r) && r.at >= shownAt);
+        // Every attempt is the same request: EventSource's own reconnects, no page re-open (which would
+        // come after a "reconnecting" state).
+        for (const r of attempts) expect(r.url.href).toBe(refusedUrl);
+        expect(attempts.length).toBeGreaterThanOrEqual(2);
+        const states = await connStates(page);
+        expect(states).not.toContain("reconnecting");
+        expect(states.slice(states.indexOf("paused"))).toEqual(["paused", "connecting", "resumed", "busy", "resumed"]);
+        console.log(`refusal: ${attempts.length} stream requests from showing the tab until admitted; every event ${backAfterMs} ms after the slot was freed`);
+      } finally {
+        hog.abort();
+        await session.close();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

@@ -11,14 +11,7 @@ import { formatCursor, parseCursor, type Cursor } from "../../src/match/cursor.t
 import { formatEventId, logTag } from "../../src/match/event.ts";
 import { applyStatePatch, type Json } from "../../src/match/mergePatch.ts";
 import { encodeMessage, encodeRetry } from "../../src/sse/encode.ts";
-import {
-  connStates,
-  launchBrowser,
-  PHONE_VIEWPORT,
-  recordConnStates,
-  saveScreenshot,
-  type BrowserSession,
-} from "../helpers/browser.ts";
+import { connStates, launchBrowser, PHONE_VIEWPORT, recordConnStates, saveScreenshot, type BrowserSession } from "../helpers/browser.ts";
 import { COMPOSITE_ID, cursorOf, tagOf } from "../helpers/eventIds.ts";
 
 const WEB_DIR = resolve(import.meta.dir, "../../src/web");
@@ -31,8 +24,18 @@ const CONTENT_TYPES: Record<string, string> = {
   css: "text/css; charset=utf-8",
 };
 
-interface StoredEvent { seq: number; type: string; data: Json; state?: Json; ts: number }
-interface OpenStream { matches: string[]; cursor: Cursor; controller: ReadableStreamDefaultController<Uint8Array> }
+interface StoredEvent {
+  seq: number;
+  type: string;
+  data: Json;
+  state?: Json;
+  ts: number;
+}
+interface OpenStream {
+  matches: string[];
+  cursor: Cursor;
+  controller: ReadableStreamDefaultController<Uint8Array>;
+}
 
 /** The routes of the contract the page uses, over one in-memory event log. */
 class ContractServer {
@@ -120,7 +123,8 @@ class ContractServer {
         open = { matches, cursor: new Map(), controller };
         controller.enqueue(this.encoder.encode(encodeRetry(200)));
         // Opt-in, as on a real node: only a stream that asked with hello=1 is greeted.
-        if (this.helloOnOpen && hello === "1") controller.enqueue(this.encoder.encode(encodeMessage({ event: "touchline.hello", data: JSON.stringify({ node: "hello-node" }) })));
+        if (this.helloOnOpen && hello === "1")
+          controller.enqueue(this.encoder.encode(encodeMessage({ event: "touchline.hello", data: JSON.stringify({ node: "hello-node" }) })));
         for (const match of matches) {
           const events = this.log.get(match) ?? [];
           const after = resumeFrom.get(match);

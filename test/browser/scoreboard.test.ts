@@ -95,7 +95,11 @@ describe("scoreboard on one real node", () => {
   test("shows a published goal within a second", async () => {
     const page = session.page;
     const started = performance.now();
-    await publish(node.url, "ars-che", { type: "goal", data: { team: "home", player: "Saka", minute: 23, text: "Saka scores from the edge" }, state: { homeScore: 1, minute: 23 } });
+    await publish(node.url, "ars-che", {
+      type: "goal",
+      data: { team: "home", player: "Saka", minute: 23, text: "Saka scores from the edge" },
+      state: { homeScore: 1, minute: 23 },
+    });
     await page.waitForSelector(`${cell("ars-che", "home-score")}:text-is("1")`, { timeout: UPDATE_BUDGET_MS });
     const elapsed = performance.now() - started;
     expect(elapsed).toBeLessThan(UPDATE_BUDGET_MS);
@@ -127,7 +131,12 @@ describe("scoreboard on a three-node cluster behind the entry port", () => {
 
   beforeAll(async () => {
     cluster = await startCluster({ nodes: 3 });
-    for (const [i, [home, away]] of [["Leeds", "Burnley"], ["Spurs", "West Ham"], ["Fulham", "Brentford"], ["Wolves", "Villa"]].entries()) {
+    for (const [i, [home, away]] of [
+      ["Leeds", "Burnley"],
+      ["Spurs", "West Ham"],
+      ["Fulham", "Brentford"],
+      ["Wolves", "Villa"],
+    ].entries()) {
       await publish(cluster.entryUrl, `m${i}`, kickoff(home!, away!));
     }
     session = await launchBrowser();

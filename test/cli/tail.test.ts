@@ -99,7 +99,10 @@ describe("touchline tail", () => {
       await again.waitForLines(1);
       const later = await publishOk(a.url, match, { type: "goal", data: { n: 3 } });
       await again.waitForLines(2);
-      expect(parsed(again).map((l) => [l.type, l.id])).toEqual([["goal", missed], ["goal", later]]);
+      expect(parsed(again).map((l) => [l.type, l.id])).toEqual([
+        ["goal", missed],
+        ["goal", later],
+      ]);
     } finally {
       await again.stop();
     }
@@ -127,12 +130,22 @@ describe("touchline tail", () => {
     const tail = new RunningCli(["tail", m1, m2, "--json", "--quiet", "--url", a.url]);
     try {
       await tail.waitForLines(2);
-      expect(parsed(tail).map((l) => [l.type, l.match]).sort()).toEqual([["snapshot", m1], ["snapshot", m2]]);
+      expect(
+        parsed(tail)
+          .map((l) => [l.type, l.match])
+          .sort(),
+      ).toEqual([
+        ["snapshot", m1],
+        ["snapshot", m2],
+      ]);
       await publishOk(b.url, m1, { type: "goal", data: { n: 1 } });
       await publishOk(b.url, m2, { type: "card", data: { n: 2 } });
       await tail.waitForLines(4);
       const events = parsed(tail).slice(2);
-      expect(events.map((l) => [l.match, l.type])).toEqual([[m1, "goal"], [m2, "card"]]);
+      expect(events.map((l) => [l.match, l.type])).toEqual([
+        [m1, "goal"],
+        [m2, "card"],
+      ]);
       expect(events.every((l) => l.id.length > 0 && !EVENT_ID.test(l.id))).toBe(true); // composite ids
       expect(tail.stderr).toBe("");
     } finally {

@@ -76,7 +76,9 @@ describe("touchline token", () => {
     const r = await cli(["publish", uniqueMatch("tok-any"), "kickoff"], { env: { TOUCHLINE_URL: node.url, TOUCHLINE_TOKEN: token } });
     expect(r.code).toBe(0);
     expect(decodeJwt(await mint(["--publish", "a,*"]))["touchline.publish"]).toBe("*");
-    expect(decodeJwt(await mint(["--publish", "a", "--ttl", "7d"])).exp! - decodeJwt(await mint(["--publish", "a"])).iat!).toBeGreaterThanOrEqual(7 * 86_400 - 5);
+    expect(decodeJwt(await mint(["--publish", "a", "--ttl", "7d"])).exp! - decodeJwt(await mint(["--publish", "a"])).iat!).toBeGreaterThanOrEqual(
+      7 * 86_400 - 5,
+    );
     expect(decodeJwt(await mint(["--publish", "a", "--ttl", "none"])).exp).toBeUndefined();
   });
 
@@ -107,7 +109,9 @@ describe("touchline token", () => {
   });
 
   test("iss and aud come from TOUCHLINE_JWT_ISSUER / TOUCHLINE_JWT_AUDIENCE, as the node reads them, or the options", async () => {
-    const fromEnv = decodeJwt(await mint(["--publish", "a"], { ...WITH_SECRET, TOUCHLINE_JWT_ISSUER: "https://id.example", TOUCHLINE_JWT_AUDIENCE: "touchline" }));
+    const fromEnv = decodeJwt(
+      await mint(["--publish", "a"], { ...WITH_SECRET, TOUCHLINE_JWT_ISSUER: "https://id.example", TOUCHLINE_JWT_AUDIENCE: "touchline" }),
+    );
     expect(fromEnv).toMatchObject({ iss: "https://id.example", aud: "touchline" });
     const fromOptions = decodeJwt(await mint(["--publish", "a", "--issuer", "me", "--audience", "them"]));
     expect(fromOptions).toMatchObject({ iss: "me", aud: "them" });

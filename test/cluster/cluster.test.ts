@@ -131,7 +131,10 @@ describe("cluster", () => {
     const clients = Array.from({ length: 100 }, (_, i) => new ResumingClient(`/matches/${match}/events`, urls, i));
     await waitFor(async () => clients.every((c) => c.snapshots > 0), 20_000, "100 snapshots");
     // Publish through the survivors only, so no acknowledgement is lost with the victim's sockets.
-    const survivors = () => live().filter((n) => n !== victim).map((n) => n.url);
+    const survivors = () =>
+      live()
+        .filter((n) => n !== victim)
+        .map((n) => n.url);
     const pub = publisher(survivors, match, 20);
     await Bun.sleep(3000);
     const killedAt = Date.now();
@@ -146,7 +149,9 @@ describe("cluster", () => {
     for (const c of clients) c.close();
     const longestGap = Math.max(...clients.map((c) => c.longestGapMs));
     const reconnected = clients.filter((c) => c.reconnects > 0).length;
-    console.log(`failover: ${acked.length} events; ownership moved after ${movedAfterMs} ms; ${reconnected}/100 clients reconnected; longest gap without events ${longestGap} ms`);
+    console.log(
+      `failover: ${acked.length} events; ownership moved after ${movedAfterMs} ms; ${reconnected}/100 clients reconnected; longest gap without events ${longestGap} ms`,
+    );
     expectExactly(clients, acked);
     // Replace the victim so the next tests have three nodes again.
     nodes[0] = await startNode({ natsUrl: nats.url, nodeId: `c3-${run}` });
@@ -160,7 +165,14 @@ describe("cluster", () => {
     const urls = () => live().map((n) => n.url);
     const clients = Array.from({ length: 30 }, (_, i) => new ResumingClient(`/matches/${match}/events`, urls, i));
     await waitFor(async () => clients.every((c) => c.snapshots > 0), 10_000, "snapshots");
-    const pub = publisher(() => live().slice(0, 3).map((n) => n.url), match, 20);
+    const pub = publisher(
+      () =>
+        live()
+          .slice(0, 3)
+          .map((n) => n.url),
+      match,
+      20,
+    );
     const before = await owners(nodes[1]!);
     const joiner = await startNode({ natsUrl: nats.url, nodeId: `c4-${run}` });
     nodes.push(joiner);
@@ -193,7 +205,11 @@ describe("cluster", () => {
     const during = await fetch(`${live()[0]!.url}/readyz`);
     expect(during.status).toBe(503);
     await restarting;
-    await waitFor(async () => (await Promise.all(live().map(async (n) => (await fetch(`${n.url}/readyz`)).status))).every((s) => s === 200), 20_000, "ready again");
+    await waitFor(
+      async () => (await Promise.all(live().map(async (n) => (await fetch(`${n.url}/readyz`)).status))).every((s) => s === 200),
+      20_000,
+      "ready again",
+    );
     for (let n = 10; n < 30; n++) acked.push(await publish(urls, match, n, `${match}-${n}`));
     await waitFor(async () => clients.every((c) => c.events.length >= acked.length), 20_000, "catch up").catch(() => {});
     await Bun.sleep(300);

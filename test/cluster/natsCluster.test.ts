@@ -174,9 +174,7 @@ function expectExactly(clients: ResumingClient[], acked: string[]): void {
 
 beforeAll(async () => {
   nats = await startNatsCluster();
-  nodes = await Promise.all(
-    [0, 1, 2].map((i) => startNode({ natsUrl: nats.url, nodeId: `r${i}-${run}`, env: { JETSTREAM_REPLICAS: String(REPLICAS) } })),
-  );
+  nodes = await Promise.all([0, 1, 2].map((i) => startNode({ natsUrl: nats.url, nodeId: `r${i}-${run}`, env: { JETSTREAM_REPLICAS: String(REPLICAS) } })));
   await waitForClusterSize(nodes, nodes.length);
   nc = await connect({ servers: nats.urls, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   jsm = await jetstreamManager(nc);
@@ -208,7 +206,11 @@ describe("on a three-server NATS cluster", () => {
     let leader = (await info(NAMES.stream)).cluster!.leader!;
     for (let i = 0; i < MAX_STEPDOWNS && (await nodesByServer())[nats.indexOf(leader)]!.length === 0; i++) {
       await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${NAMES.stream}`);
-      await waitFor(async () => !!(await info(NAMES.stream)).cluster?.leader && (await info(NAMES.stream)).cluster!.leader !== leader, 10_000, "a new stream leader");
+      await waitFor(
+        async () => !!(await info(NAMES.stream)).cluster?.leader && (await info(NAMES.stream)).cluster!.leader !== leader,
+        10_000,
+        "a new stream leader",
+      );
       leader = (await info(NAMES.stream)).cluster!.leader!;
     }
     const victim = nats.indexOf(leader);

@@ -131,7 +131,13 @@ describe("gaps", () => {
   });
 
   test("the node at the fault: the connection open then, or the first one after", () => {
-    const c = client([], { nodes: [[0, "n1"], [10, "n2"], [20, "n3"]] });
+    const c = client([], {
+      nodes: [
+        [0, "n1"],
+        [10, "n2"],
+        [20, "n3"],
+      ],
+    });
     expect(nodeAt(c, 15)).toBe("n2");
     expect(nodeAt(c, 5)).toBe("n1");
     expect(nodeAt(client([], { nodes: [[10, "n2"]] }), 5)).toBe("n2");

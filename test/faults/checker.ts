@@ -57,7 +57,15 @@ function reused(acked: readonly string[]): string[] {
 }
 
 export function checkClient(client: ClientHistory, acked: readonly string[]): ClientVerdict {
-  const v: ClientVerdict = { name: client.name, match: client.match, missing: [], duplicates: [], outOfOrder: [], epochCrossings: [], gaveUp: client.gaveUp !== undefined };
+  const v: ClientVerdict = {
+    name: client.name,
+    match: client.match,
+    missing: [],
+    duplicates: [],
+    outOfOrder: [],
+    epochCrossings: [],
+    gaveUp: client.gaveUp !== undefined,
+  };
   /** Where the client entered each epoch (its first snapshot there). */
   const start = new Map<string, number>();
   let firstEpoch: string | undefined;

@@ -57,7 +57,10 @@ export async function startFaultCluster(opts: { env?: Record<string, string> } =
     throw e;
   }
   nodes.sort((a, b) => a.id.localeCompare(b.id));
-  await waitForClusterSize(nodes.map((n) => n.fixture), NODES);
+  await waitForClusterSize(
+    nodes.map((n) => n.fixture),
+    NODES,
+  );
   const balancer = startTcpBalancer({
     port: await freePort(),
     hostname: "127.0.0.1",

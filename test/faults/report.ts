@@ -40,7 +40,9 @@ export function failures(o: ScenarioOutcome): string[] {
     if (hit.length === 0) return;
     const eg = hit[0]!;
     const ids = f(eg);
-    out.push(`${what}: ${hit.length} clients, e.g. ${eg.name} (${eg.match}): ${ids.length} ids ${ids.slice(0, 3).join(",")}${ids.length > 3 ? ` … ${ids.at(-1)}` : ""}`);
+    out.push(
+      `${what}: ${hit.length} clients, e.g. ${eg.name} (${eg.match}): ${ids.length} ids ${ids.slice(0, 3).join(",")}${ids.length > 3 ? ` … ${ids.at(-1)}` : ""}`,
+    );
   };
   clientsWith((c) => c.missing, "missing acknowledged events");
   clientsWith((c) => c.duplicates, "duplicates");
@@ -83,7 +85,13 @@ export function writeEvidence(
   const dir = join(tmpdir(), "touchline-faults", `${o.name}-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
   const byName = new Map(o.verdict.perClient.map((v) => [v.name, v]));
-  const summary = { figure: figureLine(o), failures: failures(o), timeline, gaps: o.gaps.perClient, clients: clients.map((c) => clientSummary(c, byName.get(c.name))) };
+  const summary = {
+    figure: figureLine(o),
+    failures: failures(o),
+    timeline,
+    gaps: o.gaps.perClient,
+    clients: clients.map((c) => clientSummary(c, byName.get(c.name))),
+  };
   writeFileSync(join(dir, "summary.json"), JSON.stringify(summary, null, 1));
   writeFileSync(join(dir, "histories.json"), JSON.stringify(clients));
   for (const [node, log] of Object.entries(nodeLogs)) writeFileSync(join(dir, `${node}.log`), log);

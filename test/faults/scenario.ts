@@ -85,7 +85,10 @@ export async function runScenario(name: string, inject: Inject): Promise<Scenari
     for (const c of clients) c.close();
 
     Object.assign(timeline, { from, faultAt, healedAt, to, ownerBefore, faulted, publishFailures: Object.fromEntries(publisher.failures) });
-    timeline.ownerAfter = await cluster.ownerOf(busy).then((n) => n.id, (e: Error) => e.message);
+    timeline.ownerAfter = await cluster.ownerOf(busy).then(
+      (n) => n.id,
+      (e: Error) => e.message,
+    );
     const busyClients = histories().filter((h) => h.match === busy);
     const outcome: ScenarioOutcome = {
       name,
@@ -97,7 +100,9 @@ export async function runScenario(name: string, inject: Inject): Promise<Scenari
     const logs = Object.fromEntries(cluster.nodes.map((n) => [n.id, n.fixture.output()]));
     const evidence = writeEvidence(outcome, histories(), timeline, logs);
     console.log(figureLine(outcome));
-    console.log(`  owner ${ownerBefore} -> ${String(timeline.ownerAfter)}, faulted [${faulted.join(",")}], publish failures ${JSON.stringify(timeline.publishFailures)}, evidence ${evidence}`);
+    console.log(
+      `  owner ${ownerBefore} -> ${String(timeline.ownerAfter)}, faulted [${faulted.join(",")}], publish failures ${JSON.stringify(timeline.publishFailures)}, evidence ${evidence}`,
+    );
     return { ...outcome, failures: failures(outcome), evidence, busy, acked: publisher.acked };
   } finally {
     for (const c of clients) c.close();

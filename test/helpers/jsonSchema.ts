@@ -59,14 +59,16 @@ export function validate(root: Schema, schema: Schema, value: unknown, path = "$
     for (const key of (schema.required as string[] | undefined) ?? []) if (!(key in obj)) errors.push(`${path}: missing ${key}`);
     const props = (schema.properties as Record<string, Schema> | undefined) ?? {};
     for (const [key, sub] of Object.entries(props)) if (key in obj) errors.push(...validate(root, sub, obj[key], `${path}.${key}`));
-    if (typeof schema.maxProperties === "number" && Object.keys(obj).length > schema.maxProperties) errors.push(`${path}: more than ${schema.maxProperties} properties`);
+    if (typeof schema.maxProperties === "number" && Object.keys(obj).length > schema.maxProperties)
+      errors.push(`${path}: more than ${schema.maxProperties} properties`);
   }
   for (const sub of (schema.allOf as Schema[] | undefined) ?? []) errors.push(...validate(root, sub, value, path));
   if (Array.isArray(schema.oneOf)) {
     const passing = (schema.oneOf as Schema[]).filter((s) => validate(root, s, value, path).length === 0).length;
     if (passing !== 1) errors.push(`${path}: matches ${passing} of oneOf (want exactly 1)`);
   }
-  if (Array.isArray(schema.anyOf) && !(schema.anyOf as Schema[]).some((s) => validate(root, s, value, path).length === 0)) errors.push(`${path}: matches none of anyOf`);
+  if (Array.isArray(schema.anyOf) && !(schema.anyOf as Schema[]).some((s) => validate(root, s, value, path).length === 0))
+    errors.push(`${path}: matches none of anyOf`);
   return errors;
 }
 

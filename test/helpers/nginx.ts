@@ -35,7 +35,8 @@ export function exampleFor(port: number, backends: string[], edit: (conf: string
   const example = readFileSync(EXAMPLE_CONFIG, "utf8");
   const listen = /^(\s*)listen 80;$/m;
   const server = /^(\s*)server 127\.0\.0\.1:3000 (.*);$/m;
-  if (!listen.test(example) || !server.test(example)) throw new Error(`${EXAMPLE_CONFIG}: the test expects its "listen 80;" and "server 127.0.0.1:3000 ...;" lines`);
+  if (!listen.test(example) || !server.test(example))
+    throw new Error(`${EXAMPLE_CONFIG}: the test expects its "listen 80;" and "server 127.0.0.1:3000 ...;" lines`);
   const conf = example
     .replace(listen, `$1listen 127.0.0.1:${port};`)
     .replace(server, (_, indent: string, params: string) => backends.map((b) => `${indent}server ${b} ${params};`).join("\n"));

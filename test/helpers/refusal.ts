@@ -58,10 +58,7 @@ export function expectWait(retryAfterMs: number, retryAfterS: number, retryMs = 
 }
 
 /** A refusal in the SSE form with this error code, waiting as a Retry-After of `retryAfterS` would. */
-export async function expectStreamRefusal(
-  conn: SseConnection,
-  expected: { error: string; retryAfterS: number; retryMs?: number },
-): Promise<StreamRefusal> {
+export async function expectStreamRefusal(conn: SseConnection, expected: { error: string; retryAfterS: number; retryMs?: number }): Promise<StreamRefusal> {
   const refusal = await streamRefusalOf(conn);
   expect(refusal.error).toBe(expected.error);
   expectWait(refusal.retryAfterMs, expected.retryAfterS, expected.retryMs);
@@ -74,7 +71,10 @@ export async function expectStreamRefusal(
  */
 export async function expectAdmitted(conn: SseConnection, timeoutMs = 5000): Promise<void> {
   await conn.until(() => conn.events.length > 0 || conn.isEnded, timeoutMs, "the first event of an admitted stream");
-  expect({ status: conn.status, first: conn.events[0]?.type ?? "(no event)" }).toEqual({ status: 200, first: expect.not.stringMatching(/^(touchline\.refused|\(no event\))$/) });
+  expect({ status: conn.status, first: conn.events[0]?.type ?? "(no event)" }).toEqual({
+    status: 200,
+    first: expect.not.stringMatching(/^(touchline\.refused|\(no event\))$/),
+  });
 }
 
 /** Whether a stream was admitted (not refused in either form), once its first event or its end is in. */

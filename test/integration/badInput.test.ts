@@ -17,7 +17,6 @@ const { node } = useNode();
 /** Every rejected publish goes to this match: it must end up with no events at all. */
 const victim = uniqueMatch("bad");
 
-
 function expectJsonError(answer: { status: number; headers: Headers; json: Record<string, unknown> }, status: number, code?: string): void {
   expect({ status: answer.status, error: answer.json.error }).toEqual({ status, error: code ?? answer.json.error });
   expect(answer.headers.get("content-type")).toStartWith("application/json");
@@ -132,7 +131,16 @@ describe("publishing bad input", () => {
   });
 
   test("a body that is not an object, a bad key or a non-object state is 400", async () => {
-    for (const body of [[], "goal", 42, null, { type: "goal", key: "" }, { type: "goal", key: 5 }, { type: "goal", state: [1] }, { type: "goal", state: "x" }]) {
+    for (const body of [
+      [],
+      "goal",
+      42,
+      null,
+      { type: "goal", key: "" },
+      { type: "goal", key: 5 },
+      { type: "goal", state: [1] },
+      { type: "goal", state: "x" },
+    ]) {
       expectJsonError(await post(`/matches/${victim}/events`, JSON.stringify(body)), 400);
     }
   });
@@ -162,9 +170,14 @@ describe("reading bad input", () => {
       ["POST", "/metrics", ["GET"]],
     ];
     for (const [method, path, allowed] of cases) {
-      const answer = await readJson(await fetch(`${node.url}${path}`, { method, headers: { "content-type": "application/json" }, body: method === "DELETE" ? null : "{}" }));
+      const answer = await readJson(
+        await fetch(`${node.url}${path}`, { method, headers: { "content-type": "application/json" }, body: method === "DELETE" ? null : "{}" }),
+      );
       expectJsonError(answer, 405, "method_not_allowed");
-      const allow = (answer.headers.get("allow") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+      const allow = (answer.headers.get("allow") ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
       expect({ method, path, allow: allow.sort() }).toEqual({ method, path, allow: allowed.sort() });
     }
   });

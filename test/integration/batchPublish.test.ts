@@ -63,7 +63,10 @@ test("a batch over several matches answers 201 with every id in request order; e
   for (const id of ids) expect(id).toMatch(ID);
   // Stored in request order: sequences increase through the batch.
   expect(ids.map(seqOf)).toEqual([...ids.map(seqOf)].sort((x, y) => x - y));
-  const second = await postBatch(open.url, [{ match: a, type: "goal", data: { n: 4 } }, { match: b, type: "goal", data: { n: 2 } }]);
+  const second = await postBatch(open.url, [
+    { match: a, type: "goal", data: { n: 4 } },
+    { match: b, type: "goal", data: { n: 2 } },
+  ]);
   expect(second.status).toBe(201);
   const eventsA = await storedEvents(open.url, a, 4);
   expect(eventsA.map((e) => e.n)).toEqual([1, 2, 3, 4]);
@@ -74,10 +77,29 @@ test("a batch over several matches answers 201 with every id in request order; e
 test("one bad item answers 400 naming its index, and nothing of the batch is stored", async () => {
   const m = uniqueMatch("bad");
   const cases: [unknown, number | undefined][] = [
-    [[{ match: m, type: "goal" }, { match: m, type: "snapshot" }], 1],
-    [[{ match: m, type: "goal" }, { match: "no spaces allowed", type: "goal" }], 1],
+    [
+      [
+        { match: m, type: "goal" },
+        { match: m, type: "snapshot" },
+      ],
+      1,
+    ],
+    [
+      [
+        { match: m, type: "goal" },
+        { match: "no spaces allowed", type: "goal" },
+      ],
+      1,
+    ],
     [[{ match: m, type: "goal", key: "" }], 0],
-    [[{ match: m, type: "goal" }, { match: m, type: "goal", state: [1] }, { match: m, type: "goal" }], 1],
+    [
+      [
+        { match: m, type: "goal" },
+        { match: m, type: "goal", state: [1] },
+        { match: m, type: "goal" },
+      ],
+      1,
+    ],
     [{ match: m, type: "goal" }, undefined],
     [[], undefined],
   ];
@@ -108,7 +130,10 @@ test("a key repeated inside a batch or across batches stores the event once and 
   expect(k1!.duplicate).toBeUndefined();
   expect(k2!.duplicate).toBeUndefined();
   expect(again).toEqual({ id: k1!.id, duplicate: true });
-  const r2 = await postBatch(open.url, [{ match: m, type: "goal", data: { n: 98 }, key: "k2" }, { match: m, type: "goal", data: { n: 3 }, key: "k3" }]);
+  const r2 = await postBatch(open.url, [
+    { match: m, type: "goal", data: { n: 98 }, key: "k2" },
+    { match: m, type: "goal", data: { n: 3 }, key: "k3" },
+  ]);
   expect(r2.json.results![0]).toEqual({ id: k2!.id, duplicate: true });
   expect((await storedEvents(open.url, m, 3)).map((e) => e.n)).toEqual([1, 2, 3]);
 });
@@ -116,7 +141,10 @@ test("a key repeated inside a batch or across batches stores the event once and 
 test("with tokens, every match of the batch must be covered: one uncovered item refuses the whole batch", async () => {
   const [a, b] = [uniqueMatch("auth"), uniqueMatch("auth")];
   const onlyA = await hsToken({ publish: [a] });
-  const items = [{ match: a, type: "goal" }, { match: b, type: "goal" }];
+  const items = [
+    { match: a, type: "goal" },
+    { match: b, type: "goal" },
+  ];
   expect((await postBatch(guarded.url, items)).status).toBe(401);
   const refused = await postBatch(guarded.url, items, { Authorization: `Bearer ${onlyA}` });
   expect(refused.status).toBe(403);
@@ -130,9 +158,23 @@ test("with tokens, every match of the batch must be covered: one uncovered item 
 test("limits: a batch counts each item against PUBLISH_RATE, and BATCH_MAX_ITEMS bounds its size", async () => {
   const m = uniqueMatch("lim");
   const item = { match: m, type: "goal" };
-  expect((await postBatch(limited.url, Array.from({ length: 51 }, () => item))).status).toBe(413);
+  expect(
+    (
+      await postBatch(
+        limited.url,
+        Array.from({ length: 51 }, () => item),
+      )
+    ).status,
+  ).toBe(413);
   // A burst of 20: a batch of 20 passes, the next one is over the rate.
-  expect((await postBatch(limited.url, Array.from({ length: 20 }, () => item))).status).toBe(201);
+  expect(
+    (
+      await postBatch(
+        limited.url,
+        Array.from({ length: 20 }, () => item),
+      )
+    ).status,
+  ).toBe(201);
   const over = await postBatch(limited.url, [item]);
   expect(over.status).toBe(429);
   expect(over.json.error).toBe("rate_limited");

@@ -59,7 +59,9 @@ function client(url: string): Client {
   sources.push(es);
   const c: Client = { es, ids: [], refusals: [], opens: [], pings: 0, gaveUp: false };
   es.addEventListener("goal", (e) => c.ids.push(e.lastEventId));
-  es.addEventListener("touchline.refused", (e) => c.refusals.push({ at: Date.now(), retryAfterMs: (JSON.parse(e.data) as { retryAfterMs: number }).retryAfterMs }));
+  es.addEventListener("touchline.refused", (e) =>
+    c.refusals.push({ at: Date.now(), retryAfterMs: (JSON.parse(e.data) as { retryAfterMs: number }).retryAfterMs }),
+  );
   es.addEventListener("touchline.hello", (e) => c.opens.push({ at: Date.now(), node: (JSON.parse(e.data) as { node: string }).node }));
   es.addEventListener("touchline.ping", () => c.pings++);
   es.addEventListener("error", () => {
@@ -179,7 +181,9 @@ test("MAX_STREAM_AGE rotates streams: after a node is added, streams spread over
   const after = spread();
   expectExact(clients, acked);
   expect(after[second.nodeId] ?? 0).toBeGreaterThan(0);
-  console.log(`rotation: streams per node before the scale-out ${JSON.stringify(before)}, after one rotation ${JSON.stringify(after)}; ${acked.length} events, every client exact`);
+  console.log(
+    `rotation: streams per node before the scale-out ${JSON.stringify(before)}, after one rotation ${JSON.stringify(after)}; ${acked.length} events, every client exact`,
+  );
 });
 
 test("a drain under load: every EventSource moves to the other node, none gives up, every event exactly once", async () => {

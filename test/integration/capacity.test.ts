@@ -18,7 +18,6 @@ const MAX_CONNECTIONS = 3;
 
 const { node } = useNode({ env: { MAX_CONNECTIONS: String(MAX_CONNECTIONS) } });
 
-
 /** At capacity the node asks for 2 s (the Retry-After its 503 used to carry), plus jitter. */
 async function expectRefused(conn: SseConnection): Promise<void> {
   await expectStreamRefusal(conn, { error: "at_capacity", retryAfterS: 2 });

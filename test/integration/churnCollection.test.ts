@@ -14,7 +14,12 @@ const COLLECTED = "collected garbage after stream churn";
 
 const { node } = useNode({ env: { GC_AFTER_STREAM_CHURN: String(THRESHOLD), LOG_LEVEL: "debug", MAX_CONNECTIONS: "2000" } });
 
-const collections = () => node.output().split("\n").filter((l) => l.includes(COLLECTED)).map((l) => JSON.parse(l) as { ms: number; streams: number });
+const collections = () =>
+  node
+    .output()
+    .split("\n")
+    .filter((l) => l.includes(COLLECTED))
+    .map((l) => JSON.parse(l) as { ms: number; streams: number });
 
 async function openStreams(count: number): Promise<SseConnection[]> {
   const match = uniqueMatch("churn");

@@ -380,7 +380,12 @@ describe("client request headers (a recording SSE server)", () => {
     idleTimeout: 0,
     fetch(req) {
       const url = new URL(req.url);
-      seen.push({ path: url.pathname, authorization: req.headers.get("authorization"), lastEventId: req.headers.get("last-event-id"), accept: req.headers.get("accept") });
+      seen.push({
+        path: url.pathname,
+        authorization: req.headers.get("authorization"),
+        lastEventId: req.headers.get("last-event-id"),
+        accept: req.headers.get("accept"),
+      });
       if (url.pathname.endsWith("/poll")) return Response.json({ match: "m", events: [{ id: "3", type: "goal", data: null, ts: 1 }], next: "3" });
       const n = seen.filter((s) => !s.path.endsWith("/poll")).length;
       const event = `retry: 20\n\nid: ${n}\nevent: goal\ndata: {"match":"m","data":{"n":${n}},"ts":1}\n\n`;

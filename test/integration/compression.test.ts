@@ -25,10 +25,40 @@ const WEB_DIR = join(import.meta.dir, "..", "..", "src", "web");
 const { node } = useNode();
 
 const TEAMS = [
-  "Arsenal", "Aston Villa", "Bournemouth", "Brentford", "Brighton", "Chelsea", "Crystal Palace", "Everton", "Fulham", "Ipswich Town",
-  "Leicester City", "Liverpool", "Manchester City", "Manchester United", "Newcastle United", "Nottingham Forest", "Southampton",
-  "Tottenham Hotspur", "West Ham United", "Wolverhampton", "Real Madrid", "Barcelona", "Atletico Madrid", "Bayern Munich",
-  "Borussia Dortmund", "Inter", "Milan", "Juventus", "Napoli", "Paris Saint-Germain", "Benfica", "Porto", "Ajax", "PSV",
+  "Arsenal",
+  "Aston Villa",
+  "Bournemouth",
+  "Brentford",
+  "Brighton",
+  "Chelsea",
+  "Crystal Palace",
+  "Everton",
+  "Fulham",
+  "Ipswich Town",
+  "Leicester City",
+  "Liverpool",
+  "Manchester City",
+  "Manchester United",
+  "Newcastle United",
+  "Nottingham Forest",
+  "Southampton",
+  "Tottenham Hotspur",
+  "West Ham United",
+  "Wolverhampton",
+  "Real Madrid",
+  "Barcelona",
+  "Atletico Madrid",
+  "Bayern Munich",
+  "Borussia Dortmund",
+  "Inter",
+  "Milan",
+  "Juventus",
+  "Napoli",
+  "Paris Saint-Germain",
+  "Benfica",
+  "Porto",
+  "Ajax",
+  "PSV",
 ];
 const STATUSES = ["scheduled", "live", "half-time", "full-time"];
 
@@ -59,7 +89,11 @@ beforeAll(async () => {
   }));
   const res = await fetch(`${node.url}/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(items) });
   expect(res.status).toBe(201);
-  await waitFor(async () => ((await (await fetch(`${node.url}/matches?limit=${MATCHES}`)).json()) as { matches: unknown[] }).matches.length === MATCHES, 10_000, "100 listed matches");
+  await waitFor(
+    async () => ((await (await fetch(`${node.url}/matches?limit=${MATCHES}`)).json()) as { matches: unknown[] }).matches.length === MATCHES,
+    10_000,
+    "100 listed matches",
+  );
 });
 
 test(`GET /matches?limit=${MATCHES} is compressed for clients that accept it and decodes to the same JSON`, async () => {
@@ -95,7 +129,11 @@ test(`GET /matches?limit=${MATCHES} is compressed for clients that accept it and
 });
 
 test("the page's files and /metrics are compressed; small answers are not", async () => {
-  for (const [path, file] of [["/", "index.html"], ["/web/app.js", "app.js"], ["/web/style.css", "style.css"]] as const) {
+  for (const [path, file] of [
+    ["/", "index.html"],
+    ["/web/app.js", "app.js"],
+    ["/web/style.css", "style.css"],
+  ] as const) {
     const onDisk = readFileSync(join(WEB_DIR, file), "utf8");
     const a = await rawGet(`${node.url}${path}`, { "accept-encoding": "br, gzip" });
     expect({ path, status: a.status }).toEqual({ path, status: 200 });
@@ -134,7 +172,10 @@ test("event streams are never compressed, whatever the client accepts", async ()
 });
 
 test("listings and match reads carry max-age and an ETag, and answer 304 to If-None-Match", async () => {
-  for (const [path, maxAge] of [[`/matches?limit=${MATCHES}`, LIST_MAX_AGE_S], ["/matches/cmp-050", MATCH_MAX_AGE_S]] as const) {
+  for (const [path, maxAge] of [
+    [`/matches?limit=${MATCHES}`, LIST_MAX_AGE_S],
+    ["/matches/cmp-050", MATCH_MAX_AGE_S],
+  ] as const) {
     const url = `${node.url}${path}`;
     for (const encoding of [{}, { "accept-encoding": "gzip, br" }] as Record<string, string>[]) {
       const first = await rawGet(url, encoding);

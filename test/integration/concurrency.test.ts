@@ -22,7 +22,6 @@ const FINISH_TIMEOUT_MS = 20_000;
 
 const { node } = useNode();
 
-
 interface SubscriberResult {
   ids: string[];
   connections: number;
@@ -68,9 +67,10 @@ test(`${SUBSCRIBERS} subscribers resuming at random points while ${PUBLISHERS} p
       if (ids.length >= TOTAL || Date.now() >= deadline) break;
       await Bun.sleep(Math.floor(random() * MAX_PAUSE_MS));
       const last = s.lastEventId;
-      s = random() < 0.5
-        ? await openSse(`${node.url}/matches/${match}/events`, { headers: { "last-event-id": last } })
-        : await openSse(`${node.url}/matches/${match}/events?lastEventId=${encodeURIComponent(last)}`);
+      s =
+        random() < 0.5
+          ? await openSse(`${node.url}/matches/${match}/events`, { headers: { "last-event-id": last } })
+          : await openSse(`${node.url}/matches/${match}/events?lastEventId=${encodeURIComponent(last)}`);
       connections++;
     }
     return { ids, connections, snapshotsOnResume };
@@ -87,5 +87,7 @@ test(`${SUBSCRIBERS} subscribers resuming at random points while ${PUBLISHERS} p
   const reconnects = results.map((r) => r.connections - 1);
   // Everyone really did disconnect and resume mid-stream, most of them many times.
   expect(Math.min(...reconnects)).toBeGreaterThanOrEqual(1);
-  console.log(`concurrency: seed ${SEED}; reconnects per subscriber min ${Math.min(...reconnects)}, max ${Math.max(...reconnects)}, total ${reconnects.reduce((a, b) => a + b, 0)}`);
+  console.log(
+    `concurrency: seed ${SEED}; reconnects per subscriber min ${Math.min(...reconnects)}, max ${Math.max(...reconnects)}, total ${reconnects.reduce((a, b) => a + b, 0)}`,
+  );
 }, 60_000);

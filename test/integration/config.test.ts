@@ -44,13 +44,17 @@ const BAD: [string, string][] = [
 
 describe("a bad configuration value stops the node with one line naming it", () => {
   for (const [name, value] of BAD) {
-    test(`${name}=${value}`, async () => {
-      const { code, stderr } = await startWith({ [name]: value });
-      expect(code).not.toBeNull();
-      expect(code).not.toBe(0);
-      const lines = stderr.split("\n").filter((l) => l.trim() !== "");
-      expect(lines.length).toBe(1);
-      expect(lines[0]!).toContain(name);
-    }, EXIT_WITHIN_MS + 5000);
+    test(
+      `${name}=${value}`,
+      async () => {
+        const { code, stderr } = await startWith({ [name]: value });
+        expect(code).not.toBeNull();
+        expect(code).not.toBe(0);
+        const lines = stderr.split("\n").filter((l) => l.trim() !== "");
+        expect(lines.length).toBe(1);
+        expect(lines[0]!).toContain(name);
+      },
+      EXIT_WITHIN_MS + 5000,
+    );
   }
 });

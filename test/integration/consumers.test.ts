@@ -74,10 +74,14 @@ test(`${MANY_MATCHES} active matches on one node: one standing consumer on the e
     await res.body?.cancel();
   }
   // Every match has an owner actor on this node once discovery saw its event.
-  await waitFor(async () => {
-    const m = await readJson<{ owned: number }>(await fetch(`${node.url}/cluster`));
-    return m.json.owned >= MANY_MATCHES;
-  }, 30_000, `${MANY_MATCHES} owned matches`);
+  await waitFor(
+    async () => {
+      const m = await readJson<{ owned: number }>(await fetch(`${node.url}/cluster`));
+      return m.json.owned >= MANY_MATCHES;
+    },
+    30_000,
+    `${MANY_MATCHES} owned matches`,
+  );
   const quiet = () => consumersOn(EVENTS_STREAM).then((n) => n === TAIL_CONSUMERS_PER_NODE);
   await waitFor(quiet, 30_000, "the owners' start-up reads to end");
 
@@ -92,7 +96,9 @@ test(`${MANY_MATCHES} active matches on one node: one standing consumer on the e
   sampling = false;
   await sampler;
   expect(peak).toBeLessThanOrEqual(TAIL_CONSUMERS_PER_NODE + READS_IN_FLIGHT);
-  console.log(`consumers on the event stream: peak ${peak}, ${await consumersOn(EVENTS_STREAM)} at rest, with ${MANY_MATCHES} owned matches and ${FOLLOWED} resumed streams`);
+  console.log(
+    `consumers on the event stream: peak ${peak}, ${await consumersOn(EVENTS_STREAM)} at rest, with ${MANY_MATCHES} owned matches and ${FOLLOWED} resumed streams`,
+  );
 });
 
 test("a killed node's consumers are gone from the server soon after", async () => {

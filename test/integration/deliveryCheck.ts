@@ -35,7 +35,10 @@ function runs(ids: string[]): string {
  * How a delivery differs from the expected ids, compactly: what was missed, doubled, unexpected or
  * reordered. Ids are compared whole (sequence and tag); order is by sequence.
  */
-export function compareDelivery(expected: string[], got: string[]): { exact: boolean; got: number; missing: string; duplicated: string; unexpected: string; outOfOrder: boolean } {
+export function compareDelivery(
+  expected: string[],
+  got: string[],
+): { exact: boolean; got: number; missing: string; duplicated: string; unexpected: string; outOfOrder: boolean } {
   const gotSet = new Set(got);
   const expectedSet = new Set(expected);
   const missing = expected.filter((id) => !gotSet.has(id));

@@ -130,10 +130,7 @@ describe("read by the eventsource package", () => {
     expect(sentLastEventIds.length).toBeGreaterThanOrEqual(2);
     expect(sentLastEventIds[0]).toBeNull();
     expect(sentLastEventIds.slice(1).every((id) => id === before[1])).toBe(true);
-    expect(seen.map((e) => [e.type, e.id])).toEqual([
-      ["snapshot", first],
-      ...[...before, ...missed, live].map((id) => ["goal", id]),
-    ]);
+    expect(seen.map((e) => [e.type, e.id])).toEqual([["snapshot", first], ...[...before, ...missed, live].map((id) => ["goal", id])]);
     expect(seen.slice(1).map((e) => (e.data.data as { n: number }).n)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 });

@@ -23,7 +23,6 @@ const SETTLE_MS = 2000;
 
 const { node } = useNode({ env: { MAX_CONNECTIONS: "5000" } });
 
-
 async function openMany(count: number, urlOf: (i: number) => string): Promise<SseConnection[]> {
   const out: SseConnection[] = [];
   for (let i = 0; i < count; i += OPEN_BATCH) {

@@ -13,7 +13,6 @@ const IDLE_MS = 12_000;
 
 const { node } = useNode({ env: { HEARTBEAT_MS: String(HEARTBEAT_MS) } });
 
-
 test(`an idle stream outlives ${IDLE_MS / 1000} s on heartbeats and still delivers`, async () => {
   const match = uniqueMatch("idle");
   const first = await publishOk(node.url, match, { type: "kickoff" });

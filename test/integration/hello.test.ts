@@ -12,7 +12,6 @@ setDefaultTimeout(30_000);
 
 const { node } = useNode();
 
-
 /** The frames at the start of an event-stream body (split at blank lines), in wire order. */
 function leadingFrames(bodyStart: string): string[] {
   return bodyStart.split("\n\n").filter((frame) => frame.trim() !== "");

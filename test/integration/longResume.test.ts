@@ -66,7 +66,9 @@ test(`an EventSource on ${MATCHES} matches with 64-character ids resumes by itse
     expect(gaveUp).toBe(false);
     for (const m of matches) expect(goals.get(m)).toEqual([1, 2, 3]);
     expect(resumeIdBytes).toBeGreaterThan(4000);
-    console.log(`long resume: ${MATCHES} matches, a ${resumeIdBytes}-byte composite Last-Event-ID, resumed by the EventSource itself after ${opens - 1} reconnect(s)`);
+    console.log(
+      `long resume: ${MATCHES} matches, a ${resumeIdBytes}-byte composite Last-Event-ID, resumed by the EventSource itself after ${opens - 1} reconnect(s)`,
+    );
   } finally {
     es.close();
   }

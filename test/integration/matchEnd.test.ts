@@ -114,11 +114,17 @@ test("a batch: an item for an ended match, or after a final item of its match, a
   const m = uniqueMatch("endbatch");
   const post = (items: unknown) =>
     fetch(`${node.url}/events`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(items) });
-  const inBatch = await post([{ match: m, type: "fulltime", final: true }, { match: m, type: "goal" }]);
+  const inBatch = await post([
+    { match: m, type: "fulltime", final: true },
+    { match: m, type: "goal" },
+  ]);
   expect(inBatch.status).toBe(409);
   expect(await inBatch.json()).toMatchObject({ error: "match_ended", index: 1 });
   expect((await post([{ match: m, type: "fulltime", final: true }])).status).toBe(201);
-  const after = await post([{ match: uniqueMatch("other"), type: "goal" }, { match: m, type: "goal" }]);
+  const after = await post([
+    { match: uniqueMatch("other"), type: "goal" },
+    { match: m, type: "goal" },
+  ]);
   expect(after.status).toBe(409);
   expect(await after.json()).toMatchObject({ error: "match_ended", index: 1 });
 });

@@ -81,9 +81,7 @@ describe("a 256 KiB client buffer and events near the 64 KiB limit", () => {
     const cutBefore = await metricValue(node.url, CUT_METRIC);
     const linesBefore = cutLines(node.output()).length;
 
-    const readers = Array.from({ length: READERS }, () =>
-      readIds(`${node.url}/matches/${match}/events`, { stopWhen: (ids) => ids.length >= EVENTS }),
-    );
+    const readers = Array.from({ length: READERS }, () => readIds(`${node.url}/matches/${match}/events`, { stopWhen: (ids) => ids.length >= EVENTS }));
     // Sends its request, then never reads: the kernel buffers fill and the node sees it hold bytes.
     const stalled = await openSse(`${node.url}/matches/${match}/events`, { paused: true, waitForHead: false });
     await Bun.sleep(300);
@@ -238,9 +236,11 @@ describe("200 clients resuming at once from far behind", () => {
 
     const startedAt = Date.now();
     const url = `${node.url}/matches/${match}/events`;
-    const { result: runs, startBytes, peakBytes } = await peakRssDuring(node.proc.pid, () =>
-      Promise.all(Array.from({ length: CLIENTS }, () => resumeUntil(url, first, last))),
-    );
+    const {
+      result: runs,
+      startBytes,
+      peakBytes,
+    } = await peakRssDuring(node.proc.pid, () => Promise.all(Array.from({ length: CLIENTS }, () => resumeUntil(url, first, last))));
     const elapsedMs = Date.now() - startedAt;
 
     const rounds = runs.map((r) => r.rounds).sort((a, b) => a - b);

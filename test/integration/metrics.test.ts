@@ -16,13 +16,7 @@ import { startNats, startNode, waitFor, waitForClusterSize, type NatsFixture, ty
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 import { conventionProblems, parsePrometheus, sampleValue, type ParsedMetrics, type SampleLabels } from "../helpers/promParse.ts";
 import { getJson, publish, publishConcurrently, publishOk, uniqueMatch, untilLatest } from "./touchlineApi.ts";
-import {
-  DELIVERY_LATENCY_BUCKETS_SECONDS,
-  PUBLISH_RESULTS,
-  REJECT_REASONS,
-  REPLAY_SOURCES,
-  STREAM_CLOSE_REASONS,
-} from "../../src/telemetry/nodeMetrics.ts";
+import { DELIVERY_LATENCY_BUCKETS_SECONDS, PUBLISH_RESULTS, REJECT_REASONS, REPLAY_SOURCES, STREAM_CLOSE_REASONS } from "../../src/telemetry/nodeMetrics.ts";
 
 setDefaultTimeout(30_000);
 
@@ -178,12 +172,7 @@ test("streams: open and opened rise by the streams opened (a multiplexed one cou
   const before = await scrape();
   const base = value(before, "touchline_streams_open");
 
-  const streams = await Promise.all([
-    openSse(matchUrl(a!)),
-    openSse(matchUrl(a!)),
-    openSse(matchUrl(b!)),
-    openSse(`${node.url}/events?match=${a}&match=${b}`),
-  ]);
+  const streams = await Promise.all([openSse(matchUrl(a!)), openSse(matchUrl(a!)), openSse(matchUrl(b!)), openSse(`${node.url}/events?match=${a}&match=${b}`)]);
   await Promise.all(streams.map((s, i) => s.untilEvents(i === 3 ? 2 : 1))); // a snapshot per match
   const open = await scrape();
   const opened = changeBetween(before, open);
@@ -293,8 +282,7 @@ test("replay from JetStream: every resumer served by a read counts, with every e
 test("refusals: bad publishes and a bad stream request count as bad_request, and store nothing", async () => {
   const match = uniqueMatch("m-bad");
   const before = await scrape();
-  const post = (body: string, contentType = "application/json") =>
-    fetch(matchUrl(match), { method: "POST", headers: { "content-type": contentType }, body });
+  const post = (body: string, contentType = "application/json") => fetch(matchUrl(match), { method: "POST", headers: { "content-type": contentType }, body });
   const statuses = [
     (await post("{not json")).status,
     (await post(JSON.stringify({ type: "snapshot" }))).status, // reserved for the server
@@ -336,7 +324,9 @@ test("a client that never reads is cut off once (slow), while a reading one keep
   for (const reason of STREAM_CLOSE_REASONS.filter((r) => r !== "slow")) expect(moved("touchline_streams_closed_total", { reason })).toBe(0);
   expect(moved("touchline_events_published_total", { result: "stored" })).toBe(published);
   expect(reader.isEnded).toBe(false);
-  console.log(`metrics: the client that never read was cut off after ${published} events of ${COMMENT_TEXT.length} bytes (${((published * COMMENT_TEXT.length) / 1e6).toFixed(1)} MB)`);
+  console.log(
+    `metrics: the client that never read was cut off after ${published} events of ${COMMENT_TEXT.length} bytes (${((published * COMMENT_TEXT.length) / 1e6).toFixed(1)} MB)`,
+  );
 
   stalled.destroy();
   await reader.close();

@@ -16,7 +16,6 @@ const SETTLE_MS = 250;
 
 const { node } = useNode({ env: { MAX_MATCHES_PER_STREAM: String(MAX_MATCHES) } });
 
-
 const muxUrl = (matches: string[], extra = ""): string => `${node.url}/events?${matches.map((m) => `match=${m}`).join("&")}${extra}`;
 
 /** A composite id `a:12,b:0@<tag>` as a map from match to its last seq (the form is checked exactly). */
@@ -83,7 +82,11 @@ describe("multiplexed stream", () => {
     const live = s.events.slice(3);
     expect(live.map((e) => [matchOf(e), matchIdIn(e.lastEventId, matchOf(e))])).toEqual(published);
     // Each composite id carries, for every match, the last id sent so far, and the log's tag.
-    const last = new Map([[a, seqOf(a1)], [b, seqOf(b1)], [empty, 0]]);
+    const last = new Map([
+      [a, seqOf(a1)],
+      [b, seqOf(b1)],
+      [empty, 0],
+    ]);
     for (const e of live) {
       last.set(matchOf(e), parseComposite(e.lastEventId).get(matchOf(e))!);
       expect(parseComposite(e.lastEventId)).toEqual(last);

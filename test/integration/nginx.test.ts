@@ -110,7 +110,8 @@ describe("events and pings pass unbuffered", () => {
 
   test("control: with the stream location's buffering and gzip lines undone, nginx holds every event back, so the measurement can tell", async () => {
     // gzip on (the http context's), buffering on, the node's X-Accel-Buffering ignored.
-    const undo = (conf: string) => conf.replace(/^\s*gzip off;\n/m, "").replace("proxy_buffering off;", "proxy_buffering on; proxy_ignore_headers X-Accel-Buffering;");
+    const undo = (conf: string) =>
+      conf.replace(/^\s*gzip off;\n/m, "").replace("proxy_buffering off;", "proxy_buffering on; proxy_ignore_headers X-Accel-Buffering;");
     const gzipped = await startNginx([`127.0.0.1:${node.port}`], { edit: undo });
     try {
       expect(gzipped.config).not.toContain("gzip off;");
@@ -131,7 +132,9 @@ describe("events and pings pass unbuffered", () => {
       req.destroy();
       const body = Buffer.concat(raw);
       const decoded = encoding === "gzip" && body.byteLength > 0 ? gunzipSync(body, { finishFlush: zlibConstants.Z_SYNC_FLUSH }).toString() : body.toString();
-      console.log(`NGINX control (buffering and gzip on): after 2.5 s the client has ${encoding === undefined ? "no response head" : `${body.byteLength} bytes (${encoding ?? "identity"})`}`);
+      console.log(
+        `NGINX control (buffering and gzip on): after 2.5 s the client has ${encoding === undefined ? "no response head" : `${body.byteLength} bytes (${encoding ?? "identity"})`}`,
+      );
       // Held back: none of the 3 goals (nor, in 2.5 s, a ping) reached the client.
       expect(decoded.match(/^event: goal$/gm) ?? []).toHaveLength(0);
       expect(decoded).not.toContain(": ping");

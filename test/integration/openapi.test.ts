@@ -115,7 +115,11 @@ describe("a real node", () => {
       const url = node.url + path.replace("{match}", "m1").replace("{file}", "app.js");
       const res = await fetch(url, { method: "DELETE" });
       expect({ path, status: res.status }).toEqual({ path, status: 405 });
-      const allowed = res.headers.get("allow")!.split(",").map((m) => m.trim().toLowerCase()).sort();
+      const allowed = res.headers
+        .get("allow")!
+        .split(",")
+        .map((m) => m.trim().toLowerCase())
+        .sort();
       expect({ path, allowed }).toEqual({ path, allowed: METHODS.filter((m) => m in item).sort() });
       expectFits(doc.components.schemas.Error, await res.json(), `405 on ${path}`);
       expect(Object.values(item).every((op: any) => typeof op !== "object" || !op.responses || op.responses["405"])).toBe(true);
@@ -140,12 +144,29 @@ describe("a real node", () => {
 
   test("batch answers fit: 201 with results, 400 naming the item, 413", async () => {
     const m = uniqueMatch("oab");
-    const post = (body: unknown) => fetch(`${node.url}/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    const ok = await expectAnswer(await post([{ match: m, type: "kickoff", key: "a" }, { match: m, type: "goal", data: { team: "home" } }]), "/events", "post", 201);
+    const post = (body: unknown) =>
+      fetch(`${node.url}/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const ok = await expectAnswer(
+      await post([
+        { match: m, type: "kickoff", key: "a" },
+        { match: m, type: "goal", data: { team: "home" } },
+      ]),
+      "/events",
+      "post",
+      201,
+    );
     expect(ok.results).toHaveLength(2);
     const dup = await expectAnswer(await post([{ match: m, type: "kickoff", key: "a" }]), "/events", "post", 201);
     expect(dup.results[0].duplicate).toBe(true);
-    const bad = await expectAnswer(await post([{ match: m, type: "goal" }, { match: "no spaces", type: "goal" }]), "/events", "post", 400);
+    const bad = await expectAnswer(
+      await post([
+        { match: m, type: "goal" },
+        { match: "no spaces", type: "goal" },
+      ]),
+      "/events",
+      "post",
+      400,
+    );
     expect(bad.index).toBe(1);
     await expectAnswer(await post(Array.from({ length: 1001 }, () => ({ match: m, type: "minute" }))), "/events", "post", 413);
   });
@@ -159,7 +180,12 @@ describe("a real node", () => {
     await expectAnswer(await fetch(`${node.url}/matches?limit=0`), "/matches", "get", 400);
     await expectAnswer(await fetch(`${node.url}/matches/${match}/poll`), "/matches/{match}/poll", "get", 200);
     await publishOk(node.url, match, { type: "goal", data: { team: "home" }, state: { homeScore: 1 } });
-    const polled = await expectAnswer(await fetch(`${node.url}/matches/${match}/poll?after=${encodeURIComponent(first)}&wait=0`), "/matches/{match}/poll", "get", 200);
+    const polled = await expectAnswer(
+      await fetch(`${node.url}/matches/${match}/poll?after=${encodeURIComponent(first)}&wait=0`),
+      "/matches/{match}/poll",
+      "get",
+      200,
+    );
     expect(polled.events).toHaveLength(1);
     await expectAnswer(await fetch(`${node.url}/cluster`), "/cluster", "get", 200);
     await expectAnswer(await fetch(`${node.url}/cluster/owner/${match}`), "/cluster/owner/{match}", "get", 200);

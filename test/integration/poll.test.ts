@@ -26,7 +26,6 @@ interface PollAnswer {
 
 const { node } = useNode({ env: { POLL_WAIT: `${POLL_WAIT_MS}ms` } });
 
-
 const pollUrl = (match: string, query: string): string => `${node.url}/matches/${match}/poll?${query}`;
 
 test("a poll after an id returns the later events with the stream's ids, types, data and ts", async () => {
@@ -135,7 +134,10 @@ test("ids are interchangeable both ways: a stream's id resumes a poll, a poll's 
   const next = polled.json.next!;
   const e4 = await publishOk(node.url, match, { type: "card", data: { n: 4 } });
   for (const resume of [{ headers: { "last-event-id": next } }, { query: `?lastEventId=${next}` }]) {
-    const resumed = await openSse(`${node.url}/matches/${match}/events${"query" in resume ? resume.query : ""}`, "headers" in resume ? { headers: resume.headers } : {});
+    const resumed = await openSse(
+      `${node.url}/matches/${match}/events${"query" in resume ? resume.query : ""}`,
+      "headers" in resume ? { headers: resume.headers } : {},
+    );
     await resumed.untilEvents(1);
     await Bun.sleep(100); // a repeat or a stray snapshot would arrive now
     await resumed.close();

@@ -13,7 +13,6 @@ setDefaultTimeout(30_000);
 
 const { node } = useNode();
 
-
 /** Reads a match's events from the start (resume from before its first id) and closes. */
 async function eventsOf(match: string, afterId: string, expected: number): Promise<{ id: string; type: string; data: unknown }[]> {
   const s = await openSse(`${node.url}/matches/${match}/events?lastEventId=${afterId}`);
@@ -148,10 +147,14 @@ describe("GET /matches", () => {
     type Page = { matches: { match: string; id: string; state: Record<string, unknown> }[]; next: string | null };
     // The listing is the match index, which each owner updates as it applies events (a moment after
     // the 201; GET /matches/{m} is the read-your-writes one): wait until it has all five publishes.
-    await waitFor(async () => {
-      const all = (await getJson<Page>(`${node.url}/matches?limit=1000`)).json.matches;
-      return names.every((m) => all.some((e) => e.match === m && e.id === lastIds[m]));
-    }, 5000, "the listing to show every publish");
+    await waitFor(
+      async () => {
+        const all = (await getJson<Page>(`${node.url}/matches?limit=1000`)).json.matches;
+        return names.every((m) => all.some((e) => e.match === m && e.id === lastIds[m]));
+      },
+      5000,
+      "the listing to show every publish",
+    );
     const first = await getJson<Page>(`${node.url}/matches?limit=2`);
     expect(first.status).toBe(200);
     expect(first.json.matches.map((m) => m.match)).toEqual(expectedOrder.slice(0, 2));

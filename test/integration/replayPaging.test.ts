@@ -20,7 +20,6 @@ const MAX_ROUNDS = 50;
 
 const { node } = useNode({ env: { CLIENT_BUFFER_BYTES: String(BUFFER_BYTES) } });
 
-
 /** Reads one connection to its end; returns the events and the last id seen. */
 async function readOnce(url: string, lastId: string): Promise<{ events: { id: string; type: string }[]; lastId: string }> {
   const res = await fetch(url, { headers: { "Last-Event-ID": lastId } });
@@ -86,7 +85,13 @@ test("a multiplexed resume larger than the client buffer moves every match forwa
   const idsB = await publishMany(b);
   const seen = new Map<string, number>();
   const tag = commonTag([...idsA, ...idsB]);
-  let lastId = compositeOf([[a, seqOf(idsA[0]!)], [b, seqOf(idsB[0]!)]], tag);
+  let lastId = compositeOf(
+    [
+      [a, seqOf(idsA[0]!)],
+      [b, seqOf(idsB[0]!)],
+    ],
+    tag,
+  );
   let rounds = 0;
   let total = 0;
   while (total < 2 * (EVENTS - 1) && rounds < MAX_ROUNDS) {

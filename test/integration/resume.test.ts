@@ -19,7 +19,6 @@ const SETTLE_MS = 250;
 
 const { node } = useNode({ env: { WINDOW_EVENTS: String(WINDOW_EVENTS) } });
 
-
 const streamUrl = (match: string): string => `${node.url}/matches/${match}/events`;
 
 async function publishSeries(match: string, count: number): Promise<string[]> {
@@ -127,7 +126,17 @@ describe("unknown or unparseable ids give a snapshot, never an error", () => {
     ["1.5", () => "1.5"],
     ["a very long number", () => "9".repeat(300)],
     ["a very long string", () => "x".repeat(2000)],
-    ["a composite id", (latest) => compositeOf([["a", 1], ["b", 2]], tagOf(latest))],
+    [
+      "a composite id",
+      (latest) =>
+        compositeOf(
+          [
+            ["a", 1],
+            ["b", 2],
+          ],
+          tagOf(latest),
+        ),
+    ],
   ];
   for (const [name, badIdOf] of bad) {
     for (const via of ["header", "query"] as const) {
@@ -163,7 +172,14 @@ describe("the splice between replay and live", () => {
     const total = 400;
     let publishing = true;
     // Resumers pick among ids already acknowledged, as a real client only knows ids it was sent.
-    const publisher = publishConcurrently(node.url, match, total, 2, (i) => ({ type: "tick", data: { i } }), (id) => acked.push(id)).then((all) => {
+    const publisher = publishConcurrently(
+      node.url,
+      match,
+      total,
+      2,
+      (i) => ({ type: "tick", data: { i } }),
+      (id) => acked.push(id),
+    ).then((all) => {
       publishing = false;
       return all;
     });
@@ -185,13 +201,17 @@ describe("the splice between replay and live", () => {
     const all = [first, ...published].sort(byId);
     expect(connections.length).toBeGreaterThan(20);
     // A connection that misses events never reaches its count: wait, then report what each one missed.
-    await Promise.all(
-      connections.map(({ from, stream }) => stream.untilEvents(all.filter((id) => seqOf(id) > seqOf(from)).length, 10_000).catch(() => {})),
-    );
+    await Promise.all(connections.map(({ from, stream }) => stream.untilEvents(all.filter((id) => seqOf(id) > seqOf(from)).length, 10_000).catch(() => {})));
     await Bun.sleep(SETTLE_MS);
     await Promise.all(connections.map((c) => c.stream.close()));
     const failures = connections
-      .map(({ from, stream }) => ({ from, ...compareDelivery(all.filter((id) => seqOf(id) > seqOf(from)), ids(stream)) }))
+      .map(({ from, stream }) => ({
+        from,
+        ...compareDelivery(
+          all.filter((id) => seqOf(id) > seqOf(from)),
+          ids(stream),
+        ),
+      }))
       .filter((r) => !r.exact);
     expect({ connections: connections.length, failed: failures.length, firstFailures: failures.slice(0, 6) }).toEqual({
       connections: connections.length,

@@ -46,7 +46,10 @@ test("SIGTERM: /readyz 503 at once, streams closed spread over DRAIN after the n
   const prober = (async () => {
     while (probing) {
       const sentAt = Date.now();
-      const status = await fetch(`${node.url}/readyz`).then((r) => r.status, () => "refused" as const);
+      const status = await fetch(`${node.url}/readyz`).then(
+        (r) => r.status,
+        () => "refused" as const,
+      );
       probes.push({ sentAt, status });
       await Bun.sleep(READYZ_PROBE_MS);
     }

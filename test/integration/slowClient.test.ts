@@ -25,7 +25,6 @@ const RSS_SAMPLE_MS = 100;
 
 const { node } = useNode({ env: { CLIENT_BUFFER_BYTES: String(CLIENT_BUFFER_BYTES) } });
 
-
 test(`one client that never reads is cut off while ${FAST_CLIENTS} others receive ${EVENTS} events; node memory stays bounded`, async () => {
   const match = uniqueMatch("slow");
   const kickoff = await publishOk(node.url, match, { type: "kickoff" });
@@ -53,7 +52,12 @@ test(`one client that never reads is cut off while ${FAST_CLIENTS} others receiv
   const expected = [...published].sort(byId);
   for (const s of fast) {
     expect(s.isEnded).toBe(false);
-    expect(compareDelivery(expected, s.matchEvents.map((e) => e.lastEventId))).toMatchObject({ exact: true });
+    expect(
+      compareDelivery(
+        expected,
+        s.matchEvents.map((e) => e.lastEventId),
+      ),
+    ).toMatchObject({ exact: true });
   }
   const frameBytes = fast[0]!.bodyBytes;
 

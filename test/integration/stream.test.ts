@@ -16,7 +16,6 @@ const JITTER = 0.5;
 
 const { node } = useNode({ env: { HEARTBEAT_MS: String(HEARTBEAT_MS), RETRY_MS: String(RETRY_MS) } });
 
-
 const streamUrl = (match: string): string => `${node.url}/matches/${match}/events`;
 
 describe("stream opening", () => {

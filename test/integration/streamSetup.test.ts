@@ -37,7 +37,14 @@ test("racing creates of one new bucket all succeed, each racer holding a usable 
   for (let b = 0; b < BUCKETS; b++) {
     const name = `race_${b}`;
     const results = await Promise.allSettled(
-      conns.map((nc, i) => setUpStream(managers[i]!, `KV_${name}`, () => new Kvm(nc).create(name, { history: 1 }), (err) => retries.push(String(err)))),
+      conns.map((nc, i) =>
+        setUpStream(
+          managers[i]!,
+          `KV_${name}`,
+          () => new Kvm(nc).create(name, { history: 1 }),
+          (err) => retries.push(String(err)),
+        ),
+      ),
     );
     for (const r of results) {
       if (r.status === "rejected") failures.push(`${name}: ${String(r.reason)}`);

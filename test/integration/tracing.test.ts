@@ -126,8 +126,7 @@ function one(spans: ReceivedSpan[], what: string, pred: (s: ReceivedSpan) => boo
  */
 async function spansOfEvent(match: string, id: string, expected: [string, NodeFixture][]): Promise<ReceivedSpan[]> {
   const seq = seqOf(id);
-  const ofEvent = (s: ReceivedSpan) =>
-    s.attributes[ATTR.match] === match && (s.attributes[ATTR.eventSeq] === seq || s.name === HTTP_PUBLISH_SPAN);
+  const ofEvent = (s: ReceivedSpan) => s.attributes[ATTR.match] === match && (s.attributes[ATTR.eventSeq] === seq || s.name === HTTP_PUBLISH_SPAN);
   await receiver.waitFor(
     (spans) => expected.every(([name, node]) => spans.some((s) => ofEvent(s) && s.name === name && nodeOf(s) === node.nodeId)),
     SPAN_WAIT_MS,
@@ -229,12 +228,7 @@ describe("tracing across two nodes", () => {
     const ingest = one(spans, "ingest span", (x) => x.name === SPAN.ingest);
     const feed = one(spans, "feed publish span", (x) => x.name === SPAN.feedPublish);
     const followerFanOut = one(spans, "follower fan-out", (x) => x.name === SPAN.fanOut && nodeOf(x) === follower.nodeId);
-    expect([nodeOf(store), nodeOf(ingest), nodeOf(feed), nodeOf(followerFanOut)]).toEqual([
-      follower.nodeId,
-      owner.nodeId,
-      owner.nodeId,
-      follower.nodeId,
-    ]);
+    expect([nodeOf(store), nodeOf(ingest), nodeOf(feed), nodeOf(followerFanOut)]).toEqual([follower.nodeId, owner.nodeId, owner.nodeId, follower.nodeId]);
     expect(ingest.parentSpanId).toBe(store.spanId);
     expect(followerFanOut.parentSpanId).toBe(feed.spanId);
     expect(new Set([store, ingest, feed, followerFanOut].map((x) => x.traceId)).size).toBe(1);

@@ -89,7 +89,12 @@ describe("findToken", () => {
   });
 
   test("unusable tokens are reported, not skipped over", () => {
-    const unusable: Record<string, string>[] = [{ authorization: "Basic abc" }, { authorization: "Bearer" }, { authorization: "Bearer a b" }, { cookie: "touchline_token=" }];
+    const unusable: Record<string, string>[] = [
+      { authorization: "Basic abc" },
+      { authorization: "Bearer" },
+      { authorization: "Bearer a b" },
+      { cookie: "touchline_token=" },
+    ];
     for (const headers of unusable) {
       expect(req(headers)).toHaveProperty("malformed");
     }

@@ -69,7 +69,10 @@ describe("CORS_ORIGINS with a listed origin and *", () => {
   });
 
   test("answers, errors and streams carry the headers; credentials only for the listed origin", async () => {
-    for (const [origin, allowOrigin, credentials] of [[LISTED, LISTED, "true"], [STRANGER, "*", null]] as const) {
+    for (const [origin, allowOrigin, credentials] of [
+      [LISTED, LISTED, "true"],
+      [STRANGER, "*", null],
+    ] as const) {
       for (const path of ["/matches", `/matches/${PUB}`, "/no/such/route", `/matches/${uniqueMatch("none")}`]) {
         const res = await fetch(`${corsNode.url}${path}`, { headers: { origin } });
         expect({ path, origin, acao: res.headers.get("access-control-allow-origin") }).toEqual({ path, origin, acao: allowOrigin });

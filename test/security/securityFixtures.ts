@@ -108,7 +108,13 @@ async function answer(res: Response): Promise<Answer> {
   return { status: res.status, headers: res.headers, json };
 }
 
-export async function publishWith(baseUrl: string, match: string, body: Record<string, unknown>, token?: string, transport: Transport = "header"): Promise<Answer> {
+export async function publishWith(
+  baseUrl: string,
+  match: string,
+  body: Record<string, unknown>,
+  token?: string,
+  transport: Transport = "header",
+): Promise<Answer> {
   const t = withToken(`${baseUrl}/matches/${match}/events`, token, transport);
   return answer(await fetch(t.url, { method: "POST", headers: { "content-type": "application/json", ...t.headers }, body: JSON.stringify(body) }));
 }

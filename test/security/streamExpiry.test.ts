@@ -51,10 +51,12 @@ test("a live stream is closed at its token's expiry with a final touchline.expir
   }
   const goal = await publishWith(node.url, MATCH, { type: "goal", data: { minute: 9 } }, publisher);
   await single.until(() => single.events.some((e) => e.lastEventId === goal.json.id), 5000, "the goal");
-  const endedAt = await Promise.all([single, multi].map(async (c: SseConnection) => {
-    await c.ended;
-    return Date.now();
-  }));
+  const endedAt = await Promise.all(
+    [single, multi].map(async (c: SseConnection) => {
+      await c.ended;
+      return Date.now();
+    }),
+  );
   for (const [i, c] of [single, multi].entries()) {
     const last = c.events.at(-1)!;
     expect(last.type).toBe("touchline.expired");
@@ -71,10 +73,12 @@ test("a live stream is closed at its token's expiry with a final touchline.expir
 test("streams with different expiries each close at their own", async () => {
   const tokens = await Promise.all([3, 1, 2].map(expiringToken));
   const conns = await Promise.all(tokens.map((t) => openSse(`${node.url}/matches/${MATCH}/events`, { headers: { authorization: `Bearer ${t.token}` } })));
-  const ends = await Promise.all(conns.map(async (c) => {
-    await c.ended;
-    return Date.now();
-  }));
+  const ends = await Promise.all(
+    conns.map(async (c) => {
+      await c.ended;
+      return Date.now();
+    }),
+  );
   ends.forEach((end, i) => {
     expect(end).toBeGreaterThanOrEqual(tokens[i]!.expMs);
     expect(end).toBeLessThan(tokens[i]!.expMs + CLOSE_SLACK_MS);

@@ -31,9 +31,24 @@ function makeCertificate(name: string): { cert: string; key: string } {
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
   const run = Bun.spawnSync([
-    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=touchline-test",
-    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=touchline-test",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
   ]);
   if (run.exitCode !== 0) throw new Error(`openssl failed: ${run.stderr.toString()}`);
   return { cert, key };
@@ -139,7 +154,12 @@ describe("TLS behind a PROXY header (PROXY_PROTOCOL)", () => {
     socket.on("data", (b: Buffer) => conn.onBytes(b));
     for (const ended of ["end", "close", "error"]) socket.on(ended, () => conn.onClose());
     // The reader calls end, pause, resume and terminate on its socket.
-    conn.attach({ end: () => socket.end(), pause: () => socket.pause(), resume: () => socket.resume(), terminate: () => socket.destroy() } as unknown as Parameters<SseConnection["attach"]>[0]);
+    conn.attach({
+      end: () => socket.end(),
+      pause: () => socket.pause(),
+      resume: () => socket.resume(),
+      terminate: () => socket.destroy(),
+    } as unknown as Parameters<SseConnection["attach"]>[0]);
     socket.write(`GET /matches/${match}/events HTTP/1.1\r\nhost: localhost\r\naccept: text/event-stream\r\n\r\n`);
     await conn.headReceived;
     return { conn, socket };

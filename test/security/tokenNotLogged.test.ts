@@ -58,7 +58,9 @@ test("tokens sent as access_token appear in no log line and no span", async () =
   expect((await publishWith(node.url, match, { type: "goal" }, tokens.expired, "query")).status).toBe(401);
   expect((await publishWith(node.url, match, { type: "goal" }, tokens.unsigned, "query")).status).toBe(401);
   expect((await publishWith(node.url, match, { type: "goal" }, tokens.garbage, "query")).status).toBe(401);
-  expect((await fetch(q(`/matches/${match}/events`, tokens.publisher), { method: "POST", body: "{", headers: { "content-type": "application/json" } })).status).toBe(400);
+  expect(
+    (await fetch(q(`/matches/${match}/events`, tokens.publisher), { method: "POST", body: "{", headers: { "content-type": "application/json" } })).status,
+  ).toBe(400);
 
   const stream = await openSse(q(`/matches/${match}/events`, tokens.publisher));
   expect(stream.status).toBe(200);

@@ -20,7 +20,12 @@ const OLDER = uniqueMatch("older");
 let publisher: string;
 let reader: string;
 
-const kickoff = (priv = false) => ({ type: "kickoff", data: { minute: 0 }, state: { homeScore: 0, awayScore: 0, status: "live" }, ...(priv ? { private: true } : {}) });
+const kickoff = (priv = false) => ({
+  type: "kickoff",
+  data: { minute: 0 },
+  state: { homeScore: 0, awayScore: 0, status: "live" },
+  ...(priv ? { private: true } : {}),
+});
 
 function expectRefused(a: Answer, status: 401 | 403): void {
   expect(a.status).toBe(status);
@@ -102,7 +107,7 @@ describe("publishing needs a valid token with a covering touchline.publish claim
     }
   });
 
-  test("refusals are counted in touchline_rejected_total{reason=\"unauthorized\"}", async () => {
+  test('refusals are counted in touchline_rejected_total{reason="unauthorized"}', async () => {
     const before = await metricValue(node.url, "touchline_rejected_total", { reason: "unauthorized" });
     await publishWith(node.url, PUB, goal);
     await publishWith(node.url, PUB, goal, await hsToken({ subscribe: "*" }));

@@ -270,7 +270,9 @@ describe("TouchlineStream", () => {
   });
 
   test("waits at least Retry-After on 429/503", async () => {
-    const server = serve((_, i) => (i === 0 ? Response.json({ error: "rate_limited", message: "slow down" }, { status: 429, headers: { "retry-after": "1" } }) : undefined));
+    const server = serve((_, i) =>
+      i === 0 ? Response.json({ error: "rate_limited", message: "slow down" }, { status: 429, headers: { "retry-after": "1" } }) : undefined,
+    );
     const s = stream(server.sse, { backoff: { initialMs: 10, random: () => 0 } });
     await server.waitForRequests(2);
     s.close();
@@ -404,7 +406,12 @@ describe("URLs", () => {
     expect(multiStreamUrl("http://h/", ["a", "b"])).toBe("http://h/events?match=a&match=b");
     expect(pollUrl("http://h", "a", "17")).toBe("http://h/matches/a/poll?after=17");
     expect(pollUrl("http://h", "a", undefined, 250)).toBe("http://h/matches/a/poll?wait=250");
-    expect(() => multiStreamUrl("http://h", Array.from({ length: 65 }, (_, i) => `m${i}`))).toThrow(RangeError);
+    expect(() =>
+      multiStreamUrl(
+        "http://h",
+        Array.from({ length: 65 }, (_, i) => `m${i}`),
+      ),
+    ).toThrow(RangeError);
     expect(() => multiStreamUrl("http://h", [])).toThrow(RangeError);
   });
 });
@@ -419,7 +426,12 @@ describe("poll", () => {
         if (!url.searchParams.has("after")) {
           // As the node does: no id to resume from, so the state up to the latest event instead.
           const latest = Number(url.searchParams.get("latest") ?? 2);
-          return Response.json({ match: "m", events: [], next: latest > 0 ? String(latest) : null, snapshot: { id: latest > 0 ? String(latest) : null, state: { n: latest } } });
+          return Response.json({
+            match: "m",
+            events: [],
+            next: latest > 0 ? String(latest) : null,
+            snapshot: { id: latest > 0 ? String(latest) : null, state: { n: latest } },
+          });
         }
         const after = Number(url.searchParams.get("after"));
         const events = log.filter((e) => Number(e.id) > after).slice(0, 2);
@@ -431,7 +443,13 @@ describe("poll", () => {
   test("poll() sends after and the token, and returns events and next", async () => {
     const server = pollServer();
     const result = await poll<{ n: number }>(server.url, "m", { after: "2", token: "t" });
-    expect(result).toEqual({ events: [{ id: "3", type: "goal", data: { n: 3 }, ts: 1 }, { id: "4", type: "goal", data: { n: 4 }, ts: 1 }], next: "4" });
+    expect(result).toEqual({
+      events: [
+        { id: "3", type: "goal", data: { n: 3 }, ts: 1 },
+        { id: "4", type: "goal", data: { n: 4 }, ts: 1 },
+      ],
+      next: "4",
+    });
     await expect(poll(server.url, "m", { after: "2" })).rejects.toBeInstanceOf(TouchlineHttpError);
   });
 

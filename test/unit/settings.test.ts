@@ -32,9 +32,20 @@ describe("the declaration", () => {
 
   test("recent settings are all declared", () => {
     for (const name of [
-      "WINDOW_BYTES", "WINDOW_BUDGET_BYTES", "SLOW_CLIENT_GRACE", "BATCH_MAX_ITEMS", "BATCH_MAX_BYTES", "DRAIN",
-      "DRAIN_NOTICE", "MAX_STREAM_AGE", "MAX_MATCHES_PER_STREAM", "HTTP2", "LOG_LEVEL", "OTEL_SERVICE_NAME",
-    ]) expect(SETTING_NAMES).toContain(name as SettingName);
+      "WINDOW_BYTES",
+      "WINDOW_BUDGET_BYTES",
+      "SLOW_CLIENT_GRACE",
+      "BATCH_MAX_ITEMS",
+      "BATCH_MAX_BYTES",
+      "DRAIN",
+      "DRAIN_NOTICE",
+      "MAX_STREAM_AGE",
+      "MAX_MATCHES_PER_STREAM",
+      "HTTP2",
+      "LOG_LEVEL",
+      "OTEL_SERVICE_NAME",
+    ])
+      expect(SETTING_NAMES).toContain(name as SettingName);
   });
 
   test("a declared default written out gives the same configuration as leaving the variable unset", () => {
@@ -48,13 +59,34 @@ describe("the declaration", () => {
   test("defaults the contract fixed stay as they were", () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
-      port: 3000, host: "0.0.0.0", natsUrls: ["nats://127.0.0.1:4222"], heartbeatMs: 15_000, retryMs: 1000,
-      retentionMs: 24 * 3_600_000, maxMatchesPerStream: 64, clientBufferBytes: 1_048_576, maxBodyBytes: 65_536,
-      batchMaxItems: 1000, batchMaxBytes: 1_048_576, windowEvents: 2000, windowBytes: 1_048_576,
-      windowBudgetBytes: 256 * 1_048_576, slowClientGraceMs: 3000, actorIdleMs: 30_000, membershipRenewMs: 1000,
-      membershipTtlMs: 5000, pollWaitMs: 25_000, drainMs: 5000, drainNoticeMs: 1000,
-      maxStreamAgeMs: Number.POSITIVE_INFINITY, collectAfterStreamChurn: 1000, namespace: "touchline",
-      jetstreamReplicas: 1, logLevel: "info", serviceName: "touchline", jwtSecret: undefined,
+      port: 3000,
+      host: "0.0.0.0",
+      natsUrls: ["nats://127.0.0.1:4222"],
+      heartbeatMs: 15_000,
+      retryMs: 1000,
+      retentionMs: 24 * 3_600_000,
+      maxMatchesPerStream: 64,
+      clientBufferBytes: 1_048_576,
+      maxBodyBytes: 65_536,
+      batchMaxItems: 1000,
+      batchMaxBytes: 1_048_576,
+      windowEvents: 2000,
+      windowBytes: 1_048_576,
+      windowBudgetBytes: 256 * 1_048_576,
+      slowClientGraceMs: 3000,
+      actorIdleMs: 30_000,
+      membershipRenewMs: 1000,
+      membershipTtlMs: 5000,
+      pollWaitMs: 25_000,
+      drainMs: 5000,
+      drainNoticeMs: 1000,
+      maxStreamAgeMs: Number.POSITIVE_INFINITY,
+      collectAfterStreamChurn: 1000,
+      namespace: "touchline",
+      jetstreamReplicas: 1,
+      logLevel: "info",
+      serviceName: "touchline",
+      jwtSecret: undefined,
     });
     expect(c.maxConnections).toBeGreaterThanOrEqual(1000);
     expect(c.tracing.enabled).toBe(false);
@@ -93,8 +125,12 @@ describe("durations", () => {
     expect(loadConfig({ RETRY_MS: "500ms" }).retryMs).toBe(500);
     expect(loadConfig({ RETRY_MS: "0" }).retryMs).toBe(0);
     expect(loadConfig({ DRAIN: "30s", DRAIN_NOTICE: "2s" })).toMatchObject({ drainMs: 30_000, drainNoticeMs: 2000 });
-    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_BSP_SCHEDULE_DELAY: "2s" }).tracing).toMatchObject({ batch: { scheduledDelayMillis: 2000 } });
-    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_BSP_EXPORT_TIMEOUT: "1500" }).tracing).toMatchObject({ batch: { exportTimeoutMillis: 1500 } });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_BSP_SCHEDULE_DELAY: "2s" }).tracing).toMatchObject({
+      batch: { scheduledDelayMillis: 2000 },
+    });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_BSP_EXPORT_TIMEOUT: "1500" }).tracing).toMatchObject({
+      batch: { exportTimeoutMillis: 1500 },
+    });
   });
 
   test("bounds hold whichever way the time is written", () => {
@@ -115,7 +151,14 @@ describe("durations", () => {
 });
 
 describe("bad values stop the node naming the variable: invalid NAME: ...", () => {
-  const BAD: Partial<Record<SettingSpec["type"], string>> = { integer: "lots", duration: "soon", flag: "maybe", choice: "nope", number: "half", url: "collector:4318" };
+  const BAD: Partial<Record<SettingSpec["type"], string>> = {
+    integer: "lots",
+    duration: "soon",
+    flag: "maybe",
+    choice: "nope",
+    number: "half",
+    url: "collector:4318",
+  };
 
   test("one bad value of each setting's type", () => {
     let checked = 0;
@@ -241,16 +284,46 @@ describe("variables that look like settings but are not", () => {
 
   test("common variables, OpenTelemetry's own, the tools' and Kubernetes service links are left alone", () => {
     const env = {
-      PATH: "/bin", HOME: "/root", USER: "u", SHELL: "/bin/sh", PWD: "/", OLDPWD: "/", TERM: "xterm", LANG: "C",
-      HOSTNAME: "h", TZ: "UTC", CI: "true", SHLVL: "1", _: "/usr/bin/env", TMPDIR: "/tmp", LC_ALL: "C",
-      BUN_INSTALL: "/b", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0", NODE_ENV: "production", NODE_OPTIONS: "--x",
-      npm_config_cache: "/c", npm_lifecycle_event: "node", npm_package_name: "touchline", INIT_CWD: "/w",
-      SSL_CERT_FILE: "/etc/ssl/cert.pem", SSL_CERT_DIR: "/etc/ssl/certs", HTTP_PROXY: "", NO_PROXY: "",
-      OTEL_RESOURCE_ATTRIBUTES: "a=b", OTEL_EXPORTER_OTLP_HEADERS: "k=v", OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: "1000",
-      TOUCHLINE_URL: "http://x", TOUCHLINE_TOKEN: "t",
-      TOUCHLINE_SERVICE_HOST: "10.0.0.1", TOUCHLINE_SERVICE_PORT: "3000", TOUCHLINE_SERVICE_PORT_HTTP: "3000",
-      TOUCHLINE_PORT: "tcp://10.0.0.1:3000", TOUCHLINE_PORT_3000_TCP: "tcp://10.0.0.1:3000",
-      TOUCHLINE_PORT_3000_TCP_ADDR: "10.0.0.1", TOUCHLINE_PORT_3000_TCP_PORT: "3000", TOUCHLINE_PORT_3000_TCP_PROTO: "tcp",
+      PATH: "/bin",
+      HOME: "/root",
+      USER: "u",
+      SHELL: "/bin/sh",
+      PWD: "/",
+      OLDPWD: "/",
+      TERM: "xterm",
+      LANG: "C",
+      HOSTNAME: "h",
+      TZ: "UTC",
+      CI: "true",
+      SHLVL: "1",
+      _: "/usr/bin/env",
+      TMPDIR: "/tmp",
+      LC_ALL: "C",
+      BUN_INSTALL: "/b",
+      BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0",
+      NODE_ENV: "production",
+      NODE_OPTIONS: "--x",
+      npm_config_cache: "/c",
+      npm_lifecycle_event: "node",
+      npm_package_name: "touchline",
+      INIT_CWD: "/w",
+      SSL_CERT_FILE: "/etc/ssl/cert.pem",
+      SSL_CERT_DIR: "/etc/ssl/certs",
+      HTTP_PROXY: "",
+      NO_PROXY: "",
+      OTEL_RESOURCE_ATTRIBUTES: "a=b",
+      OTEL_EXPORTER_OTLP_HEADERS: "k=v",
+      OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: "1000",
+      TOUCHLINE_URL: "http://x",
+      TOUCHLINE_TOKEN: "t",
+      TOUCHLINE_SERVICE_HOST: "10.0.0.1",
+      TOUCHLINE_SERVICE_PORT: "3000",
+      TOUCHLINE_SERVICE_PORT_HTTP: "3000",
+      TOUCHLINE_PORT: "tcp://10.0.0.1:3000",
+      TOUCHLINE_PORT_3000_TCP: "tcp://10.0.0.1:3000",
+      TOUCHLINE_PORT_3000_TCP_ADDR: "10.0.0.1",
+      TOUCHLINE_PORT_3000_TCP_PORT: "3000",
+      TOUCHLINE_PORT_3000_TCP_PROTO: "tcp",
       UNRELATED_THING: "1",
       ...Object.fromEntries(SETTING_NAMES.map((n) => [n, "x"])),
     };
@@ -290,7 +363,11 @@ describe("--help", () => {
   test("bun run node --help and -h print every setting and exit 0 without connecting anywhere, even with bad settings", async () => {
     const nats = fakeNats();
     try {
-      for (const [args, cmd] of [[["--help"], ["bun", "run", "node"]], [["-h"], undefined], [["--help"], undefined]] as const) {
+      for (const [args, cmd] of [
+        [["--help"], ["bun", "run", "node"]],
+        [["-h"], undefined],
+        [["--help"], undefined],
+      ] as const) {
         const { stdout, stderr, code } = await run([...args], { NATS_URL: nats.url, PORT: "0", HEARTBEAT_MS: "soon" }, cmd ? [...cmd] : undefined);
         expect({ code, stderr: stderr.replace(/^\$ .*\n/m, "") }).toEqual({ code: 0, stderr: "" });
         expect(stdout).toStartWith("touchline: one node of a Touchline cluster");
@@ -327,8 +404,16 @@ describe("--help", () => {
     const deadNats = `nats://127.0.0.1:${closed.port}`;
     closed.stop(true);
     const started = await run([], {
-      NATS_URL: deadNats, PORT: "0", HEARTBEAT_MS: "15s", MEMBERSHIP_RENEW_MS: "2s", MEMBERSHIP_TTL: "10s",
-      MAX_CONECTIONS: "5000", TOUCHLINE_FOO: "1", NODE_ENV: "production", npm_config_cache: "/tmp/x", BUN_X: "1",
+      NATS_URL: deadNats,
+      PORT: "0",
+      HEARTBEAT_MS: "15s",
+      MEMBERSHIP_RENEW_MS: "2s",
+      MEMBERSHIP_TTL: "10s",
+      MAX_CONECTIONS: "5000",
+      TOUCHLINE_FOO: "1",
+      NODE_ENV: "production",
+      npm_config_cache: "/tmp/x",
+      BUN_X: "1",
     });
     const warned = started.stdout
       .split("\n")

@@ -26,11 +26,17 @@ function tableRows(readme: string): Row[] {
   const end = section.indexOf(README_TABLE_END);
   expect(begin).toBeGreaterThan(0);
   expect(end).toBeGreaterThan(begin);
-  const lines = section.slice(begin + README_TABLE_BEGIN.length, end).trim().split("\n");
+  const lines = section
+    .slice(begin + README_TABLE_BEGIN.length, end)
+    .trim()
+    .split("\n");
   expect(lines[0]).toBe("| Variable | Type | Default | Unit | Meaning |");
   return lines.slice(2).map((line) => {
     expect(line).toMatch(/^\| `[A-Z][A-Z0-9_]*` \| /);
-    const cells = line.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim().replace(/\\\|/g, "|"));
+    const cells = line
+      .slice(1, -1)
+      .split(/(?<!\\)\|/)
+      .map((c) => c.trim().replace(/\\\|/g, "|"));
     expect(cells).toHaveLength(5);
     const plain = (c: string) => c.replace(/`/g, "");
     return { name: plain(cells[0]!), type: cells[1]!, default: plain(cells[2]!), unit: cells[3]!, meaning: plain(cells[4]!) };
