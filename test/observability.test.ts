@@ -208,8 +208,10 @@ describe("the Grafana dashboard", () => {
     expect(new Set(ids).size).toBe(ids.length);
     for (const p of queryPanels) {
       expect(p.targets?.length ?? 0, p.title).toBeGreaterThan(0);
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's own template variable, literally.
       expect(p.datasource?.uid, p.title).toBe("${datasource}");
       for (const t of p.targets!) {
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's own template variable, literally.
         expect(t.datasource?.uid, p.title).toBe("${datasource}");
         expect(t.expr?.trim(), p.title).toBeTruthy();
       }

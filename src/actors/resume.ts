@@ -157,7 +157,8 @@ export class Resumes {
     const through = h.windowStart ?? h.lastSeq;
     if (from >= through) {
       this.historyReading = false;
-      return this.serveHistoryPage({ events: [], through }, from);
+      this.serveHistoryPage({ events: [], through }, from);
+      return;
     }
     // One span per page, however many resumers it serves; the join that started it is its parent.
     const replay = h.svc.telemetry.spans.startReplay(h.match, "jetstream", from, through, trace);

@@ -29,8 +29,8 @@ export class PrivateMatchGuard implements MatchSubscriber {
   }
 
   sendSnapshot(snapshot: MatchSnapshot): void {
-    if (this.isPrivate()) return this.deny();
-    this.inner.sendSnapshot(snapshot);
+    if (this.isPrivate()) this.deny();
+    else this.inner.sendSnapshot(snapshot);
   }
 
   sendEvent(e: EncodedEvent): boolean {

@@ -60,7 +60,7 @@ export class StreamAuthorizer {
   async authorizeRead(viewer: Viewer, actors: PrivacySource[]): Promise<void> {
     const unsure = actors.filter((a) => !this.access.mayReadPrivate(viewer, a.match));
     const privacy = await Promise.all(unsure.map(privacyOf));
-    unsure.forEach((a, i) => this.access.requireRead(viewer, a.match, privacy[i]!));
+    for (const [i, a] of unsure.entries()) this.access.requireRead(viewer, a.match, privacy[i]!);
   }
 
   /** authorizeRead, plus: a stream needs a token that has not expired yet. */

@@ -86,7 +86,7 @@ export class LeaseTable {
     let holder: string | undefined;
     try {
       let epoch: number;
-      if (!current || current.operation !== "PUT") {
+      if (current?.operation !== "PUT") {
         epoch = current ? await this.kv.update(match, value, current.revision) : await this.kv.create(match, value);
       } else {
         holder = (JSON.parse(current.string()) as { node: string }).node;

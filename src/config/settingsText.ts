@@ -42,7 +42,7 @@ export function helpText(): string {
     "OpenTelemetry's libraries also read their own variables (OTEL_RESOURCE_ATTRIBUTES,",
     'OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION...). docs/operators.md, "Configuration", has this table.',
   );
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** Declared names in a meaning, in code font (the docs' other prose does the same). */
@@ -82,6 +82,6 @@ if (import.meta.main) {
     const path = new URL("../../docs/operators.md", import.meta.url);
     writeFileSync(path, withReadmeTable(readFileSync(path, "utf8")));
   } else {
-    process.stdout.write(readmeTable() + "\n");
+    process.stdout.write(`${readmeTable()}\n`);
   }
 }

@@ -6,6 +6,7 @@ import { Elysia } from "elysia";
 import type { Server } from "bun";
 import { join } from "node:path";
 import type { TouchlineNode } from "../node/touchlineNode.ts";
+import type { AppendResult } from "../bus/eventLog.ts";
 import type { StreamRegistry } from "../stream/streamRegistry.ts";
 import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from "../telemetry/metrics.ts";
 import type { NodeMetrics, RejectReason } from "../telemetry/nodeMetrics.ts";
@@ -180,7 +181,7 @@ export function createApp(deps: AppDeps) {
         if (finalSeq === undefined) throw matchEnded(match);
         return json({ id: formatEventId(finalSeq, node.logTag), duplicate: true }, 200);
       }
-      let result;
+      let result: AppendResult;
       try {
         result = await node.publish(match, input.value);
       } catch (err) {

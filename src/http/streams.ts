@@ -109,7 +109,7 @@ export async function openMatchStream(deps: StreamDeps, request: Request, server
   admitStream(deps);
   // Limits before any actor exists: a refused request must cost no lease, reader or feed.
   const release = deps.limits.admitStream(request, server);
-  let actor;
+  let actor: MatchActor;
   try {
     actor = deps.node.actor(match);
     await deps.auth.authorizeStream(viewer, [actor]);
@@ -141,7 +141,7 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
   const viewer = await deps.auth.viewerOf(request, url);
   admitStream(deps);
   const release = deps.limits.admitStream(request, server);
-  let actors;
+  let actors: MatchActor[];
   try {
     actors = matches.map((m) => deps.node.actor(m));
     await deps.auth.authorizeStream(viewer, actors);
@@ -237,7 +237,7 @@ export async function poll(deps: StreamDeps, request: Request, match: string, se
   // A long poll is held open like a stream: it counts against the address's open streams (not its
   // stream rate), checked before any actor exists.
   const release = deps.limits.admitStream(request, server, { countRate: false });
-  let actor;
+  let actor: MatchActor | undefined;
   try {
     actor = deps.node.actor(match);
     await deps.auth.authorizeRead(viewer, [actor]);

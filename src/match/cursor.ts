@@ -12,7 +12,7 @@ export type Cursor = Map<string, number>;
 /** `tag`: the log incarnation (see parseEventId), appended once as `@<tag>`. */
 export function formatCursor(cursor: Cursor, tag?: string): string {
   let out = "";
-  for (const [match, seq] of cursor) out += (out ? "," : "") + match + ":" + seq;
+  for (const [match, seq] of cursor) out += `${(out ? "," : "") + match}:${seq}`;
   return tag ? `${out}@${tag}` : out;
 }
 

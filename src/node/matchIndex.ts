@@ -80,7 +80,7 @@ export class MatchIndex {
 
   async fetch(match: string): Promise<IndexEntry | undefined> {
     const e = await this.kv.get(match);
-    if (!e || e.operation !== "PUT") return undefined;
+    if (e?.operation !== "PUT") return undefined;
     return decodeWire<IndexEntry>(e.value);
   }
 

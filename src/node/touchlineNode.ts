@@ -313,7 +313,7 @@ export class TouchlineNode {
           this.jsm.streams.info(name).catch((err: unknown) => (isNotFound(err) || isStreamNotFound(err) ? undefined : Promise.reject(err))),
         ),
       );
-      const missing = infos.findIndex((i) => i === undefined);
+      const missing = infos.indexOf(undefined);
       if (missing >= 0) lost = `${streams[missing]} is missing`;
       else if (logTag(new Date(infos[0]!.created)) !== this.currentLogTag) lost = "the event stream was recreated";
     } catch {

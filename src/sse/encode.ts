@@ -44,32 +44,32 @@ function assertRetry(ms: number): void {
 
 /** `data:` lines for `data`, split where a parser would split them, so parsing joins them back with LF. */
 function encodeData(data: string): string {
-  if (!hasLineBreak(data)) return DATA_PREFIX + data + "\n";
-  return DATA_PREFIX + data.replace(LINE_BREAK, DATA_LINE_BREAK) + "\n";
+  if (!hasLineBreak(data)) return `${DATA_PREFIX + data}\n`;
+  return `${DATA_PREFIX + data.replace(LINE_BREAK, DATA_LINE_BREAK)}\n`;
 }
 
 /** Encodes one event block ending with the blank line. Fields in order id, event, retry, data. */
 export function encodeMessage(m: SseMessage): string {
   let block = "";
-  if (m.id !== undefined) block += "id: " + singleLine(m.id) + "\n";
-  if (m.event !== undefined) block += "event: " + singleLine(m.event) + "\n";
+  if (m.id !== undefined) block += `id: ${singleLine(m.id)}\n`;
+  if (m.event !== undefined) block += `event: ${singleLine(m.event)}\n`;
   if (m.retry !== undefined) {
     assertRetry(m.retry);
-    block += "retry: " + m.retry + "\n";
+    block += `retry: ${m.retry}\n`;
   }
   // An empty string still gets its `data:` line: without one the parser would not dispatch the event.
   if (m.data !== undefined) block += encodeData(m.data);
-  return block + "\n";
+  return `${block}\n`;
 }
 
 /** `: text\n\n` style comment; multi-line text gives one `:` line per line. encodeComment('ping') === ': ping\n\n' */
 export function encodeComment(text: string): string {
-  if (!hasLineBreak(text)) return COMMENT_PREFIX + text + "\n\n";
-  return COMMENT_PREFIX + text.replace(LINE_BREAK, COMMENT_LINE_BREAK) + "\n\n";
+  if (!hasLineBreak(text)) return `${COMMENT_PREFIX + text}\n\n`;
+  return `${COMMENT_PREFIX + text.replace(LINE_BREAK, COMMENT_LINE_BREAK)}\n\n`;
 }
 
 /** 'retry: N\n\n' ; N must be a non-negative integer (throw RangeError otherwise) */
 export function encodeRetry(ms: number): string {
   assertRetry(ms);
-  return "retry: " + ms + "\n\n";
+  return `retry: ${ms}\n\n`;
 }

@@ -159,7 +159,7 @@ export class SseParser {
     if (nameLength === FIELD_DATA.length && src.startsWith(FIELD_DATA, start)) {
       const value = src.slice(valueStart, end);
       if (this.hasData) {
-        this.data += "\n" + value;
+        this.data += `\n${value}`;
       } else {
         this.data = value;
         this.hasData = true;

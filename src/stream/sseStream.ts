@@ -13,7 +13,7 @@
  * nothing is allocated for an idle stream beyond the stream itself.
  */
 import { encodeComment, encodeMessage } from "../sse/encode.ts";
-import { FlushScheduler } from "./flushScheduler.ts";
+import type { FlushScheduler } from "./flushScheduler.ts";
 import type { StreamCloseReason } from "../telemetry/metricLabels.ts";
 import type { SlowClientWatch } from "./slowClientWatch.ts";
 

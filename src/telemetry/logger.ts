@@ -81,7 +81,7 @@ function formatLine(level: EmittingLevel, nodeId: string, msg: string, bound: Lo
   }
   const traceId = activeTraceId();
   if (traceId !== undefined) record.trace_id = traceId;
-  return JSON.stringify(record) + "\n";
+  return `${JSON.stringify(record)}\n`;
 }
 
 export function createLogger(options: LoggerOptions): Logger {

@@ -233,7 +233,7 @@ class HistogramSeries implements HistogramChild {
 
   observe(v: number, times = 1): void {
     // NaN belongs to no bucket and would poison the sum for good; it is dropped.
-    if (v !== v) return;
+    if (Number.isNaN(v)) return;
     if (!(times >= 0)) throw new RangeError(`histogram observation count must be >= 0, got ${times}`);
     const bounds = this.upperBounds;
     const counts = this.bucketCounts;
@@ -341,7 +341,7 @@ export class MetricsRegistry {
   render(): string {
     const out: string[] = [];
     for (const family of this.families) family.render(out);
-    return out.length === 0 ? "" : out.join("\n") + "\n";
+    return out.length === 0 ? "" : `${out.join("\n")}\n`;
   }
 
   private add<F extends Family>(family: F): F {

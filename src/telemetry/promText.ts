@@ -16,7 +16,7 @@ const HELP_SPECIALS = /[\\\n]/g;
 
 function escapeChar(c: string): string {
   if (c === "\n") return "\\n";
-  return "\\" + c;
+  return `\\${c}`;
 }
 
 /** Label values escape backslash, double quote and line feed. */
@@ -33,7 +33,7 @@ export function escapeHelp(help: string): string {
 export function formatSampleValue(value: number): string {
   if (value === Infinity) return "+Inf";
   if (value === -Infinity) return "-Inf";
-  if (value !== value) return "NaN";
+  if (Number.isNaN(value)) return "NaN";
   return String(value);
 }
 

@@ -280,7 +280,7 @@ describe("scoreboard page (contract server)", () => {
     const feedBefore = await page.locator('[data-testid="feed"] li').count();
     const requestsBefore = server.streamRequests.length;
     server.publish("new-one", "kickoff", { minute: 0, text: "New match under way" }, kickoff("Leeds", "Burnley"));
-    await page.waitForSelector(cell("new-one", "home-team") + ':text-is("Leeds")', { timeout: 5_000 });
+    await page.waitForSelector(`${cell("new-one", "home-team")}:text-is("Leeds")`, { timeout: 5_000 });
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="feed"] li').length >= n, feedBefore, { timeout: 2_000 }).catch(() => {});
     const reopen = server.streamRequests.slice(requestsBefore).find((r) => r.matches.includes("new-one"));
     expect(reopen).toBeDefined();

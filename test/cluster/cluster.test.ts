@@ -67,7 +67,7 @@ function publisher(urls: () => string[], match: string, perSecond: number): { st
 
 async function metric(node: NodeFixture, name: string): Promise<number> {
   const text = await (await fetch(`${node.url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(name + " "));
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
   return Number(line?.split(" ")[1] ?? NaN);
 }
 

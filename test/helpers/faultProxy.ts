@@ -54,7 +54,7 @@ class Link {
 
   constructor(
     readonly client: Side,
-    private readonly proxy: Proxy,
+    private readonly proxy: LinkProxy,
   ) {}
 
   /** Moves whatever may cross now; called after every change (data, drain, close, heal). */
@@ -95,7 +95,7 @@ class Link {
   }
 }
 
-class Proxy implements FaultProxy {
+class LinkProxy implements FaultProxy {
   mode: FaultMode = "pass";
   private readonly links = new Set<Link>();
   private readonly listener: TCPSocketListener<Link>;
@@ -222,5 +222,5 @@ class Proxy implements FaultProxy {
 }
 
 export function startFaultProxy(opts: FaultProxyOptions): FaultProxy {
-  return new Proxy(opts);
+  return new LinkProxy(opts);
 }

@@ -71,7 +71,10 @@ export class IdLineScanner {
   }
 
   private line(bytes: Uint8Array, from: number, to: number): void {
-    if (from === to) return this.onField("end", "");
+    if (from === to) {
+      this.onField("end", "");
+      return;
+    }
     const first = bytes[from];
     if (first !== I && first !== E) return;
     if (to - from > MAX_KEPT_LINE) return;

@@ -52,7 +52,7 @@ export function validate(root: Schema, schema: Schema, value: unknown, path = "$
   if (Array.isArray(value)) {
     if (typeof schema.minItems === "number" && value.length < schema.minItems) errors.push(`${path}: fewer than ${schema.minItems} items`);
     if (typeof schema.maxItems === "number" && value.length > schema.maxItems) errors.push(`${path}: more than ${schema.maxItems} items`);
-    if (schema.items) value.forEach((item, i) => errors.push(...validate(root, schema.items as Schema, item, `${path}[${i}]`)));
+    if (schema.items) for (const [i, item] of value.entries()) errors.push(...validate(root, schema.items as Schema, item, `${path}[${i}]`));
   }
   if (typeOf(value) === "object") {
     const obj = value as Record<string, unknown>;

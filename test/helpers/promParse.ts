@@ -88,7 +88,7 @@ function parseComment(line: string, lineNo: number, enter: (name: string, lineNo
   const family = enter(name, lineNo, line);
   if (keyword === "HELP") {
     if (family.help !== undefined) throw new ParseError(lineNo, "second HELP", line);
-    family.help = unescape(rest, false, lineNo, line);
+    family.help = unescapeText(rest, false, lineNo, line);
     return;
   }
   const type = rest.trim() as MetricType;
@@ -167,7 +167,7 @@ function parseLabels(line: string, start: number, lineNo: number): { labels: Sam
       pos++;
     }
     pos++; // closing quote
-    labels[labelName] = unescape(raw, true, lineNo, line);
+    labels[labelName] = unescapeText(raw, true, lineNo, line);
     skipBlanks();
     if (line[pos] === ",") {
       pos++;
@@ -178,7 +178,7 @@ function parseLabels(line: string, start: number, lineNo: number): { labels: Sam
 }
 
 /** Label values may escape `\\`, `\"` and `\n`; HELP text only `\\` and `\n`. */
-function unescape(raw: string, quotesEscaped: boolean, lineNo: number, line: string): string {
+function unescapeText(raw: string, quotesEscaped: boolean, lineNo: number, line: string): string {
   return raw.replace(/\\(.?)/g, (_, c: string) => {
     if (c === "\\") return "\\";
     if (c === "n") return "\n";

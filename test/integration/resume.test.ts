@@ -112,7 +112,7 @@ describe("resume from a known id", () => {
     await Promise.all(streams.map((s, k) => s.untilEvents(stored.length - 1 - starts[k]!)));
     await Bun.sleep(SETTLE_MS);
     await Promise.all(streams.map((s) => s.close()));
-    streams.forEach((s, k) => expect(ids(s)).toEqual(stored.slice(starts[k]! + 1)));
+    for (const [k, s] of streams.entries()) expect(ids(s)).toEqual(stored.slice(starts[k]! + 1));
   });
 });
 

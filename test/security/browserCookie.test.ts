@@ -90,6 +90,7 @@ test("with the cookie set by the page: the private match's snapshot and live eve
   const page = session.page;
   const token = await hsToken({ subscribe: [MATCH] });
   await page.evaluate((t) => {
+    // biome-ignore lint/suspicious/noDocumentCookie: the test sets the cookie the way a page would.
     document.cookie = `touchline_token=${t}; path=/; SameSite=Strict`;
   }, token);
   await openInPage(page, `/matches/${MATCH}/events`);
@@ -109,6 +110,7 @@ test("a cookie token that expires: touchline.expired reaches the page, and the r
   const expiresIn = 2;
   const token = await hsToken({ subscribe: [MATCH], expiresIn });
   await page.evaluate((t) => {
+    // biome-ignore lint/suspicious/noDocumentCookie: the test sets the cookie the way a page would.
     document.cookie = `touchline_token=${t}; path=/; SameSite=Strict`;
   }, token);
   await openInPage(page, `/matches/${MATCH}/events`);

@@ -41,7 +41,7 @@ interface Conn {
   end(): void;
 }
 
-type Script = (conn: Conn, index: number) => Response | void;
+type Script = (conn: Conn, index: number) => Response | undefined;
 
 /** A local server: `/sse` answers per `script` (an event stream by default), other paths per `routes`. */
 class ScriptedServer {
@@ -66,7 +66,7 @@ class ScriptedServer {
         };
         this.requests.push(seen);
         if (route) return route(req, url);
-        let answer: Response | void = undefined;
+        let answer: Response | undefined;
         let opened: ReadableStreamDefaultController<Uint8Array> | undefined;
         const body = new ReadableStream<Uint8Array>({
           start: (controller) => {
@@ -348,7 +348,9 @@ describe("TouchlineStream", () => {
   });
 
   test("close() aborts the request in flight and stops reconnecting", async () => {
-    const server = serve((conn) => conn.send(encodeRetry(10)));
+    const server = serve((conn) => {
+      conn.send(encodeRetry(10));
+    });
     const s = stream(server.sse);
     await server.waitForRequests(1);
     while (s.state !== "open") await Bun.sleep(5);
@@ -380,7 +382,9 @@ describe("TouchlineStream", () => {
 
   test("in a separate Node process, close() leaves nothing running: the process exits by itself", async () => {
     // Bundled for Node (the project runs on Bun; users may not), then run there with a stream open.
-    const server = serve((conn) => conn.send(encodeRetry(10) + event("1", "goal", "m", {})));
+    const server = serve((conn) => {
+      conn.send(encodeRetry(10) + event("1", "goal", "m", {}));
+    });
     const dir = await mkdtemp(join(tmpdir(), "touchline-client-"));
     cleanup.push(() => void rm(dir, { recursive: true, force: true }));
     const bundle = await Bun.build({ entrypoints: [resolve(import.meta.dir, "../../src/client/index.ts")], target: "node", outdir: dir });
