@@ -15,6 +15,18 @@ export const CLUSTER_HOLD_STREAMS = 50_000
 /** Streams per load-generator process, well below the 20,000 open files one process may hold. */
 export const STREAMS_PER_GENERATOR = 15_000
 export const OVER_CAP_STREAMS = 500
+/** Issue 12's many-matches scenario: one node given events for this many matches. */
+export const MANY_MATCHES = 20_000
+/** Streams per streamed match in the many-matches scenario ("a few streams each on some of them"). */
+export const STREAMS_PER_MATCH = 4
+
+/**
+ * Scenario groups `--scenarios=` may pick. fanout = idle, steady, burst and storm (they share their
+ * streams); hold includes the limit scenario and time to first event; publish and matches are issue
+ * 12's, run on the one-node Touchline peer only.
+ */
+export const SCENARIO_GROUPS = ['fanout', 'channels', 'publish', 'hold', 'matches'] as const
+export type ScenarioGroup = (typeof SCENARIO_GROUPS)[number]
 
 export interface BenchConfig {
   quick: boolean
@@ -52,9 +64,28 @@ export interface BenchConfig {
   touchlineStreamCap: number
   /** Limit: streams asked for past a capped node's cap. */
   overCapStreams: number
+  /** Which scenario groups run (all by default). */
+  scenarios: ScenarioGroup[]
+  /** Publish: seconds each load (raw JetStream twice, single, batched) is measured, after a fifth of that unmeasured. */
+  publishSeconds: number
+  /** Many matches: matches given one event each; 0 skips the scenario. */
+  manyMatches: number
+  /** Many matches: matches that get STREAMS_PER_MATCH streams each (fewer if the node's cap would not allow them). */
+  manyMatchesStreamed: number
+  /** Many matches: rounds of one more event to every match once the streams are open. */
+  manyMatchesRounds: number
+  /** Many matches: items per `POST /events` batch. */
+  manyMatchesBatchItems: number
 }
 
-export function benchConfig(options: { quick: boolean; streams?: number; holdStreams?: number; clusterHoldStreams?: number }): BenchConfig {
+export function benchConfig(options: {
+  quick: boolean
+  streams?: number
+  holdStreams?: number
+  clusterHoldStreams?: number
+  scenarios?: ScenarioGroup[]
+  manyMatches?: number
+}): BenchConfig {
   const streams = options.streams ?? (options.quick ? 1_000 : 10_000)
   // 1,000 × 20 = 20,000 streams would exceed one server's file limit, so the channel count
   // follows the stream count: the scenario uses as many streams as the fan-out ones.
@@ -65,7 +96,9 @@ export function benchConfig(options: { quick: boolean; streams?: number; holdStr
     steadyRatePerSecond: 5,
     steadySeconds: options.quick ? 3 : 20,
     steadyRounds: options.quick ? 1 : 3,
-    burstEvents: options.quick ? 200 : 1_000,
+    // 500 × 10,000 streams is 5,000,000 deliveries, plenty for a rate; 1,000 took nchan 82 s and the Node
+    // pattern 107 s of a 15-minute run, time the issue-12 scenarios needed.
+    burstEvents: options.quick ? 200 : 500,
     channels,
     channelsRatePerSecond: 500,
     channelsSeconds: options.quick ? 2 : 20,
@@ -81,5 +114,12 @@ export function benchConfig(options: { quick: boolean; streams?: number; holdStr
     streamsPerGenerator: STREAMS_PER_GENERATOR,
     touchlineStreamCap: FILE_LIMIT - SERVER_FILE_HEADROOM,
     overCapStreams: OVER_CAP_STREAMS,
+    scenarios: options.scenarios ?? [...SCENARIO_GROUPS],
+    publishSeconds: options.quick ? 1.5 : 6,
+    // A quick run keeps a tenth of the matches: the figures per match are the same shape, in seconds.
+    manyMatches: options.manyMatches ?? (options.quick ? MANY_MATCHES / 10 : MANY_MATCHES),
+    manyMatchesStreamed: options.quick ? 50 : 2_500,
+    manyMatchesRounds: options.quick ? 1 : 2,
+    manyMatchesBatchItems: 500,
   }
 }

@@ -2,13 +2,16 @@
  * One bench run: each peer in turn is started, put through every scenario with the same load
  * generator, and stopped. Scenarios reuse the fan-out streams (idle → steady → burst → storm),
  * then the many-channels scenario opens its own; the hold scenario restarts the peer first, so
- * its memory figure starts from a fresh process.
+ * its memory figure starts from a fresh process. The one-node Touchline peer also runs issue 12's
+ * scenarios: publish throughput against raw JetStream (before hold), and many matches (last, on a
+ * fresh restart of its own, for the same reason as hold).
  */
-import type { BenchConfig } from './bench-config.ts'
+import type { BenchConfig, ScenarioGroup } from './bench-config.ts'
 import { GeneratorPool } from './loadgen/generator-pool.ts'
 import { type CoreSplit, describeMachine } from './machine.ts'
 import type { Peer } from './peers/peer.ts'
 import { PEERS } from './peers/registry.ts'
+import { TouchlinePeer } from './peers/touchline-peer.ts'
 import { SequenceBook } from './publisher.ts'
 import type { BenchResult, PeerResult } from './results.ts'
 import { runBurst } from './scenarios/burst.ts'
@@ -17,6 +20,8 @@ import type { ScenarioContext } from './scenarios/context.ts'
 import { holdStreamsFor, runHold } from './scenarios/hold.ts'
 import { runIdle } from './scenarios/idle.ts'
 import { runLimit } from './scenarios/limit.ts'
+import { runManyMatches } from './scenarios/matches.ts'
+import { runPublish } from './scenarios/publish.ts'
 import { runSteady } from './scenarios/steady.ts'
 import { runStorm } from './scenarios/storm.ts'
 
@@ -70,24 +75,33 @@ async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
   const context: ScenarioContext = { peer, pool, book: new SequenceBook(), config: options.config, log: options.log }
   options.log(`${peer.title}:`)
   const started = performance.now()
+  const wants = (group: ScenarioGroup): boolean => options.config.scenarios.includes(group)
+  // Issue 12's scenarios are about one node: its publish path and what each owned match costs it.
+  const oneTouchlineNode = peer instanceof TouchlinePeer && peer.nodes === 1 ? peer : null
   try {
     await peer.start()
     options.log(`  started (pids ${peer.pids().join(', ')})`)
     await warmUp(context)
-    result.idle = await runIdle(context, FANOUT_CHANNEL)
-    result.steady = await runSteady(context, FANOUT_CHANNEL)
-    result.burst = await runBurst(context, FANOUT_CHANNEL)
-    result.storm = await runStorm(context, FANOUT_CHANNEL)
-    await pool.close(CLOSE_TIMEOUT_MS)
-    result.channels = await runChannels(context, MANY_CHANNEL_PREFIX)
-    if (holdStreamsFor(context) > 0) {
+    if (wants('fanout')) {
+      result.idle = await runIdle(context, FANOUT_CHANNEL)
+      result.steady = await runSteady(context, FANOUT_CHANNEL)
+      result.burst = await runBurst(context, FANOUT_CHANNEL)
+      result.storm = await runStorm(context, FANOUT_CHANNEL)
       await pool.close(CLOSE_TIMEOUT_MS)
-      await peer.stop()
-      context.book = new SequenceBook()
-      await peer.start()
-      await warmUp(context)
+    }
+    if (wants('channels')) result.channels = await runChannels(context, MANY_CHANNEL_PREFIX)
+    if (oneTouchlineNode !== null && wants('publish')) {
+      await pool.close(CLOSE_TIMEOUT_MS)
+      result.publish = await runPublish(context, oneTouchlineNode)
+    }
+    if (wants('hold') && holdStreamsFor(context) > 0) {
+      await restart(context)
       result.hold = await runHold(context, HOLD_CHANNEL)
       if (peer.streamCap !== null && peer.nodes === 1) result.limit = await runLimit(context, HOLD_CHANNEL, result.hold.streams)
+    }
+    if (oneTouchlineNode !== null && wants('matches') && options.config.manyMatches > 0) {
+      await restart(context)
+      result.matches = await runManyMatches(context, oneTouchlineNode)
     }
   } catch (error) {
     result.error = error instanceof Error ? error.message.split('\n')[0] : String(error)
@@ -98,6 +112,15 @@ async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
     options.log(`  done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
   }
   return result
+}
+
+/** Closes every stream and starts the peer afresh, so memory figures start from a new process. */
+async function restart(context: ScenarioContext): Promise<void> {
+  await context.pool.close(CLOSE_TIMEOUT_MS)
+  await context.peer.stop()
+  context.book = new SequenceBook()
+  await context.peer.start()
+  await warmUp(context)
 }
 
 async function warmUp(context: ScenarioContext): Promise<void> {

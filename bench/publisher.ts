@@ -19,6 +19,11 @@ export class SequenceBook {
     this.last.set(channel, seq)
   }
 
+  /** Records a sequence number the peer acknowledged by other means (a batch covering many channels). */
+  acknowledged(channel: string, seq: number): void {
+    if (seq > this.lastOf(channel)) this.last.set(channel, seq)
+  }
+
   finals(channels: string[]): Record<string, number> {
     const finals: Record<string, number> = {}
     for (const channel of channels) finals[channel] = this.lastOf(channel)

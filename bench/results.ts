@@ -1,6 +1,7 @@
 /** What one bench run measured, per peer and scenario; rendered to Markdown and SVG. */
 import type { BenchConfig } from './bench-config.ts'
 import type { CoreSplit, Machine } from './machine.ts'
+import type { TimingSummary } from './scenarios/timings.ts'
 
 /** Delivery checks shared by every scenario that publishes. */
 export interface DeliveryFigures {
@@ -30,6 +31,11 @@ export interface IdleFigures {
   rssBeforeBytes: number
   rssAfterBytes: number
   bytesPerStream: number
+  /**
+   * Time to first event: from a stream's first connection attempt to the first byte of its body (the
+   * snapshot, for Touchline), over every stream opened; absent from runs before it was measured.
+   */
+  firstEvent?: FirstEventFigures
 }
 
 export interface SteadyFigures extends DeliveryFigures {
@@ -107,6 +113,10 @@ export interface PeerResult {
   storm?: StormFigures
   hold?: HoldFigures
   limit?: LimitFigures
+  /** Issue 12, one Touchline node: publish throughput against raw JetStream. */
+  publish?: PublishFigures
+  /** Issue 12, one Touchline node: 20,000 matches. */
+  matches?: ManyMatchesFigures
   /** Why the peer's run stopped early, if it did. */
   error?: string
 }
@@ -120,4 +130,113 @@ export interface BenchResult {
   peers: PeerResult[]
   /** Peers that were asked for but could not run, with the reason. */
   skipped: Array<{ name: string; reason: string }>
+}
+
+/** Percentiles of the time from opening a stream to its first byte, ms (whole ms). */
+export interface FirstEventFigures {
+  streams: number
+  p50Ms: number
+  p95Ms: number
+  p99Ms: number
+  maxMs: number
+  /** Streams the generator opened at once (its connecting window): the load the open latency is measured under. */
+  concurrency: number
+}
+
+/** One publish load over a measured phase. */
+export interface ThroughputFigures {
+  /** Events acknowledged (a batch counts its items). */
+  events: number
+  /** Requests made: publishes, or batches. */
+  requests: number
+  errors: number
+  seconds: number
+  eventsPerSecond: number
+  /** Acknowledgement time per request (a whole batch for batches), ms. */
+  ack: TimingSummary
+  /** The Touchline node's CPU per event, µs; null for the raw JetStream baseline, which has no node. */
+  nodeCpuUsPerEvent: number | null
+  natsCpuUsPerEvent: number
+  /** The publisher's own CPU per event (it shares the generator core): near a full core, it set the pace. */
+  publisherCpuUsPerEvent: number
+  publisherBusyPercent: number
+  /** CPU every other process on the (shared) machine used meanwhile, % of one core: high means a disturbed figure. */
+  otherCpuPercent: number
+  /** NATS messages the server took in and sent out per event (/varz, every client): the NATS work one event costs. */
+  natsMessagesInPerEvent: number
+  natsMessagesOutPerEvent: number
+}
+
+export interface PublishFigures {
+  /** Bytes JetStream stores per event. */
+  payloadBytes: number
+  /** Matches (subjects, for raw) the events are spread over. */
+  matches: number
+  rawInFlight: number
+  singleConcurrency: number
+  batchItems: number
+  batchesInFlight: number
+  /** Raw JetStream before and after Touchline's runs; the baseline is their mean. */
+  rawBefore: ThroughputFigures
+  rawAfter: ThroughputFigures
+  rawPerSecond: number
+  single: ThroughputFigures
+  batched: ThroughputFigures
+}
+
+/** One node given one event for each of many matches, then streams on some of them and more events to all. */
+export interface ManyMatchesFigures {
+  matches: number
+  batchItems: number
+  /** Creating: one event to every match, in batches (seconds: until all were stored; CPU and messages: until every owner had started). */
+  create: {
+    events: number
+    seconds: number
+    eventsPerSecond: number
+    nodeCpuUsPerEvent: number
+    natsCpuUsPerEvent: number
+    /** NATS messages (in + out, /varz) per event, owners' start-up (leases, index) included. */
+    natsMessagesPerEvent: number
+  }
+  /** Matches the node owned once creation settled (touchline_owned_matches). */
+  ownedMatches: number
+  /** JetStream consumers on the server (/jsz): after creation, and the most seen at any reading. */
+  consumersAfterCreate: number
+  consumersMax: number
+  /** The node's resident memory: fresh, after creation with every actor idle, and the highest sampled. */
+  nodeRssBeforeBytes: number
+  nodeRssIdleBytes: number
+  nodeRssPeakBytes: number
+  bytesPerIdleMatch: number
+  natsRssBeforeBytes: number
+  natsRssIdleBytes: number
+  /** /readyz answer times sampled all through the scenario, ms; failures are non-200s and timeouts. */
+  readyz: TimingSummary
+  readyzFailures: number
+  /** CPU the machine's other processes used over the scenario, % of one core (besides node, nats-server, generators, orchestrator). */
+  otherCpuPercent: number
+  /** touchline_event_loop_lag_seconds, scraped all through: the highest, ms. */
+  loopLagMaxMs: number
+  loopLagSamples: number
+  /** The worst /readyz and lag readings per step of the scenario (storing, owners starting, idle, streams opening, delivering). */
+  phases?: MatchesPhase[]
+  /** Streams opened after creation: `streamsPerMatch` on each of `streamedMatches`. */
+  streamedMatches: number
+  streamsPerMatch: number
+  openFirstEvent?: FirstEventFigures
+  /** Then `rounds` more events to every match, in batches: deliveries reach the streamed ones only. */
+  rounds: number
+  events: number
+  delivery: DeliveryFigures
+  /** Server (node + nats-server) CPU over the delivering phase per event published, and the node's alone per delivery. */
+  serverCpuUsPerEvent: number
+  nodeCpuUsPerDelivery: number
+}
+
+export interface MatchesPhase {
+  name: string
+  readyzMaxMs: number
+  loopLagMaxMs: number
+  /** /readyz answers timed during the step (a step shorter than a probe interval may have none). */
+  probes: number
 }

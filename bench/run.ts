@@ -1,13 +1,13 @@
 /**
- * `bun run bench [--quick] [--streams=N] [--hold=N] [--cluster-hold=N] [--peers=nchan,node,bun,touchline,touchline3]
- *   [--no-install] [--no-save] [--out=DIR]`
+ * `bun run bench [--quick] [--streams=N] [--hold=N] [--cluster-hold=N] [--matches=N] [--peers=nchan,node,bun,touchline,touchline3]
+ *   [--scenarios=fanout,channels,publish,hold,matches] [--no-install] [--no-save] [--out=DIR]`
  *
  * Starts every peer itself, runs all scenarios against each with the same load generator, prints
  * the table and saves it under bench/results/. Everything stops by itself; loopback only.
  */
 import { parseArgs } from 'node:util'
 import { runBench } from './bench.ts'
-import { benchConfig } from './bench-config.ts'
+import { SCENARIO_GROUPS, type ScenarioGroup, benchConfig } from './bench-config.ts'
 import { splitCores } from './machine.ts'
 import { PEERS } from './peers/registry.ts'
 import { RESULTS_DIR, writeResults } from './report/write-results.ts'
@@ -20,6 +20,8 @@ const { values } = parseArgs({
     hold: { type: 'string' },
     'cluster-hold': { type: 'string' },
     peers: { type: 'string' },
+    scenarios: { type: 'string' },
+    matches: { type: 'string' },
     'no-install': { type: 'boolean', default: false },
     'no-save': { type: 'boolean', default: false },
     out: { type: 'string' },
@@ -36,8 +38,15 @@ function count(flag: string, raw: string | undefined, min: number): number | und
 const streams = count('streams', values.streams, 1)
 const holdStreams = count('hold', values.hold, 0)
 const clusterHoldStreams = count('cluster-hold', values['cluster-hold'], 0)
+const manyMatches = count('matches', values.matches, 0)
+const scenarios = values.scenarios?.split(',').map((s) => s.trim()) as ScenarioGroup[] | undefined
+for (const name of scenarios ?? []) {
+  if (!SCENARIO_GROUPS.includes(name)) throw new Error(`unknown scenario group "${name}"; known: ${SCENARIO_GROUPS.join(', ')}`)
+}
 const config = benchConfig({
   quick: values.quick,
+  ...(scenarios === undefined ? {} : { scenarios }),
+  ...(manyMatches === undefined ? {} : { manyMatches }),
   ...(streams === undefined ? {} : { streams }),
   ...(holdStreams === undefined ? {} : { holdStreams }),
   ...(clusterHoldStreams === undefined ? {} : { clusterHoldStreams }),
@@ -57,7 +66,10 @@ setTimeout(() => {
 }, WATCHDOG_MS).unref()
 
 const log = (line: string): void => console.log(line)
-log(`bench: ${config.quick ? 'quick' : 'full'} run, ${config.streams} streams, peers ${peers.join(', ')}; server CPU ${cores.server}, generator CPU ${cores.generator}`)
+log(
+  `bench: ${config.quick ? 'quick' : 'full'} run, ${config.streams} streams, peers ${peers.join(', ')}, scenarios ${config.scenarios.join(', ')}; ` +
+    `server CPU ${cores.server}, generator CPU ${cores.generator}`,
+)
 const result = await runBench({ config, peers, cores, install: !values['no-install'], log })
 if (values['no-save']) {
   const { renderMarkdown } = await import('./report/markdown.ts')

@@ -7,7 +7,7 @@
 import { describe, expect, test } from 'bun:test'
 import { SseParser } from '../src/sse/parse.ts'
 import { runBench } from '../bench/bench.ts'
-import { benchConfig } from '../bench/bench-config.ts'
+import { type ScenarioGroup, benchConfig } from '../bench/bench-config.ts'
 import { HttpResponseReader } from '../bench/loadgen/http-response.ts'
 import { LatencyHistogram } from '../bench/loadgen/latency-histogram.ts'
 import { TickScanner } from '../bench/loadgen/tick-scanner.ts'
@@ -43,6 +43,12 @@ function smokeConfig() {
     // Touchline nodes refuse past 400 streams: the limit scenario asks for 450.
     touchlineStreamCap: 400,
     overCapStreams: 50,
+    // Issue 12's scenarios run in a test of their own (below), small: publish loads of half a second, 300 matches.
+    scenarios: ['fanout', 'channels', 'hold'] as ScenarioGroup[],
+    publishSeconds: 0.5,
+    manyMatches: 300,
+    manyMatchesStreamed: 10,
+    manyMatchesRounds: 1,
   }
 }
 
@@ -122,6 +128,61 @@ describe('bench smoke run', () => {
     expect(markdown).toContain('Steady p99 of each round, ms: ')
     expect(markdown).not.toContain('| n/a | n/a |')
   })
+
+  test('time to first event is measured on every Touchline stream opened', () => {
+    // Touchline sends its snapshot at once (the Node pattern sends nothing before the first event).
+    for (const peer of result.peers.filter((p) => p.name.startsWith('touchline'))) {
+      expect(peer.idle?.firstEvent?.streams).toBe(SMOKE_STREAMS)
+      expect(peer.hold?.firstEvent?.streams).toBe(peer.hold?.streams)
+      expect(peer.hold!.firstEvent!.p50Ms).toBeLessThanOrEqual(peer.hold!.firstEvent!.p99Ms)
+    }
+    expect(renderMarkdown(result, { command: 'test', chartFile: null })).toContain('## Time to first event')
+  })
+})
+
+describe.skipIf(!touchlineAvailable())('bench issue-12 scenarios on one Touchline node', () => {
+  test(
+    'publish against raw JetStream and many matches yield every figure, deliveries exact',
+    async () => {
+      const result = await runBench({
+        config: { ...smokeConfig(), scenarios: ['publish', 'matches'] },
+        peers: ['touchline'],
+        cores: splitCores(navigator.hardwareConcurrency, Bun.which('taskset') !== null),
+        install: false,
+        log: () => {},
+      })
+      const touchline = result.peers[0]!
+      expect(touchline.error).toBeUndefined()
+      const publish = touchline.publish!
+      for (const load of [publish.rawBefore, publish.rawAfter, publish.single, publish.batched]) {
+        expect(load.events).toBeGreaterThan(0)
+        expect(load.errors).toBe(0)
+        expect(load.ack.p50Ms).toBeLessThanOrEqual(load.ack.p99Ms)
+        expect(Number.isFinite(load.natsCpuUsPerEvent)).toBe(true)
+        expect(load.natsMessagesInPerEvent).toBeGreaterThanOrEqual(1)
+      }
+      expect(publish.rawBefore.nodeCpuUsPerEvent).toBeNull()
+      expect(Number.isFinite(publish.single.nodeCpuUsPerEvent)).toBe(true)
+      expect(publish.batched.events % publish.batchItems).toBe(0)
+      const matches = touchline.matches!
+      expect(matches.matches).toBe(300)
+      // Every match has its owner actor; the stream tail keeps the consumers far below one per match.
+      expect(matches.ownedMatches).toBeGreaterThanOrEqual(300)
+      expect(matches.consumersMax).toBeLessThan(100)
+      expectExactDelivery(matches.delivery)
+      expect(matches.delivery.expected).toBe(10 * matches.streamsPerMatch)
+      expect(matches.openFirstEvent?.streams).toBe(10 * matches.streamsPerMatch)
+      expect(matches.readyz.count).toBeGreaterThan(0)
+      expect(matches.loopLagSamples).toBeGreaterThan(0)
+      expect(matches.phases?.map((p) => p.name)).toContain('storing')
+      const markdown = renderMarkdown(result, { command: 'test', chartFile: null })
+      expect(markdown).toContain('## Publishing: Touchline against raw JetStream')
+      expect(markdown).toContain('## 300 matches on one node (fresh start)')
+      expect(markdown).toContain('## Issue 12 goals (one node, same run)')
+      expect(markdown).not.toContain('| n/a | n/a |')
+    },
+    TEST_TIMEOUT_MS,
+  )
 })
 
 const encoder = new TextEncoder()

@@ -4,7 +4,7 @@
  * their replies are merged into one figure per scenario.
  */
 import type { Subprocess } from 'bun'
-import { LatencyHistogram } from './latency-histogram.ts'
+import { type HistogramSnapshot, LatencyHistogram } from './latency-histogram.ts'
 import type {
   CloseReply,
   Command,
@@ -145,6 +145,7 @@ export class GeneratorPool {
       refused: sum(replies, (r) => r.refused),
       refusedInStream: sum(replies, (r) => r.refusedInStream),
       ms: Math.max(...replies.map((r) => r.ms)),
+      firstByte: mergeSnapshots(replies.map((r) => r.firstByte)),
     }
   }
 
@@ -217,4 +218,10 @@ function sum<T>(items: T[], pick: (item: T) => number): number {
   let total = 0
   for (const item of items) total += pick(item)
   return total
+}
+
+function mergeSnapshots(snapshots: HistogramSnapshot[]): HistogramSnapshot {
+  const merged = new LatencyHistogram()
+  for (const snapshot of snapshots) merged.merge(snapshot)
+  return merged.snapshot()
 }

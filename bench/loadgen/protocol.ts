@@ -60,6 +60,11 @@ export interface OpenReply {
   /** Of the refused, those refused in the stream (`touchline.refused`). */
   refusedInStream: number
   ms: number
+  /**
+   * Time to first event of the streams opened: from each one's first connection attempt to the first
+   * byte of its body (Touchline's snapshot), for those that went live.
+   */
+  firstByte: HistogramSnapshot
 }
 
 export interface StormReply {

@@ -17,7 +17,7 @@ import type { DeliveryStats, OpenReply, StormReply, StreamGroup } from './protoc
 import { TickScanner, type TickSink } from './tick-scanner.ts'
 
 /** Connections started but not yet answered; more would overflow the servers' listen backlogs. */
-const MAX_CONNECTING = 256
+export const MAX_CONNECTING = 256
 const MAX_CONNECT_ATTEMPTS = 5
 const CONNECT_RETRY_DELAY_MS = 200
 /** A stream the server broke is reopened like a browser would, a bounded number of times. */
@@ -68,6 +68,10 @@ class SubscriberStream implements TickSink {
   reconnects = 0
   /** The next event may skip sequence numbers: set when a peer without resume was reconnected. */
   gapAllowed = false
+  /** Time to first event: when its first connection of an open started (-1: not yet, 0: not measured or done). */
+  openStartedAt = 0
+  /** Ms from openStartedAt to the first body byte; -1 until then. */
+  firstByteMs = -1
 
   constructor(
     readonly channel: string,
@@ -121,6 +125,7 @@ export class SubscriberFleet {
         const port = target.ports[index % target.ports.length] as number
         const host = target.hosts[Math.floor(index / target.ports.length) % target.hosts.length] as string
         const stream = new SubscriberStream(group.channel, host, port, group.baseline, this)
+        stream.openStartedAt = -1
         this.streams.push(stream)
         opened.push(stream)
         this.queue.push(stream)
@@ -132,7 +137,9 @@ export class SubscriberFleet {
     const notLive = opened.filter((s) => s.state !== StreamState.Live)
     const refused = notLive.filter((s) => s.lastRefusal === 'unavailable' || s.lastRefusal === 'in-stream').length
     const refusedInStream = notLive.filter((s) => s.lastRefusal === 'in-stream').length
-    return { live, failed: opened.length - live, refused, refusedInStream, ms: performance.now() - started }
+    const firstByte = new LatencyHistogram()
+    for (const stream of opened) if (stream.firstByteMs >= 0) firstByte.record(stream.firstByteMs)
+    return { live, failed: opened.length - live, refused, refusedInStream, ms: performance.now() - started, firstByte: firstByte.snapshot() }
   }
 
   reset(): void {
@@ -255,10 +262,18 @@ export class SubscriberFleet {
     stream.attempts++
     this.connecting++
     stream.scanner.reset()
+    if (stream.openStartedAt < 0) stream.openStartedAt = performance.now()
     const connection: Connection = { stream, socket: null, reader: null as unknown as HttpResponseReader, everLiveBefore: stream.everLive }
     connection.reader = new HttpResponseReader({
       onHead: (status, headers) => this.onHead(connection, status, headers),
-      onBody: (bytes) => stream.scanner.feed(bytes),
+      onBody: (bytes) => {
+        stream.scanner.feed(bytes)
+        // After the scan: a body that refused the stream (touchline.refused) has made it not live again.
+        if (stream.openStartedAt > 0 && stream.state === StreamState.Live) {
+          stream.firstByteMs = Math.round(performance.now() - stream.openStartedAt)
+          stream.openStartedAt = 0
+        }
+      },
       onFramingError: (reason) => this.onBroken(connection, `framing: ${reason}`),
     })
     stream.current = connection

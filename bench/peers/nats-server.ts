@@ -10,11 +10,17 @@ export class NatsServer {
   private server: ServerProcess | null = null
   private dir = ''
   private port = 0
+  private monitorPort = 0
 
   constructor(private readonly cpus: string) {}
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`
+  }
+
+  /** The monitoring endpoint (`/jsz`, `/healthz`): read without costing the server a JetStream API call. */
+  get monitorUrl(): string {
+    return `http://127.0.0.1:${this.monitorPort}`
   }
 
   get pid(): number | null {
@@ -24,14 +30,14 @@ export class NatsServer {
   async start(): Promise<void> {
     this.dir = mkdtempSync(join(tmpdir(), 'bench-nats-'))
     this.port = freePort()
-    const monitorPort = freePort()
+    this.monitorPort = freePort()
     this.server = new ServerProcess(
       'nats-server',
-      ['nats-server', '-js', '-sd', this.dir, '-a', '127.0.0.1', '-p', String(this.port), '-m', String(monitorPort)],
+      ['nats-server', '-js', '-sd', this.dir, '-a', '127.0.0.1', '-p', String(this.port), '-m', String(this.monitorPort)],
       { cpus: this.cpus },
     )
     // /healthz answers 200 once JetStream is up, not merely once the port listens.
-    await this.server.waitUntil(() => httpAnswers(`http://127.0.0.1:${monitorPort}/healthz`), START_TIMEOUT_MS)
+    await this.server.waitUntil(() => httpAnswers(`${this.monitorUrl}/healthz`), START_TIMEOUT_MS)
   }
 
   async stop(): Promise<void> {

@@ -20,6 +20,11 @@ const START_TIMEOUT_MS = 20_000
 const HEARTBEAT_MS = 15_000
 const TICK_TYPE = 'tick'
 const CLUSTER_PROBE_TIMEOUT_MS = 2_000
+/**
+ * Extra Bun flags for the nodes, for diagnosis only: `TOUCHLINE_BENCH_BUN_FLAGS="--cpu-prof-md
+ * --cpu-prof-dir=/tmp/prof"` writes each node's CPU profile when it stops. Never set for figures.
+ */
+const NODE_BUN_FLAGS = (process.env.TOUCHLINE_BENCH_BUN_FLAGS ?? '').split(/\s+/).filter((flag) => flag !== '')
 
 export function touchlineAvailable(): boolean {
   return existsSync(TOUCHLINE_ENTRY)
@@ -55,7 +60,7 @@ export class TouchlinePeer implements Peer {
     for (let i = 0; i < this.nodes; i++) {
       const port = freePort()
       const id = `bench-${i + 1}-${port}`
-      const process = new ServerProcess(`touchline node ${id}`, [BUN, 'run', TOUCHLINE_ENTRY], {
+      const process = new ServerProcess(`touchline node ${id}`, [BUN, ...NODE_BUN_FLAGS, 'run', TOUCHLINE_ENTRY], {
         cpus: this.cpus,
         env: {
           PORT: String(port),
@@ -90,9 +95,32 @@ export class TouchlinePeer implements Peer {
   }
 
   pids(): number[] {
-    const pids = this.running.map((n) => n.process.pid)
-    if (this.nats.pid !== null) pids.push(this.nats.pid)
-    return pids
+    return [...this.nodePids(), ...this.natsPids()]
+  }
+
+  /** The nodes' processes alone (the issue-12 scenarios report node and nats-server CPU apart). */
+  nodePids(): number[] {
+    return this.running.map((n) => n.process.pid)
+  }
+
+  natsPids(): number[] {
+    return this.nats.pid === null ? [] : [this.nats.pid]
+  }
+
+  /** The first node's HTTP port: the publish and many-matches scenarios drive one node. */
+  get nodePort(): number {
+    const node = this.running[0]
+    if (node === undefined) throw new Error(`${this.name} is not running`)
+    return node.port
+  }
+
+  /** The nats-server the nodes use, for the raw JetStream baseline measured against it. */
+  get natsUrl(): string {
+    return this.nats.url
+  }
+
+  get natsMonitorUrl(): string {
+    return this.nats.monitorUrl
   }
 
   async stop(): Promise<void> {

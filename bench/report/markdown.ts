@@ -1,6 +1,7 @@
 /** The results page: machine, settings, one row per peer, and Touchline as ratios to the peers users compare it with. */
 import type { BenchResult, DeliveryFigures, PeerResult } from '../results.ts'
 import { fixed, kib, ratio, whole } from './format.ts'
+import { renderFirstEvent, renderIssue12 } from './issue12.ts'
 
 const REFERENCE_NCHAN = 'nchan'
 const REFERENCE_NODE = 'node'
@@ -27,10 +28,14 @@ export function renderMarkdown(result: BenchResult, options: { command: string; 
       `many channels: ${whole(config.channels)} channels × 20 streams, ${config.channelsRatePerSecond} ev/s spread for ${config.channelsSeconds} s.`,
   )
   lines.push('')
-  lines.push('| peer | idle KiB/stream | steady p50 / p99 / max ms | steady loss | burst deliveries/s | server µs/delivery | generator µs/delivery (busy) | channels p50 / p99 ms | channels loss | storm: all back, ms | storm loss |')
-  lines.push('| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |')
-  for (const peer of result.peers) lines.push(peerRow(peer))
-  lines.push('')
+  // A run of the issue-12 scenarios alone (`--scenarios=publish,matches`) has no fan-out figures to tabulate.
+  const fanOut = result.peers.some((p) => p.idle !== undefined || p.channels !== undefined)
+  if (fanOut) {
+    lines.push('| peer | idle KiB/stream | steady p50 / p99 / max ms | steady loss | burst deliveries/s | server µs/delivery | generator µs/delivery (busy) | channels p50 / p99 ms | channels loss | storm: all back, ms | storm loss |')
+    lines.push('| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |')
+    for (const peer of result.peers) lines.push(peerRow(peer))
+    lines.push('')
+  }
   const roundsOf = result.peers.filter((p) => (p.steady?.roundsP99Ms.length ?? 0) > 1)
   if (roundsOf.length > 0) {
     lines.push(`Steady p99 of each round, ms: ${roundsOf.map((p) => `${p.title} ${p.steady!.roundsP99Ms.map(whole).join(' / ')}`).join('; ')}.`, '')
@@ -77,10 +82,12 @@ export function renderMarkdown(result: BenchResult, options: { command: string; 
     lines.push('')
   }
 
+  lines.push(...renderFirstEvent(result), ...renderIssue12(result))
+
   const nchan = result.peers.find((p) => p.name === REFERENCE_NCHAN)
   const node = result.peers.find((p) => p.name === REFERENCE_NODE)
   const oneNode = result.peers.find((p) => p.name === TOUCHLINE_ONE_NODE)
-  for (const touchline of result.peers.filter((p) => p.name.startsWith(TOUCHLINE_PREFIX))) {
+  for (const touchline of result.peers.filter((p) => fanOut && p.name.startsWith(TOUCHLINE_PREFIX))) {
     const isCluster = touchline !== oneNode
     lines.push(`## ${touchline.title} as ratios, same run`)
     lines.push('')

@@ -2,10 +2,13 @@
 import type { BenchConfig } from '../bench-config.ts'
 import { LOOPBACK_HOSTS } from '../bench-config.ts'
 import type { GeneratorPool, MergedStats, PoolTarget } from '../loadgen/generator-pool.ts'
+import { LatencyHistogram } from '../loadgen/latency-histogram.ts'
+import type { OpenReply } from '../loadgen/protocol.ts'
+import { MAX_CONNECTING } from '../loadgen/subscriber-fleet.ts'
 import type { Peer } from '../peers/peer.ts'
 import { cpuMicros } from '../proc-stats.ts'
 import type { SequenceBook } from '../publisher.ts'
-import type { DeliveryFigures } from '../results.ts'
+import type { DeliveryFigures, FirstEventFigures } from '../results.ts'
 
 export interface ScenarioContext {
   peer: Peer
@@ -24,8 +27,13 @@ export function poolTarget(peer: Peer): PoolTarget {
   return { hosts: LOOPBACK_HOSTS, ...peer.subscribeTarget(), resume: peer.resumes }
 }
 
-/** Opens streams and fails the scenario unless every one of them is live. */
+/** Opens streams and fails the scenario unless every one of them is live; returns how long it took, ms. */
 export async function openAll(context: ScenarioContext, groups: Array<{ channel: string; count: number }>): Promise<number> {
+  return (await openStreams(context, groups)).ms
+}
+
+/** openAll with the generators' whole answer (time to first event included). */
+export async function openStreams(context: ScenarioContext, groups: Array<{ channel: string; count: number }>): Promise<OpenReply> {
   const total = groups.reduce((sum, g) => sum + g.count, 0)
   const reply = await context.pool.open(
     poolTarget(context.peer),
@@ -34,7 +42,25 @@ export async function openAll(context: ScenarioContext, groups: Array<{ channel:
   )
   context.log(`  opened ${reply.live}/${total} streams in ${(reply.ms / 1000).toFixed(1)} s`)
   if (reply.live < total) throw new Error(`only ${reply.live} of ${total} streams opened (${reply.failed} failed)`)
-  return reply.ms
+  return reply
+}
+
+/** Time-to-first-event percentiles of an open; the generators open at most MAX_CONNECTING streams at once each. */
+export function firstEventFigures(reply: OpenReply, generators: number): FirstEventFigures {
+  const histogram = new LatencyHistogram()
+  histogram.merge(reply.firstByte)
+  return {
+    streams: histogram.count,
+    p50Ms: histogram.percentile(0.5),
+    p95Ms: histogram.percentile(0.95),
+    p99Ms: histogram.percentile(0.99),
+    maxMs: reply.firstByte.max,
+    concurrency: Math.min(histogram.count, generators * MAX_CONNECTING),
+  }
+}
+
+export function describeFirstEvent(f: FirstEventFigures): string {
+  return `time to first event p50 ${f.p50Ms} p95 ${f.p95Ms} p99 ${f.p99Ms} max ${f.maxMs} ms (${f.streams} streams, ≤ ${f.concurrency} opening at once)`
 }
 
 /** Server CPU counter over a scenario. */
