@@ -129,8 +129,9 @@ export async function main(): Promise<void> {
     idleTimeout: idleSeconds,
     // Bun refuses larger bodies itself (a bare 413); the routes hold each body to its own limit.
     maxRequestBodySize: Math.max(config.maxBodyBytes, config.batchMaxBytes) * 2,
-    // TLS_CERT_FILE / TLS_KEY_FILE: the node speaks HTTPS itself (an L4 balancer passes TLS through).
-    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    // TLS_CERT_FILE / TLS_KEY_FILE: the node speaks HTTPS itself (an L4 balancer passes TLS through);
+    // HTTP2=true adds HTTP/2 beside HTTP/1.1 by ALPN (README, "HTTP/2": why it is off by default).
+    ...(tls ? { tls: { cert: tls.cert, key: tls.key }, http2: config.security.http2 } : {}),
   });
   if (proxied) {
     front = startProxyFront({
@@ -145,7 +146,7 @@ export async function main(): Promise<void> {
       },
     });
   }
-  logger.info("listening", { port: config.port, host: config.host, scheme, maxConnections: config.maxConnections, proxyProtocol: proxied });
+  logger.info("listening", { port: config.port, host: config.host, scheme, http2: config.security.http2, maxConnections: config.maxConnections, proxyProtocol: proxied });
 
   // A node cut off from NATS, or whose log started over, cannot keep its streams exact: they end (with
   // the retry already sent) and their clients resume by id through the balancer, on a node that can.

@@ -23,6 +23,12 @@ export interface SecurityConfig {
   /** Exact origins (`https://example.com`) allowed cross-origin with credentials; `*` for any origin, public matches only. */
   corsOrigins: string[];
   tls: TlsFiles | undefined;
+  /**
+   * HTTP2=true: with TLS, serve HTTP/2 (ALPN `h2`) beside HTTP/1.1. Off by default: on HTTP/2 Bun drops
+   * the streams' `Connection: close` without closing the connection, so an ended stream's reconnect
+   * stays on this node instead of going back through the balancer (README, "HTTP/2"). Never without TLS.
+   */
+  http2: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -67,7 +73,7 @@ function readPem(file: string, variable: string): string {
 }
 
 /** Both files or neither; the certificate and key must parse and belong together. */
-export function loadTlsFiles(certFile: string | undefined, keyFile: string | undefined): TlsFiles | undefined {
+function loadTlsFiles(certFile: string | undefined, keyFile: string | undefined): TlsFiles | undefined {
   if (certFile === undefined && keyFile === undefined) return undefined;
   if (certFile === undefined) throw new ConfigError("TLS_CERT_FILE", "TLS_KEY_FILE is set, so TLS_CERT_FILE must be too");
   if (keyFile === undefined) throw new ConfigError("TLS_KEY_FILE", "TLS_CERT_FILE is set, so TLS_KEY_FILE must be too");
@@ -89,12 +95,29 @@ export function loadTlsFiles(certFile: string | undefined, keyFile: string | und
   return { certFile, keyFile, cert, key };
 }
 
+/** HTTP2: off unless asked for; asking for it without TLS is a mistake worth stopping for. */
+export function http2Setting(raw: string | undefined, tls: boolean): boolean {
+  const value = raw?.trim().toLowerCase();
+  if (value === undefined || value === "") return false;
+  if (TRUE_WORDS.has(value)) {
+    if (!tls) throw new ConfigError("HTTP2", "HTTP/2 is served only with TLS: set TLS_CERT_FILE and TLS_KEY_FILE, or unset HTTP2");
+    return true;
+  }
+  if (FALSE_WORDS.has(value)) return false;
+  throw new ConfigError("HTTP2", `expected true or false, got "${raw}"`);
+}
+
+const TRUE_WORDS = new Set(["true", "1", "yes", "on"]);
+const FALSE_WORDS = new Set(["false", "0", "no", "off"]);
+
 export function loadSecurityConfig(env: Env): SecurityConfig {
+  const tls = loadTlsFiles(optional(env, "TLS_CERT_FILE"), optional(env, "TLS_KEY_FILE"));
   return {
     jwtPublicKeyFile: optional(env, "TOUCHLINE_JWT_PUBLIC_KEY_FILE"),
     jwtIssuer: optional(env, "TOUCHLINE_JWT_ISSUER"),
     jwtAudience: optional(env, "TOUCHLINE_JWT_AUDIENCE"),
     corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),
-    tls: loadTlsFiles(optional(env, "TLS_CERT_FILE"), optional(env, "TLS_KEY_FILE")),
+    tls,
+    http2: http2Setting(env.HTTP2, tls !== undefined),
   };
 }

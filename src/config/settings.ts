@@ -105,7 +105,7 @@ export const SETTINGS = {
   CORS_ORIGINS: { group: "Security", type: "list", shown: "unset: same origin only", meaning: "Exact origins (https://host[:port]) allowed cross-origin with credentials, or * for any (public matches only)" },
   TLS_CERT_FILE: { group: "Security", type: "file", shown: "unset: plain HTTP", meaning: "PEM certificate (chain): the node serves HTTPS; set with TLS_KEY_FILE" },
   TLS_KEY_FILE: { group: "Security", type: "file", shown: "unset: plain HTTP", meaning: "PEM private key of TLS_CERT_FILE" },
-  HTTP2: { group: "Security", type: "flag", shown: "on with TLS", meaning: "With TLS, serve HTTP/2 (ALPN h2) beside HTTP/1.1; false: HTTP/1.1 only; never without TLS" },
+  HTTP2: { group: "Security", type: "flag", default: "false", meaning: "true (with TLS only): serve HTTP/2 (ALPN h2) beside HTTP/1.1; off by default, see docs/security.md, HTTP/2" },
 
   // Abuse limits (a rate or count of 0 turns that limit off)
   MAX_STREAMS_PER_ADDRESS: { group: "Abuse limits", type: "integer", default: String(LIMIT_DEFAULTS.maxStreamsPerAddress), unit: "streams", min: 0, meaning: "Streams and long polls one client address may hold open on a node; 0: no limit" },
