@@ -10,6 +10,7 @@ const utf8 = new TextEncoder();
 export class EncodedEvent {
   private frameBytes: Uint8Array | undefined;
   private bodyText: string | undefined;
+  private bodyEncoded: Uint8Array | undefined;
 
   constructor(
     readonly event: MatchEvent,
@@ -36,6 +37,11 @@ export class EncodedEvent {
   /** `event:` and `data:` lines plus the blank line, without `id:` (multiplexed streams add their own). */
   get body(): string {
     return (this.bodyText ??= encodeMessage({ event: this.event.type, data: this.dataJson }));
+  }
+
+  /** `body` as bytes, encoded once and shared by every multiplexed stream (each adds its own id line). */
+  get bodyBytes(): Uint8Array {
+    return (this.bodyEncoded ??= utf8.encode(this.body));
   }
 
   /** The complete frame of a single-match stream, as bytes. */

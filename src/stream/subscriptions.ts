@@ -94,7 +94,8 @@ export class MultiplexedSubscription implements MatchSubscriber {
 
   sendEvent(e: EncodedEvent): boolean {
     this.lastSeq = e.seq;
-    return this.stream.writeText(`id: ${this.shared.advance(this.match, e.seq, e.tag)}\n${e.body}`);
+    // Only the id line is this stream's own; the event's bytes are shared with every other stream.
+    return this.stream.writeParts(utf8.encode(`id: ${this.shared.advance(this.match, e.seq, e.tag)}\n`), e.bodyBytes);
   }
 
   /** The match ended: `touchline.end` for it; the others go on, and the stream ends with the last of them. */
