@@ -61,7 +61,10 @@ const ALL_MODES: Mode[] = [
   { name: `h2 x${PER_CONNECTION}`, h2: true, perConnection: PER_CONNECTION },
 ];
 /** `--modes=h1,h2x1`: a subset (the ratios need h1). */
-const modesArg = process.argv.find((a) => a.startsWith("--modes="))?.split("=")[1]?.split(",");
+const modesArg = process.argv
+  .find((a) => a.startsWith("--modes="))
+  ?.split("=")[1]
+  ?.split(",");
 const MODES = modesArg ? ALL_MODES.filter((m) => modesArg.includes(m.name.replace(" ", ""))) : ALL_MODES;
 
 interface Figures {
@@ -111,8 +114,24 @@ const dir = mkdtempSync(join(tmpdir(), "touchline-h2bench-"));
 const certFile = join(dir, "node.crt");
 const keyFile = join(dir, "node.key");
 const made = Bun.spawnSync([
-  "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-  "-keyout", keyFile, "-out", certFile, "-days", "1", "-subj", "/CN=touchline-bench", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+  "openssl",
+  "req",
+  "-x509",
+  "-newkey",
+  "ec",
+  "-pkeyopt",
+  "ec_paramgen_curve:prime256v1",
+  "-nodes",
+  "-keyout",
+  keyFile,
+  "-out",
+  certFile,
+  "-days",
+  "1",
+  "-subj",
+  "/CN=touchline-bench",
+  "-addext",
+  "subjectAltName=IP:127.0.0.1,DNS:localhost",
 ]);
 if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr.toString()}`);
 const ca = readFileSync(certFile, "utf8");
@@ -120,12 +139,18 @@ const trusted = { tls: { ca } } as RequestInit;
 
 async function metric(base: string, name: string): Promise<number> {
   let total = 0;
-  for (const f of parsePrometheus(await (await fetch(`${base}/metrics`, trusted)).text()).values()) for (const s of f.samples) if (s.name === name) total += s.value;
+  for (const f of parsePrometheus(await (await fetch(`${base}/metrics`, trusted)).text()).values())
+    for (const s of f.samples) if (s.name === name) total += s.value;
   return total;
 }
 
 async function publishOk(base: string, match: string, body: unknown): Promise<string> {
-  const res = await fetch(`${base}/matches/${match}/events`, { ...trusted, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const res = await fetch(`${base}/matches/${match}/events`, {
+    ...trusted,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   const json = (await res.json()) as { id: string };
   if (res.status !== 201) throw new Error(`publish answered ${res.status} ${JSON.stringify(json)}`);
   return json.id;
@@ -134,9 +159,11 @@ async function publishOk(base: string, match: string, body: unknown): Promise<st
 /** Runs `task(i)` for i < count, `concurrency` at a time. */
 async function pooled(count: number, concurrency: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
-    while (next < count) await task(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
 }
 
 interface Fleet {
@@ -223,8 +250,10 @@ async function openHttp2(node: NodeFixture, path: string, perConnection: number)
         const c = connOf.get(t)!;
         return `count ${t.count} bytes ${t.bytes} reset ${t.reset}, its connection: ${c.received} bytes received, SETTINGS ${c.settingsReceived}, error ${c.error}`;
       });
-      return `${incomplete.size} incomplete HTTP/2 streams on ${their.size} connections (${[...their].filter((c) => c.closed).length} closed, ` +
-        `${[...their].filter((c) => c.goaway !== undefined).length} sent GOAWAY, ${[...their].map((c) => c.openStreams).reduce((a, b) => a + b, 0)} streams open on them); e.g. ${sample.join("; ")}`;
+      return (
+        `${incomplete.size} incomplete HTTP/2 streams on ${their.size} connections (${[...their].filter((c) => c.closed).length} closed, ` +
+        `${[...their].filter((c) => c.goaway !== undefined).length} sent GOAWAY, ${[...their].map((c) => c.openStreams).reduce((a, b) => a + b, 0)} streams open on them); e.g. ${sample.join("; ")}`
+      );
     },
   };
 }
@@ -240,13 +269,20 @@ function pin(pid: number): void {
  * while thousands of TLS handshakes were being made there, and the node (rightly) ended every stream.
  */
 function pinNats(port: number): void {
-  const found = Bun.spawnSync(["pgrep", "-f", `^nats-server .*-p ${port} `]).stdout.toString().trim().split("\n").filter(Boolean);
+  const found = Bun.spawnSync(["pgrep", "-f", `^nats-server .*-p ${port} `])
+    .stdout.toString()
+    .trim()
+    .split("\n")
+    .filter(Boolean);
   for (const pid of found) pin(Number(pid));
 }
 
 /** The node's warnings and errors (besides the open-publishing one), to show with the figures. */
 function nodeWarnings(node: NodeFixture): string[] {
-  return node.output().split("\n").filter((l) => /"level":"(warn|error)"/.test(l) && !l.includes("TOUCHLINE_JWT_SECRET"));
+  return node
+    .output()
+    .split("\n")
+    .filter((l) => /"level":"(warn|error)"/.test(l) && !l.includes("TOUCHLINE_JWT_SECRET"));
 }
 
 async function round(mode: Mode): Promise<Figures> {
@@ -277,8 +313,10 @@ async function round(mode: Mode): Promise<Figures> {
         await waitFor(async () => tallies.length === STREAMS && tallies.every((t) => t.snapshot), OPEN_TIMEOUT_MS, `${STREAMS} snapshots`);
       } catch (err) {
         const incomplete = new Set(tallies.filter((t) => !t.snapshot));
-        throw new Error(`${(err as Error).message}: ${tallies.length} streams asked for, ${f.diagnose(incomplete)}; ` +
-          `${[...incomplete].filter((t) => t.bytes > 0).length} of them got some bytes; node holds ${await metric(base, "touchline_streams_open")} streams\n${nodeWarnings(node).join("\n")}`);
+        throw new Error(
+          `${(err as Error).message}: ${tallies.length} streams asked for, ${f.diagnose(incomplete)}; ` +
+            `${[...incomplete].filter((t) => t.bytes > 0).length} of them got some bytes; node holds ${await metric(base, "touchline_streams_open")} streams\n${nodeWarnings(node).join("\n")}`,
+        );
       }
       return f;
     };
@@ -301,7 +339,10 @@ async function round(mode: Mode): Promise<Figures> {
     const gen0 = process.cpuUsage();
     const t0 = performance.now();
     const seqs: number[] = [];
-    const pubProgress = setInterval(() => console.log(`  ... ${seqs.length}/${EVENTS} published, node CPU ${((cpuMicros([node.proc.pid]) - cpu0) / 1e6).toFixed(1)} s`), 10_000);
+    const pubProgress = setInterval(
+      () => console.log(`  ... ${seqs.length}/${EVENTS} published, node CPU ${((cpuMicros([node.proc.pid]) - cpu0) / 1e6).toFixed(1)} s`),
+      10_000,
+    );
     await pooled(EVENTS, PUBLISHERS, async (i) => {
       const id = await publishOk(base, match, { type: "tick", data: { i, text: "a goal-line clearance" } });
       seqs.push(Number(id.slice(0, id.indexOf("@"))));
@@ -311,14 +352,18 @@ async function round(mode: Mode): Promise<Figures> {
     const publishSeconds = (performance.now() - t0) / 1000;
     const progress = setInterval(() => {
       const got = tallies.reduce((a, t) => a + Math.min(t.count, EVENTS), 0);
-      console.log(`  ... ${got}/${STREAMS * EVENTS} delivered, ${tallies.filter((t) => t.count >= EVENTS).length} streams complete, node CPU ${((cpuMicros([node.proc.pid]) - cpu0) / 1e6).toFixed(1)} s`);
+      console.log(
+        `  ... ${got}/${STREAMS * EVENTS} delivered, ${tallies.filter((t) => t.count >= EVENTS).length} streams complete, node CPU ${((cpuMicros([node.proc.pid]) - cpu0) / 1e6).toFixed(1)} s`,
+      );
     }, 10_000);
     try {
       await waitFor(async () => tallies.every((t) => t.count >= EVENTS), DELIVERY_TIMEOUT_MS, `${STREAMS * EVENTS} deliveries`);
     } catch (err) {
       const incomplete = new Set(tallies.filter((t) => t.count < EVENTS));
-      throw new Error(`${(err as Error).message}: ${opened.diagnose(incomplete)}; node holds ${await metric(base, "touchline_streams_open")} streams, ` +
-        `slow cuts ${await metric(base, "touchline_slow_clients_cut_total")}\n${nodeWarnings(node).join("\n")}`);
+      throw new Error(
+        `${(err as Error).message}: ${opened.diagnose(incomplete)}; node holds ${await metric(base, "touchline_streams_open")} streams, ` +
+          `slow cuts ${await metric(base, "touchline_slow_clients_cut_total")}\n${nodeWarnings(node).join("\n")}`,
+      );
     } finally {
       clearInterval(progress);
     }
@@ -378,7 +423,9 @@ try {
 
 const mean = (xs: Figures[], key: keyof Figures) => xs.reduce((a, f) => a + f[key], 0) / xs.length;
 const h1 = results.get("h1") ?? [...results.values()][0]!;
-console.log(`\n| transport | KiB RSS per open stream | node µs CPU per delivery | memory vs HTTP/1.1 | CPU vs HTTP/1.1 | every event exactly once | RSS growth per further open/close cycle |`);
+console.log(
+  `\n| transport | KiB RSS per open stream | node µs CPU per delivery | memory vs HTTP/1.1 | CPU vs HTTP/1.1 | every event exactly once | RSS growth per further open/close cycle |`,
+);
 console.log(`| --- | --- | --- | --- | --- | --- | --- |`);
 for (const mode of MODES) {
   const xs = results.get(mode.name)!;

@@ -5,33 +5,33 @@
  */
 
 export interface Tick {
-  match: string
-  seq: number
+  match: string;
+  seq: number;
   /** Publish time, ms since epoch. */
-  ts: number
+  ts: number;
 }
 
 /** The SSE data of one bench event, as a relaying peer delivers it. */
 export function encodeTickEnvelope(match: string, seq: number, ts: number): string {
-  return `{"match":${JSON.stringify(match)},"data":${encodeTickData(seq)},"ts":${ts}}`
+  return `{"match":${JSON.stringify(match)},"data":${encodeTickData(seq)},"ts":${ts}}`;
 }
 
 /** The application data carried by a bench event: a sequence increasing by one per channel. */
 export function encodeTickData(seq: number): string {
-  return `{"seq":${seq}}`
+  return `{"seq":${seq}}`;
 }
 
 /** Reads a delivered envelope; null when it is not a well-formed bench event. */
 export function decodeTick(data: string): Tick | null {
-  let parsed: unknown
+  let parsed: unknown;
   try {
-    parsed = JSON.parse(data)
+    parsed = JSON.parse(data);
   } catch {
-    return null
+    return null;
   }
-  if (typeof parsed !== 'object' || parsed === null) return null
-  const envelope = parsed as { match?: unknown; data?: { seq?: unknown } | null; ts?: unknown }
-  const seq = envelope.data?.seq
-  if (typeof envelope.match !== 'string' || typeof seq !== 'number' || typeof envelope.ts !== 'number') return null
-  return { match: envelope.match, seq, ts: envelope.ts }
+  if (typeof parsed !== "object" || parsed === null) return null;
+  const envelope = parsed as { match?: unknown; data?: { seq?: unknown } | null; ts?: unknown };
+  const seq = envelope.data?.seq;
+  if (typeof envelope.match !== "string" || typeof seq !== "number" || typeof envelope.ts !== "number") return null;
+  return { match: envelope.match, seq, ts: envelope.ts };
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: set up if needed, type-check, then run every test with bun test.
+# The test command: set up if needed, type-check, check format and lint, then run every test with bun test.
 # Prints bun's own summary and the plain line "N passed, N failed" that CI reads.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 echo "== tsc --noEmit"
 npx --no-install tsc --noEmit || { echo "0 passed, 1 failed"; exit 1; }
+
+echo "== biome ci (format and lint)"
+node_modules/.bin/biome ci --colors=off . || { echo "0 passed, 1 failed"; exit 1; }
 
 echo "== bun test"
 log=$(mktemp)

@@ -65,18 +65,23 @@ export async function main(): Promise<void> {
   const metrics = createNodeMetrics(metricsRegistry);
   const stopLagMonitor = startEventLoopLagMonitor(metrics.eventLoopLag, EVENT_LOOP_PROBE_MS);
   if (!auth.access.enabled) {
-    logger.warn("neither TOUCHLINE_JWT_SECRET nor TOUCHLINE_JWT_PUBLIC_KEY_FILE is set: publishing and private matches are open to anyone who can reach this node");
+    logger.warn(
+      "neither TOUCHLINE_JWT_SECRET nor TOUCHLINE_JWT_PUBLIC_KEY_FILE is set: publishing and private matches are open to anyone who can reach this node",
+    );
   }
 
-  const churn = config.collectAfterStreamChurn > 0 ? new ChurnCollector({
-    threshold: config.collectAfterStreamChurn,
-    quietMs: CHURN_QUIET_MS,
-    collect: () => {
-      const started = performance.now();
-      Bun.gc(true);
-      logger.debug("collected garbage after stream churn", { ms: Math.round(performance.now() - started), streams: registry.size });
-    },
-  }) : undefined;
+  const churn =
+    config.collectAfterStreamChurn > 0
+      ? new ChurnCollector({
+          threshold: config.collectAfterStreamChurn,
+          quietMs: CHURN_QUIET_MS,
+          collect: () => {
+            const started = performance.now();
+            Bun.gc(true);
+            logger.debug("collected garbage after stream churn", { ms: Math.round(performance.now() - started), streams: registry.size });
+          },
+        })
+      : undefined;
   const registry = new StreamRegistry({
     maxConnections: config.maxConnections,
     heartbeatMs: config.heartbeatMs,
@@ -118,7 +123,13 @@ export async function main(): Promise<void> {
   const idleSeconds = streamIdleSeconds(config.heartbeatMs);
   let front: ProxyFront | undefined;
   const app = createApp({
-    node, registry, metricsRegistry, metrics, logger, auth, cors,
+    node,
+    registry,
+    metricsRegistry,
+    metrics,
+    logger,
+    auth,
+    cors,
     ...(proxied ? { proxiedSource: (port: number) => front?.sourceOf(port) } : {}),
   });
   // The listener comes up first so /healthz answers while we join; /readyz stays 503 until joined.
@@ -146,7 +157,14 @@ export async function main(): Promise<void> {
       },
     });
   }
-  logger.info("listening", { port: config.port, host: config.host, scheme, http2: config.security.http2, maxConnections: config.maxConnections, proxyProtocol: proxied });
+  logger.info("listening", {
+    port: config.port,
+    host: config.host,
+    scheme,
+    http2: config.security.http2,
+    maxConnections: config.maxConnections,
+    proxyProtocol: proxied,
+  });
 
   // A node cut off from NATS, or whose log started over, cannot keep its streams exact: they end (with
   // the retry already sent) and their clients resume by id through the balancer, on a node that can.

@@ -1,17 +1,17 @@
 /** nginx.conf for one nchan server: one worker, an EventSource subscriber and a publisher location. */
-import { NCHAN_MODULE } from './nchan-install.ts'
+import { NCHAN_MODULE } from "./nchan-install.ts";
 
 /** Open files nginx may use, leaving room below them for its own descriptors. */
-const FILE_HEADROOM = 100
+const FILE_HEADROOM = 100;
 /** Messages kept per channel for Last-Event-ID resume: more than any scenario publishes while streams are away. */
-const MESSAGE_BUFFER_LENGTH = 2_000
+const MESSAGE_BUFFER_LENGTH = 2_000;
 /** The publisher keeps one connection open for the whole run. */
-const KEEPALIVE_REQUESTS = 1_000_000
+const KEEPALIVE_REQUESTS = 1_000_000;
 
 export interface NchanConfigOptions {
-  dir: string
-  port: number
-  fileLimit: number
+  dir: string;
+  port: number;
+  fileLimit: number;
 }
 
 export function nchanConfig({ dir, port, fileLimit }: NchanConfigOptions): string {
@@ -59,5 +59,5 @@ http {
     }
   }
 }
-`
+`;
 }

@@ -13,82 +13,74 @@
  * actor and the events have settled (index writes are flushed once a second), divided by the
  * matches; the actors are idle then but still there (they stop after ACTOR_IDLE, 30 s by default).
  */
-import { KeepAliveConnection } from '../loadgen/keepalive-client.ts'
-import type { TouchlinePeer } from '../peers/touchline-peer.ts'
-import type { ManyMatchesFigures, MatchesPhase } from '../results.ts'
-import { encodeTickData } from '../tick.ts'
-import { STREAMS_PER_MATCH } from '../bench-config.ts'
-import {
-  DRAIN_TIMEOUT_MS,
-  type ScenarioContext,
-  deliveryFigures,
-  describeDelivery,
-  describeFirstEvent,
-  firstEventFigures,
-  openStreams,
-} from './context.ts'
-import { cpuMicros, residentBytes } from '../proc-stats.ts'
-import { Timings, cpuMeter, machineCpuMeter, natsMessages, ownCpuMeter, pollUntil } from './timings.ts'
+import { KeepAliveConnection } from "../loadgen/keepalive-client.ts";
+import type { TouchlinePeer } from "../peers/touchline-peer.ts";
+import type { ManyMatchesFigures, MatchesPhase } from "../results.ts";
+import { encodeTickData } from "../tick.ts";
+import { STREAMS_PER_MATCH } from "../bench-config.ts";
+import { DRAIN_TIMEOUT_MS, type ScenarioContext, deliveryFigures, describeDelivery, describeFirstEvent, firstEventFigures, openStreams } from "./context.ts";
+import { cpuMicros, residentBytes } from "../proc-stats.ts";
+import { Timings, cpuMeter, machineCpuMeter, natsMessages, ownCpuMeter, pollUntil } from "./timings.ts";
 
-const MATCH_PREFIX = 'mm'
-const HOST = '127.0.0.1'
-const BATCHES_IN_FLIGHT = 4
-const HTTP_CREATED = 201
-const HTTP_OK = 200
+const MATCH_PREFIX = "mm";
+const HOST = "127.0.0.1";
+const BATCHES_IN_FLIGHT = 4;
+const HTTP_CREATED = 201;
+const HTTP_OK = 200;
 /** A batch of 500 took 1.7 s when every match cost a consumer (292 publishes/s); far past that, the node is stuck. */
-const BATCH_TIMEOUT_MS = 30_000
+const BATCH_TIMEOUT_MS = 30_000;
 /** One round of events to every match; at the old design's 292 publishes/s, 20,000 took 68 s. */
-const ROUND_TIMEOUT_MS = 180_000
+const ROUND_TIMEOUT_MS = 180_000;
 /** Every match must have its owner actor within this after its event was stored. */
-const OWNED_TIMEOUT_MS = 60_000
+const OWNED_TIMEOUT_MS = 60_000;
 /** At least this long between the last event and the idle memory reading: index writes are flushed once a second. */
-const IDLE_SETTLE_MS = 1_500
+const IDLE_SETTLE_MS = 1_500;
 /** Streams stay under this share of the node's cap, below the 95% at which /readyz says saturated. */
-const CAP_SHARE = 0.85
-const READYZ_EVERY_MS = 100
-const READYZ_TIMEOUT_MS = 5_000
+const CAP_SHARE = 0.85;
+const READYZ_EVERY_MS = 100;
+const READYZ_TIMEOUT_MS = 5_000;
 /** The node's lag probe fires every 500 ms (src/main.ts): scraping twice as often sees each reading. */
-const METRICS_EVERY_MS = 250
-const RSS_EVERY_MS = 250
-const CONSUMERS_EVERY_MS = 1_000
-const PROBE_TIMEOUT_MS = 5_000
-const MS_PER_SECOND = 1000
-const LAG_GAUGE = /^touchline_event_loop_lag_seconds (\S+)$/m
-const OWNED_GAUGE = /^touchline_owned_matches (\S+)$/m
+const METRICS_EVERY_MS = 250;
+const RSS_EVERY_MS = 250;
+const CONSUMERS_EVERY_MS = 1_000;
+const PROBE_TIMEOUT_MS = 5_000;
+const MS_PER_SECOND = 1000;
+const LAG_GAUGE = /^touchline_event_loop_lag_seconds (\S+)$/m;
+const OWNED_GAUGE = /^touchline_owned_matches (\S+)$/m;
 
 /** Expects the peer started afresh and warmed up, with no streams open. */
 export async function runManyMatches(context: ScenarioContext, peer: TouchlinePeer): Promise<ManyMatchesFigures> {
-  const { config, book, pool } = context
-  const matches = Array.from({ length: config.manyMatches }, (_, i) => `${MATCH_PREFIX}${i}`)
-  await Bun.sleep(config.settleMs)
-  const nodeRssBefore = residentBytes(peer.nodePids())
-  const natsRssBefore = residentBytes(peer.natsPids())
-  const machine = machineCpuMeter()
-  const own = ownCpuMeter()
-  const server = cpuMeter(() => peer.pids())
-  const scenarioStarted = performance.now()
-  const watch = new NodeWatch(peer)
-  watch.start()
+  const { config, book, pool } = context;
+  const matches = Array.from({ length: config.manyMatches }, (_, i) => `${MATCH_PREFIX}${i}`);
+  await Bun.sleep(config.settleMs);
+  const nodeRssBefore = residentBytes(peer.nodePids());
+  const natsRssBefore = residentBytes(peer.natsPids());
+  const machine = machineCpuMeter();
+  const own = ownCpuMeter();
+  const server = cpuMeter(() => peer.pids());
+  const scenarioStarted = performance.now();
+  const watch = new NodeWatch(peer);
+  watch.start();
   try {
-    const nodeCpu = cpuMeter(() => peer.nodePids())
-    const natsCpu = cpuMeter(() => peer.natsPids())
-    const messagesBefore = await natsMessages(peer.natsMonitorUrl)
-    watch.phase = 'storing'
-    const created = await publishRounds(context, peer, matches, 1)
-    watch.phase = 'owners starting'
+    const nodeCpu = cpuMeter(() => peer.nodePids());
+    const natsCpu = cpuMeter(() => peer.natsPids());
+    const messagesBefore = await natsMessages(peer.natsMonitorUrl);
+    watch.phase = "storing";
+    const created = await publishRounds(context, peer, matches, 1);
+    watch.phase = "owners starting";
     // Every match gets its owner actor (lease, index entry) once its event comes off the stream tail:
     // that start-up is part of what creating a match costs, so CPU and messages are read after it.
-    let ownedMatches = 0
+    let ownedMatches = 0;
     const allOwned = await pollUntil(
       async () => {
-        ownedMatches = (await scrape(peer)).owned
-        return ownedMatches >= matches.length
+        ownedMatches = (await scrape(peer)).owned;
+        return ownedMatches >= matches.length;
       },
       OWNED_TIMEOUT_MS,
       RSS_EVERY_MS,
-    )
-    if (!allOwned) throw new Error(`the node owns ${ownedMatches} of ${matches.length} matches ${OWNED_TIMEOUT_MS / 1000} s after their events`)
-    const messagesAfter = await natsMessages(peer.natsMonitorUrl)
+    );
+    if (!allOwned) throw new Error(`the node owns ${ownedMatches} of ${matches.length} matches ${OWNED_TIMEOUT_MS / 1000} s after their events`);
+    const messagesAfter = await natsMessages(peer.natsMonitorUrl);
     const create = {
       events: created.events,
       seconds: created.seconds,
@@ -96,48 +88,48 @@ export async function runManyMatches(context: ScenarioContext, peer: TouchlinePe
       nodeCpuUsPerEvent: nodeCpu() / created.events,
       natsCpuUsPerEvent: natsCpu() / created.events,
       natsMessagesPerEvent: (messagesAfter.in - messagesBefore.in + messagesAfter.out - messagesBefore.out) / created.events,
-    }
+    };
     context.log(
       `  matches: one event to each of ${matches.length} matches stored in ${create.seconds.toFixed(1)} s (${Math.round(create.eventsPerSecond)}/s); ` +
         `with every owner started, CPU µs/event node ${create.nodeCpuUsPerEvent.toFixed(1)}, nats-server ${create.natsCpuUsPerEvent.toFixed(1)}, ` +
         `${create.natsMessagesPerEvent.toFixed(1)} NATS messages per event`,
-    )
-    watch.phase = 'idle'
-    await Bun.sleep(Math.max(config.settleMs, IDLE_SETTLE_MS))
-    const nodeRssIdle = residentBytes(peer.nodePids())
-    const natsRssIdle = residentBytes(peer.natsPids())
-    const consumersAfterCreate = await countConsumers(peer)
-    ownedMatches = (await scrape(peer)).owned
-    const bytesPerIdleMatch = (nodeRssIdle - nodeRssBefore) / matches.length
+    );
+    watch.phase = "idle";
+    await Bun.sleep(Math.max(config.settleMs, IDLE_SETTLE_MS));
+    const nodeRssIdle = residentBytes(peer.nodePids());
+    const natsRssIdle = residentBytes(peer.natsPids());
+    const consumersAfterCreate = await countConsumers(peer);
+    ownedMatches = (await scrape(peer)).owned;
+    const bytesPerIdleMatch = (nodeRssIdle - nodeRssBefore) / matches.length;
     context.log(
       `  matches: ${ownedMatches} owned, ${consumersAfterCreate} JetStream consumers; node RSS ${mib(nodeRssBefore)} → ${mib(nodeRssIdle)} MiB ` +
         `(${(bytesPerIdleMatch / 1024).toFixed(2)} KiB per idle match), nats-server ${mib(natsRssBefore)} → ${mib(natsRssIdle)} MiB`,
-    )
+    );
 
-    const cap = peer.streamCap
-    const streamedMatches = Math.min(config.manyMatchesStreamed, matches.length, Math.floor((cap * CAP_SHARE) / STREAMS_PER_MATCH))
-    const streamed = matches.slice(0, streamedMatches)
-    watch.phase = 'streams opening'
+    const cap = peer.streamCap;
+    const streamedMatches = Math.min(config.manyMatchesStreamed, matches.length, Math.floor((cap * CAP_SHARE) / STREAMS_PER_MATCH));
+    const streamed = matches.slice(0, streamedMatches);
+    watch.phase = "streams opening";
     const opened = await openStreams(
       context,
       streamed.map((channel) => ({ channel, count: STREAMS_PER_MATCH })),
-    )
-    const openFirstEvent = firstEventFigures(opened, pool.pids.length)
-    context.log(`  matches: ${streamedMatches} matches × ${STREAMS_PER_MATCH} streams; ${describeFirstEvent(openFirstEvent)}`)
-    await pool.reset()
-    const serverCpu = cpuMeter(() => peer.pids())
-    const nodeDeliverCpu = cpuMeter(() => peer.nodePids())
-    const rounds = config.manyMatchesRounds
-    watch.phase = 'delivering'
-    const sent = await publishRounds(context, peer, matches, rounds)
-    const stats = await pool.awaitFinals(book.finals(streamed), DRAIN_TIMEOUT_MS)
-    const serverUs = serverCpu()
-    const nodeUs = nodeDeliverCpu()
-    const delivery = deliveryFigures(stats, rounds * streamedMatches * STREAMS_PER_MATCH, serverUs)
-    const watched = await watch.stop()
+    );
+    const openFirstEvent = firstEventFigures(opened, pool.pids.length);
+    context.log(`  matches: ${streamedMatches} matches × ${STREAMS_PER_MATCH} streams; ${describeFirstEvent(openFirstEvent)}`);
+    await pool.reset();
+    const serverCpu = cpuMeter(() => peer.pids());
+    const nodeDeliverCpu = cpuMeter(() => peer.nodePids());
+    const rounds = config.manyMatchesRounds;
+    watch.phase = "delivering";
+    const sent = await publishRounds(context, peer, matches, rounds);
+    const stats = await pool.awaitFinals(book.finals(streamed), DRAIN_TIMEOUT_MS);
+    const serverUs = serverCpu();
+    const nodeUs = nodeDeliverCpu();
+    const delivery = deliveryFigures(stats, rounds * streamedMatches * STREAMS_PER_MATCH, serverUs);
+    const watched = await watch.stop();
     // Generators were started during this scenario (the peer was restarted): all their CPU is in it.
-    const otherUs = Math.max(0, machine() - server() - own() - cpuMicros(pool.pids))
-    const otherCpuPercent = (otherUs / ((performance.now() - scenarioStarted) * 1000)) * 100
+    const otherUs = Math.max(0, machine() - server() - own() - cpuMicros(pool.pids));
+    const otherCpuPercent = (otherUs / ((performance.now() - scenarioStarted) * 1000)) * 100;
     const figures: ManyMatchesFigures = {
       matches: matches.length,
       batchItems: config.manyMatchesBatchItems,
@@ -165,19 +157,19 @@ export async function runManyMatches(context: ScenarioContext, peer: TouchlinePe
       delivery,
       serverCpuUsPerEvent: serverUs / sent.events,
       nodeCpuUsPerDelivery: stats.deliveries === 0 ? Number.NaN : nodeUs / stats.deliveries,
-    }
+    };
     context.log(
       `  matches: ${rounds} more event(s) to every match in ${sent.seconds.toFixed(1)} s; ${describeDelivery(delivery)}; ` +
         `node ${figures.nodeCpuUsPerDelivery.toFixed(2)} µs/del, server ${figures.serverCpuUsPerEvent.toFixed(1)} µs/event`,
-    )
+    );
     context.log(
       `  matches: /readyz p99 ${figures.readyz.p99Ms.toFixed(1)} max ${figures.readyz.maxMs.toFixed(1)} ms (${figures.readyz.count} probes, ${figures.readyzFailures} failed); ` +
         `event-loop lag max ${figures.loopLagMaxMs.toFixed(1)} ms; consumers max ${figures.consumersMax}; node RSS peak ${mib(figures.nodeRssPeakBytes)} MiB; ` +
         `other processes ${otherCpuPercent.toFixed(0)}% of a core`,
-    )
-    return figures
+    );
+    return figures;
   } finally {
-    await watch.stop()
+    await watch.stop();
   }
 }
 
@@ -187,130 +179,130 @@ export async function runManyMatches(context: ScenarioContext, peer: TouchlinePe
  * the match's next sequence number, recorded once the batch is acknowledged.
  */
 async function publishRounds(context: ScenarioContext, peer: TouchlinePeer, matches: string[], rounds: number): Promise<{ events: number; seconds: number }> {
-  const { book, config } = context
-  const connections = await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, () => KeepAliveConnection.open(HOST, peer.nodePort)))
-  const started = performance.now()
-  let events = 0
+  const { book, config } = context;
+  const connections = await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, () => KeepAliveConnection.open(HOST, peer.nodePort)));
+  const started = performance.now();
+  let events = 0;
   try {
     for (let round = 0; round < rounds; round++) {
-      const deadline = performance.now() + ROUND_TIMEOUT_MS
-      let next = 0
+      const deadline = performance.now() + ROUND_TIMEOUT_MS;
+      let next = 0;
       const worker = async (connection: KeepAliveConnection): Promise<void> => {
         while (next < matches.length) {
-          if (performance.now() > deadline) throw new Error(`a round of ${matches.length} events took over ${ROUND_TIMEOUT_MS / 1000} s`)
-          const chunk = matches.slice(next, next + config.manyMatchesBatchItems)
-          next += chunk.length
-          const seqs = chunk.map((match) => book.lastOf(match) + 1)
-          const body = `[${chunk.map((match, i) => `{"match":"${match}","type":"tick","data":${encodeTickData(seqs[i] as number)}}`).join(',')}]`
-          const answer = await connection.request('POST', '/events', body, BATCH_TIMEOUT_MS)
-          if (answer.status !== HTTP_CREATED) throw new Error(`POST /events answered ${answer.status}: ${answer.body.slice(0, 200)}`)
-          chunk.forEach((match, i) => book.acknowledged(match, seqs[i] as number))
-          events += chunk.length
+          if (performance.now() > deadline) throw new Error(`a round of ${matches.length} events took over ${ROUND_TIMEOUT_MS / 1000} s`);
+          const chunk = matches.slice(next, next + config.manyMatchesBatchItems);
+          next += chunk.length;
+          const seqs = chunk.map((match) => book.lastOf(match) + 1);
+          const body = `[${chunk.map((match, i) => `{"match":"${match}","type":"tick","data":${encodeTickData(seqs[i] as number)}}`).join(",")}]`;
+          const answer = await connection.request("POST", "/events", body, BATCH_TIMEOUT_MS);
+          if (answer.status !== HTTP_CREATED) throw new Error(`POST /events answered ${answer.status}: ${answer.body.slice(0, 200)}`);
+          for (const [i, match] of chunk.entries()) book.acknowledged(match, seqs[i] as number);
+          events += chunk.length;
         }
-      }
-      await Promise.all(connections.map(worker))
+      };
+      await Promise.all(connections.map(worker));
     }
   } finally {
-    for (const c of connections) c.close()
+    for (const c of connections) c.close();
   }
-  return { events, seconds: (performance.now() - started) / MS_PER_SECOND }
+  return { events, seconds: (performance.now() - started) / MS_PER_SECOND };
 }
 
 async function scrape(peer: TouchlinePeer): Promise<{ lagMs: number; owned: number }> {
-  const response = await fetch(`http://${HOST}:${peer.nodePort}/metrics`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
-  const text = await response.text()
+  const response = await fetch(`http://${HOST}:${peer.nodePort}/metrics`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+  const text = await response.text();
   return {
     lagMs: Number(LAG_GAUGE.exec(text)?.[1] ?? Number.NaN) * MS_PER_SECOND,
     owned: Number(OWNED_GAUGE.exec(text)?.[1] ?? 0),
-  }
+  };
 }
 
 /** JetStream consumers on the whole server, from its monitoring port. */
 async function countConsumers(peer: TouchlinePeer): Promise<number> {
-  const response = await fetch(`${peer.natsMonitorUrl}/jsz`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
-  const jsz = (await response.json()) as { consumers?: number }
-  if (typeof jsz.consumers !== 'number') throw new Error('nats-server /jsz has no consumer count')
-  return jsz.consumers
+  const response = await fetch(`${peer.natsMonitorUrl}/jsz`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+  const jsz = (await response.json()) as { consumers?: number };
+  if (typeof jsz.consumers !== "number") throw new Error("nats-server /jsz has no consumer count");
+  return jsz.consumers;
 }
 
 /** Samples the node and its nats-server on timers until stopped; every loop ends with stop(). */
 class NodeWatch {
-  readonly readyz = new Timings()
-  readyzFailures = 0
-  lagMaxMs = 0
-  lagSamples = 0
+  readonly readyz = new Timings();
+  readyzFailures = 0;
+  lagMaxMs = 0;
+  lagSamples = 0;
   /** The worst readings per step of the scenario, in order, to tell which step stalls the node. */
-  readonly phases: MatchesPhase[] = [{ name: 'fresh', readyzMaxMs: 0, loopLagMaxMs: 0, probes: 0 }]
+  readonly phases: MatchesPhase[] = [{ name: "fresh", readyzMaxMs: 0, loopLagMaxMs: 0, probes: 0 }];
 
   /** The step the scenario is at now. */
   set phase(name: string) {
-    this.phases.push({ name, readyzMaxMs: 0, loopLagMaxMs: 0, probes: 0 })
+    this.phases.push({ name, readyzMaxMs: 0, loopLagMaxMs: 0, probes: 0 });
   }
-  nodeRssPeak = 0
-  consumersMax = 0
-  private running = false
-  private loops: Promise<void>[] = []
+  nodeRssPeak = 0;
+  consumersMax = 0;
+  private running = false;
+  private loops: Promise<void>[] = [];
 
   constructor(private readonly peer: TouchlinePeer) {}
 
   start(): void {
-    this.running = true
+    this.running = true;
     this.loops = [
       this.every(READYZ_EVERY_MS, () => this.probeReadyz()),
       this.every(METRICS_EVERY_MS, async () => {
-        const { lagMs } = await scrape(this.peer)
-        if (Number.isFinite(lagMs)) this.noteLag(lagMs)
+        const { lagMs } = await scrape(this.peer);
+        if (Number.isFinite(lagMs)) this.noteLag(lagMs);
       }),
       this.every(RSS_EVERY_MS, async () => {
-        this.nodeRssPeak = Math.max(this.nodeRssPeak, residentBytes(this.peer.nodePids()))
+        this.nodeRssPeak = Math.max(this.nodeRssPeak, residentBytes(this.peer.nodePids()));
       }),
       this.every(CONSUMERS_EVERY_MS, async () => {
-        this.consumersMax = Math.max(this.consumersMax, await countConsumers(this.peer))
+        this.consumersMax = Math.max(this.consumersMax, await countConsumers(this.peer));
       }),
-    ]
+    ];
   }
 
   async stop(): Promise<this> {
-    this.running = false
-    await Promise.all(this.loops)
-    return this
+    this.running = false;
+    await Promise.all(this.loops);
+    return this;
   }
 
   private async probeReadyz(): Promise<void> {
-    const started = performance.now()
+    const started = performance.now();
     try {
-      const response = await fetch(`http://${HOST}:${this.peer.nodePort}/readyz`, { signal: AbortSignal.timeout(READYZ_TIMEOUT_MS) })
-      await response.arrayBuffer()
-      this.noteReadyz(performance.now() - started)
-      if (response.status !== HTTP_OK) this.readyzFailures++
+      const response = await fetch(`http://${HOST}:${this.peer.nodePort}/readyz`, { signal: AbortSignal.timeout(READYZ_TIMEOUT_MS) });
+      await response.arrayBuffer();
+      this.noteReadyz(performance.now() - started);
+      if (response.status !== HTTP_OK) this.readyzFailures++;
     } catch {
-      this.noteReadyz(performance.now() - started)
-      this.readyzFailures++
+      this.noteReadyz(performance.now() - started);
+      this.readyzFailures++;
     }
   }
 
   private noteReadyz(ms: number): void {
-    this.readyz.record(ms)
-    const phase = this.phases[this.phases.length - 1]!
-    phase.readyzMaxMs = Math.max(phase.readyzMaxMs, ms)
-    phase.probes++
+    this.readyz.record(ms);
+    const phase = this.phases[this.phases.length - 1]!;
+    phase.readyzMaxMs = Math.max(phase.readyzMaxMs, ms);
+    phase.probes++;
   }
 
   private noteLag(ms: number): void {
-    this.lagSamples++
-    this.lagMaxMs = Math.max(this.lagMaxMs, ms)
-    const phase = this.phases[this.phases.length - 1]!
-    phase.loopLagMaxMs = Math.max(phase.loopLagMaxMs, ms)
+    this.lagSamples++;
+    this.lagMaxMs = Math.max(this.lagMaxMs, ms);
+    const phase = this.phases[this.phases.length - 1]!;
+    phase.loopLagMaxMs = Math.max(phase.loopLagMaxMs, ms);
   }
 
   private async every(intervalMs: number, sample: () => Promise<void>): Promise<void> {
     while (this.running) {
-      await sample().catch(() => {})
-      await Bun.sleep(intervalMs)
+      await sample().catch(() => {});
+      await Bun.sleep(intervalMs);
     }
   }
 }
 
 function mib(bytes: number): string {
-  return (bytes / 1024 / 1024).toFixed(1)
+  return (bytes / 1024 / 1024).toFixed(1);
 }

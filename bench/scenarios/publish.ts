@@ -15,49 +15,49 @@
  * generator's core, and a publisher near 100% busy means it, not the server, set the pace. The
  * messages the nats-server took in and sent out per event (/varz) say how much NATS work one event is.
  */
-import { connect } from '@nats-io/transport-node'
-import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream'
-import type { TouchlinePeer } from '../peers/touchline-peer.ts'
-import { KeepAliveConnection } from '../loadgen/keepalive-client.ts'
-import type { PublishFigures, ThroughputFigures } from '../results.ts'
-import type { ScenarioContext } from './context.ts'
-import { Timings, cpuMeter, machineCpuMeter, natsMessages, ownCpuMeter } from './timings.ts'
+import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import type { TouchlinePeer } from "../peers/touchline-peer.ts";
+import { KeepAliveConnection } from "../loadgen/keepalive-client.ts";
+import type { PublishFigures, ThroughputFigures } from "../results.ts";
+import type { ScenarioContext } from "./context.ts";
+import { Timings, cpuMeter, machineCpuMeter, natsMessages, ownCpuMeter } from "./timings.ts";
 
-export const RAW_IN_FLIGHT = 64
-export const SINGLE_CONCURRENCY = 64
-export const PUBLISH_MATCHES = 100
-export const BATCH_ITEMS = 250
-export const BATCHES_IN_FLIGHT = 4
+export const RAW_IN_FLIGHT = 64;
+export const SINGLE_CONCURRENCY = 64;
+export const PUBLISH_MATCHES = 100;
+export const BATCH_ITEMS = 250;
+export const BATCHES_IN_FLIGHT = 4;
 /** Bytes of the message JetStream stores per event, raw and through Touchline alike. */
-export const PAYLOAD_BYTES = 200
-const RAW_STREAM = 'bench_raw'
-const MATCH_PREFIX = 'pub'
-const HOST = '127.0.0.1'
-const REQUEST_TIMEOUT_MS = 10_000
-const HTTP_CREATED = 201
-const PERCENT = 100
-const MICROS_PER_SECOND = 1_000_000
+export const PAYLOAD_BYTES = 200;
+const RAW_STREAM = "bench_raw";
+const MATCH_PREFIX = "pub";
+const HOST = "127.0.0.1";
+const REQUEST_TIMEOUT_MS = 10_000;
+const HTTP_CREATED = 201;
+const PERCENT = 100;
+const MICROS_PER_SECOND = 1_000_000;
 /** Before each measured phase, the same load runs this long unmeasured (connections, JIT, first actors). */
-const WARMUP_FRACTION = 0.2
+const WARMUP_FRACTION = 0.2;
 /** More failed requests than this share fails the scenario: the figure would be the errors' speed. */
-const MAX_ERROR_SHARE = 0.01
+const MAX_ERROR_SHARE = 0.01;
 
 /** The event's application data, padded so the stored message is about PAYLOAD_BYTES. */
-const PAD = 'x'.repeat(Math.max(0, PAYLOAD_BYTES - `{"type":"tick","data":{"seq":1000000,"pad":""},"ts":${Date.now()}}`.length))
-const dataOf = (seq: number): string => `{"seq":${seq},"pad":"${PAD}"}`
-const matchOf = (n: number): string => `${MATCH_PREFIX}${n % PUBLISH_MATCHES}`
+const PAD = "x".repeat(Math.max(0, PAYLOAD_BYTES - `{"type":"tick","data":{"seq":1000000,"pad":""},"ts":${Date.now()}}`.length));
+const dataOf = (seq: number): string => `{"seq":${seq},"pad":"${PAD}"}`;
+const matchOf = (n: number): string => `${MATCH_PREFIX}${n % PUBLISH_MATCHES}`;
 
 export async function runPublish(context: ScenarioContext, peer: TouchlinePeer): Promise<PublishFigures> {
-  const seconds = context.config.publishSeconds
-  const rawBefore = await measure(context, peer, 'raw JetStream', seconds, (deadline) => rawLoad(peer, deadline))
-  const single = await measure(context, peer, 'Touchline single', seconds, (deadline) => singleLoad(peer, deadline))
-  const batched = await measure(context, peer, 'Touchline batched', seconds, (deadline) => batchedLoad(peer, deadline))
-  const rawAfter = await measure(context, peer, 'raw JetStream again', seconds, (deadline) => rawLoad(peer, deadline))
-  const rawPerSecond = (rawBefore.eventsPerSecond + rawAfter.eventsPerSecond) / 2
+  const seconds = context.config.publishSeconds;
+  const rawBefore = await measure(context, peer, "raw JetStream", seconds, (deadline) => rawLoad(peer, deadline));
+  const single = await measure(context, peer, "Touchline single", seconds, (deadline) => singleLoad(peer, deadline));
+  const batched = await measure(context, peer, "Touchline batched", seconds, (deadline) => batchedLoad(peer, deadline));
+  const rawAfter = await measure(context, peer, "raw JetStream again", seconds, (deadline) => rawLoad(peer, deadline));
+  const rawPerSecond = (rawBefore.eventsPerSecond + rawAfter.eventsPerSecond) / 2;
   context.log(
     `  publish: single ${(single.eventsPerSecond / rawPerSecond).toFixed(2)}× raw, batched ${(batched.eventsPerSecond / rawPerSecond).toFixed(2)}× raw ` +
       `(raw ${Math.round(rawBefore.eventsPerSecond)} then ${Math.round(rawAfter.eventsPerSecond)}/s)`,
-  )
+  );
   return {
     payloadBytes: PAYLOAD_BYTES,
     matches: PUBLISH_MATCHES,
@@ -70,40 +70,40 @@ export async function runPublish(context: ScenarioContext, peer: TouchlinePeer):
     rawPerSecond,
     single,
     batched,
-  }
+  };
 }
 
 /** What one load run reports: events acknowledged, requests made (a batch is one), failures. */
 export interface LoadResult {
-  events: number
-  requests: number
-  errors: number
-  firstError?: string
-  ack: Timings
+  events: number;
+  requests: number;
+  errors: number;
+  firstError?: string;
+  ack: Timings;
 }
 
-type Load = (deadline: number) => Promise<LoadResult>
+type Load = (deadline: number) => Promise<LoadResult>;
 
 /** Runs the load unmeasured for a warm-up, then measured for `seconds`, with every process's CPU. */
 async function measure(context: ScenarioContext, peer: TouchlinePeer, label: string, seconds: number, load: Load): Promise<ThroughputFigures> {
-  await load(performance.now() + seconds * WARMUP_FRACTION * 1000)
-  const node = cpuMeter(() => peer.nodePids())
-  const nats = cpuMeter(() => peer.natsPids())
-  const own = ownCpuMeter()
-  const machine = machineCpuMeter()
-  const messagesBefore = await natsMessages(peer.natsMonitorUrl)
-  const started = performance.now()
-  const result = await load(started + seconds * 1000)
-  const elapsed = (performance.now() - started) / 1000
-  const nodeUs = node()
-  const natsUs = nats()
-  const ownUs = own()
-  const otherUs = Math.max(0, machine() - nodeUs - natsUs - ownUs)
-  const messagesAfter = await natsMessages(peer.natsMonitorUrl)
+  await load(performance.now() + seconds * WARMUP_FRACTION * 1000);
+  const node = cpuMeter(() => peer.nodePids());
+  const nats = cpuMeter(() => peer.natsPids());
+  const own = ownCpuMeter();
+  const machine = machineCpuMeter();
+  const messagesBefore = await natsMessages(peer.natsMonitorUrl);
+  const started = performance.now();
+  const result = await load(started + seconds * 1000);
+  const elapsed = (performance.now() - started) / 1000;
+  const nodeUs = node();
+  const natsUs = nats();
+  const ownUs = own();
+  const otherUs = Math.max(0, machine() - nodeUs - natsUs - ownUs);
+  const messagesAfter = await natsMessages(peer.natsMonitorUrl);
   if (result.errors > result.requests * MAX_ERROR_SHARE) {
-    throw new Error(`${label}: ${result.errors} of ${result.requests} requests failed (first: ${result.firstError})`)
+    throw new Error(`${label}: ${result.errors} of ${result.requests} requests failed (first: ${result.firstError})`);
   }
-  const perEvent = (us: number): number => (result.events === 0 ? Number.NaN : us / result.events)
+  const perEvent = (us: number): number => (result.events === 0 ? Number.NaN : us / result.events);
   const figures: ThroughputFigures = {
     events: result.events,
     requests: result.requests,
@@ -111,115 +111,115 @@ async function measure(context: ScenarioContext, peer: TouchlinePeer, label: str
     seconds: elapsed,
     eventsPerSecond: result.events / elapsed,
     ack: result.ack.summary(),
-    nodeCpuUsPerEvent: label.startsWith('raw') ? null : perEvent(nodeUs),
+    nodeCpuUsPerEvent: label.startsWith("raw") ? null : perEvent(nodeUs),
     natsCpuUsPerEvent: perEvent(natsUs),
     publisherCpuUsPerEvent: perEvent(ownUs),
     publisherBusyPercent: (ownUs / (elapsed * MICROS_PER_SECOND)) * PERCENT,
     otherCpuPercent: (otherUs / (elapsed * MICROS_PER_SECOND)) * PERCENT,
     natsMessagesInPerEvent: perEvent(messagesAfter.in - messagesBefore.in),
     natsMessagesOutPerEvent: perEvent(messagesAfter.out - messagesBefore.out),
-  }
+  };
   context.log(
     `  ${label}: ${Math.round(figures.eventsPerSecond)} events/s (${figures.requests} requests, ${figures.errors} errors), ` +
       `ack p50 ${figures.ack.p50Ms.toFixed(2)} p99 ${figures.ack.p99Ms.toFixed(2)} ms; CPU µs/event: ` +
-      `node ${figures.nodeCpuUsPerEvent?.toFixed(1) ?? '-'}, nats-server ${figures.natsCpuUsPerEvent.toFixed(1)} ` +
+      `node ${figures.nodeCpuUsPerEvent?.toFixed(1) ?? "-"}, nats-server ${figures.natsCpuUsPerEvent.toFixed(1)} ` +
       `(${figures.natsMessagesInPerEvent.toFixed(1)} messages in, ${figures.natsMessagesOutPerEvent.toFixed(1)} out per event), ` +
       `publisher ${figures.publisherCpuUsPerEvent.toFixed(1)} (busy ${figures.publisherBusyPercent.toFixed(0)}%); other processes ${figures.otherCpuPercent.toFixed(0)}% of a core`,
-  )
-  return figures
+  );
+  return figures;
 }
 
 /** RAW_IN_FLIGHT publishes at once on one connection, each followed by the next once acknowledged. */
 export async function rawLoad(peer: TouchlinePeer, deadline: number): Promise<LoadResult> {
-  const nc = await connect({ servers: peer.natsUrl, name: 'bench-raw-publisher' })
-  const result: LoadResult = { events: 0, requests: 0, errors: 0, ack: new Timings() }
+  const nc = await connect({ servers: peer.natsUrl, name: "bench-raw-publisher" });
+  const result: LoadResult = { events: 0, requests: 0, errors: 0, ack: new Timings() };
   try {
-    const jsm = await jetstreamManager(nc)
-    await jsm.streams.add({ name: RAW_STREAM, subjects: [`${RAW_STREAM}.>`], storage: StorageType.File })
-    const js = jetstream(nc)
-    let seq = 0
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: RAW_STREAM, subjects: [`${RAW_STREAM}.>`], storage: StorageType.File });
+    const js = jetstream(nc);
+    let seq = 0;
     const worker = async (): Promise<void> => {
       while (performance.now() < deadline) {
-        const n = seq++
-        const started = performance.now()
-        result.requests++
+        const n = seq++;
+        const started = performance.now();
+        result.requests++;
         try {
-          await js.publish(`${RAW_STREAM}.${matchOf(n)}`, `{"type":"tick","data":${dataOf(n)},"ts":${Date.now()}}`)
-          result.events++
-          result.ack.record(performance.now() - started)
+          await js.publish(`${RAW_STREAM}.${matchOf(n)}`, `{"type":"tick","data":${dataOf(n)},"ts":${Date.now()}}`);
+          result.events++;
+          result.ack.record(performance.now() - started);
         } catch (error) {
-          result.errors++
-          result.firstError ??= String(error)
+          result.errors++;
+          result.firstError ??= String(error);
         }
       }
-    }
-    await Promise.all(Array.from({ length: RAW_IN_FLIGHT }, worker))
+    };
+    await Promise.all(Array.from({ length: RAW_IN_FLIGHT }, worker));
     // Gone before Touchline is measured: the raw messages must not weigh on its store.
-    await jsm.streams.delete(RAW_STREAM)
+    await jsm.streams.delete(RAW_STREAM);
   } finally {
-    await nc.close()
+    await nc.close();
   }
-  return result
+  return result;
 }
 
 /** SINGLE_CONCURRENCY keep-alive connections, each publishing one event at a time. */
 export async function singleLoad(peer: TouchlinePeer, deadline: number): Promise<LoadResult> {
-  const result: LoadResult = { events: 0, requests: 0, errors: 0, ack: new Timings() }
-  const connections = await Promise.all(Array.from({ length: SINGLE_CONCURRENCY }, () => KeepAliveConnection.open(HOST, peer.nodePort)))
-  let seq = 0
+  const result: LoadResult = { events: 0, requests: 0, errors: 0, ack: new Timings() };
+  const connections = await Promise.all(Array.from({ length: SINGLE_CONCURRENCY }, () => KeepAliveConnection.open(HOST, peer.nodePort)));
+  let seq = 0;
   const worker = async (connection: KeepAliveConnection): Promise<void> => {
     while (performance.now() < deadline) {
-      const n = seq++
-      const started = performance.now()
-      result.requests++
+      const n = seq++;
+      const started = performance.now();
+      result.requests++;
       try {
-        const answer = await connection.request('POST', `/matches/${matchOf(n)}/events`, `{"type":"tick","data":${dataOf(n)}}`, REQUEST_TIMEOUT_MS)
-        if (answer.status !== HTTP_CREATED) throw new Error(`answered ${answer.status}: ${answer.body}`)
-        result.events++
-        result.ack.record(performance.now() - started)
+        const answer = await connection.request("POST", `/matches/${matchOf(n)}/events`, `{"type":"tick","data":${dataOf(n)}}`, REQUEST_TIMEOUT_MS);
+        if (answer.status !== HTTP_CREATED) throw new Error(`answered ${answer.status}: ${answer.body}`);
+        result.events++;
+        result.ack.record(performance.now() - started);
       } catch (error) {
-        result.errors++
-        result.firstError ??= String(error)
+        result.errors++;
+        result.firstError ??= String(error);
       }
     }
-  }
+  };
   try {
-    await Promise.all(connections.map(worker))
+    await Promise.all(connections.map(worker));
   } finally {
-    for (const c of connections) c.close()
+    for (const c of connections) c.close();
   }
-  return result
+  return result;
 }
 
 /** BATCHES_IN_FLIGHT keep-alive connections, each sending a batch of BATCH_ITEMS once the previous was answered. */
 export async function batchedLoad(peer: TouchlinePeer, deadline: number): Promise<LoadResult> {
-  const result: LoadResult = { events: 0, requests: 0, errors: 0, ack: new Timings() }
-  const connections = await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, () => KeepAliveConnection.open(HOST, peer.nodePort)))
-  let seq = 0
+  const result: LoadResult = { events: 0, requests: 0, errors: 0, ack: new Timings() };
+  const connections = await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, () => KeepAliveConnection.open(HOST, peer.nodePort)));
+  let seq = 0;
   const worker = async (connection: KeepAliveConnection): Promise<void> => {
     while (performance.now() < deadline) {
-      const items: string[] = []
+      const items: string[] = [];
       for (let i = 0; i < BATCH_ITEMS; i++) {
-        const n = seq++
-        items.push(`{"match":"${matchOf(n)}","type":"tick","data":${dataOf(n)}}`)
+        const n = seq++;
+        items.push(`{"match":"${matchOf(n)}","type":"tick","data":${dataOf(n)}}`);
       }
-      const started = performance.now()
-      result.requests++
+      const started = performance.now();
+      result.requests++;
       try {
-        const answer = await connection.request('POST', '/events', `[${items.join(',')}]`, REQUEST_TIMEOUT_MS)
-        if (answer.status !== HTTP_CREATED) throw new Error(`answered ${answer.status}: ${answer.body.slice(0, 200)}`)
-        result.events += BATCH_ITEMS
-        result.ack.record(performance.now() - started)
+        const answer = await connection.request("POST", "/events", `[${items.join(",")}]`, REQUEST_TIMEOUT_MS);
+        if (answer.status !== HTTP_CREATED) throw new Error(`answered ${answer.status}: ${answer.body.slice(0, 200)}`);
+        result.events += BATCH_ITEMS;
+        result.ack.record(performance.now() - started);
       } catch (error) {
-        result.errors++
-        result.firstError ??= String(error)
+        result.errors++;
+        result.firstError ??= String(error);
       }
     }
-  }
+  };
   try {
-    await Promise.all(connections.map(worker))
+    await Promise.all(connections.map(worker));
   } finally {
-    for (const c of connections) c.close()
+    for (const c of connections) c.close();
   }
-  return result
+  return result;
 }

@@ -2,7 +2,7 @@
  * The security settings of a node (README, Security), validated at start-up like every other knob:
  * token verification beyond the HS256 secret, allowed cross-origin callers, and HTTPS.
  */
-import { X509Certificate, createPrivateKey } from "node:crypto";
+import { type KeyObject, X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { ConfigError } from "./configError.ts";
 
@@ -44,7 +44,10 @@ function optional(env: Env, name: string): string | undefined {
 export function parseCorsOrigins(raw: string | undefined): string[] {
   if (raw === undefined || raw.trim() === "") return [];
   const out: string[] = [];
-  for (const entry of raw.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (entry === ANY_ORIGIN) {
       out.push(entry);
       continue;
@@ -57,7 +60,10 @@ export function parseCorsOrigins(raw: string | undefined): string[] {
       /* reported below */
     }
     if (origin === undefined || origin !== entry) {
-      throw new ConfigError("CORS_ORIGINS", `"${entry}" is not an exact origin like https://scores.example.com (scheme and host, no path or trailing slash), nor *`);
+      throw new ConfigError(
+        "CORS_ORIGINS",
+        `"${entry}" is not an exact origin like https://scores.example.com (scheme and host, no path or trailing slash), nor *`,
+      );
     }
     out.push(origin);
   }
@@ -85,7 +91,7 @@ function loadTlsFiles(certFile: string | undefined, keyFile: string | undefined)
   } catch (err) {
     throw new ConfigError("TLS_CERT_FILE", `${certFile} is not a PEM certificate: ${(err as Error).message}`);
   }
-  let privateKey;
+  let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(key);
   } catch (err) {

@@ -88,7 +88,9 @@ export class H2Sse {
     const deadline = Date.now() + timeoutMs;
     while (!check()) {
       if (Date.now() > deadline) {
-        throw new Error(`HTTP/2 stream: timed out waiting for ${what} (status ${this.status}, ${this.events.length} events, closed ${this.closed}, rst ${this.rstCode})`);
+        throw new Error(
+          `HTTP/2 stream: timed out waiting for ${what} (status ${this.status}, ${this.events.length} events, closed ${this.closed}, rst ${this.rstCode})`,
+        );
       }
       await Bun.sleep(UNTIL_POLL_MS);
     }
