@@ -68,6 +68,8 @@ export interface BenchConfig {
   scenarios: ScenarioGroup[];
   /** Publish: seconds each load (raw JetStream twice, single, batched) is measured, after a fifth of that unmeasured. */
   publishSeconds: number;
+  /** Publish: rounds of single then batched, each framed by raw JetStream measurements; the median round by ratio is reported. */
+  publishRounds: number;
   /** Many matches: matches given one event each; 0 skips the scenario. */
   manyMatches: number;
   /** Many matches: matches that get STREAMS_PER_MATCH streams each (fewer if the node's cap would not allow them). */
@@ -115,7 +117,9 @@ export function benchConfig(options: {
     touchlineStreamCap: FILE_LIMIT - SERVER_FILE_HEADROOM,
     overCapStreams: OVER_CAP_STREAMS,
     scenarios: options.scenarios ?? [...SCENARIO_GROUPS],
-    publishSeconds: options.quick ? 1.5 : 6,
+    publishSeconds: options.quick ? 1.5 : 4,
+    // Three rounds, the median reported: the raw baseline moved 2× between runs on this shared machine.
+    publishRounds: options.quick ? 1 : 3,
     // A quick run keeps a tenth of the matches: the figures per match are the same shape, in seconds.
     manyMatches: options.manyMatches ?? (options.quick ? MANY_MATCHES / 10 : MANY_MATCHES),
     manyMatchesStreamed: options.quick ? 50 : 2_500,

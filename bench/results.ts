@@ -176,12 +176,26 @@ export interface PublishFigures {
   singleConcurrency: number;
   batchItems: number;
   batchesInFlight: number;
-  /** Raw JetStream before and after Touchline's runs; the baseline is their mean. */
-  rawBefore: ThroughputFigures;
-  rawAfter: ThroughputFigures;
+  /** Raw JetStream, measured before the first round and after every round: raw[i] and raw[i + 1] frame round i. */
+  raw: ThroughputFigures[];
+  /** Mean of every raw measurement. */
+  rawPerSecond: number;
+  rounds: PublishRound[];
+  /** Medians over the rounds of each round's ratio to its own raw baseline. */
+  singleToRaw: number;
+  batchedToRaw: number;
+  /** The round with the median single ratio's single load, and the one with the median batched ratio's batched load. */
+  single: ThroughputFigures;
+  batched: ThroughputFigures;
+}
+
+/** Single then batched publishing, between two raw JetStream measurements whose mean is the round's baseline. */
+export interface PublishRound {
   rawPerSecond: number;
   single: ThroughputFigures;
   batched: ThroughputFigures;
+  singleToRaw: number;
+  batchedToRaw: number;
 }
 
 /** One node given one event for each of many matches, then streams on some of them and more events to all. */

@@ -155,14 +155,18 @@ describe.skipIf(!touchlineAvailable())("bench issue-12 scenarios on one Touchlin
       const touchline = result.peers[0]!;
       expect(touchline.error).toBeUndefined();
       const publish = touchline.publish!;
-      for (const load of [publish.rawBefore, publish.rawAfter, publish.single, publish.batched]) {
+      // One round (the quick size): raw JetStream before and after it.
+      expect(publish.raw).toHaveLength(2);
+      expect(publish.rounds).toHaveLength(1);
+      expect(publish.singleToRaw).toBe(publish.rounds[0]!.singleToRaw);
+      for (const load of [...publish.raw, publish.single, publish.batched]) {
         expect(load.events).toBeGreaterThan(0);
         expect(load.errors).toBe(0);
         expect(load.ack.p50Ms).toBeLessThanOrEqual(load.ack.p99Ms);
         expect(Number.isFinite(load.natsCpuUsPerEvent)).toBe(true);
         expect(load.natsMessagesInPerEvent).toBeGreaterThanOrEqual(1);
       }
-      expect(publish.rawBefore.nodeCpuUsPerEvent).toBeNull();
+      expect(publish.raw[0]!.nodeCpuUsPerEvent).toBeNull();
       expect(Number.isFinite(publish.single.nodeCpuUsPerEvent)).toBe(true);
       expect(publish.batched.events % publish.batchItems).toBe(0);
       const matches = touchline.matches!;

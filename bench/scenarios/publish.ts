@@ -4,11 +4,14 @@
  *
  * 1. raw: the `@nats-io/jetstream` client publishing straight to a stream of its own on the node's
  *    nats-server (file storage, acknowledged, RAW_IN_FLIGHT at once, the ~200-byte message Touchline
- *    would store for the same event). Measured before and after Touchline's runs; the baseline is
- *    the mean, so a drift of the machine during the scenario shows as the gap between the two.
+ *    would store for the same event). Measured before the first round and after every round: a
+ *    round's baseline is the mean of the two around it, so a drift of the machine shows as their gap.
  * 2. single: SINGLE_CONCURRENCY HTTP publishers, `POST /matches/{m}/events` over PUBLISH_MATCHES
  *    matches, each publisher sending its next event once the previous one was acknowledged.
  * 3. batched: `POST /events` with BATCH_ITEMS items over the same matches, BATCHES_IN_FLIGHT at once.
+ *
+ * Single and batched run in `publishRounds` rounds; the round with the median ratio to its own raw
+ * baseline is reported (this machine is shared: one run's raw baseline was half another's).
  *
  * Every figure comes with the CPU the node, the nats-server and the publisher itself spent per event
  * (utime+stime from /proc, or process.cpuUsage for the publisher): the publisher shares the load
@@ -19,7 +22,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import type { TouchlinePeer } from "../peers/touchline-peer.ts";
 import { KeepAliveConnection } from "../loadgen/keepalive-client.ts";
-import type { PublishFigures, ThroughputFigures } from "../results.ts";
+import type { PublishFigures, PublishRound, ThroughputFigures } from "../results.ts";
 import type { ScenarioContext } from "./context.ts";
 import { Timings, cpuMeter, machineCpuMeter, natsMessages, ownCpuMeter } from "./timings.ts";
 
@@ -48,16 +51,28 @@ const dataOf = (seq: number): string => `{"seq":${seq},"pad":"${PAD}"}`;
 const matchOf = (n: number): string => `${MATCH_PREFIX}${n % PUBLISH_MATCHES}`;
 
 export async function runPublish(context: ScenarioContext, peer: TouchlinePeer): Promise<PublishFigures> {
-  const seconds = context.config.publishSeconds;
-  const rawBefore = await measure(context, peer, "raw JetStream", seconds, (deadline) => rawLoad(peer, deadline));
-  const single = await measure(context, peer, "Touchline single", seconds, (deadline) => singleLoad(peer, deadline));
-  const batched = await measure(context, peer, "Touchline batched", seconds, (deadline) => batchedLoad(peer, deadline));
-  const rawAfter = await measure(context, peer, "raw JetStream again", seconds, (deadline) => rawLoad(peer, deadline));
-  const rawPerSecond = (rawBefore.eventsPerSecond + rawAfter.eventsPerSecond) / 2;
-  context.log(
-    `  publish: single ${(single.eventsPerSecond / rawPerSecond).toFixed(2)}× raw, batched ${(batched.eventsPerSecond / rawPerSecond).toFixed(2)}× raw ` +
-      `(raw ${Math.round(rawBefore.eventsPerSecond)} then ${Math.round(rawAfter.eventsPerSecond)}/s)`,
-  );
+  const { publishSeconds: seconds, publishRounds } = context.config;
+  const rawRun = (label: string): Promise<ThroughputFigures> => measure(context, peer, label, seconds, (deadline) => rawLoad(peer, deadline));
+  const raw = [await rawRun("raw JetStream")];
+  const rounds: PublishRound[] = [];
+  for (let r = 1; r <= publishRounds; r++) {
+    const single = await measure(context, peer, `Touchline single (round ${r})`, seconds, (deadline) => singleLoad(peer, deadline));
+    const batched = await measure(context, peer, `Touchline batched (round ${r})`, seconds, (deadline) => batchedLoad(peer, deadline));
+    raw.push(await rawRun("raw JetStream"));
+    const rawPerSecond = (raw[r - 1]!.eventsPerSecond + raw[r]!.eventsPerSecond) / 2;
+    const round = { rawPerSecond, single, batched, singleToRaw: single.eventsPerSecond / rawPerSecond, batchedToRaw: batched.eventsPerSecond / rawPerSecond };
+    rounds.push(round);
+    context.log(
+      `  publish round ${r}: single ${round.singleToRaw.toFixed(2)}× raw, batched ${round.batchedToRaw.toFixed(2)}× raw (raw ${Math.round(rawPerSecond)}/s)`,
+    );
+  }
+  const singleRound = medianBy(rounds, (r) => r.singleToRaw);
+  const batchedRound = medianBy(rounds, (r) => r.batchedToRaw);
+  if (rounds.length > 1) {
+    context.log(
+      `  publish: median of ${rounds.length} rounds: single ${singleRound.singleToRaw.toFixed(2)}× raw, batched ${batchedRound.batchedToRaw.toFixed(2)}× raw`,
+    );
+  }
   return {
     payloadBytes: PAYLOAD_BYTES,
     matches: PUBLISH_MATCHES,
@@ -65,12 +80,19 @@ export async function runPublish(context: ScenarioContext, peer: TouchlinePeer):
     singleConcurrency: SINGLE_CONCURRENCY,
     batchItems: BATCH_ITEMS,
     batchesInFlight: BATCHES_IN_FLIGHT,
-    rawBefore,
-    rawAfter,
-    rawPerSecond,
-    single,
-    batched,
+    raw,
+    rawPerSecond: raw.reduce((sum, t) => sum + t.eventsPerSecond, 0) / raw.length,
+    rounds,
+    singleToRaw: singleRound.singleToRaw,
+    batchedToRaw: batchedRound.batchedToRaw,
+    single: singleRound.single,
+    batched: batchedRound.batched,
   };
+}
+
+/** The element with the median key (the lower one of an even count), as the steady scenario picks its round. */
+function medianBy<T>(items: T[], key: (item: T) => number): T {
+  return [...items].sort((a, b) => key(a) - key(b))[Math.floor((items.length - 1) / 2)]!;
 }
 
 /** What one load run reports: events acknowledged, requests made (a batch is one), failures. */
