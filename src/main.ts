@@ -60,7 +60,13 @@ export async function main(): Promise<void> {
   const { config, logger } = configOrExit();
   const cors = new Cors(config.security.corsOrigins);
   const auth = await createNodeAuth(config, (request) => cors.honoursCredentials(request)).catch(exitOnStartupError);
-  const tracing = initTracing({ serviceName: config.serviceName, nodeId: config.nodeId, settings: config.tracing });
+  // Tracing that cannot start (another tracer provider installed) stops the node with one line too.
+  let tracing: ReturnType<typeof initTracing>;
+  try {
+    tracing = initTracing({ serviceName: config.serviceName, nodeId: config.nodeId, settings: config.tracing });
+  } catch (err) {
+    exitOnStartupError(err);
+  }
   const metricsRegistry = new MetricsRegistry();
   const metrics = createNodeMetrics(metricsRegistry);
   const stopLagMonitor = startEventLoopLagMonitor(metrics.eventLoopLag, EVENT_LOOP_PROBE_MS);

@@ -4,8 +4,8 @@
  * Rendezvous (highest-random-weight) hashing rather than a ring of virtual nodes: every node scores each
  * match and the highest score owns it. It needs no tuning of virtual-node counts to balance, and when a
  * node joins it takes over exactly the matches it now scores highest on (about 1/(n+1) of them) while no
- * match moves between the nodes that stay, which is the least movement possible. A lookup costs O(nodes);
- * clusters have tens of nodes, and owners are cached per membership version by the caller.
+ * match moves between the nodes that stay, which is the least movement possible. A lookup costs O(nodes)
+ * (clusters have tens of nodes) and is not cached: a ring is rebuilt when membership changes.
  */
 
 /** FNV-1a over UTF-16 code units with a murmur3 finaliser, so nearby strings spread evenly. */
@@ -44,7 +44,7 @@ export class OwnershipRing {
     return best;
   }
 
-  /** Matches per node among `matches`: used by /cluster and the balance tests. */
+  /** Matches per node among `matches` (the balance tests measure the ring with it). */
   shares(matches: Iterable<string>): Map<string, number> {
     const counts = new Map<string, number>(this.nodes.map((n) => [n, 0]));
     for (const m of matches) {
