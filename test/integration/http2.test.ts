@@ -14,6 +14,7 @@
  *   the client's reconnect comes back to the same full node instead of going through the balancer.
  * - curl --http2 sees `HTTP/2 200` and the events; with HTTP2=false ALPN gives http/1.1.
  */
+import { selfSignedCertificate } from "../helpers/selfSignedCert.ts";
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -48,32 +49,6 @@ let h1Node: NodeFixture;
 const https = (n: NodeFixture) => `https://127.0.0.1:${n.port}`;
 const trusted = () => ({ tls: { ca } }) as RequestInit;
 
-function makeCertificate(): void {
-  certFile = join(dir, "node.crt");
-  keyFile = join(dir, "node.key");
-  const run = Bun.spawnSync([
-    "openssl",
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    keyFile,
-    "-out",
-    certFile,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=touchline-test",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost",
-  ]);
-  if (run.exitCode !== 0) throw new Error(`openssl failed: ${run.stderr.toString()}`);
-}
-
 async function startTlsNode(env: Record<string, string> = {}): Promise<NodeFixture> {
   const node = await startNode({ natsUrl: nats.url, ready: false, env: { TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile, ...env } });
   await waitFor(async () => (await fetch(`${https(node)}/readyz`, trusted())).status === 200, 20_000, `TLS node ready\n${node.output()}`);
@@ -82,7 +57,7 @@ async function startTlsNode(env: Record<string, string> = {}): Promise<NodeFixtu
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "touchline-h2-"));
-  makeCertificate();
+  ({ cert: certFile, key: keyFile } = selfSignedCertificate(dir, "node"));
   ca = readFileSync(certFile, "utf8");
   nats = await startNats();
   [h2Node, h1Node] = await Promise.all([startTlsNode({ HTTP2: "true", CLIENT_BUFFER_BYTES: String(CLIENT_BUFFER_BYTES) }), startTlsNode({ HTTP2: "false" })]);

@@ -4,6 +4,7 @@
  * off), publishes and reads a stream over TLS, and a plain-HTTP request to the port gets no answer.
  * Start-up refuses one file without the other, a key that is not the certificate's, and garbage.
  */
+import { selfSignedCertificate } from "../helpers/selfSignedCert.ts";
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,39 +27,11 @@ let keyFile: string;
 let ca: string;
 let httpsUrl: string;
 
-/** A self-signed P-256 certificate for 127.0.0.1 and localhost, valid for a day. */
-function makeCertificate(name: string): { cert: string; key: string } {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  const run = Bun.spawnSync([
-    "openssl",
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=touchline-test",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost",
-  ]);
-  if (run.exitCode !== 0) throw new Error(`openssl failed: ${run.stderr.toString()}`);
-  return { cert, key };
-}
-
 const trusted = () => ({ tls: { ca } }) as RequestInit;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "touchline-tls-"));
-  ({ cert: certFile, key: keyFile } = makeCertificate("node"));
+  ({ cert: certFile, key: keyFile } = selfSignedCertificate(dir, "node"));
   ca = readFileSync(certFile, "utf8");
   nats = await startNats();
   node = await startNode({ natsUrl: nats.url, ready: false, env: { TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile, TOUCHLINE_JWT_SECRET: SECRET } });
@@ -186,7 +159,7 @@ describe("TLS settings are checked at start-up", () => {
   }
 
   test("one file without the other, a key of another certificate, garbage: exit 2 naming the variable", async () => {
-    const other = makeCertificate("other");
+    const other = selfSignedCertificate(dir, "other");
     const garbage = join(dir, "garbage.pem");
     writeFileSync(garbage, "not a certificate");
     const cases: [Record<string, string>, string][] = [
