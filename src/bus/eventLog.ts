@@ -15,6 +15,7 @@ import { ATTR, MESSAGING_OP_SEND, MESSAGING_SYSTEM_NATS, SPAN } from "../telemet
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
 import type { StreamTail } from "./streamTail.ts";
+import type { JetStreamPublisher } from "./jetStreamPublisher.ts";
 import type { Follower, LogPage, LoggedEvent, MatchLog } from "./matchLog.ts";
 
 export type { Follower, LoggedEvent } from "./matchLog.ts";
@@ -48,6 +49,8 @@ export class EventLog implements MatchLog {
 
   constructor(
     private readonly js: JetStreamClient,
+    /** Where appends go: pipelined publishes sharing socket writes (jetStreamPublisher.ts). */
+    private readonly publisher: JetStreamPublisher,
     private readonly jsm: JetStreamManager,
     private readonly names: Names,
     private readonly onBadMessage: BadMessageHandler,
@@ -126,8 +129,7 @@ export class EventLog implements MatchLog {
   }
 
   private async store(subject: string, payload: Record<string, unknown>, options: { msgID?: string; headers?: MsgHdrs }): Promise<AppendResult> {
-    const ack = await this.js.publish(subject, JSON.stringify(payload), options);
-    return { seq: ack.seq, duplicate: ack.duplicate };
+    return this.publisher.publish(subject, JSON.stringify(payload), options);
   }
 
   /** Oldest sequence still retained: ids before it may have lost events to retention. */

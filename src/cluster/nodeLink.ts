@@ -27,6 +27,11 @@ import { traceContextOf, traceHeaders } from "../bus/natsTraceHeaders.ts";
 export const OWNER_TICK_MS = 1000;
 /** How long a follower waits for an owner's sync answer before reading the log instead. */
 const SYNC_TIMEOUT_MS = 1500;
+/**
+ * A node alone in its ring still publishes feeds this long after another node last asked it anything
+ * (a sync or interest): a node joining syncs a moment before this node's ring shows it.
+ */
+const PEER_QUIET_MS = 60_000;
 
 /** A live message on a match's feed, from its owner to the other nodes. */
 export type FeedMessage =
@@ -82,14 +87,22 @@ export class NodeLink {
   }
 
   private handlers: LinkHandlers | undefined;
+  /** When another node last sent this one a sync or interest. */
+  private peerHeardAt = Number.NEGATIVE_INFINITY;
 
   stop(): void {
     this.inbox?.unsubscribe();
     this.inbox = undefined;
   }
 
-  /** Owner: a feed message for the other nodes; `trace` is the span it continues. */
-  publishFeed(match: string, msg: FeedMessage, trace?: Context): void {
+  /**
+   * Owner: a feed message for the other nodes; `trace` is the span it continues. A node alone in its
+   * ring that no node has asked anything lately publishes nothing: nobody could read it, and it was a
+   * third of the NATS work of every event on a single node. A node that joins syncs first (which
+   * covers everything before its sync's answer) and is heard from before anything after it is sent.
+   */
+  publishFeed(match: string, msg: FeedMessage, ringSize: number, trace?: Context): void {
+    if (ringSize <= 1 && performance.now() - this.peerHeardAt > PEER_QUIET_MS) return;
     this.nc.publish(this.names.feedSubject(match), encodeWire(msg), trace && this.traced ? { headers: traceHeaders(trace) } : undefined);
   }
 
@@ -131,6 +144,7 @@ export class NodeLink {
     } catch {
       return;
     }
+    this.peerHeardAt = performance.now();
     if (req.op === "interest") {
       handlers.interest(req.match);
       return;

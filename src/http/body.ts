@@ -13,6 +13,9 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   if (Number.isFinite(declared) && declared > maxBytes) {
     throw new HttpError(413, "too_large", `the body must be at most ${maxBytes} bytes`);
   }
+  // A declared length within the limit is what the server reads, no more: one native read of the
+  // whole body (a stream reader per request was a fifth of a publish's cost).
+  if (Number.isFinite(declared)) return parseJson(await request.text());
   const chunks: Uint8Array[] = [];
   let total = 0;
   if (request.body) {
@@ -28,7 +31,10 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
       chunks.push(value);
     }
   }
-  const text = new TextDecoder("utf-8", { fatal: false }).decode(Buffer.concat(chunks));
+  return parseJson(new TextDecoder("utf-8", { fatal: false }).decode(Buffer.concat(chunks)));
+}
+
+function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
