@@ -390,9 +390,9 @@ export class MatchActor {
           this.ended = entry.ended === true;
         }
       }
-      const target = await this.svc.log.lastSeqOf(this.match);
       this.jsFollower = await this.svc.log.follow(this.match, this.lastSeq, (e, trace) => this.post(() => this.onLogged(e, trace)));
       this.retryDelay = RETRY_MIN_MS;
+      const target = this.jsFollower.through;
       if (target <= this.lastSeq) this.becomeReady();
       else this.readyAt = target;
     } catch (err) {

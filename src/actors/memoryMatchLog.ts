@@ -130,7 +130,10 @@ export class MemoryMatchLog implements MatchLog {
       this.followers.add(f);
       // Like a JetStream consumer, the replay starts once the reader exists: after `follow` resolves.
       this.schedule(f);
+      let through = afterSeq;
+      for (const m of this.stored) if (m.match === match && m.seq > through) through = m.seq;
       return {
+        through,
         stop: () => {
           f.stopped = true;
           this.followers.delete(f);

@@ -16,6 +16,7 @@ import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/sp
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
 import type { StreamTail } from "./streamTail.ts";
 import type { JetStreamPublisher } from "./jetStreamPublisher.ts";
+import { Slots } from "./slots.ts";
 import type { Follower, LogPage, LoggedEvent, MatchLog } from "./matchLog.ts";
 
 export type { Follower, LoggedEvent } from "./matchLog.ts";
@@ -35,6 +36,8 @@ const CONSUMER_INACTIVE_MS = 10_000;
 const FETCH_BATCH = 500;
 /** History reads (each a short-lived consumer) a node runs at once; the rest wait their turn. */
 const READS_IN_FLIGHT = 16;
+/** Follows starting at once (each a couple of requests): thousands of owners starting take turns. */
+const FOLLOWS_STARTING = 32;
 /** Payload bytes per history page while a follower catches up to the tail. */
 const FOLLOW_PAGE_BYTES = 1_048_576;
 const FETCH_EXPIRES_MS = 1000;
@@ -46,6 +49,7 @@ export type BadMessageHandler = (seq: number, reason: string) => void;
 export class EventLog implements MatchLog {
   private firstSeqCache = { value: 1, at: 0 };
   private readonly readSlots = new Slots(READS_IN_FLIGHT);
+  private readonly followSlots = new Slots(FOLLOWS_STARTING);
 
   constructor(
     private readonly js: JetStreamClient,
@@ -132,6 +136,16 @@ export class EventLog implements MatchLog {
     return this.publisher.publish(subject, JSON.stringify(payload), options);
   }
 
+  /**
+   * The match's first stored message after `afterSeq` (a direct get, answered without a consumer), or
+   * undefined when none is; `event` is undefined for a message that is not a valid event.
+   */
+  private async firstAfter(match: string, afterSeq: number): Promise<{ seq: number; event: LoggedEvent | undefined } | undefined> {
+    const m = await this.jsm.direct.getMessage(this.names.stream, { seq: afterSeq + 1, next_by_subj: this.names.eventSubject(match) });
+    if (!m) return undefined;
+    return { seq: m.seq, event: this.decode(match, m.seq, m.data, Date.parse(m.timestamp)) };
+  }
+
   /** Oldest sequence still retained: ids before it may have lost events to retention. */
   async firstSeq(): Promise<number> {
     const now = Date.now();
@@ -173,11 +187,32 @@ export class EventLog implements MatchLog {
       if (e) onEvent(e, this.tracing.enabled ? traceContextOf(m.headers) : undefined);
     };
     const unlisten = tail.listen(match, (m) => (held ? held.push(m) : hand(m)));
+    let stored: number;
     try {
       // Every event of the match up to the tail's position is at most its last stored one: a match
       // already caught up reads nothing (owners of thousands of quiet matches start without reads).
-      const through = Math.min(tail.position, await this.lastSeqOf(match));
+      // Asked after listening: whatever the tail handed on before is stored by now, so it is read here.
+      // Most owners start for a match with one event to read (one the tail has just revealed): one
+      // direct get of the first message after the cursor instead of a consumer's three round trips.
+      // (A replica answering has a prefix of the stream: a message past `through` means none before
+      // it; no answer is not trusted, the read below then looks.)
+      const { last: lastStored, first } = await this.followSlots.run(async () => {
+        const last = await this.lastSeqOf(match);
+        return { last, first: afterSeq < Math.min(tail.position, last) ? await this.firstAfter(match, afterSeq) : undefined };
+      });
+      stored = lastStored;
+      const through = Math.min(tail.position, stored);
       let cursor = afterSeq;
+      if (cursor < through) {
+        if (first && first.seq > through) cursor = through;
+        else if (first && !stopped) {
+          if (first.seq > last) {
+            last = first.seq;
+            if (first.event) onEvent(first.event, undefined);
+          }
+          cursor = first.seq;
+        }
+      }
       while (cursor < through && !stopped) {
         const page = await this.read(match, cursor, through, FOLLOW_PAGE_BYTES);
         for (const e of page.events) {
@@ -196,6 +231,7 @@ export class EventLog implements MatchLog {
     held = undefined;
     for (const m of waiting) hand(m);
     return {
+      through: Math.max(afterSeq, stored),
       stop: () => {
         stopped = true;
         unlisten();
@@ -333,25 +369,4 @@ export function isNotFound(err: unknown): boolean {
     e?.code === 404 ||
     e?.code === "404"
   );
-}
-
-/** A counting semaphore: at most `n` holders at once, the others queued in arrival order. */
-class Slots {
-  private readonly queue: (() => void)[] = [];
-
-  constructor(private free: number) {}
-
-  take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.queue.push(resolve));
-  }
-
-  give(): void {
-    const next = this.queue.shift();
-    if (next) next();
-    else this.free++;
-  }
 }

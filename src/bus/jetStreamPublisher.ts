@@ -82,8 +82,11 @@ export class JetStreamPublisher {
     if (this.closed) return Promise.reject(new Error("the publisher is closed"));
     let hdrs = opts.headers;
     if (opts.msgID !== undefined) {
-      hdrs ??= natsHeaders();
-      hdrs.set(MSG_ID_HEADER, opts.msgID);
+      // A copy: the caller's headers may be shared, and they are encoded only when the turn's publishes leave.
+      const own = natsHeaders();
+      if (hdrs) for (const key of hdrs.keys()) for (const value of hdrs.values(key)) own.append(key, value);
+      own.set(MSG_ID_HEADER, opts.msgID);
+      hdrs = own;
     }
     const token = this.nextToken++;
     const acked = new Promise<StoreAck>((resolve, reject) => {

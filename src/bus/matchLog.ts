@@ -31,6 +31,11 @@ export interface LogPage {
 
 export interface Follower {
   stop(): void;
+  /**
+   * The match's last stored seq when following began: the replay reaches at least this far, so a
+   * reader is caught up once it has applied it (0 for a match with nothing stored after `afterSeq`).
+   */
+  readonly through: number;
 }
 
 export interface MatchLog {

@@ -10,9 +10,13 @@
  */
 import type { KV } from "@nats-io/kv";
 import type { BucketWatch } from "../bus/bucketWatch.ts";
+import { Slots } from "../bus/slots.ts";
 import { ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
 import { ATTR, type LeaseOutcome, SPAN } from "../telemetry/spanNames.ts";
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
+
+/** Lease acquisitions in flight at once (a create, or a read and a write): thousands of owners take turns. */
+const ACQUIRING_AT_ONCE = 32;
 
 export interface Lease {
   node: string;
@@ -23,6 +27,7 @@ export class LeaseTable {
   private readonly holders = new Map<string, Lease>();
   private watcher: { stop(): void } | undefined;
   private readonly fencedListeners = new Set<(match: string, lease: Lease | undefined) => void>();
+  private readonly acquiring = new Slots(ACQUIRING_AT_ONCE);
 
   constructor(
     private readonly kv: KV,
@@ -65,7 +70,7 @@ export class LeaseTable {
    * (the caller retries once that node releases or drops out of membership).
    */
   async acquire(match: string, isLive: (node: string) => boolean): Promise<number | undefined> {
-    if (!this.tracing.enabled) return this.tryAcquire(match, isLive, () => {});
+    if (!this.tracing.enabled) return this.acquiring.run(() => this.tryAcquire(match, isLive, () => {}));
     // Ownership changes are traces of their own, whatever context the caller runs in.
     const span = this.tracing.tracer.startSpan(SPAN.leaseAcquire, { kind: SpanKind.CLIENT, attributes: { [ATTR.match]: match } }, ROOT_CONTEXT);
     const note = (outcome: LeaseOutcome, previous: string | undefined, epoch?: number): void => {
@@ -73,7 +78,10 @@ export class LeaseTable {
       if (previous !== undefined) span.setAttribute(ATTR.leasePreviousHolder, previous);
       if (epoch !== undefined) span.setAttribute(ATTR.leaseEpoch, epoch);
     };
-    return endWhenSettled(span, this.tryAcquire(match, isLive, note));
+    return endWhenSettled(
+      span,
+      this.acquiring.run(() => this.tryAcquire(match, isLive, note)),
+    );
   }
 
   private async tryAcquire(
@@ -82,6 +90,14 @@ export class LeaseTable {
     note: (outcome: LeaseOutcome, previous: string | undefined, epoch?: number) => void,
   ): Promise<number | undefined> {
     const value = JSON.stringify({ node: this.selfId, at: Date.now() });
+    // Most leases are of matches nobody held yet (new, or released): one create, no read before it.
+    // It fails if anyone holds the lease; the read below then finds out who.
+    const created = await this.kv.create(match, value).catch(() => undefined);
+    if (created !== undefined) {
+      this.set(match, { node: this.selfId, epoch: created });
+      note("acquired", undefined, created);
+      return created;
+    }
     const current = await this.kv.get(match);
     let holder: string | undefined;
     try {

@@ -7,12 +7,21 @@
  *
  * Writes are coalesced: an owner notes its match's entry after every event (seen at once by this node),
  * and the newest entry of each match is written at most once per `flushMs`, and once more on stop. A
- * busy match costs the bucket one write a second instead of one per event.
+ * busy match costs the bucket one write a second instead of one per event. A flush writes at most
+ * FLUSH_MAX_ENTRIES (longest waiting first), pipelined: after one event to each of 20,000 matches the
+ * entries go out over a few seconds instead of 20,000 requests in one go stalling the node.
  */
-import type { KV } from "@nats-io/kv";
 import type { BucketWatch } from "../bus/bucketWatch.ts";
 import type { IndexEntry } from "../actors/services.ts";
 import { decodeWire, encodeWire } from "../bus/wireCodec.ts";
+
+/** Entries one flush writes at most; the rest wait for the next flush. */
+const FLUSH_MAX_ENTRIES = 2000;
+/** What KV accepts as a key (a match published straight to NATS may be named otherwise). */
+const KV_KEY = /^[-/_=.a-zA-Z0-9]+$/;
+
+/** Stores one entry in the bucket (a KV put: a JetStream publish on the key's subject). */
+export type IndexPut = (key: string, value: Uint8Array) => Promise<unknown>;
 
 export class MatchIndex {
   private readonly entries_ = new Map<string, IndexEntry>();
@@ -22,7 +31,7 @@ export class MatchIndex {
   private flushTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
-    private readonly kv: KV,
+    private readonly put: IndexPut,
     private readonly watch: BucketWatch,
     private readonly flushMs: number,
     private readonly onWriteFailed: (match: string, err: unknown) => void,
@@ -37,11 +46,14 @@ export class MatchIndex {
   /** Writes every entry noted since the last flush. A failed write is logged; the next event notes it again. */
   async flush(): Promise<void> {
     if (this.dirty.size === 0) return;
-    const due = this.dirty;
-    this.dirty = new Map();
-    await Promise.all(
-      [...due].map(([match, { finalKey: _local, ...entry }]) => this.kv.put(match, encodeWire(entry)).catch((err: unknown) => this.onWriteFailed(match, err))),
-    );
+    const writes: Promise<unknown>[] = [];
+    for (const [match, { finalKey: _local, ...entry }] of this.dirty) {
+      if (writes.length >= FLUSH_MAX_ENTRIES) break;
+      this.dirty.delete(match);
+      if (!KV_KEY.test(match)) continue; // not listable across nodes; this node's copy still has it
+      writes.push(this.put(match, encodeWire(entry)).catch((err: unknown) => this.onWriteFailed(match, err)));
+    }
+    await Promise.all(writes);
   }
 
   async start(): Promise<void> {
@@ -61,7 +73,7 @@ export class MatchIndex {
   /** Stops watching and writes what is still noted (shutdown, or the node starting over). */
   async stop(): Promise<void> {
     clearInterval(this.flushTimer);
-    await this.flush();
+    while (this.dirty.size > 0) await this.flush();
     this.watcher?.stop();
   }
 
@@ -76,12 +88,6 @@ export class MatchIndex {
 
   get(match: string): IndexEntry | undefined {
     return this.entries_.get(match);
-  }
-
-  async fetch(match: string): Promise<IndexEntry | undefined> {
-    const e = await this.kv.get(match);
-    if (e?.operation !== "PUT") return undefined;
-    return decodeWire<IndexEntry>(e.value);
   }
 
   entries(): IterableIterator<[string, IndexEntry]> {

@@ -4,7 +4,7 @@
  */
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { Kvm, type KV } from "@nats-io/kv";
+import { Kvm } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
 import { EventLog, isNotFound, type AppendResult } from "../bus/eventLog.ts";
 import { names, type Names } from "../bus/subjects.ts";
@@ -100,7 +100,6 @@ export class TouchlineNode {
   private readonly logger: Logger;
   private readonly metrics: NodeMetrics;
   readonly tracing: TracingHandle;
-  private indexKv!: KV;
   /** How JetStream readers (match followers, discovery, bucket watches) create consumers and report trouble. */
   private readers!: ReaderContext;
 
@@ -209,14 +208,18 @@ export class TouchlineNode {
       setUpStream(jsm, `KV_${name}`, () => kvm.create(name, { history: 1, replicas, ...(ttl ? { ttl } : {}) }), retried);
     const membersKv = await bucket(this.names.membersBucket, c.membershipTtlMs * 4);
     const ownersKv = await bucket(this.names.ownersBucket);
-    this.indexKv = await bucket(this.names.indexBucket, c.retentionMs);
+    await bucket(this.names.indexBucket, c.retentionMs);
 
     // Watches that survive losing a NATS server (kv.watch() does not on a NATS cluster).
     const watch = (bucket: string) => bucketWatch(this.readers, bucket);
     this.leases = new LeaseTable(ownersKv, watch(this.names.ownersBucket), c.nodeId, this.tracing);
     await this.leases.start();
-    this.index = new MatchIndex(this.indexKv, watch(this.names.indexBucket), INDEX_FLUSH_MS, (match, err) =>
-      this.logger.warn("match index write failed", { match, err: String(err) }),
+    const indexSubject = `$KV.${this.names.indexBucket}.`;
+    this.index = new MatchIndex(
+      (key, value) => this.publisher.publish(indexSubject + key, value),
+      watch(this.names.indexBucket),
+      INDEX_FLUSH_MS,
+      (match, err) => this.logger.warn("match index write failed", { match, err: String(err) }),
     );
     await this.index.start();
 
@@ -392,7 +395,9 @@ export class TouchlineNode {
       publishFeed: (match, msg, trace) => this.link.publishFeed(match, msg, this.membership.ring.nodes.length, trace),
       subscribeFeed: (match, onMessage) => this.link.subscribeFeed(match, onMessage),
       requestSync: (owner, match, after) => this.link.requestSync(owner, match, after),
-      readIndex: async (match) => this.index.get(match) ?? (await this.index.fetch(match)),
+      // The watched copy only: an entry the watch has not brought yet costs a longer read of the log,
+      // never a wrong state, and asking the bucket was a round trip for every new match.
+      readIndex: async (match) => this.index.get(match),
       writeIndex: (match, entry) => this.index.write(match, entry),
       telemetry,
     };
