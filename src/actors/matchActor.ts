@@ -58,7 +58,8 @@ export class MatchActor {
   /** Joins that arrived before the actor was ready. */
   private pendingJoins: PendingJoin[] = [];
   /** Joins being served: from the window, the log, or once this node catches up (resume.ts). */
-  private readonly resumes: Resumes;
+  /** Made on the first join: an owner of a match nobody watches never needs one (idle matches stay small). */
+  private resumesOrNone: Resumes | undefined;
   /** Other nodes' syncs and this node's state reads waiting for the actor to be ready. */
   private readyWaiters: ((ready: boolean) => void)[] = [];
   /** State reads waiting for this actor to reach a seq JetStream already holds. */
@@ -99,7 +100,6 @@ export class MatchActor {
     readonly match: string,
     private readonly svc: MatchServices,
   ) {
-    this.resumes = new Resumes(this.resumeHost());
     this.window = new EventWindow(svc.windowEvents, svc.windowBytes, svc.windowBudget);
   }
 
@@ -126,7 +126,7 @@ export class MatchActor {
 
   /** Clients are here or on their way: live subscribers, or joins not settled yet. */
   get hasClients(): boolean {
-    return this.subscribers.size + this.pendingJoins.length + this.resumes.pending > 0;
+    return this.subscribers.size + this.pendingJoins.length + (this.resumesOrNone?.pending ?? 0) > 0;
   }
 
   /** Starts in the role the ring gives this node. */
@@ -167,6 +167,11 @@ export class MatchActor {
 
   leave(sub: MatchSubscriber): void {
     this.subscribers.delete(sub);
+  }
+
+  private get resumes(): Resumes {
+    this.resumesOrNone ??= new Resumes(this.resumeHost());
+    return this.resumesOrNone;
   }
 
   /** What the resume module sees of this actor (resume.ts). */
@@ -257,7 +262,7 @@ export class MatchActor {
       for (const sub of this.subscribers) sub.matchEnded();
       this.subscribers.clear();
     }
-    this.resumes.caughtUp();
+    this.resumesOrNone?.caughtUp();
   }
 
   private answerSeqWaiters(): void {
@@ -292,7 +297,7 @@ export class MatchActor {
       this.gapFailures = 0;
     } catch (err) {
       this.svc.telemetry.warn("filling a gap from the log failed; retrying", { match: this.match, through: throughSeq, err: String(err) });
-      if (++this.gapFailures >= FAILURES_BEFORE_GIVING_UP_JOINS) this.resumes.giveUpWaiting();
+      if (++this.gapFailures >= FAILURES_BEFORE_GIVING_UP_JOINS) this.resumesOrNone?.giveUpWaiting();
       clearTimeout(this.gapRetryTimer);
       this.gapRetryTimer = setTimeout(() => this.post(() => this.repairGap(throughSeq)), this.gapRetryMs);
       this.gapRetryMs = Math.min(RETRY_MAX_MS, this.gapRetryMs * 2);
@@ -667,7 +672,7 @@ export class MatchActor {
         this.role = "stopped";
         for (const j of this.pendingJoins) j.resolve(false);
         this.pendingJoins = [];
-        this.resumes.stop();
+        this.resumesOrNone?.stop();
         for (const w of this.readyWaiters) w(false);
         this.readyWaiters = [];
         for (const w of this.seqWaiters) w.answer();

@@ -14,7 +14,7 @@ import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
 import { ATTR, MESSAGING_OP_SEND, MESSAGING_SYSTEM_NATS, SPAN } from "../telemetry/spanNames.ts";
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
-import type { StreamTail } from "./streamTail.ts";
+import type { StreamTail, TailListener } from "./streamTail.ts";
 import type { JetStreamPublisher } from "./jetStreamPublisher.ts";
 import { Slots } from "./slots.ts";
 import type { Follower, LogPage, LoggedEvent, MatchLog } from "./matchLog.ts";
@@ -176,18 +176,8 @@ export class EventLog implements MatchLog {
   async follow(match: string, afterSeq: number, onEvent: (e: LoggedEvent, trace: Context | undefined) => void): Promise<Follower> {
     const tail = this.tail;
     if (!tail) throw new Error("EventLog.follow needs the node's stream tail");
-    let stopped = false;
-    let last = afterSeq;
-    let held: JsMsg[] | undefined = [];
-    const hand = (m: JsMsg): void => {
-      if (stopped || m.seq <= last) return;
-      last = m.seq;
-      const e = this.decodeJs(m);
-      // The trace of the publish that stored it; headers are parsed only when tracing is on.
-      if (e) onEvent(e, this.tracing.enabled ? traceContextOf(m.headers) : undefined);
-    };
-    const unlisten = tail.listen(match, (m) => (held ? held.push(m) : hand(m)));
-    let stored: number;
+    const f = new TailFollower(tail, match, afterSeq, onEvent, this.decodeTail);
+    tail.listen(match, f);
     try {
       // Every event of the match up to the tail's position is at most its last stored one: a match
       // already caught up reads nothing (owners of thousands of quiet matches start without reads).
@@ -196,48 +186,39 @@ export class EventLog implements MatchLog {
       // direct get of the first message after the cursor instead of a consumer's three round trips.
       // (A replica answering has a prefix of the stream: a message past `through` means none before
       // it; no answer is not trusted, the read below then looks.)
-      const { last: lastStored, first } = await this.followSlots.run(async () => {
+      const { last: stored, first } = await this.followSlots.run(async () => {
         const last = await this.lastSeqOf(match);
         return { last, first: afterSeq < Math.min(tail.position, last) ? await this.firstAfter(match, afterSeq) : undefined };
       });
-      stored = lastStored;
+      f.through = Math.max(afterSeq, stored);
       const through = Math.min(tail.position, stored);
       let cursor = afterSeq;
-      if (cursor < through) {
-        if (first && first.seq > through) cursor = through;
-        else if (first && !stopped) {
-          if (first.seq > last) {
-            last = first.seq;
-            if (first.event) onEvent(first.event, undefined);
-          }
+      if (cursor < through && first) {
+        if (first.seq > through) cursor = through;
+        else {
+          f.replayed(first.seq, first.event);
           cursor = first.seq;
         }
       }
-      while (cursor < through && !stopped) {
+      while (cursor < through && !f.stopped) {
         const page = await this.read(match, cursor, through, FOLLOW_PAGE_BYTES);
-        for (const e of page.events) {
-          if (stopped || e.seq <= last) continue;
-          last = e.seq;
-          onEvent(e, undefined);
-        }
+        for (const e of page.events) f.replayed(e.seq, e);
         if (page.through <= cursor) break;
         cursor = page.through;
       }
     } catch (err) {
-      unlisten();
+      f.stop();
       throw err;
     }
-    const waiting = held;
-    held = undefined;
-    for (const m of waiting) hand(m);
-    return {
-      through: Math.max(afterSeq, stored),
-      stop: () => {
-        stopped = true;
-        unlisten();
-      },
-    };
+    f.goLive();
+    return f;
   }
+
+  /** A tail message as an event with its trace (headers are parsed only when tracing is on); shared by every follower. */
+  private readonly decodeTail = (m: JsMsg): { event: LoggedEvent; trace: Context | undefined } | undefined => {
+    const event = this.decodeJs(m);
+    return event && { event, trace: this.tracing.enabled ? traceContextOf(m.headers) : undefined };
+  };
 
   /**
    * One page of a match's history (see MatchLog.read). Each page is read through its own short-lived
@@ -369,4 +350,59 @@ export function isNotFound(err: unknown): boolean {
     e?.code === 404 ||
     e?.code === "404"
   );
+}
+
+/**
+ * One match followed off the stream tail (EventLog.follow): what history replays comes first; tail
+ * messages arriving meanwhile are held, then handed on skipping what the history already gave. A
+ * class rather than closures: an owner of an idle match keeps one of these, and 20,000 of them add up.
+ */
+class TailFollower implements TailListener, Follower {
+  through = 0;
+  stopped = false;
+  /** The last seq handed on. */
+  private last: number;
+  /** Tail messages that came while the history was read; undefined once live. */
+  private held: JsMsg[] | undefined = [];
+
+  constructor(
+    private readonly tail: StreamTail,
+    private readonly match: string,
+    afterSeq: number,
+    private readonly onEvent: (e: LoggedEvent, trace: Context | undefined) => void,
+    private readonly decode: (m: JsMsg) => { event: LoggedEvent; trace: Context | undefined } | undefined,
+  ) {
+    this.last = afterSeq;
+  }
+
+  onTailMessage(m: JsMsg): void {
+    if (this.held) this.held.push(m);
+    else this.hand(m);
+  }
+
+  /** A history event (undefined: a stored message that is not a valid event, skipped). */
+  replayed(seq: number, event: LoggedEvent | undefined): void {
+    if (this.stopped || seq <= this.last) return;
+    this.last = seq;
+    if (event) this.onEvent(event, undefined);
+  }
+
+  goLive(): void {
+    const waiting = this.held ?? [];
+    this.held = undefined;
+    for (const m of waiting) this.hand(m);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.held = undefined;
+    this.tail.unlisten(this.match, this);
+  }
+
+  private hand(m: JsMsg): void {
+    if (this.stopped || m.seq <= this.last) return;
+    this.last = m.seq;
+    const decoded = this.decode(m);
+    if (decoded) this.onEvent(decoded.event, decoded.trace);
+  }
 }

@@ -15,11 +15,15 @@ import { type OrderedReader, type ReaderContext, readOrdered } from "./orderedRe
 /** Messages per pull: the tail carries every event of the cluster. */
 const TAIL_BATCH = 1000;
 
-export type TailListener = (m: JsMsg) => void;
+/** A reader of one match's messages off the tail (an object, not a closure: one per followed match). */
+export interface TailListener {
+  onTailMessage(m: JsMsg): void;
+}
 
 export class StreamTail {
   private reader: OrderedReader | undefined;
-  private readonly listeners = new Map<string, Set<TailListener>>();
+  /** One listener per match almost always (its owner's follow): a Set only when there are more. */
+  private readonly listeners = new Map<string, TailListener | Set<TailListener>>();
 
   constructor(
     private readonly readers: ReaderContext,
@@ -47,29 +51,29 @@ export class StreamTail {
     return this.reader?.position() ?? 0;
   }
 
-  /** Listens to one match; returns the function that stops it. */
-  listen(match: string, listener: TailListener): () => void {
-    let set = this.listeners.get(match);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(match, set);
+  /** Listens to one match until `unlisten`. */
+  listen(match: string, listener: TailListener): void {
+    const current = this.listeners.get(match);
+    if (current === undefined) this.listeners.set(match, listener);
+    else if (current instanceof Set) current.add(listener);
+    else this.listeners.set(match, new Set([current, listener]));
+  }
+
+  /** Stops one listener added by `listen`. */
+  unlisten(match: string, listener: TailListener): void {
+    const current = this.listeners.get(match);
+    if (current === listener) this.listeners.delete(match);
+    else if (current instanceof Set) {
+      current.delete(listener);
+      if (current.size === 1) this.listeners.set(match, current.values().next().value as TailListener);
     }
-    set.add(listener);
-    return () => {
-      const s = this.listeners.get(match);
-      if (!s) return;
-      s.delete(listener);
-      if (s.size === 0) this.listeners.delete(match);
-    };
   }
 
   private dispatch(m: JsMsg): void {
     const match = this.matchOf(m.subject);
-    const set = this.listeners.get(match);
-    if (!set) {
-      this.onUnclaimed(match);
-      return;
-    }
-    for (const l of set) l(m);
+    const listeners = this.listeners.get(match);
+    if (listeners === undefined) this.onUnclaimed(match);
+    else if (listeners instanceof Set) for (const l of listeners) l.onTailMessage(m);
+    else listeners.onTailMessage(m);
   }
 }
