@@ -5,6 +5,7 @@
  */
 import { MatchActor } from "./matchActor.ts";
 import { OWNER_TICK_MS } from "../cluster/nodeLink.ts";
+import { shardOf } from "../cluster/shards.ts";
 import type { MatchServices } from "./services.ts";
 
 /**
@@ -22,6 +23,7 @@ export interface HubOptions {
 export class MatchHub {
   private readonly actors = new Map<string, MatchActor>();
   private readonly sweepTimer: ReturnType<typeof setInterval>;
+  private changedShards = new Set<number>();
 
   constructor(
     private readonly svc: MatchServices,
@@ -57,9 +59,19 @@ export class MatchHub {
     for (const a of this.actors.values()) a.reconsider();
   }
 
-  /** A lease changed hands: the actor holding the old one must step down at once. */
-  leaseChanged(match: string): void {
-    this.actors.get(match)?.reconsider();
+  /**
+   * A shard's lease changed hands: its matches' actors that held the old one must step down at once.
+   * Changes arriving together (a node joining or leaving moves many shards) are handled in one pass.
+   */
+  leaseChanged(shard: number): void {
+    if (this.changedShards.size === 0) queueMicrotask(() => this.reconsiderChangedShards());
+    this.changedShards.add(shard);
+  }
+
+  private reconsiderChangedShards(): void {
+    const shards = this.changedShards;
+    this.changedShards = new Set();
+    for (const [match, a] of this.actors) if (shards.has(shardOf(match))) a.reconsider();
   }
 
   private sweep(): void {

@@ -1,41 +1,39 @@
 /**
  * OwnershipRing: which node owns which match. Pure.
  *
- * Rendezvous (highest-random-weight) hashing rather than a ring of virtual nodes: every node scores each
- * match and the highest score owns it. It needs no tuning of virtual-node counts to balance, and when a
- * node joins it takes over exactly the matches it now scores highest on (about 1/(n+1) of them) while no
- * match moves between the nodes that stay, which is the least movement possible. A lookup costs O(nodes)
- * (clusters have tens of nodes) and is not cached: a ring is rebuilt when membership changes.
+ * A match is owned with its shard (shards.ts). Rendezvous (highest-random-weight) hashing rather than a
+ * ring of virtual nodes: every node scores each shard and the highest score owns it. It needs no tuning
+ * of virtual-node counts to balance, and when a node joins it takes over exactly the shards it now
+ * scores highest on (about 1/(n+1) of them) while no shard moves between the nodes that stay, which is
+ * the least movement possible. The owner of every shard is worked out once, when the ring is built
+ * (a ring is rebuilt when membership changes), so a lookup is one hash of the match id.
  */
 
-/** FNV-1a over UTF-16 code units with a murmur3 finaliser, so nearby strings spread evenly. */
-function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { SHARD_COUNT, hash32, shardKey, shardOf } from "./shards.ts";
 
 export class OwnershipRing {
   readonly nodes: readonly string[];
 
+  /** The owner of each shard (empty when the ring is). */
+  private readonly shardOwners: string[];
+
   constructor(nodes: Iterable<string>) {
     this.nodes = [...new Set(nodes)].sort();
+    this.shardOwners = this.nodes.length === 0 ? [] : Array.from({ length: SHARD_COUNT }, (_, shard) => this.score(shard));
   }
 
-  /** The owner of a match, or undefined when the ring is empty. Ties (vanishingly rare) go to the lower id. */
+  /** The owner of a match (its shard's), or undefined when the ring is empty. */
   ownerOf(match: string): string | undefined {
-    let best: string | undefined;
+    return this.shardOwners[shardOf(match)];
+  }
+
+  /** The node scoring highest on a shard. Ties (vanishingly rare) go to the lower id. */
+  private score(shard: number): string {
+    let best = this.nodes[0]!;
     let bestScore = -1;
+    const key = shardKey(shard);
     for (const node of this.nodes) {
-      const score = hash32(`${node}\u0000${match}`);
+      const score = hash32(`${node}\u0000${key}`);
       if (score > bestScore) {
         best = node;
         bestScore = score;

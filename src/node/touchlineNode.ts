@@ -227,8 +227,8 @@ export class TouchlineNode {
       actorIdleMs: c.actorIdleMs,
       sendInterest: (owner, match) => this.link.sendInterest(owner, match),
     });
-    this.leases.onChange((match, lease) => {
-      if (lease?.node !== this.id) this.hub.leaseChanged(match);
+    this.leases.onChange((shard, lease) => {
+      if (lease?.node !== this.id) this.hub.leaseChanged(shard);
     });
 
     this.link = new NodeLink(this.nc, this.names, c.nodeId, this.tracing.enabled);
