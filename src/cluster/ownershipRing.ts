@@ -9,7 +9,7 @@
  * (a ring is rebuilt when membership changes), so a lookup is one hash of the match id.
  */
 
-import { SHARD_COUNT, hash32, shardKey, shardOf } from "./shards.ts";
+import { SHARD_COUNT, fnvPrefix, hash32After, shardKey, shardOf } from "./shards.ts";
 
 export class OwnershipRing {
   readonly nodes: readonly string[];
@@ -19,7 +19,8 @@ export class OwnershipRing {
 
   constructor(nodes: Iterable<string>) {
     this.nodes = [...new Set(nodes)].sort();
-    this.shardOwners = this.nodes.length === 0 ? [] : Array.from({ length: SHARD_COUNT }, (_, shard) => this.score(shard));
+    const prefixes = this.nodes.map((node) => fnvPrefix(`${node}\u0000`));
+    this.shardOwners = this.nodes.length === 0 ? [] : Array.from({ length: SHARD_COUNT }, (_, shard) => this.score(shard, prefixes));
   }
 
   /** The owner of a match (its shard's), or undefined when the ring is empty. */
@@ -28,12 +29,13 @@ export class OwnershipRing {
   }
 
   /** The node scoring highest on a shard. Ties (vanishingly rare) go to the lower id. */
-  private score(shard: number): string {
+  private score(shard: number, prefixes: number[]): string {
     let best = this.nodes[0]!;
     let bestScore = -1;
     const key = shardKey(shard);
-    for (const node of this.nodes) {
-      const score = hash32(`${node}\u0000${key}`);
+    for (const [i, node] of this.nodes.entries()) {
+      // hash32(`${node}\u0000${key}`), the node's part hashed once per ring.
+      const score = hash32After(prefixes[i]!, key);
       if (score > bestScore) {
         best = node;
         bestScore = score;
