@@ -2,7 +2,8 @@
  * TouchlineNode: one node of the cluster, wiring NATS, the event log, membership, leases and the match
  * actors together (Centrifuge's `Node`). The HTTP layer talks only to this.
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectNats } from "../bus/bunTransport.ts";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
@@ -143,7 +144,7 @@ export class TouchlineNode {
 
   async start(): Promise<void> {
     const c = this.config;
-    this.nc = await connect({
+    this.nc = await connectNats({
       servers: c.natsUrls,
       name: `touchline-${c.nodeId}`,
       maxReconnectAttempts: -1,

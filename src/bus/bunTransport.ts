@@ -1,0 +1,222 @@
+/**
+ * BunTransport: the NATS client's socket on Bun's own TCP API (`Bun.connect`) instead of `node:net`.
+ *
+ * Every event a node stores, every acknowledgement and every message of the stream tail crosses this
+ * socket. Under Bun, a `node:net` write goes through the Node stream machinery and cost about 19 µs of
+ * the node's CPU per write against 4 µs for `Bun.connect`'s (measured on this machine, one small
+ * publish per event-loop turn), which was a tenth of a publish's cost in the node.
+ *
+ * Same contract as @nats-io/transport-node's NodeTransport (connect, the received chunks as an async
+ * iterator, send, close). What the socket does not take at once waits in order and goes on `drain`.
+ * A server that asks for TLS is handed to NodeTransport, which knows how to upgrade the connection.
+ */
+import { type ConnectionOptions, type NatsConnection, checkOptions, deferred, errors, extractProtocolMessage, INFO } from "@nats-io/nats-core/internal";
+import { NatsConnectionImpl, setTransportFactory } from "@nats-io/nats-core/internal";
+import type { Deferred, Server, ServerInfo, Transport } from "@nats-io/nats-core/internal";
+import { NodeTransport, nodeResolveHost } from "@nats-io/transport-node/lib/node_transport.js";
+import type { Socket } from "bun";
+
+const LANG = "nats.js";
+const VERSION = "3.4.0";
+
+export class BunTransport implements Transport {
+  readonly lang = LANG;
+  readonly version = VERSION;
+  closeError?: Error;
+  private socket: Socket | undefined;
+  /** The transport that took over a connection needing TLS. */
+  private delegate: Transport | undefined;
+  private connected = false;
+  private done = false;
+  private yields: Uint8Array[] = [];
+  private signal: Deferred<void> = deferred();
+  private readonly closedNotification: Deferred<void | Error> = deferred();
+  /** Bytes the socket has not taken yet, in order. */
+  private unsent: Uint8Array[] = [];
+  private socketError: Error | undefined;
+  /** Settled by the server's first protocol line (INFO). */
+  private info: Deferred<ServerInfo> | undefined;
+
+  get isClosed(): boolean {
+    return this.delegate ? this.delegate.isClosed : this.done;
+  }
+
+  async connect(hp: Server, options: ConnectionOptions): Promise<void> {
+    this.info = deferred();
+    try {
+      this.socket = await Bun.connect({
+        hostname: hp.hostname,
+        port: hp.port,
+        socket: {
+          data: (_socket, data) => this.received(data),
+          drain: () => this.writeUnsent(),
+          error: (_socket, err) => {
+            this.socketError = err;
+          },
+          end: (socket) => {
+            // The server closed its side: finish ours.
+            socket.end();
+          },
+          close: () => this.onSocketClosed(),
+          connectError: (_socket, err) => {
+            this.socketError = err;
+          },
+        },
+      });
+      this.socket.setNoDelay(true);
+      const info = await this.info;
+      checkOptions(info, options);
+      const tlsWanted = info.tls_required === true || (info.tls_available === true && options.tls !== null && options.tls !== undefined);
+      if (tlsWanted) {
+        this.discardSocket();
+        const node = new NodeTransport();
+        await node.connect(hp, options);
+        this.delegate = node;
+        return;
+      }
+      if (this.done) throw new errors.ConnectionError("connection closed while connecting");
+      this.connected = true;
+    } catch (ex) {
+      this.discardSocket();
+      const err = (ex ?? this.socketError) as { code?: string } | undefined;
+      if (err?.code === "ECONNREFUSED") throw new errors.ConnectionError("connection refused", { cause: err });
+      throw err ?? new errors.ConnectionError("error connecting");
+    }
+  }
+
+  private received(data: Uint8Array): void {
+    this.yields.push(data);
+    if (this.info && !this.connected) {
+      const line = extractProtocolMessage(concat(this.yields));
+      if (line !== "") {
+        const m = INFO.exec(line);
+        try {
+          if (!m) throw new Error("unexpected response from server");
+          this.info.resolve(JSON.parse(m[1]!) as ServerInfo);
+        } catch (err) {
+          this.info.reject(err);
+        }
+      }
+      return;
+    }
+    this.signal.resolve();
+  }
+
+  private onSocketClosed(): void {
+    if (!this.connected) {
+      this.info?.reject(this.socketError ?? new errors.ConnectionError("connection closed"));
+      return;
+    }
+    void this.closeWith(this.socketError, false);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
+    return this.delegate ? this.delegate[Symbol.asyncIterator]() : this.iterate();
+  }
+
+  private async *iterate(): AsyncIterableIterator<Uint8Array> {
+    while (true) {
+      if (this.yields.length === 0) await this.signal;
+      const chunks = this.yields;
+      this.yields = [];
+      for (const chunk of chunks) yield chunk;
+      if (this.done) break;
+      if (this.yields.length === 0) this.signal = deferred();
+    }
+  }
+
+  isEncrypted(): boolean {
+    return this.delegate?.isEncrypted() ?? false;
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.delegate) {
+      this.delegate.send(frame);
+      return;
+    }
+    if (this.done || !this.socket) return;
+    if (this.unsent.length > 0) {
+      this.unsent.push(frame);
+      return;
+    }
+    const written = this.socket.write(frame);
+    if (written < frame.byteLength) this.unsent.push(frame.subarray(Math.max(0, written)));
+  }
+
+  private writeUnsent(): void {
+    const socket = this.socket;
+    if (!socket) return;
+    while (this.unsent.length > 0) {
+      const next = this.unsent[0]!;
+      const written = socket.write(next);
+      if (written < next.byteLength) {
+        this.unsent[0] = next.subarray(Math.max(0, written));
+        return;
+      }
+      this.unsent.shift();
+    }
+  }
+
+  close(err?: Error): Promise<void> {
+    if (this.delegate) return this.delegate.close(err);
+    return this.closeWith(err, false);
+  }
+
+  disconnect(): void {
+    if (this.delegate) {
+      this.delegate.disconnect();
+      return;
+    }
+    void this.closeWith(undefined, true);
+  }
+
+  closed(): Promise<void | Error> {
+    return this.delegate ? this.delegate.closed() : this.closedNotification;
+  }
+
+  discard(): void {
+    if (this.delegate) {
+      this.delegate.discard();
+      return;
+    }
+    this.done = true;
+    this.discardSocket();
+    this.signal.resolve();
+  }
+
+  /** `internal`: the client asked to close (the kernel still sends what it holds); otherwise the socket went. */
+  private async closeWith(err: Error | undefined, internal: boolean): Promise<void> {
+    if (!this.connected || this.done) {
+      this.discardSocket();
+      return;
+    }
+    this.closeError = err;
+    this.done = true;
+    const socket = this.socket;
+    this.socket = undefined;
+    this.unsent = [];
+    if (socket) {
+      if (!err && internal) socket.end();
+      else socket.terminate();
+    }
+    this.signal.resolve();
+    this.closedNotification.resolve(this.closeError);
+  }
+
+  private discardSocket(): void {
+    const socket = this.socket;
+    this.socket = undefined;
+    socket?.terminate();
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  return Buffer.concat(chunks);
+}
+
+/** Connects the NATS client over BunTransport (see above); otherwise the same as transport-node's `connect`. */
+export function connectNats(opts: ConnectionOptions): Promise<NatsConnection> {
+  setTransportFactory({ factory: () => new BunTransport(), dnsResolveFn: nodeResolveHost });
+  return NatsConnectionImpl.connect(opts);
+}
