@@ -26,6 +26,11 @@ export class EncodedEvent {
     return this.event.seq;
   }
 
+  /** The bytes a window counts for it: the stored payload's, or the body's when that is not known. */
+  get size(): number {
+    return this.event.bytes ?? this.body.length;
+  }
+
   /** The JSON carried in `data:`; the state patch rides along so pages can update without a re-fetch. */
   get dataJson(): string {
     const e = this.event;

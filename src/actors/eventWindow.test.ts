@@ -7,9 +7,9 @@ interface FakeEvent extends WindowEvent {
   readonly seq: number;
 }
 
-/** Event `seq` following `prev`, whose body is `bytes` long. */
+/** Event `seq` following `prev`, counted as `bytes` long. */
 function ev(seq: number, bytes = 10, prev = seq - 1): FakeEvent {
-  return { seq, event: { prev }, body: "x".repeat(bytes) };
+  return { seq, event: { prev }, size: bytes };
 }
 
 function pushRange(w: EventWindow<FakeEvent>, from: number, to: number, bytes = 10): void {

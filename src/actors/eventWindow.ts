@@ -16,11 +16,11 @@ export interface WindowEvent {
   /** `prev`: the seq before this event, so the window knows where its coverage starts. */
   readonly event: { readonly prev: number };
   /**
-   * The encoded SSE body, built once for fan-out anyway: its length is what the window counts as the
-   * event's bytes (one byte per character for the ASCII of JSON text). The parsed event and the frame
-   * come on top, so the memory a window really holds is a small multiple of its count.
+   * What the window counts as the event's bytes: the stored payload's size (about the length of its
+   * SSE body, which is built only once a subscriber needs it). The parsed event and, once encoded, the
+   * body and frame come on top, so the memory a window really holds is a small multiple of its count.
    */
-  readonly body: string;
+  readonly size: number;
 }
 
 /** Dropped entries tolerated at the front of a window's array before it is compacted. */
@@ -61,7 +61,7 @@ class WindowStore<E extends WindowEvent> implements BudgetHolder {
   }
 
   push(e: E): void {
-    const bytes = e.body.length;
+    const bytes = e.size;
     if (bytes > this.maxBytes) {
       // It cannot be held, and older events without it would not be contiguous with what comes next:
       // the window starts again after it, and resumes from before go to JetStream.
@@ -118,7 +118,7 @@ export class EventWindow<E extends WindowEvent = EncodedEvent> {
     return this.store.size;
   }
 
-  /** Bytes of the events held (see WindowEvent.body). */
+  /** Bytes of the events held (see WindowEvent.size). */
   get bytes(): number {
     return this.store.bytes;
   }

@@ -17,6 +17,8 @@ export interface LoggedEvent {
   private?: boolean;
   /** The match's last event (see PublishInput.final). */
   final?: boolean;
+  /** Bytes of the stored payload (what windows count for the event). */
+  bytes?: number;
 }
 
 /**

@@ -40,6 +40,8 @@ export interface MatchEvent {
   private?: boolean;
   /** The match's last event (see PublishInput.final). */
   final?: boolean;
+  /** Bytes of the stored payload, when read from the log: what windows count, without encoding the event. */
+  bytes?: number;
 }
 
 /**
