@@ -34,6 +34,8 @@ export class BunTransport implements Transport {
   /** Bytes the socket has not taken yet, in order. */
   private unsent: Uint8Array[] = [];
   private socketError: Error | undefined;
+  /** Called once `unsent` is empty (or the socket is gone) while a close waits for it. */
+  private allSent: (() => void) | undefined;
   /** Settled by the server's first protocol line (INFO). */
   private info: Deferred<ServerInfo> | undefined;
 
@@ -72,6 +74,11 @@ export class BunTransport implements Transport {
         const node = new NodeTransport();
         await node.connect(hp, options);
         this.delegate = node;
+        // The client listens to this transport's closed() from before connect: the delegate's end is ours.
+        void node.closed().then((why) => {
+          this.closeError = node.closeError;
+          this.closedNotification.resolve(why);
+        });
         return;
       }
       if (this.done) throw new errors.ConnectionError("connection closed while connecting");
@@ -103,6 +110,7 @@ export class BunTransport implements Transport {
   }
 
   private onSocketClosed(): void {
+    this.sentAll();
     if (!this.connected) {
       this.info?.reject(this.socketError ?? new errors.ConnectionError("connection closed"));
       return;
@@ -155,6 +163,13 @@ export class BunTransport implements Transport {
       }
       this.unsent.shift();
     }
+    this.sentAll();
+  }
+
+  private sentAll(): void {
+    const done = this.allSent;
+    this.allSent = undefined;
+    done?.();
   }
 
   close(err?: Error): Promise<void> {
@@ -193,12 +208,14 @@ export class BunTransport implements Transport {
     this.closeError = err;
     this.done = true;
     const socket = this.socket;
+    if (socket && !err && internal) {
+      // As NodeTransport does: what the client already handed over is written before the socket ends
+      // (a reconnect asked for by the client loses nothing it published).
+      if (this.unsent.length > 0) await new Promise<void>((resolve) => (this.allSent = resolve));
+      socket.end();
+    } else socket?.terminate();
     this.socket = undefined;
     this.unsent = [];
-    if (socket) {
-      if (!err && internal) socket.end();
-      else socket.terminate();
-    }
     this.signal.resolve();
     this.closedNotification.resolve(this.closeError);
   }

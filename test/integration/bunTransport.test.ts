@@ -20,9 +20,8 @@
  * - a server requiring TLS: the connection is handed to NodeTransport and is encrypted (CA given by
  *   `tls.caFile`), and refused when the server's certificate is not trusted.
  *
- * Two `test.failing` cases pin bugs of BunTransport found here (see their comments): a TLS connection never
- * notices that its server went away, and disconnect() drops the bytes still queued. They pass while the bugs
- * stand; once one is fixed its test fails, and should become a plain `test`.
+ * Two cases guard bugs of BunTransport this file found (see their comments): a TLS connection that never
+ * noticed its server went away, and disconnect() dropping the bytes still queued.
  *
  * Every connection here is made by connectNats, never by transport-node's `connect`: both set the one
  * process-wide transport factory that reconnects use, so a `connect` call here would make later
@@ -389,12 +388,10 @@ describe("forced reconnect", () => {
     expect(got.indexes).toEqual(range(5));
   });
 
-  // KNOWN BUG (src/bus/bunTransport.ts, not fixed here): disconnect() -> closeWith(undefined, true) empties
-  // `unsent` and ends the socket; NodeTransport's disconnect() first writes everything queued (it awaits the
-  // write of an empty frame) and only then destroys the socket. With transport-node the same steps deliver
-  // 400 of 400; here about 58 arrive. `test.failing` keeps the suite green while the bug stands and fails
-  // once it is fixed: then make it a plain `test`.
-  test.failing("KNOWN BUG: nc.reconnect() with publishes still queued in the transport loses them (NodeTransport writes them first)", async () => {
+  // Found here: disconnect() -> closeWith(undefined, true) emptied `unsent` and ended the socket, where
+  // NodeTransport's disconnect() first writes everything queued; about 58 of 400 arrived. Now it waits for
+  // what is queued to be written, like NodeTransport.
+  test("nc.reconnect() with publishes still queued in the transport writes them first, as NodeTransport does", async () => {
     const sub = await connection({ servers: pausable.url });
     const subj = subject();
     const got = collect(sub, subj);
@@ -554,13 +551,11 @@ describe("TLS", () => {
     expect(String(err?.message ?? "")).toMatch(/self[- ]signed|certificate/i);
   });
 
-  // KNOWN BUG (src/bus/bunTransport.ts, not fixed here): nats-core's prepare() subscribes to
-  // `transport.closed()` right after making the transport, before connect(). BunTransport then returns its own
-  // `closedNotification`; when connect() hands the connection to a NodeTransport (TLS), that promise is never
-  // settled: the delegate's closed() settles instead, and nobody listens to it. A TLS connection that loses
-  // its server is never reported (no "disconnect", no reconnect, flush() hangs; with reconnect: false,
-  // closed() never resolves), even after the pings declare it stale. transport-node reconnects in ~0.5 s.
-  test.failing("KNOWN BUG: a TLS connection whose server restarts reports disconnect and reconnects", async () => {
+  // Found here: nats-core's prepare() subscribes to `transport.closed()` right after making the transport,
+  // before connect(); when connect() handed the connection to a NodeTransport (TLS), that promise was never
+  // settled, so a TLS connection that lost its server was never reported (no "disconnect", no reconnect,
+  // flush() hung). BunTransport now settles it with the delegate's end. transport-node reconnects in ~0.5 s.
+  test("a TLS connection (handed to NodeTransport) whose server restarts reports disconnect and reconnects", async () => {
     const server = await spawnServer(tlsArgs);
     const tls = { caFile: certFile };
     const nc = await connection({ servers: server.url, tls, maxReconnectAttempts: -1, reconnectTimeWait: 100, pingInterval: 300, maxPingOut: 2 });
