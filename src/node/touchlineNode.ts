@@ -89,6 +89,14 @@ export class TouchlineNode {
   private natsReachable = true;
   /** False while the stream or a bucket is missing and being set up again. */
   private storeUp = false;
+  /**
+   * The event stream, as last checked, is the one `currentLogTag` names. False from a NATS disconnect
+   * until the next check: a store lost meanwhile starts its sequences again, and a publish answered
+   * before the node notices would carry a new sequence under the old tag (an id issued twice).
+   */
+  private storeVerified = false;
+  /** Changes at every NATS disconnect and every start-over: an ack from across one cannot be placed. */
+  private storeEpoch = 0;
   /** Tags every event id with the log's incarnation (see match/event.ts). */
   private currentLogTag = "";
   private probeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -118,7 +126,7 @@ export class TouchlineNode {
 
   /** Ready: NATS answers, the log and buckets exist, joined the cluster, not draining. */
   get ready(): boolean {
-    return this.natsUp && this.natsReachable && this.storeUp && !this.draining && this.membership?.ring.nodes.includes(this.id) === true;
+    return this.natsUp && this.natsReachable && this.storeUp && this.storeVerified && !this.draining && this.membership?.ring.nodes.includes(this.id) === true;
   }
 
   /** The current log incarnation's tag, part of every event id. */
@@ -255,6 +263,7 @@ export class TouchlineNode {
     await this.membership.joined;
     await this.tail.start();
     this.storeUp = true;
+    this.storeVerified = true;
   }
 
   /** Stops everything attach() started (not the connection). */
@@ -334,6 +343,7 @@ export class TouchlineNode {
       return; // no answer: the probe judges reachability
     }
     if (lost) await this.startOver(lost);
+    else this.storeVerified = true;
   }
 
   /**
@@ -344,6 +354,7 @@ export class TouchlineNode {
     if (this.restarting) return;
     this.restarting = true;
     this.storeUp = false;
+    this.storeEpoch++;
     this.logger.warn("the event log or a bucket was lost; setting them up again", { why, previousLogTag: this.currentLogTag });
     this.unavailable("log_restarted");
     await this.detach();
@@ -417,6 +428,8 @@ export class TouchlineNode {
     for await (const s of this.nc.status()) {
       if (s.type === "disconnect") {
         this.natsUp = false;
+        this.storeVerified = false;
+        this.storeEpoch++;
         this.metrics.natsConnected.set(0);
         this.membership.freeze();
         this.logger.warn("lost NATS connection; reconnecting");
@@ -436,10 +449,20 @@ export class TouchlineNode {
   // ----- API used by the HTTP layer -------------------------------------------------------------------
 
   async publish(match: string, input: PublishInput): Promise<AppendResult> {
+    const epoch = this.storeEpoch;
     const result = await this.log.append(match, input);
+    this.requireSameStore(epoch);
     this.metrics.eventsPublished[result.duplicate ? "duplicate" : "stored"].inc();
     if (input.final) this.noteEnded(match, result.seq, input.key);
     return result;
+  }
+
+  /**
+   * An ack that came back across a NATS disconnect or a start-over may be of the old stream or of a new
+   * one, and its sequence means a different id in each: the publish's outcome is unknown.
+   */
+  private requireSameStore(epoch: number): void {
+    if (epoch !== this.storeEpoch) throw new StoreChangedError();
   }
 
   /** The id of the match's final event when `key` published it through this node (a retry of it). */
@@ -475,7 +498,9 @@ export class TouchlineNode {
    * stored before the first one JetStream did not confirm (`failure`), in order.
    */
   async publishBatch(items: { match: string; input: PublishInput }[]): Promise<{ results: AppendResult[]; failure?: unknown }> {
+    const epoch = this.storeEpoch;
     const settled = await Promise.allSettled(this.log.appendMany(items));
+    if (epoch !== this.storeEpoch) return { results: [], failure: new StoreChangedError() };
     const results: AppendResult[] = [];
     for (const [i, s] of settled.entries()) {
       if (s.status === "rejected") return { results, failure: s.reason };
@@ -562,4 +587,12 @@ function isStreamNotFound(err: unknown): boolean {
       .toLowerCase()
       .includes("stream not found")
   );
+}
+
+/** NATS was lost (or the log started over) while a publish waited for its ack: which stream stored it is unknown. */
+class StoreChangedError extends Error {
+  constructor() {
+    super("the NATS connection or the event log changed before the publish was acknowledged; its outcome is unknown");
+    this.name = "StoreChangedError";
+  }
 }
