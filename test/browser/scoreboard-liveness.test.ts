@@ -21,6 +21,7 @@ import type { Page, Request } from "playwright-core";
 import { startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { connStates, launchBrowser, recordConnStates, saveScreenshot, type BrowserSession } from "../helpers/browser.ts";
 import { startFaultProxy, type FaultProxy } from "../helpers/faultProxy.ts";
+import { kickoff, publishRetrying, type PublishBody } from "../helpers/scoreboardEvents.ts";
 
 const HEARTBEAT_MS = 500;
 const MISSED_BEATS = 3;
@@ -28,35 +29,6 @@ const MISSED_BEATS = 3;
 const TIMER_SLACK_MS = 750;
 const UPDATE_BUDGET_MS = 1_000;
 const TEST_TIMEOUT_MS = 90_000;
-
-interface PublishBody {
-  type: string;
-  data?: unknown;
-  state?: Record<string, unknown>;
-}
-
-/** Publishes, retrying the contract's transient answers; returns the event's id. */
-async function publish(baseUrl: string, match: string, body: PublishBody, timeoutMs = 15_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  const key = crypto.randomUUID(); // a retried publish must not store the event twice
-  for (;;) {
-    const res = await fetch(`${baseUrl}/matches/${match}/events`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ ...body, key }),
-    }).catch(() => undefined);
-    if (res && (res.status === 201 || res.status === 200)) return ((await res.json()) as { id: string }).id;
-    if (res && res.status !== 503) throw new Error(`publish answered ${res.status}: ${await res.text()}`);
-    if (Date.now() > deadline) throw new Error(`publish to ${match} kept failing`);
-    await Bun.sleep(100);
-  }
-}
-
-const kickoff = (home: string, away: string) => ({
-  type: "kickoff",
-  data: { minute: 0, text: `${home} v ${away} is under way` },
-  state: { home, away, homeScore: 0, awayScore: 0, minute: 0, status: "live" },
-});
 
 const card = (minute: number, text: string): PublishBody => ({ type: "card", data: { team: "away", minute, text }, state: { minute } });
 
@@ -143,8 +115,8 @@ describe("scoreboard liveness on a real node", () => {
   beforeAll(async () => {
     nats = await startNats();
     node = await startNode({ natsUrl: nats.url, env: { HEARTBEAT_MS: String(HEARTBEAT_MS) } });
-    await publish(node.url, "lee-bur", kickoff("Leeds", "Burnley"));
-    await publish(node.url, "ful-bre", kickoff("Fulham", "Brentford"));
+    await publishRetrying(node.url, "lee-bur", kickoff("Leeds", "Burnley"));
+    await publishRetrying(node.url, "ful-bre", kickoff("Fulham", "Brentford"));
   }, 60_000);
 
   afterAll(async () => {
@@ -167,7 +139,7 @@ describe("scoreboard liveness on a real node", () => {
         await page.waitForFunction(() => Number(document.querySelector('[data-testid="conn-state"]')!.getAttribute("data-heartbeat-ms")) < 2_000, null, {
           timeout: 10_000,
         });
-        await publish(node.url, "lee-bur", card(10, "before the stall"));
+        await publishRetrying(node.url, "lee-bur", card(10, "before the stall"));
         await page.waitForSelector(feedItem("before the stall"), { timeout: UPDATE_BUDGET_MS });
         const lastIdBeforeStall = (await feed(page)).ids[0]!;
 
@@ -185,7 +157,7 @@ describe("scoreboard liveness on a real node", () => {
         const during: string[] = [];
         for (const [i, match] of ["lee-bur", "ful-bre", "lee-bur"].entries()) {
           const text = `during the stall #${i}`;
-          await publish(node.url, match, card(20 + i, text));
+          await publishRetrying(node.url, match, card(20 + i, text));
           during.push(text);
         }
         await page.waitForSelector(stateIs("reconnecting"), { timeout: 10_000 });
@@ -201,7 +173,7 @@ describe("scoreboard liveness on a real node", () => {
 
         // Still dead for a while: the page's re-opens meet the same black hole.
         await Bun.sleep(2 * limit);
-        await publish(node.url, "ful-bre", card(30, "late in the stall"));
+        await publishRetrying(node.url, "ful-bre", card(30, "late in the stall"));
         during.push("late in the stall");
         const reopensDuringStall = requests.filter((r) => isStream(r) && r.at > stalledAt).length;
         proxy.heal();
@@ -246,7 +218,7 @@ describe("scoreboard liveness on a real node", () => {
         const requests = recordRequests(page);
         await page.goto(`${node.url}/?refresh=1&hiddenPause=${hiddenPauseMs / 1000}`);
         await page.waitForSelector(stateIs("live"));
-        await publish(node.url, "ful-bre", card(40, "before hiding"));
+        await publishRetrying(node.url, "ful-bre", card(40, "before hiding"));
         await page.waitForSelector(feedItem("before hiding"), { timeout: UPDATE_BUDGET_MS });
         const lastIdBeforeHiding = (await feed(page)).ids[0]!;
         expect(await streamsOn(node)).toBe(1);
@@ -273,7 +245,7 @@ describe("scoreboard liveness on a real node", () => {
         const during: string[] = [];
         for (let i = 0; i < 6; i++) {
           const text = `while hidden #${i}`;
-          await publish(node.url, i % 2 ? "lee-bur" : "ful-bre", card(50 + i, text));
+          await publishRetrying(node.url, i % 2 ? "lee-bur" : "ful-bre", card(50 + i, text));
           during.push(text);
           await Bun.sleep(500);
         }
@@ -322,7 +294,7 @@ describe("scoreboard on a node at capacity", () => {
   beforeAll(async () => {
     nats = await startNats();
     node = await startNode({ natsUrl: nats.url, env: { HEARTBEAT_MS: String(HEARTBEAT_MS), MAX_CONNECTIONS: "1" } });
-    await publish(node.url, "che-liv", kickoff("Chelsea", "Liverpool"));
+    await publishRetrying(node.url, "che-liv", kickoff("Chelsea", "Liverpool"));
   }, 60_000);
 
   afterAll(async () => {
@@ -341,7 +313,7 @@ describe("scoreboard on a node at capacity", () => {
         const requests = recordRequests(page);
         await page.goto(`${node.url}/?hiddenPause=0.5`);
         await page.waitForSelector(stateIs("live"));
-        await publish(node.url, "che-liv", card(5, "before the refusal"));
+        await publishRetrying(node.url, "che-liv", card(5, "before the refusal"));
         await page.waitForSelector(feedItem("before the refusal"), { timeout: UPDATE_BUDGET_MS });
 
         // Let go of the only slot (a paused tab), take it with another client, come back: refused.
@@ -352,7 +324,7 @@ describe("scoreboard on a node at capacity", () => {
         await held.body!.getReader().read(); // admitted: its first bytes are in
         expect(await streamsOn(node)).toBe(1);
         const during = ["while refused #0", "while refused #1"];
-        for (const [i, text] of during.entries()) await publish(node.url, "che-liv", card(10 + i, text));
+        for (const [i, text] of during.entries()) await publishRetrying(node.url, "che-liv", card(10 + i, text));
 
         const shownAt = Date.now();
         await setVisibility(page, "visible");

@@ -8,41 +8,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Page } from "playwright-core";
 import { startCluster, startNats, startNode, waitFor, type ClusterFixture, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { connStates, launchBrowser, PHONE_VIEWPORT, recordConnStates, saveScreenshot, type BrowserSession } from "../helpers/browser.ts";
+import { kickoff, publishRetrying } from "../helpers/scoreboardEvents.ts";
 
 /** The issue's bound between a publish and the page showing it. */
 const UPDATE_BUDGET_MS = 1_000;
 /** Membership drops a dead node within 10 s; the page's backoff adds at most a few seconds on top. */
 const RECOVERY_BUDGET_MS = 30_000;
 const EVENTS_DURING_OUTAGE = 6;
-
-interface PublishBody {
-  type: string;
-  data?: unknown;
-  state?: Record<string, unknown>;
-}
-
-/** Publishes through `baseUrl`, retrying the contract's transient answers (503 while ownership moves). */
-async function publish(baseUrl: string, match: string, body: PublishBody, timeoutMs = 15_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  const key = crypto.randomUUID(); // a retried publish must not store the event twice
-  for (;;) {
-    const res = await fetch(`${baseUrl}/matches/${match}/events`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ ...body, key }),
-    }).catch(() => undefined);
-    if (res && (res.status === 201 || res.status === 200)) return ((await res.json()) as { id: string }).id;
-    if (res && res.status !== 503) throw new Error(`publish answered ${res.status}: ${await res.text()}`);
-    if (Date.now() > deadline) throw new Error(`publish to ${match} kept failing`);
-    await Bun.sleep(100);
-  }
-}
-
-const kickoff = (home: string, away: string) => ({
-  type: "kickoff",
-  data: { minute: 0, text: `${home} v ${away} is under way` },
-  state: { home, away, homeScore: 0, awayScore: 0, minute: 0, status: "live" },
-});
 
 const cell = (match: string, testid: string) => `.matches [data-match="${match}"] [data-testid="${testid}"]`;
 const feedTexts = (page: Page) => page.locator('[data-testid="feed"] li .text').allTextContents();
@@ -66,9 +38,13 @@ describe("scoreboard on one real node", () => {
   beforeAll(async () => {
     nats = await startNats();
     node = await startNode({ natsUrl: nats.url });
-    await publish(node.url, "ars-che", kickoff("Arsenal", "Chelsea"));
-    await publish(node.url, "liv-eve", kickoff("Liverpool", "Everton"));
-    await publish(node.url, "liv-eve", { type: "goal", data: { team: "away", player: "Calvert-Lewin", minute: 12 }, state: { awayScore: 1, minute: 12 } });
+    await publishRetrying(node.url, "ars-che", kickoff("Arsenal", "Chelsea"));
+    await publishRetrying(node.url, "liv-eve", kickoff("Liverpool", "Everton"));
+    await publishRetrying(node.url, "liv-eve", {
+      type: "goal",
+      data: { team: "away", player: "Calvert-Lewin", minute: 12 },
+      state: { awayScore: 1, minute: 12 },
+    });
     session = await launchBrowser({ viewport: PHONE_VIEWPORT });
   });
 
@@ -95,7 +71,7 @@ describe("scoreboard on one real node", () => {
   test("shows a published goal within a second", async () => {
     const page = session.page;
     const started = performance.now();
-    await publish(node.url, "ars-che", {
+    await publishRetrying(node.url, "ars-che", {
       type: "goal",
       data: { team: "home", player: "Saka", minute: 23, text: "Saka scores from the edge" },
       state: { homeScore: 1, minute: 23 },
@@ -111,14 +87,14 @@ describe("scoreboard on one real node", () => {
     const page = session.page;
     const feedBefore = await page.locator('[data-testid="feed"] li').count();
     const started = performance.now();
-    await publish(node.url, "ars-che", { type: "minute", data: { minute: 57 }, state: { minute: 57 } });
+    await publishRetrying(node.url, "ars-che", { type: "minute", data: { minute: 57 }, state: { minute: 57 } });
     await page.waitForSelector(`${cell("ars-che", "minute")}:text-is("57'")`, { timeout: UPDATE_BUDGET_MS });
     expect(performance.now() - started).toBeLessThan(UPDATE_BUDGET_MS);
     // A tick without a patch: the convention takes the clock from data.minute.
-    await publish(node.url, "liv-eve", { type: "minute", data: { minute: 58 } });
+    await publishRetrying(node.url, "liv-eve", { type: "minute", data: { minute: 58 } });
     await page.waitForSelector(`${cell("liv-eve", "minute")}:text-is("58'")`, { timeout: UPDATE_BUDGET_MS });
     // The patch of an event of any other type moves the clock too.
-    await publish(node.url, "ars-che", { type: "substitution", data: { team: "away", minute: 59, text: "Sub at the hour" }, state: { minute: 59 } });
+    await publishRetrying(node.url, "ars-che", { type: "substitution", data: { team: "away", minute: 59, text: "Sub at the hour" }, state: { minute: 59 } });
     await page.waitForSelector(`${cell("ars-che", "minute")}:text-is("59'")`, { timeout: UPDATE_BUDGET_MS });
     expect(await page.locator('[data-testid="feed"] li').count()).toBe(feedBefore + 1);
     expect(await page.locator('[data-testid="feed"] li[data-type="minute"]').count()).toBe(0);
@@ -137,7 +113,7 @@ describe("scoreboard on a three-node cluster behind the entry port", () => {
       ["Fulham", "Brentford"],
       ["Wolves", "Villa"],
     ].entries()) {
-      await publish(cluster.entryUrl, `m${i}`, kickoff(home!, away!));
+      await publishRetrying(cluster.entryUrl, `m${i}`, kickoff(home!, away!));
     }
     session = await launchBrowser();
   });
@@ -153,7 +129,11 @@ describe("scoreboard on a three-node cluster behind the entry port", () => {
     await page.goto(cluster.entryUrl);
     await page.waitForSelector('[data-testid="conn-state"][data-state="live"]');
     for (let i = 0; i < 4; i++) await page.waitForSelector(cell(`m${i}`, "home-score"));
-    await publish(cluster.entryUrl, "m0", { type: "goal", data: { team: "home", minute: 5, text: "before the outage" }, state: { homeScore: 1, minute: 5 } });
+    await publishRetrying(cluster.entryUrl, "m0", {
+      type: "goal",
+      data: { team: "home", minute: 5, text: "before the outage" },
+      state: { homeScore: 1, minute: 5 },
+    });
     await page.waitForSelector('[data-testid="feed"] li:has-text("before the outage")', { timeout: UPDATE_BUDGET_MS });
 
     // The page holds the only client stream in the cluster: the node that counts one is serving it.
@@ -170,7 +150,11 @@ describe("scoreboard on a three-node cluster behind the entry port", () => {
     for (let i = 0; i < EVENTS_DURING_OUTAGE; i++) {
       const match = `m${i % 4}`;
       const text = `during the outage #${i}`;
-      await publish(survivors[i % survivors.length]!.url, match, { type: "card", data: { team: "away", minute: 30 + i, text }, state: { minute: 30 + i } });
+      await publishRetrying(survivors[i % survivors.length]!.url, match, {
+        type: "card",
+        data: { team: "away", minute: 30 + i, text },
+        state: { minute: 30 + i },
+      });
       published.push(text);
       lastMinute.set(match, 30 + i);
     }
