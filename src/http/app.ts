@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { TouchlineNode } from "../node/touchlineNode.ts";
 import type { AppendResult } from "../bus/eventLog.ts";
 import type { StreamRegistry } from "../stream/streamRegistry.ts";
+import { isStreamResponse } from "../stream/sseStream.ts";
 import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from "../telemetry/metrics.ts";
 import type { NodeMetrics, RejectReason } from "../telemetry/nodeMetrics.ts";
 import type { Logger } from "../telemetry/logger.ts";
@@ -282,7 +283,11 @@ export function createApp(deps: AppDeps) {
     // (never a stream: compression.ts) and gets its CORS headers on the way out. One hook: Elysia runs
     // later mapResponse hooks only while earlier ones return nothing.
     .onRequest(({ request }) => cors.preflight(request))
-    .mapResponse(async ({ request, response }) => (response instanceof Response ? cors.decorate(request, await compressAnswer(request, response)) : undefined))
+    .mapResponse(async ({ request, response }) => {
+      if (!(response instanceof Response)) return undefined;
+      // A stream's answer is never compressed: its headers are left alone (see isStreamResponse).
+      return cors.decorate(request, isStreamResponse(response) ? response : await compressAnswer(request, response));
+    })
     // Before routing, so an oversized head is refused whatever its path.
     .onRequest(({ request }) => {
       const tooLarge = limits.checkHeaders(request, isStreamRequest(request));

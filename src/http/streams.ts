@@ -125,7 +125,7 @@ export async function openMatchStream(deps: StreamDeps, request: Request, server
   }
   const stream = deps.registry.open();
   honourStreamParams(deps, url, stream);
-  const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(stream, match), stream);
+  const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(stream, actor.match), stream);
   hold(deps, request, server, stream, new StreamLease(actor, sub, release, deps.auth.closeAtExpiry(viewer, stream)));
   void actor.join(sub, after, callerTraceContext(deps.node.tracing, request)).then((live) => settleJoin(stream, live));
   return stream.takeResponse();
