@@ -185,52 +185,48 @@ export async function rawLoad(peer: TouchlinePeer, deadline: number): Promise<Lo
 }
 
 /** SINGLE_CONCURRENCY keep-alive connections, each publishing one event at a time. */
-export async function singleLoad(peer: TouchlinePeer, deadline: number): Promise<LoadResult> {
-  const result: LoadResult = { events: 0, requests: 0, errors: 0, ack: new Timings() };
-  const connections = await Promise.all(Array.from({ length: SINGLE_CONCURRENCY }, () => KeepAliveConnection.open(HOST, peer.nodePort)));
-  let seq = 0;
-  const worker = async (connection: KeepAliveConnection): Promise<void> => {
-    while (performance.now() < deadline) {
-      const n = seq++;
-      const started = performance.now();
-      result.requests++;
-      try {
-        const answer = await connection.request("POST", `/matches/${matchOf(n)}/events`, `{"type":"tick","data":${dataOf(n)}}`, REQUEST_TIMEOUT_MS);
-        if (answer.status !== HTTP_CREATED) throw new Error(`answered ${answer.status}: ${answer.body}`);
-        result.events++;
-        result.ack.record(performance.now() - started);
-      } catch (error) {
-        result.errors++;
-        result.firstError ??= String(error);
-      }
-    }
-  };
-  try {
-    await Promise.all(connections.map(worker));
-  } finally {
-    for (const c of connections) c.close();
-  }
-  return result;
+export function singleLoad(peer: TouchlinePeer, deadline: number): Promise<LoadResult> {
+  return keepAliveLoad(peer, deadline, SINGLE_CONCURRENCY, (next) => {
+    const n = next();
+    return { path: `/matches/${matchOf(n)}/events`, body: `{"type":"tick","data":${dataOf(n)}}`, events: 1 };
+  });
 }
 
 /** BATCHES_IN_FLIGHT keep-alive connections, each sending a batch of BATCH_ITEMS once the previous was answered. */
-export async function batchedLoad(peer: TouchlinePeer, deadline: number): Promise<LoadResult> {
+export function batchedLoad(peer: TouchlinePeer, deadline: number): Promise<LoadResult> {
+  return keepAliveLoad(peer, deadline, BATCHES_IN_FLIGHT, (next) => {
+    const items: string[] = [];
+    for (let i = 0; i < BATCH_ITEMS; i++) {
+      const n = next();
+      items.push(`{"match":"${matchOf(n)}","type":"tick","data":${dataOf(n)}}`);
+    }
+    return { path: "/events", body: `[${items.join(",")}]`, events: BATCH_ITEMS };
+  });
+}
+
+/**
+ * `concurrency` keep-alive connections, each POSTing the request `make` builds (from event numbers
+ * drawn from one shared counter) once the previous one was answered 201, until `deadline`.
+ */
+async function keepAliveLoad(
+  peer: TouchlinePeer,
+  deadline: number,
+  concurrency: number,
+  make: (next: () => number) => { path: string; body: string; events: number },
+): Promise<LoadResult> {
   const result: LoadResult = { events: 0, requests: 0, errors: 0, ack: new Timings() };
-  const connections = await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, () => KeepAliveConnection.open(HOST, peer.nodePort)));
+  const connections = await Promise.all(Array.from({ length: concurrency }, () => KeepAliveConnection.open(HOST, peer.nodePort)));
   let seq = 0;
+  const next = (): number => seq++;
   const worker = async (connection: KeepAliveConnection): Promise<void> => {
     while (performance.now() < deadline) {
-      const items: string[] = [];
-      for (let i = 0; i < BATCH_ITEMS; i++) {
-        const n = seq++;
-        items.push(`{"match":"${matchOf(n)}","type":"tick","data":${dataOf(n)}}`);
-      }
+      const request = make(next);
       const started = performance.now();
       result.requests++;
       try {
-        const answer = await connection.request("POST", "/events", `[${items.join(",")}]`, REQUEST_TIMEOUT_MS);
+        const answer = await connection.request("POST", request.path, request.body, REQUEST_TIMEOUT_MS);
         if (answer.status !== HTTP_CREATED) throw new Error(`answered ${answer.status}: ${answer.body.slice(0, 200)}`);
-        result.events += BATCH_ITEMS;
+        result.events += request.events;
         result.ack.record(performance.now() - started);
       } catch (error) {
         result.errors++;
