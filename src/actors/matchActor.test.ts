@@ -20,6 +20,7 @@ import type { MatchEvent } from "../match/event.ts";
 import { applyStatePatch, type Json } from "../match/mergePatch.ts";
 import { MatchSpans } from "../telemetry/matchSpans.ts";
 import { TRACING_OFF } from "../telemetry/spans.ts";
+import { shardOf } from "../cluster/shards.ts";
 
 const M = "final";
 const SELF = "node-a";
@@ -79,6 +80,12 @@ class MemoryLeases {
 
   holder(match: string): { node: string; epoch: number } | undefined {
     return this.table.get(match);
+  }
+
+  /** The lease an actor acts under: its shard's (a test's matches never share a shard). */
+  holderOfShard(shard: number): { node: string; epoch: number } | undefined {
+    for (const [match, lease] of this.table) if (shardOf(match) === shard) return lease;
+    return undefined;
   }
 
   /** Another node writes the lease (a takeover while this node was away): returns its epoch. */
@@ -204,7 +211,7 @@ class Harness {
       ownerOf: () => this.ringOwner,
       acquireLease: async (match) => this.leases.acquire(SELF, match),
       releaseLease: async (match, epoch) => this.leases.release(match, epoch),
-      leaseHolder: (match) => this.leases.holder(match),
+      leaseHolder: (shard) => this.leases.holderOfShard(shard),
       publishFeed: (_match, msg) => this.feed.published.push(msg),
       subscribeFeed: (_match, onMessage) => this.feed.subscribe(onMessage),
       requestSync: (owner, _match, after) => {

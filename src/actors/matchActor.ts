@@ -21,6 +21,7 @@ import { SubscriberSet, type MatchSubscriber } from "./subscriber.ts";
 import { MatchSnapshot } from "./matchSnapshot.ts";
 import type { FeedMessage, MatchServices, SyncReply } from "./services.ts";
 import type { ActorRole } from "../telemetry/matchSpans.ts";
+import { shardOf } from "../cluster/shards.ts";
 
 /** Retry pacing while an owner is unreachable, a lease is still held by a live node, or a read failed. */
 const RETRY_MIN_MS = 100;
@@ -95,11 +96,14 @@ export class MatchActor {
    * exist for followers only (they reveal a lost last event), so an owner ticks only while this is recent.
    */
   remoteInterestAt = 0;
+  /** The match's shard (cluster/shards.ts), whose lease the owner acts under: hashed once, not per sweep. */
+  readonly shard: number;
 
   constructor(
     readonly match: string,
     private readonly svc: MatchServices,
   ) {
+    this.shard = shardOf(match);
     this.window = new EventWindow(svc.windowEvents, svc.windowBytes, svc.windowBudget);
   }
 
@@ -115,13 +119,14 @@ export class MatchActor {
     return this.unsubscribeFeed !== undefined;
   }
 
-  get idleSinceEvent(): number {
-    return Date.now() - this.lastEventAt;
+  /** Time from its last event to `now` (the sweep reads the clock once for every actor). */
+  idleSinceEvent(now: number): number {
+    return now - this.lastEventAt;
   }
 
-  /** Owner: time since its last word on the feed; it ticks once this reaches OWNER_TICK_MS. */
-  get feedSilence(): number {
-    return Date.now() - this.feedSentAt;
+  /** Owner: time from its last word on the feed to `now`; it ticks once this reaches OWNER_TICK_MS. */
+  feedSilence(now: number): number {
+    return now - this.feedSentAt;
   }
 
   /** Clients are here or on their way: live subscribers, or joins not settled yet. */
@@ -332,7 +337,7 @@ export class MatchActor {
 
   /** An owner acts only while the lease table shows it holding the lease at its own epoch. */
   private holdsLease(): boolean {
-    const lease = this.svc.leaseHolder(this.match);
+    const lease = this.svc.leaseHolder(this.shard);
     return lease !== undefined && lease.node === this.svc.selfId && lease.epoch === this.epoch;
   }
 

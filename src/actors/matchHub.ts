@@ -5,7 +5,6 @@
  */
 import { MatchActor } from "./matchActor.ts";
 import { OWNER_TICK_MS } from "../cluster/nodeLink.ts";
-import { shardOf } from "../cluster/shards.ts";
 import type { MatchServices } from "./services.ts";
 
 /**
@@ -71,27 +70,28 @@ export class MatchHub {
   private reconsiderChangedShards(): void {
     const shards = this.changedShards;
     this.changedShards = new Set();
-    for (const [match, a] of this.actors) if (shards.has(shardOf(match))) a.reconsider();
+    for (const a of this.actors.values()) if (shards.has(a.shard)) a.reconsider();
   }
 
   private sweep(): void {
     const now = Date.now();
-    for (const [match, a] of this.actors) {
+    for (const a of this.actors.values()) {
       a.watchdog(now);
       if (a.role === "owner") {
         // No follower has shown interest lately: nobody would read the tick (an idle match owned and
         // watched on one node costs NATS nothing).
-        if (a.feedSilence >= OWNER_TICK_MS && now - a.remoteInterestAt <= this.opts.actorIdleMs) a.tick();
+        if (now - a.remoteInterestAt <= this.opts.actorIdleMs && a.feedSilence(now) >= OWNER_TICK_MS) a.tick();
       } else if (a.subscribers.size > 0) {
-        const owner = this.svc.ownerOf(match);
+        const owner = this.svc.ownerOf(a.match);
         if (owner && owner !== this.svc.selfId && now - a.interestSentAt > this.opts.actorIdleMs / 3) {
           a.interestSentAt = now;
-          this.opts.sendInterest(owner, match);
+          this.opts.sendInterest(owner, a.match);
         }
       }
       if (a.hasClients) a.lastInterestAt = now;
-      else if (now - a.lastInterestAt > this.opts.actorIdleMs && a.idleSinceEvent > this.opts.actorIdleMs) {
-        this.actors.delete(match);
+      else if (now - a.lastInterestAt > this.opts.actorIdleMs && a.idleSinceEvent(now) > this.opts.actorIdleMs) {
+        // Deleting the entry being visited is safe in a Map's iteration.
+        this.actors.delete(a.match);
         void a.stop();
       }
     }

@@ -51,8 +51,8 @@ export interface MatchServices {
   ownerOf(match: string): string | undefined;
   acquireLease(match: string): Promise<number | undefined>;
   releaseLease(match: string, epoch: number): Promise<void>;
-  /** The lease as this node last saw it (for fencing), if anyone holds it. */
-  leaseHolder(match: string): { node: string; epoch: number } | undefined;
+  /** The lease of a match's shard (`MatchActor.shard`) as this node last saw it (for fencing), if anyone holds it. */
+  leaseHolder(shard: number): { node: string; epoch: number } | undefined;
   /** `trace`: the span the message continues; it travels in the message's headers. */
   publishFeed(match: string, msg: FeedMessage, trace?: Context): void;
   /** `trace` is the context the message's headers carried (undefined when untraced or tracing is off). */

@@ -89,6 +89,11 @@ export class LeaseTable {
     return this.holders.get(shardOf(match));
   }
 
+  /** The lease of `shard` as this node last saw it. */
+  holderOfShard(shard: number): Lease | undefined {
+    return this.holders.get(shard);
+  }
+
   /**
    * Takes the lease of the match's shard, or joins it when this process already holds it. Returns the
    * epoch, or undefined when a live node other than us holds it (the caller retries once that node

@@ -5,7 +5,7 @@
  */
 import type { Server } from "bun";
 import type { TouchlineNode } from "../node/touchlineNode.ts";
-import type { StreamRegistry } from "../stream/streamRegistry.ts";
+import type { StreamPlace, StreamRegistry } from "../stream/streamRegistry.ts";
 import { MultiplexCursor, MultiplexedSubscription, SingleMatchSubscription } from "../stream/subscriptions.ts";
 import type { MatchSubscriber } from "../actors/subscriber.ts";
 import type { MatchActor } from "../actors/matchActor.ts";
@@ -20,7 +20,9 @@ import type { SseStream, StreamHolder } from "../stream/sseStream.ts";
 import { MultiplexLease, StreamLease } from "./streamLease.ts";
 import { callerTraceContext } from "../telemetry/httpSpan.ts";
 import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
+import type { Viewer } from "../auth/access.ts";
 import type { MatchSnapshot } from "../actors/matchSnapshot.ts";
+import type { TurnPacer } from "./turnPacer.ts";
 
 /** Seconds a stream may see no write before Bun closes it: heartbeats keep healthy streams well inside. */
 export function streamIdleSeconds(heartbeatMs: number): number {
@@ -34,6 +36,8 @@ export interface StreamDeps {
   limits: NodeLimits;
   /** Tokens, private matches and expiry (src/auth). */
   auth: StreamAuthorizer;
+  /** Spreads a storm of opens over turns of the event loop (turnPacer.ts). */
+  pacer: TurnPacer;
 }
 
 function lastEventIdOf(request: Request, url: URL): string | null {
@@ -62,7 +66,8 @@ export function validMatch(match: string): string {
   return match;
 }
 
-function admitStream(deps: StreamDeps): void {
+/** Readiness and capacity: a place held for the stream (given back unless it opens), or a 503. */
+function admitStream(deps: StreamDeps): StreamPlace {
   if (deps.node.isDraining) throw new HttpError(503, "draining", "this node is shutting down; reconnect", { "Retry-After": "1" });
   if (!deps.node.ready) throw notReady();
   if (deps.registry.full) {
@@ -70,6 +75,7 @@ function admitStream(deps: StreamDeps): void {
       "Retry-After": "2",
     });
   }
+  return deps.registry.reserve();
 }
 
 /**
@@ -104,9 +110,27 @@ function settleJoin(stream: SseStream, live: boolean): void {
 
 export async function openMatchStream(deps: StreamDeps, request: Request, server: Server<unknown> | null, match: string): Promise<Response> {
   validMatch(match);
+  const turn = deps.pacer.turn();
+  if (turn) await turn;
   const url = new URL(request.url);
   const viewer = await deps.auth.viewerOf(request, url);
-  admitStream(deps);
+  const place = admitStream(deps);
+  try {
+    return await openMatchIn(place, deps, request, server, url, match, viewer);
+  } finally {
+    place.release();
+  }
+}
+
+async function openMatchIn(
+  place: StreamPlace,
+  deps: StreamDeps,
+  request: Request,
+  server: Server<unknown> | null,
+  url: URL,
+  match: string,
+  viewer: Viewer,
+): Promise<Response> {
   // Limits before any actor exists: a refused request must cost no lease, reader or feed.
   const release = deps.limits.admitStream(request, server);
   let actor: MatchActor;
@@ -123,7 +147,7 @@ export async function openMatchStream(deps: StreamDeps, request: Request, server
     release();
     return NOTHING_MORE();
   }
-  const stream = deps.registry.open();
+  const stream = place.open();
   honourStreamParams(deps, url, stream);
   const sub = deps.auth.guard(viewer, actor, new SingleMatchSubscription(stream, actor.match), stream);
   hold(deps, request, server, stream, new StreamLease(actor, sub, release, deps.auth.closeAtExpiry(viewer, stream)));
@@ -138,8 +162,27 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
   const max = deps.node.config.maxMatchesPerStream;
   if (matches.length > max) throw new HttpError(413, "too_many_matches", `one stream carries at most ${max} matches; open another stream`);
   for (const m of matches) validMatch(m);
+  const turn = deps.pacer.turn();
+  if (turn) await turn;
   const viewer = await deps.auth.viewerOf(request, url);
-  admitStream(deps);
+  const place = admitStream(deps);
+  try {
+    return await openMultiplexedIn(place, deps, request, server, url, matches, viewer);
+  } finally {
+    place.release();
+  }
+}
+
+async function openMultiplexedIn(
+  place: StreamPlace,
+  deps: StreamDeps,
+  request: Request,
+  server: Server<unknown> | null,
+  url: URL,
+  matches: string[],
+  viewer: Viewer,
+): Promise<Response> {
+  const max = deps.node.config.maxMatchesPerStream;
   const release = deps.limits.admitStream(request, server);
   let actors: MatchActor[];
   try {
@@ -156,7 +199,7 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
     release();
     return NOTHING_MORE();
   }
-  const stream = deps.registry.open();
+  const stream = place.open();
   honourStreamParams(deps, url, stream);
   const shared = new MultiplexCursor(matches, resumed);
   for (const [i, a] of actors.entries()) if (done[i]) shared.end(a.match);

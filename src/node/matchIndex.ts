@@ -17,6 +17,8 @@ import { decodeWire, encodeWire } from "../bus/wireCodec.ts";
 
 /** Entries one flush writes at most; the rest wait for the next flush. */
 const FLUSH_MAX_ENTRIES = 2000;
+/** A flush writes this many entries per turn of the event loop, so 2,000 puts never hold it at once. */
+const FLUSH_ENTRIES_PER_TURN = 250;
 /** What KV accepts as a key (a match published straight to NATS may be named otherwise). */
 const KV_KEY = /^[-/_=.a-zA-Z0-9]+$/;
 
@@ -47,10 +49,19 @@ export class MatchIndex {
   async flush(): Promise<void> {
     if (this.dirty.size === 0) return;
     const writes: Promise<unknown>[] = [];
-    for (const [match, { finalKey: _local, ...entry }] of this.dirty) {
-      if (writes.length >= FLUSH_MAX_ENTRIES) break;
+    const taken: string[] = [];
+    for (const match of this.dirty.keys()) {
+      if (taken.length >= FLUSH_MAX_ENTRIES) break;
+      taken.push(match);
+    }
+    for (const [i, match] of taken.entries()) {
+      if (i > 0 && i % FLUSH_ENTRIES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+      // Noted again meanwhile, or written by a flush that ran while this one waited: the newest is taken.
+      const noted = this.dirty.get(match);
+      if (noted === undefined) continue;
       this.dirty.delete(match);
       if (!KV_KEY.test(match)) continue; // not listable across nodes; this node's copy still has it
+      const { finalKey: _local, ...entry } = noted;
       writes.push(this.put(match, encodeWire(entry)).catch((err: unknown) => this.onWriteFailed(match, err)));
     }
     await Promise.all(writes);

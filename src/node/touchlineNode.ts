@@ -403,7 +403,7 @@ export class TouchlineNode {
       ownerOf: (match) => this.membership.ring.ownerOf(match),
       acquireLease: (match) => this.leases.acquire(match, (n) => this.membership.ring.nodes.includes(n)),
       releaseLease: (match, epoch) => this.leases.release(match, epoch),
-      leaseHolder: (match) => this.leases.holder(match),
+      leaseHolder: (shard) => this.leases.holderOfShard(shard),
       publishFeed: (match, msg, trace) => this.link.publishFeed(match, msg, this.membership.ring.nodes.length, trace),
       subscribeFeed: (match, onMessage) => this.link.subscribeFeed(match, onMessage),
       requestSync: (owner, match, after) => this.link.requestSync(owner, match, after),

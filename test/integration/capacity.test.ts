@@ -9,7 +9,7 @@ import { expect, setDefaultTimeout, test } from "bun:test";
 import { waitFor } from "../helpers/cluster.ts";
 import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
-import { expectAdmitted, expectStreamRefusal } from "../helpers/refusal.ts";
+import { expectAdmitted, expectStreamRefusal, isStreamRefusal } from "../helpers/refusal.ts";
 import { getJson, metricValue, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
 setDefaultTimeout(30_000);
@@ -64,4 +64,22 @@ test(`the stream past MAX_CONNECTIONS=${MAX_CONNECTIONS} is refused in the SSE f
 
   await expectRefused(await openSse(`${node.url}/matches/${match}/events`));
   await Promise.all([again, open[0]!, open[1]!].map((s) => s.close()));
+});
+
+test(`a storm of 40 resumes at once on a node of ${MAX_CONNECTIONS}: exactly ${MAX_CONNECTIONS} streams, every other one refused`, async () => {
+  // A resume waits for its match's actor to be ready (is the match over?) between the capacity check
+  // and the open; an actor starting from nothing waits on NATS. 40 of them wait there at once: each
+  // must have held its place, or all pass the check before any opens.
+  const tag = (await publishOk(node.url, uniqueMatch("tag"), { type: "kickoff" })).split("@")[1];
+  const matches = Array.from({ length: 40 }, (_, i) => uniqueMatch(`storm${i}`));
+  const storm = await Promise.all(matches.map((m) => openSse(`${node.url}/matches/${m}/events`, { headers: { "last-event-id": `1@${tag}` } })));
+  await Promise.all(storm.map((s) => s.untilEvents(1).catch(() => {})));
+  const refused = storm.filter((s) => isStreamRefusal(s)).length;
+  expect({ streams: await metricValue(node.url, "touchline_streams_open"), refused }).toEqual({ streams: MAX_CONNECTIONS, refused: 40 - MAX_CONNECTIONS });
+  await Promise.all(storm.map((s) => s.close()));
+  await waitFor(async () => (await metricValue(node.url, "touchline_streams_open")) === 0, 5000, "every stream closed");
+  // Every place held by a refused or finished request was given back: the node takes streams again.
+  const after = await openSse(`${node.url}/matches/${matches[0]}/events`);
+  await expectAdmitted(after);
+  await after.close();
 });
