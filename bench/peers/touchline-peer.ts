@@ -24,6 +24,11 @@ const CLUSTER_PROBE_TIMEOUT_MS = 2_000;
  * Extra Bun flags for the nodes, for diagnosis only: `TOUCHLINE_BENCH_BUN_FLAGS="--cpu-prof-md
  * --cpu-prof-dir=/tmp/prof"` writes each node's CPU profile when it stops. Never set for figures.
  */
+/**
+ * The nodes' lag gauge keeps the worst probe of this window: the many-matches scenario scrapes it every
+ * 250 ms and charges each reading to the step it is in, so a stall must leave the gauge within a step.
+ */
+const LAG_WINDOW_MS = 1000;
 const NODE_BUN_FLAGS = (process.env.TOUCHLINE_BENCH_BUN_FLAGS ?? "").split(/\s+/).filter((flag) => flag !== "");
 
 export function touchlineAvailable(): boolean {
@@ -68,6 +73,7 @@ export class TouchlinePeer implements Peer {
           NODE_ID: id,
           MAX_CONNECTIONS: String(this.streamCap),
           HEARTBEAT_MS: String(HEARTBEAT_MS),
+          EVENT_LOOP_LAG_WINDOW_MS: String(LAG_WINDOW_MS),
         },
       });
       this.running.push({ id, port, process });

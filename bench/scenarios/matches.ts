@@ -39,7 +39,10 @@ const IDLE_SETTLE_MS = 1_500;
 const CAP_SHARE = 0.85;
 const READYZ_EVERY_MS = 100;
 const READYZ_TIMEOUT_MS = 5_000;
-/** The node's lag probe fires every 500 ms (src/main.ts): scraping twice as often sees each reading. */
+/**
+ * The node's lag gauge holds the worst of its 100 ms probes over the last second (the bench peer sets
+ * EVENT_LOOP_LAG_WINDOW_MS): scraping every 250 ms sees every stall, each in the step it happened in or the next.
+ */
 const METRICS_EVERY_MS = 250;
 const RSS_EVERY_MS = 250;
 const CONSUMERS_EVERY_MS = 1_000;

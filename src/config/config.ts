@@ -80,6 +80,8 @@ export interface Config {
   security: SecurityConfig;
   /** LOG_LEVEL: least level of the JSON log lines. */
   logLevel: LogLevel;
+  /** EVENT_LOOP_LAG_WINDOW_MS: the lag gauge keeps the worst probe of this window. */
+  eventLoopLagWindowMs: number;
   /** OTEL_SERVICE_NAME: service.name of the spans (the resource detector also honours OTEL_RESOURCE_ATTRIBUTES). */
   serviceName: string;
   /** Whether and how spans are exported, from the standard OTEL_* variables (config/tracingSettings.ts). */
@@ -322,6 +324,7 @@ export function loadConfig(env: Env = process.env): Config {
     limits: loadLimits(env, maxMatchesPerStream),
     security: loadSecurityConfig(env),
     logLevel: choice(env, "LOG_LEVEL", LOG_LEVELS),
+    eventLoopLagWindowMs: duration(env, "EVENT_LOOP_LAG_WINDOW_MS"),
     serviceName: given(env, "OTEL_SERVICE_NAME") ?? declaredDefault("OTEL_SERVICE_NAME"),
     tracing: readTracingEnv(env),
   };

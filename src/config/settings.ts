@@ -188,7 +188,7 @@ export const SETTINGS = {
     default: "1000",
     unit: "opens and closes",
     min: 0,
-    meaning: "After this many stream opens and closes then half a second without any, one full garbage collection; 0: off",
+    meaning: "After this many stream opens and closes then half a second without any, one garbage collection (concurrent with the node's work); 0: off",
   },
 
   // Memory
@@ -382,6 +382,15 @@ export const SETTINGS = {
     default: "info",
     choices: LOG_LEVELS,
     meaning: `Least level of the JSON log lines on stdout: ${LOG_LEVELS.join(", ")}`,
+  },
+  EVENT_LOOP_LAG_WINDOW_MS: {
+    group: "Logs and traces",
+    type: "duration",
+    default: "15s",
+    unit: "ms",
+    min: 100,
+    max: HOUR_MS,
+    meaning: "touchline_event_loop_lag_seconds shows the worst probe (every 100 ms) of this window: about your scrape interval",
   },
   OTEL_SERVICE_NAME: { group: "Logs and traces", type: "text", default: "touchline", meaning: "service.name of this node's spans" },
   OTEL_EXPORTER_OTLP_ENDPOINT: {

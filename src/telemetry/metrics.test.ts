@@ -392,6 +392,27 @@ describe("startEventLoopLagMonitor", () => {
     expect(readings.length).toBe(seen);
   });
 
+  test("keeps the window's worst probe: a stall stays in the gauge for the window, then leaves it", async () => {
+    const readings: number[] = [];
+    const windowMs = PROBE_INTERVAL_MS * 10;
+    const stop = startEventLoopLagMonitor({ set: (v) => readings.push(v) }, PROBE_INTERVAL_MS, windowMs);
+    await Bun.sleep(PROBE_INTERVAL_MS * 3);
+    const blockedUntil = performance.now() + BLOCK_MS;
+    while (performance.now() < blockedUntil) {
+      // Busy-wait: the probe timer cannot fire until this returns.
+    }
+    const stalledAt = readings.length;
+    await Bun.sleep(PROBE_INTERVAL_MS * 4);
+    // The probes after the stall fire on time, yet the gauge still shows the stall.
+    const afterStall = readings.slice(stalledAt);
+    expect(afterStall.length).toBeGreaterThan(2);
+    for (const r of afterStall) expect(r).toBeGreaterThan((BLOCK_MS - PROBE_INTERVAL_MS * 2) / 1000);
+    // A whole window of probes later it has left.
+    await Bun.sleep(windowMs * 3);
+    stop();
+    expect(readings.at(-1)!).toBeLessThan((BLOCK_MS - PROBE_INTERVAL_MS * 2) / 1000);
+  });
+
   test("refuses a non-positive interval", () => {
     expect(() => startEventLoopLagMonitor({ set: () => {} }, 0)).toThrow(RangeError);
   });

@@ -129,7 +129,7 @@ export function createNodeMetrics(registry: MetricsRegistry, processReaders?: Pr
     upstreamFeeds: registry.gauge("touchline_upstream_feeds", "Feeds this node holds from the owners of matches it proxies."),
     ownershipMoves: registry.counter("touchline_ownership_moves_total", "Matches whose ownership moved to or from this node."),
     natsConnected: registry.gauge("touchline_nats_connected", "1 while connected to NATS, 0 otherwise."),
-    eventLoopLag: registry.gauge("touchline_event_loop_lag_seconds", "How late the last event-loop probe timer fired."),
+    eventLoopLag: registry.gauge("touchline_event_loop_lag_seconds", "How late the latest event-loop probe timers fired: the worst of the last 15 s."),
     rejected: childrenFor(registry.counter("touchline_rejected_total", "Requests refused, by reason.", ["reason"]), "reason", REJECT_REASONS),
     limited: childrenFor(registry.counter("touchline_limited_total", "Requests refused by an abuse limit, by limit.", ["limit"]), "limit", LIMIT_NAMES),
     limiterKeys: gaugeChildrenFor(
