@@ -108,18 +108,26 @@ function settleJoin(stream: SseStream, live: boolean): void {
   else stream.close("unavailable");
 }
 
-export async function openMatchStream(deps: StreamDeps, request: Request, server: Server<unknown> | null, match: string): Promise<Response> {
-  validMatch(match);
+/**
+ * What every stream open does first: waits its turn (turnPacer.ts), reads the viewer, then holds a place
+ * (readiness and capacity) for `open`, given back unless a stream opened in it.
+ */
+async function openInPlace(deps: StreamDeps, request: Request, url: URL, open: (place: StreamPlace, viewer: Viewer) => Promise<Response>): Promise<Response> {
   const turn = deps.pacer.turn();
   if (turn) await turn;
-  const url = new URL(request.url);
   const viewer = await deps.auth.viewerOf(request, url);
   const place = admitStream(deps);
   try {
-    return await openMatchIn(place, deps, request, server, url, match, viewer);
+    return await open(place, viewer);
   } finally {
     place.release();
   }
+}
+
+export async function openMatchStream(deps: StreamDeps, request: Request, server: Server<unknown> | null, match: string): Promise<Response> {
+  validMatch(match);
+  const url = new URL(request.url);
+  return openInPlace(deps, request, url, (place, viewer) => openMatchIn(place, deps, request, server, url, match, viewer));
 }
 
 async function openMatchIn(
@@ -162,15 +170,7 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
   const max = deps.node.config.maxMatchesPerStream;
   if (matches.length > max) throw new HttpError(413, "too_many_matches", `one stream carries at most ${max} matches; open another stream`);
   for (const m of matches) validMatch(m);
-  const turn = deps.pacer.turn();
-  if (turn) await turn;
-  const viewer = await deps.auth.viewerOf(request, url);
-  const place = admitStream(deps);
-  try {
-    return await openMultiplexedIn(place, deps, request, server, url, matches, viewer);
-  } finally {
-    place.release();
-  }
+  return openInPlace(deps, request, url, (place, viewer) => openMultiplexedIn(place, deps, request, server, url, matches, viewer));
 }
 
 async function openMultiplexedIn(

@@ -19,6 +19,12 @@ class Loop {
   }
 }
 
+/** A pacer of 10 ms per turn on a hand-driven loop, and the order in which opens ran. */
+function pacedLoop(): { loop: Loop; pacer: TurnPacer; done: number[] } {
+  const loop = new Loop();
+  return { loop, pacer: new TurnPacer({ budgetMs: 10, now: () => loop.now, later: loop.later }), done: [] };
+}
+
 /** An open as the route runs it: waits its turn if told to, then spends `costMs` of the turn. */
 function open(pacer: TurnPacer, loop: Loop, costMs: number, done: number[], id: number): void {
   const run = (): void => {
@@ -31,18 +37,14 @@ function open(pacer: TurnPacer, loop: Loop, costMs: number, done: number[], id: 
 }
 
 test("a quiet node never waits: every open within the turn's budget goes at once", () => {
-  const loop = new Loop();
-  const pacer = new TurnPacer({ budgetMs: 10, now: () => loop.now, later: loop.later });
-  const done: number[] = [];
+  const { loop, pacer, done } = pacedLoop();
   for (let i = 0; i < 5; i++) open(pacer, loop, 1, done, i);
   expect(done).toEqual([0, 1, 2, 3, 4]);
   expect(pacer.pending).toBe(0);
 });
 
 test("past the budget the rest wait for later turns, in arrival order, a budget's worth per turn", async () => {
-  const loop = new Loop();
-  const pacer = new TurnPacer({ budgetMs: 10, now: () => loop.now, later: loop.later });
-  const done: number[] = [];
+  const { loop, pacer, done } = pacedLoop();
   // A storm: 35 opens of 1 ms each arrive in one turn.
   for (let i = 0; i < 35; i++) open(pacer, loop, 1, done, i);
   expect(done).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -58,9 +60,7 @@ test("past the budget the rest wait for later turns, in arrival order, a budget'
 });
 
 test("an open arriving while others wait queues behind them, even in a fresh turn", async () => {
-  const loop = new Loop();
-  const pacer = new TurnPacer({ budgetMs: 10, now: () => loop.now, later: loop.later });
-  const done: number[] = [];
+  const { loop, pacer, done } = pacedLoop();
   for (let i = 0; i < 12; i++) open(pacer, loop, 5, done, i);
   expect(done).toEqual([0, 1]);
   open(pacer, loop, 5, done, 99);
@@ -72,9 +72,7 @@ test("an open arriving while others wait queues behind them, even in a fresh tur
 });
 
 test("once the storm is over, the next turn's first open goes at once again", async () => {
-  const loop = new Loop();
-  const pacer = new TurnPacer({ budgetMs: 10, now: () => loop.now, later: loop.later });
-  const done: number[] = [];
+  const { loop, pacer, done } = pacedLoop();
   for (let i = 0; i < 15; i++) open(pacer, loop, 1, done, i);
   await loop.nextTurn();
   await loop.nextTurn();
