@@ -108,17 +108,34 @@ function settleJoin(stream: SseStream, live: boolean): void {
   else stream.close("unavailable");
 }
 
+/** A stream open past its turn, its viewer and its place: what both kinds of stream open with. */
+interface StreamOpening {
+  deps: StreamDeps;
+  request: Request;
+  server: Server<unknown> | null;
+  url: URL;
+  viewer: Viewer;
+  /** Held for the stream (readiness and capacity checked); given back unless a stream opens in it. */
+  place: StreamPlace;
+}
+
 /**
  * What every stream open does first: waits its turn (turnPacer.ts), reads the viewer, then holds a place
  * (readiness and capacity) for `open`, given back unless a stream opened in it.
  */
-async function openInPlace(deps: StreamDeps, request: Request, url: URL, open: (place: StreamPlace, viewer: Viewer) => Promise<Response>): Promise<Response> {
+async function openInPlace(
+  deps: StreamDeps,
+  request: Request,
+  server: Server<unknown> | null,
+  url: URL,
+  open: (opening: StreamOpening) => Promise<Response>,
+): Promise<Response> {
   const turn = deps.pacer.turn();
   if (turn) await turn;
   const viewer = await deps.auth.viewerOf(request, url);
   const place = admitStream(deps);
   try {
-    return await open(place, viewer);
+    return await open({ deps, request, server, url, viewer, place });
   } finally {
     place.release();
   }
@@ -126,19 +143,10 @@ async function openInPlace(deps: StreamDeps, request: Request, url: URL, open: (
 
 export async function openMatchStream(deps: StreamDeps, request: Request, server: Server<unknown> | null, match: string): Promise<Response> {
   validMatch(match);
-  const url = new URL(request.url);
-  return openInPlace(deps, request, url, (place, viewer) => openMatchIn(place, deps, request, server, url, match, viewer));
+  return openInPlace(deps, request, server, new URL(request.url), (opening) => openMatchIn(opening, match));
 }
 
-async function openMatchIn(
-  place: StreamPlace,
-  deps: StreamDeps,
-  request: Request,
-  server: Server<unknown> | null,
-  url: URL,
-  match: string,
-  viewer: Viewer,
-): Promise<Response> {
+async function openMatchIn({ deps, request, server, url, viewer, place }: StreamOpening, match: string): Promise<Response> {
   // Limits before any actor exists: a refused request must cost no lease, reader or feed.
   const release = deps.limits.admitStream(request, server);
   let actor: MatchActor;
@@ -170,19 +178,10 @@ export async function openMultiplexedStream(deps: StreamDeps, request: Request, 
   const max = deps.node.config.maxMatchesPerStream;
   if (matches.length > max) throw new HttpError(413, "too_many_matches", `one stream carries at most ${max} matches; open another stream`);
   for (const m of matches) validMatch(m);
-  return openInPlace(deps, request, url, (place, viewer) => openMultiplexedIn(place, deps, request, server, url, matches, viewer));
+  return openInPlace(deps, request, server, url, (opening) => openMultiplexedIn(opening, matches, max));
 }
 
-async function openMultiplexedIn(
-  place: StreamPlace,
-  deps: StreamDeps,
-  request: Request,
-  server: Server<unknown> | null,
-  url: URL,
-  matches: string[],
-  viewer: Viewer,
-): Promise<Response> {
-  const max = deps.node.config.maxMatchesPerStream;
+async function openMultiplexedIn({ deps, request, server, url, viewer, place }: StreamOpening, matches: string[], max: number): Promise<Response> {
   const release = deps.limits.admitStream(request, server);
   let actors: MatchActor[];
   try {
