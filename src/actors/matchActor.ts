@@ -380,7 +380,7 @@ export class MatchActor {
     this.stopFeed();
     this.role = "owner";
     this.epoch = epoch;
-    this.svc.telemetry.ownershipMoved(this.match, this.svc.selfId);
+    this.svc.telemetry.ownershipMoved(this.match, "in", this.svc.selfId);
     await this.startReading();
   }
 
@@ -423,7 +423,7 @@ export class MatchActor {
     const epoch = this.epoch;
     this.role = "follower";
     // Ownership moved away from this node (to the ring's new owner, or to whoever fenced this epoch).
-    this.svc.telemetry.ownershipMoved(this.match, this.svc.ownerOf(this.match) ?? "unknown");
+    this.svc.telemetry.ownershipMoved(this.match, "out", this.svc.ownerOf(this.match) ?? "unknown");
     this.svc.telemetry.debug("owner stepping down", { match: this.match, reason, epoch });
     // Only a lease still held is handed back (releasing is a compare-and-delete at its epoch anyway).
     if (reason !== "lease lost") {

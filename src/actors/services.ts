@@ -5,7 +5,7 @@
 import type { Json } from "../match/mergePatch.ts";
 import type { Context } from "@opentelemetry/api";
 import type { MatchSpans } from "../telemetry/matchSpans.ts";
-import type { ReplaySource } from "../telemetry/metricLabels.ts";
+import type { OwnershipDirection, ReplaySource } from "../telemetry/metricLabels.ts";
 import type { WindowBudget } from "./windowBudget.ts";
 import type { MatchLog } from "../bus/matchLog.ts";
 import type { FeedMessage, SyncReply } from "../cluster/nodeLink.ts";
@@ -29,7 +29,8 @@ export interface IndexEntry {
 export interface ActorTelemetry {
   delivered(n: number, ts: number): void;
   replay(source: ReplaySource, events: number): void;
-  ownershipMoved(match: string, to: string): void;
+  /** `in`: this node became the match's owner; `out`: it stopped being (to: the ring's owner now, if known). */
+  ownershipMoved(match: string, direction: OwnershipDirection, to: string): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   debug(msg: string, fields?: Record<string, unknown>): void;
   spans: MatchSpans;

@@ -37,6 +37,12 @@ export class MatchIndex {
     private readonly watch: BucketWatch,
     private readonly flushMs: number,
     private readonly onWriteFailed: (match: string, err: unknown) => void,
+    /**
+     * An entry of a match this copy did not list before came through the watch. A node that joined
+     * before the entry was flushed starts the match's owner here if it is its own: nothing else would
+     * (the ring change that gave it the match found no entry, and the event is older than its tail).
+     */
+    private readonly onNewMatch: (match: string, entry: IndexEntry) => void = () => {},
   ) {}
 
   /** Notes a match's newest entry: listed here at once, written to the bucket at the next flush. */
@@ -72,11 +78,15 @@ export class MatchIndex {
     this.watcher = await this.watch((e) => {
       if (e.operation !== "PUT") this.entries_.delete(e.key);
       else {
+        let entry: IndexEntry;
         try {
-          this.noteLocal(e.key, decodeWire<IndexEntry>(e.value));
+          entry = decodeWire<IndexEntry>(e.value);
         } catch {
-          /* not an index entry: ignore */
+          return; // not an index entry: ignore
         }
+        const isNew = !this.entries_.has(e.key);
+        this.noteLocal(e.key, entry);
+        if (isNew) this.onNewMatch(e.key, entry);
       }
     });
   }

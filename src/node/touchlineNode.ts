@@ -25,7 +25,7 @@ import { logTag, type PublishInput } from "../match/event.ts";
 import type { Json } from "../match/mergePatch.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { NodeMetrics } from "../telemetry/nodeMetrics.ts";
-import type { ReplaySource } from "../telemetry/metricLabels.ts";
+import type { OwnershipDirection, ReplaySource } from "../telemetry/metricLabels.ts";
 import { MatchSpans } from "../telemetry/matchSpans.ts";
 import { TRACING_OFF, type TracingHandle } from "../telemetry/spans.ts";
 import { MatchIndex } from "./matchIndex.ts";
@@ -89,6 +89,11 @@ export class TouchlineNode {
   private natsReachable = true;
   /** False while the stream or a bucket is missing and being set up again. */
   private storeUp = false;
+  /**
+   * The membership of the current set-up has shown its ring, so owners may start (before the rest of
+   * the set-up is done: what the index shows meanwhile must not wait). False again when the log starts over.
+   */
+  private ringShown = false;
   /**
    * The event stream, as last checked, is the one `currentLogTag` names. False from a NATS disconnect
    * until the next check: a store lost meanwhile starts its sequences again, and a publish answered
@@ -196,9 +201,7 @@ export class TouchlineNode {
       this.names.stream,
       this.names.eventWildcard,
       (subject) => this.names.matchOfSubject(subject),
-      (match) => {
-        if (this.membership?.ring.ownerOf(match) === this.id && !this.draining && this.storeUp) this.hub.get(match);
-      },
+      (match) => this.startIfOwned(match),
     );
     this.log = new EventLog(
       this.js,
@@ -229,6 +232,9 @@ export class TouchlineNode {
       watch(this.names.indexBucket),
       INDEX_FLUSH_MS,
       (match, err) => this.logger.warn("match index write failed", { match, err: String(err) }),
+      (match, entry) => {
+        if (entry.ts >= Date.now() - RECENT_ACTIVITY_MS) this.startIfOwned(match);
+      },
     );
     await this.index.start();
 
@@ -256,6 +262,7 @@ export class TouchlineNode {
     );
     this.membership.onChange((ring, previous) => {
       this.logger.info("membership changed", { nodes: ring.nodes, previous: previous.nodes });
+      this.ringShown = true;
       this.hub.membershipChanged();
       this.startRecentlyActiveOwned();
     });
@@ -354,6 +361,7 @@ export class TouchlineNode {
     if (this.restarting) return;
     this.restarting = true;
     this.storeUp = false;
+    this.ringShown = false;
     this.storeEpoch++;
     this.logger.warn("the event log or a bucket was lost; setting them up again", { why, previousLogTag: this.currentLogTag });
     this.unavailable("log_restarted");
@@ -384,9 +392,9 @@ export class TouchlineNode {
         this.metrics.replayRequests[source].inc();
         if (events > 0) this.metrics.replayedEvents.inc(events);
       },
-      ownershipMoved: (match: string, to: string) => {
-        this.metrics.ownershipMoves.inc();
-        this.logger.debug("ownership moved", { match, to });
+      ownershipMoved: (match: string, direction: OwnershipDirection, to: string) => {
+        this.metrics.ownershipMoves[direction].inc();
+        this.logger.debug("ownership moved", { match, direction, to });
       },
       warn: (msg: string, fields?: Record<string, unknown>) => this.logger.warn(msg, fields),
       debug: (msg: string, fields?: Record<string, unknown>) => this.logger.debug(msg, fields),
@@ -422,6 +430,14 @@ export class TouchlineNode {
     for (const [match, entry] of this.index.entries()) {
       if (entry.ts >= since && this.membership.ring.ownerOf(match) === this.id) this.hub.get(match);
     }
+  }
+
+  /**
+   * A match found active elsewhere than through a request (a message on the stream's tail, a new index
+   * entry): its owner is started if it is this node's, so the match index stays current.
+   */
+  private startIfOwned(match: string): void {
+    if (this.ringShown && !this.draining && this.membership.ring.ownerOf(match) === this.id) this.hub.get(match);
   }
 
   private async watchNatsStatus(): Promise<void> {

@@ -23,6 +23,14 @@ export type ProxyRefusal = (typeof PROXY_REFUSALS)[number];
 export const STREAM_CLOSE_REASONS = ["client", "slow", "drain", "error", "auth_expired", "replay_paged", "unavailable", "rotated", "ended"] as const;
 export type StreamCloseReason = (typeof STREAM_CLOSE_REASONS)[number];
 
+/**
+ * Which way a match's ownership moved: the `direction` label of touchline_ownership_moves_total. `in`
+ * when this node became its owner, `out` when it stopped being (the ring moved it, its lease was taken).
+ * Owned matches change by in − out, whatever order moves happen in.
+ */
+export const OWNERSHIP_DIRECTIONS = ["in", "out"] as const;
+export type OwnershipDirection = (typeof OWNERSHIP_DIRECTIONS)[number];
+
 /** Where a resume was served from: the `source` label of touchline_replay_requests_total. */
 export const REPLAY_SOURCES = ["memory", "jetstream", "snapshot"] as const;
 export type ReplaySource = (typeof REPLAY_SOURCES)[number];

@@ -14,17 +14,25 @@ import type { Counter, CounterChild, Gauge, GaugeChild, Histogram, MetricsRegist
 import {
   LIMITERS,
   LIMIT_NAMES,
+  OWNERSHIP_DIRECTIONS,
   PROXY_REFUSALS,
   REPLAY_SOURCES,
   STREAM_CLOSE_REASONS,
   type LimiterName,
   type LimitName,
+  type OwnershipDirection,
   type ProxyRefusal,
   type ReplaySource,
   type StreamCloseReason,
 } from "./metricLabels";
 
-export { STREAM_CLOSE_REASONS, REPLAY_SOURCES, type StreamCloseReason, type ReplaySource } from "./metricLabels";
+export {
+  STREAM_CLOSE_REASONS,
+  REPLAY_SOURCES,
+  type StreamCloseReason,
+  type ReplaySource,
+  type OwnershipDirection,
+} from "./metricLabels";
 import { registerBuildInfo } from "./buildInfo";
 import { registerProcessMetrics, type ProcessReaders } from "./processMetrics";
 
@@ -67,8 +75,8 @@ export interface NodeMetrics {
   ownedMatches: Gauge;
   /** touchline_upstream_feeds: node-to-node feeds this node holds open to match owners. */
   upstreamFeeds: Gauge;
-  /** touchline_ownership_moves_total */
-  ownershipMoves: Counter;
+  /** touchline_ownership_moves_total{direction} */
+  ownershipMoves: Record<OwnershipDirection, CounterChild>;
   /** touchline_nats_connected: 1 when connected, 0 otherwise. */
   natsConnected: Gauge;
   /** touchline_event_loop_lag_seconds: fed by startEventLoopLagMonitor. */
@@ -127,7 +135,11 @@ export function createNodeMetrics(registry: MetricsRegistry, processReaders?: Pr
     replayedEvents: registry.counter("touchline_replayed_events_total", "Events sent to clients as replay on resume."),
     ownedMatches: registry.gauge("touchline_owned_matches", "Matches this node owns now."),
     upstreamFeeds: registry.gauge("touchline_upstream_feeds", "Feeds this node holds from the owners of matches it proxies."),
-    ownershipMoves: registry.counter("touchline_ownership_moves_total", "Matches whose ownership moved to or from this node."),
+    ownershipMoves: childrenFor(
+      registry.counter("touchline_ownership_moves_total", "Matches whose ownership moved to this node (in) or away from it (out).", ["direction"]),
+      "direction",
+      OWNERSHIP_DIRECTIONS,
+    ),
     natsConnected: registry.gauge("touchline_nats_connected", "1 while connected to NATS, 0 otherwise."),
     eventLoopLag: registry.gauge("touchline_event_loop_lag_seconds", "How late the latest event-loop probe timers fired: the worst of the last 15 s."),
     rejected: childrenFor(registry.counter("touchline_rejected_total", "Requests refused, by reason.", ["reason"]), "reason", REJECT_REASONS),

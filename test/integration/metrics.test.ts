@@ -333,7 +333,7 @@ test("a client that never reads is cut off once (slow), while a reading one keep
   await streamsOpenIs(base);
 });
 
-test("ownership: when a second node joins, moves away count on this node and moves in on the other, matching owned_matches", async () => {
+test("ownership: when a second node joins, moves out count on this node and moves in on the other, matching owned_matches", async () => {
   // Fresh matches with events, so the newcomer takes some of them whatever the ring's split.
   const fresh = await Promise.all(Array.from({ length: 12 }, () => matchWithEvents("m-own", 1)));
   const before = await scrape();
@@ -343,33 +343,53 @@ test("ownership: when a second node joins, moves away count on this node and mov
 
   second = await startNode({ natsUrl: nats.url, env: NODE_ENV });
   await waitForClusterSize([node, second], 2);
-  // Every match with events that the ring now gives the newcomer (it starts their actors on joining).
-  const listed = await getJson<{ matches: { match: string }[] }>(`${second.url}/matches?limit=1000`);
-  const owners = await Promise.all(
-    listed.json.matches.map(async ({ match }) => (await getJson<{ owner: string }>(`${second!.url}/cluster/owner/${match}`)).json.owner),
+  // Every match with events that the ring now gives the newcomer (it starts their actors as it learns
+  // of them: from its copy of the index when it joins, or as their entries reach it, at most a second later).
+  let listed: string[] = [];
+  await waitFor(
+    async () => {
+      listed = (await getJson<{ matches: { match: string }[] }>(`${second!.url}/matches?limit=1000`)).json.matches.map((m) => m.match);
+      return fresh.every(({ match }) => listed.includes(match));
+    },
+    5_000,
+    "the newcomer lists every fresh match",
   );
+  const owners = await Promise.all(listed.map(async (match) => (await getJson<{ owner: string }>(`${second!.url}/cluster/owner/${match}`)).json.owner));
   const taken = owners.filter((o) => o === second!.nodeId).length;
   expect(taken).toBeGreaterThanOrEqual(1);
 
+  // Owned matches change by moves in minus moves out on each node, whatever the order moves happen in
+  // (an owner still taking its lease when `before` was read counts in here later, and owns one more).
   let figures: Record<string, number> = {};
   const settled = async (): Promise<boolean> => {
     const here = await scrape();
     const there = await scrape(second!);
+    const change = changeBetween(before, here);
     figures = {
-      movedAway: changeBetween(before, here)("touchline_ownership_moves_total"),
-      ownedDrop: ownedBefore - value(here, "touchline_owned_matches"),
+      outHere: change("touchline_ownership_moves_total", { direction: "out" }),
+      inHere: change("touchline_ownership_moves_total", { direction: "in" }),
+      ownedChangeHere: value(here, "touchline_owned_matches") - ownedBefore,
       feedsHere: value(here, "touchline_upstream_feeds"),
-      movedIn: value(there, "touchline_ownership_moves_total"),
+      inThere: value(there, "touchline_ownership_moves_total", { direction: "in" }),
+      outThere: value(there, "touchline_ownership_moves_total", { direction: "out" }),
       ownedThere: value(there, "touchline_owned_matches"),
     };
-    const f = figures as Record<"movedAway" | "ownedDrop" | "movedIn" | "ownedThere", number>;
-    return f.ownedThere >= taken && f.movedIn === f.ownedThere && f.movedAway === f.ownedDrop && f.ownedDrop >= taken;
+    const f = figures as Record<"outHere" | "inHere" | "ownedChangeHere" | "inThere" | "outThere" | "ownedThere", number>;
+    return (
+      f.ownedThere >= taken &&
+      f.inThere - f.outThere === f.ownedThere &&
+      f.outHere >= taken &&
+      f.inHere - f.outHere === f.ownedChangeHere &&
+      f.ownedChangeHere <= -taken
+    );
   };
   const deadline = Date.now() + MOVE_TIMEOUT_MS;
   while (!(await settled())) {
     if (Date.now() > deadline) throw new Error(`ownership figures did not settle: ${JSON.stringify({ taken, ...figures })}`);
     await Bun.sleep(MOVE_POLL_MS);
   }
+  // A join moves matches one way only: the newcomer gave nothing away.
+  expect(figures.outThere).toBe(0);
   // This node now follows the matches it gave away from their new owner (one feed per match).
   expect(figures.feedsHere).toBeGreaterThanOrEqual(taken);
   expect(value(await scrape(second), "touchline_nats_connected")).toBe(1);

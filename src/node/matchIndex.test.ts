@@ -1,0 +1,75 @@
+import { expect, test } from "bun:test";
+import type { BucketEntry, BucketWatch } from "../bus/bucketWatch.ts";
+import type { OrderedReader } from "../bus/orderedReader.ts";
+import { encodeWire } from "../bus/wireCodec.ts";
+import type { IndexEntry } from "../actors/services.ts";
+import { MatchIndex } from "./matchIndex.ts";
+
+/** A watch this test feeds by hand: what the bucket would deliver, one entry at a time. */
+function handWatch(): { watch: BucketWatch; deliver: (e: Partial<BucketEntry> & { key: string }) => void } {
+  let onEntry: ((e: BucketEntry) => void) | undefined;
+  let revision = 0;
+  return {
+    watch: async (f) => {
+      onEntry = f;
+      return { stop: () => {} } as unknown as OrderedReader;
+    },
+    deliver: (e) =>
+      onEntry!({
+        operation: "PUT",
+        revision: ++revision,
+        created: new Date(),
+        value: new Uint8Array(),
+        isUpdate: true,
+        string: () => "",
+        json: <T>() => ({}) as T,
+        ...e,
+      }),
+  };
+}
+
+const entry = (seq: number): IndexEntry => ({ seq, ts: Date.now(), state: { minute: seq } });
+
+test("a match's first entry through the watch is announced once; later entries and other matches' are not repeated", async () => {
+  const { watch, deliver } = handWatch();
+  const announced: [string, number][] = [];
+  const index = new MatchIndex(
+    async () => {},
+    watch,
+    60_000,
+    () => {},
+    (match, e) => announced.push([match, e.seq]),
+  );
+  await index.start();
+  deliver({ key: "a", value: encodeWire(entry(1)) });
+  deliver({ key: "a", value: encodeWire(entry(2)) });
+  deliver({ key: "b", value: encodeWire(entry(7)) });
+  deliver({ key: "c", value: new TextEncoder().encode("not an entry") });
+  expect(announced).toEqual([
+    ["a", 1],
+    ["b", 7],
+  ]);
+  expect(index.get("a")?.seq).toBe(2);
+  // Deleted (retention), then active again: new again.
+  deliver({ key: "a", operation: "DEL" });
+  deliver({ key: "a", value: encodeWire(entry(9)) });
+  expect(announced.at(-1)).toEqual(["a", 9]);
+  await index.stop();
+});
+
+test("an entry this node wrote itself is not announced when the watch brings it back", async () => {
+  const { watch, deliver } = handWatch();
+  const announced: string[] = [];
+  const index = new MatchIndex(
+    async () => {},
+    watch,
+    60_000,
+    () => {},
+    (match) => announced.push(match),
+  );
+  await index.start();
+  index.write("mine", entry(3));
+  deliver({ key: "mine", value: encodeWire(entry(3)) });
+  expect(announced).toEqual([]);
+  await index.stop();
+});
