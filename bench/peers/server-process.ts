@@ -13,6 +13,8 @@ const READY_POLL_MS = 100;
 const PROBE_TIMEOUT_MS = 2_000;
 /** A publish is one small POST; a peer that takes longer than this is stuck. */
 const PUBLISH_TIMEOUT_MS = 10_000;
+/** How long a dead server's last output may take to reach us. */
+const OUTPUT_DRAIN_MS = 1_000;
 
 /** Every server still running, killed if the bench itself dies so no peer outlives it. */
 const running = new Set<Subprocess>();
@@ -29,6 +31,8 @@ export interface LaunchOptions {
 export class ServerProcess {
   private output = "";
   private readonly process: Subprocess<"ignore", "pipe", "pipe">;
+  /** Settle once stdout and stderr are read to their end. */
+  private readonly tails: Promise<void>[];
 
   constructor(
     readonly name: string,
@@ -44,8 +48,7 @@ export class ServerProcess {
     });
     running.add(this.process);
     void this.process.exited.then(() => running.delete(this.process));
-    void this.keepTail(this.process.stdout);
-    void this.keepTail(this.process.stderr);
+    this.tails = [this.keepTail(this.process.stdout), this.keepTail(this.process.stderr)];
   }
 
   get pid(): number {
@@ -65,11 +68,18 @@ export class ServerProcess {
   async waitUntil(ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
-      if (this.exited) throw new Error(`${this.name} exited during start:\n${this.output}`);
+      if (this.exited) throw new Error(`${this.name} exited during start (${await this.howItEnded()}):\n${this.output}`);
       if (await ready().catch(() => false)) return;
       await Bun.sleep(READY_POLL_MS);
     }
     throw new Error(`${this.name} not ready within ${timeoutMs} ms:\n${this.output}`);
+  }
+
+  /** Its exit code or signal, once what it printed last is read (a crash's message comes last). */
+  private async howItEnded(): Promise<string> {
+    await Promise.race([Promise.all(this.tails), Bun.sleep(OUTPUT_DRAIN_MS)]);
+    const { exitCode, signalCode } = this.process;
+    return signalCode !== null ? `signal ${signalCode}` : `exit code ${exitCode}`;
   }
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
@@ -88,13 +98,8 @@ export class ServerProcess {
   }
 }
 
-/** A port nobody listens on right now (asked from the kernel, then released). */
-export function freePort(): number {
-  const listener = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {} } });
-  const port = listener.port;
-  listener.stop(true);
-  return port;
-}
+/** A port for a peer's server: below the ephemeral range the load generator's connections take. */
+export { freeListenPort as freePort } from "../../test/helpers/listenPort.ts";
 
 export async function httpAnswers(url: string, expectStatus = 200): Promise<boolean> {
   const response = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });

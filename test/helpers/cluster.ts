@@ -6,15 +6,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { freeListenPort } from "./listenPort.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const BUN = process.execPath;
 
+/** A port for a server a test starts (see listenPort.ts). */
 export async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
+  return freeListenPort();
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
