@@ -157,11 +157,19 @@ export class Membership implements MembershipView {
       this.joinedResolve();
       this.joinedResolve = undefined;
     }
+    // Checked before building a ring: building one scores every shard, and this runs several times a second.
+    if (sameMembers(live, this.ring.nodes)) return;
     const next = new OwnershipRing(live);
-    if (next.nodes.join("\u0000") === this.ring.nodes.join("\u0000")) return;
     const previous = this.ring;
     this.ring = next;
     this.version++;
     for (const l of this.listeners) l(next, previous);
   }
+}
+
+/** `live` (any order, no repeats) names exactly the ring's nodes. */
+function sameMembers(live: string[], ring: readonly string[]): boolean {
+  if (live.length !== ring.length) return false;
+  const members = new Set(ring);
+  return live.every((id) => members.has(id));
 }
