@@ -107,13 +107,14 @@ export async function compressAnswer(request: Request, response: Response): Prom
   const type = response.headers.get("content-type");
   if (!compressible(type) || response.headers.has("content-encoding")) return response;
   addVary(response.headers, "Accept-Encoding");
+  // A short answer whose length is declared (json() declares it) stays as it is, whatever the client takes.
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (Number.isFinite(declared) && declared < COMPRESS_MIN_BYTES) return response;
   const isStatic = STATIC.test(type!);
   const coding = negotiateEncoding(request.headers.get("accept-encoding"), isStatic ? "br" : "gzip");
   if (coding === undefined) return response;
   // Elysia answers HEAD by running the GET route; its body is dropped, so encoding it is wasted work.
   if (request.method === "HEAD") return response;
-  const declared = Number(response.headers.get("content-length") ?? NaN);
-  if (Number.isFinite(declared) && declared < COMPRESS_MIN_BYTES) return response;
   const body = new Uint8Array(await response.arrayBuffer());
   const headers = new Headers(response.headers);
   const init = { status: response.status, statusText: response.statusText, headers };
