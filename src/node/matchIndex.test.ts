@@ -73,3 +73,23 @@ test("an entry this node wrote itself is not announced when the watch brings it 
   expect(announced).toEqual([]);
   await index.stop();
 });
+
+test("failed writes of one flush are reported once, with how many and the first; the rest of the flush is written", async () => {
+  const { watch } = handWatch();
+  const reports: [number, string][] = [];
+  const written: string[] = [];
+  const put = async (key: string) => {
+    if (key.startsWith("down")) throw new Error("no JetStream acknowledgement");
+    written.push(key);
+  };
+  const index = new MatchIndex(put, watch, 60_000, (failed, first) => reports.push([failed, first.match]));
+  await index.start();
+  for (let i = 0; i < 300; i++) index.write(`down${i}`, entry(i + 1));
+  index.write("up", entry(1));
+  await index.flush();
+  expect(reports).toEqual([[300, "down0"]]);
+  expect(written).toEqual(["up"]);
+  await index.flush(); // nothing noted since: nothing written, nothing reported
+  expect(reports).toHaveLength(1);
+  await index.stop();
+});

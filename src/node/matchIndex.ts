@@ -36,7 +36,11 @@ export class MatchIndex {
     private readonly put: IndexPut,
     private readonly watch: BucketWatch,
     private readonly flushMs: number,
-    private readonly onWriteFailed: (match: string, err: unknown) => void,
+    /**
+     * Writes of one flush failed (NATS away: a flush can hold 2,000): reported once per flush, with how
+     * many and the first one's match and error, so an outage logs a line a second, not thousands.
+     */
+    private readonly onWritesFailed: (failed: number, first: { match: string; err: unknown }) => void,
     /**
      * An entry of a match this copy did not list before came through the watch. A node that joined
      * before the entry was flushed starts the match's owner here if it is its own: nothing else would
@@ -51,10 +55,10 @@ export class MatchIndex {
     this.dirty.set(match, entry);
   }
 
-  /** Writes every entry noted since the last flush. A failed write is logged; the next event notes it again. */
+  /** Writes every entry noted since the last flush. Failed writes are reported; the next event notes its match again. */
   async flush(): Promise<void> {
     if (this.dirty.size === 0) return;
-    const writes: Promise<unknown>[] = [];
+    const writes: Promise<{ match: string; err: unknown } | undefined>[] = [];
     const taken: string[] = [];
     for (const match of this.dirty.keys()) {
       if (taken.length >= FLUSH_MAX_ENTRIES) break;
@@ -68,9 +72,15 @@ export class MatchIndex {
       this.dirty.delete(match);
       if (!KV_KEY.test(match)) continue; // not listable across nodes; this node's copy still has it
       const { finalKey: _local, ...entry } = noted;
-      writes.push(this.put(match, encodeWire(entry)).catch((err: unknown) => this.onWriteFailed(match, err)));
+      writes.push(
+        this.put(match, encodeWire(entry)).then(
+          () => undefined,
+          (err: unknown) => ({ match, err }),
+        ),
+      );
     }
-    await Promise.all(writes);
+    const failures = (await Promise.all(writes)).filter((f) => f !== undefined);
+    if (failures.length > 0) this.onWritesFailed(failures.length, failures[0]!);
   }
 
   async start(): Promise<void> {

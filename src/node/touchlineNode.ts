@@ -231,7 +231,7 @@ export class TouchlineNode {
       (key, value) => this.publisher.publish(indexSubject + key, value),
       watch(this.names.indexBucket),
       INDEX_FLUSH_MS,
-      (match, err) => this.logger.warn("match index write failed", { match, err: String(err) }),
+      (failed, first) => this.logger.warn("match index writes failed", { failed, match: first.match, err: String(first.err) }),
       (match, entry) => {
         if (entry.ts >= Date.now() - RECENT_ACTIVITY_MS) this.startIfOwned(match);
       },
