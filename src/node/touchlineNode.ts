@@ -56,6 +56,13 @@ const INDEX_FLUSH_MS = 1000;
 const STORE_RETRY_MS = 1000;
 /** Owners of matches active this recently are started when the ring hands them to a node. */
 const RECENT_ACTIVITY_MS = 10 * 60_000;
+/**
+ * Stopping while NATS is away: how long each step that needs it (leaving the membership, writing the
+ * index, giving leases back) may wait before the node goes on. Each would otherwise wait out its own
+ * request timeout, one after the other, past an orchestrator's grace period; what they write is
+ * advisory (membership and leases lapse by themselves, the index is rebuilt from the log).
+ */
+const STOP_WITHOUT_NATS_MS = 1000;
 
 export interface NodeDeps {
   config: Config;
@@ -579,7 +586,7 @@ export class TouchlineNode {
   /** SIGTERM, part 1: stop being ready and leave, so matches move to the others. */
   async leave(): Promise<void> {
     this.draining = true;
-    await this.membership.leave();
+    await this.unlessNatsAway(this.membership.leave());
   }
 
   /** Part 2: hand leases back and disconnect. */
@@ -588,9 +595,26 @@ export class TouchlineNode {
     this.closed = true;
     clearTimeout(this.probeTimer);
     clearInterval(this.storeTimer);
-    await this.detach();
+    await this.unlessNatsAway(this.detach());
     this.publisher?.close();
-    await this.nc?.drain().catch(() => {});
+    // Draining flushes to the server first: without one it would wait for a reconnect.
+    if (this.natsAway) await this.nc?.close().catch(() => {});
+    else await this.nc?.drain().catch(() => {});
+  }
+
+  /** Disconnected, or connected to a server that does not answer (see NATS_PROBE_MS). */
+  private get natsAway(): boolean {
+    return !this.natsUp || !this.natsReachable;
+  }
+
+  /** `step`, or, while NATS is away, at most STOP_WITHOUT_NATS_MS of it (it goes on in the background). */
+  private async unlessNatsAway(step: Promise<unknown>): Promise<void> {
+    if (!this.natsAway) {
+      await step;
+      return;
+    }
+    step.catch(() => {});
+    await Promise.race([step, Bun.sleep(STOP_WITHOUT_NATS_MS)]);
   }
 }
 
