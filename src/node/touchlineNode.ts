@@ -59,8 +59,9 @@ const RECENT_ACTIVITY_MS = 10 * 60_000;
 /**
  * Stopping while NATS is away: how long each step that needs it (leaving the membership, writing the
  * index, giving leases back) may wait before the node goes on. Each would otherwise wait out its own
- * request timeout, one after the other, past an orchestrator's grace period; what they write is
- * advisory (membership and leases lapse by themselves, the index is rebuilt from the log).
+ * request timeout, one after the other, past an orchestrator's grace period. Nothing is lost by going
+ * on: membership and leases lapse by themselves, and an index entry not written costs the next owner a
+ * longer read of the log (matchIndex.ts), never a wrong state.
  */
 const STOP_WITHOUT_NATS_MS = 1000;
 
