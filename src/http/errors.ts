@@ -10,7 +10,7 @@ export function errorResponse(err: HttpError): Response {
 /**
  * A JSON answer. Its Content-Length is set here, where the text is at hand: compression (compression.ts)
  * then sees at once that a short answer (a publish's `{"id"}`) is not worth encoding, instead of
- * reading the body back to measure it (4.6 vs 0.8 µs per answer).
+ * reading the body back to measure it (json() and compression: 1.9 against 4.6 µs per answer).
  */
 export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   const text = JSON.stringify(body);

@@ -435,9 +435,7 @@ export class TouchlineNode {
   private startRecentlyActiveOwned(): void {
     if (this.draining) return;
     const since = Date.now() - RECENT_ACTIVITY_MS;
-    for (const [match, entry] of this.index.entries()) {
-      if (entry.ts >= since && this.membership.ring.ownerOf(match) === this.id) this.hub.get(match);
-    }
+    for (const [match, entry] of this.index.entries()) if (entry.ts >= since) this.startIfOwned(match);
   }
 
   /**
