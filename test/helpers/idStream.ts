@@ -102,6 +102,8 @@ export interface IdStreamOptions {
   idleMs?: number;
   /** Called for every id as it arrives. */
   onId?: (id: string) => void;
+  /** Called once the answer's head arrived (the stream is open, or refused). */
+  onOpen?: (status: number) => void;
 }
 
 const SERVER_EVENT = /^(snapshot|touchline\.)/;
@@ -111,6 +113,7 @@ export async function readIds(url: string, opts: IdStreamOptions = {}): Promise<
   const headers: Record<string, string> = { accept: "text/event-stream" };
   if (opts.lastEventId !== undefined) headers["last-event-id"] = opts.lastEventId;
   const res = await fetch(url, { headers });
+  opts.onOpen?.(res.status);
   const result: IdStreamResult = { ids: [], serverEvents: [], endedByServer: false, status: res.status };
   if (res.status !== 200 || !res.body) {
     await res.body?.cancel();
