@@ -661,6 +661,35 @@ describe("an owner whose lease is gone", () => {
   });
 });
 
+test("settledUnder: an actor is settled when its role already follows the ring's owner (a ring change then leaves it alone)", async () => {
+  jest.useFakeTimers();
+  const owner = new Harness();
+  await owner.startOwner();
+  expect(owner.actor.settledUnder(SELF)).toBe(true);
+  expect(owner.actor.settledUnder(OTHER)).toBe(false);
+  expect(owner.actor.settledUnder(undefined)).toBe(false);
+
+  const follower = new Harness();
+  follower.appendEvents(2);
+  await follower.startFollower();
+  expect(follower.actor.settledUnder(OTHER)).toBe(true);
+  expect(follower.actor.settledUnder(SELF)).toBe(false);
+  expect(follower.actor.settledUnder("node-c")).toBe(false);
+
+  // The ring gives this node the match while OTHER, still live, holds the lease: the actor follows OTHER
+  // meanwhile, and is not settled until it owns (a ring change must reach it, whichever shards moved).
+  const waiting = new Harness();
+  waiting.leases.takeOver(M, OTHER);
+  waiting.ringOwner = SELF;
+  waiting.actor.start();
+  await drain();
+  expect(waiting.actor.role).toBe("follower");
+  expect(waiting.actor.settledUnder(SELF)).toBe(false);
+
+  await owner.actor.stop();
+  expect(owner.actor.settledUnder(OTHER)).toBe(true);
+});
+
 test("sync() answers at once, with nothing, unless this node is the match's ready owner holding its lease", async () => {
   const h = new Harness();
   h.appendEvents(3);

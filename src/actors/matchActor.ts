@@ -330,6 +330,16 @@ export class MatchActor {
 
   // ----- roles ------------------------------------------------------------------------------------
 
+  /**
+   * Its role already follows `owner`, the ring's owner of its match: the owner when that is this node,
+   * else a follower of that node. A ring change that leaves its shard where it was has nothing for it.
+   */
+  settledUnder(owner: string | undefined): boolean {
+    if (this.role === "stopped") return true;
+    if (owner === undefined) return false;
+    return owner === this.svc.selfId ? this.role === "owner" : this.role === "follower" && this.followedOwner === owner;
+  }
+
   /** Re-evaluates the role after a membership or lease change. */
   reconsider(): void {
     this.post(() => this.assumeRole());

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { OwnershipRing } from "./ownershipRing.ts";
+import { SHARD_COUNT, shardOf } from "./shards.ts";
 import { seededRandom as prng } from "../../test/helpers/seededRandom.ts";
 
 const randomId = (rnd: () => number, prefix: string) => `${prefix}-${Math.floor(rnd() * 1e9).toString(36)}`;
@@ -58,5 +59,30 @@ describe("OwnershipRing", () => {
       const m = randomId(rnd, "m");
       if (full.ownerOf(m) !== "c") expect(without.ownerOf(m)).toBe(full.ownerOf(m)!);
     }
+  });
+
+  test("shardsMovedFrom: every shard from an empty ring, none between equal rings, a joiner's shards alone when it joins or leaves", () => {
+    const empty = new OwnershipRing([]);
+    const three = new OwnershipRing(["a", "b", "c"]);
+    expect(three.shardsMovedFrom(empty).size).toBe(SHARD_COUNT);
+    expect(empty.shardsMovedFrom(three).size).toBe(SHARD_COUNT);
+    expect(new OwnershipRing(["c", "a", "b"]).shardsMovedFrom(three).size).toBe(0);
+
+    const four = new OwnershipRing(["a", "b", "c", "d"]);
+    const joined = four.shardsMovedFrom(three);
+    const leaving = three.shardsMovedFrom(four);
+    expect([...leaving].sort()).toEqual([...joined].sort());
+    for (let shard = 0; shard < SHARD_COUNT; shard++) {
+      expect(joined.has(shard)).toBe(four.ownerOfShard(shard) === "d");
+      if (!joined.has(shard)) expect(four.ownerOfShard(shard)).toBe(three.ownerOfShard(shard)!);
+    }
+    // About a quarter of the shards, not all of them.
+    expect(joined.size).toBeGreaterThan(SHARD_COUNT / 5);
+    expect(joined.size).toBeLessThan(SHARD_COUNT / 3);
+  });
+
+  test("ownerOfShard agrees with ownerOf for a match of that shard", () => {
+    const ring = new OwnershipRing(["a", "b", "c"]);
+    for (let i = 0; i < 200; i++) expect(ring.ownerOfShard(shardOf(`m${i}`))).toBe(ring.ownerOf(`m${i}`)!);
   });
 });

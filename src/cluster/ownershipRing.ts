@@ -28,6 +28,21 @@ export class OwnershipRing {
     return this.shardOwners[shardOf(match)];
   }
 
+  /** The owner of a shard, or undefined when the ring is empty. */
+  ownerOfShard(shard: number): string | undefined {
+    return this.shardOwners[shard];
+  }
+
+  /**
+   * The shards whose owner differs between `previous` and this ring. With rendezvous hashing a node
+   * joining or leaving moves only its own shards, so a ring change touches those matches alone.
+   */
+  shardsMovedFrom(previous: OwnershipRing): Set<number> {
+    const moved = new Set<number>();
+    for (let shard = 0; shard < SHARD_COUNT; shard++) if (this.shardOwners[shard] !== previous.shardOwners[shard]) moved.add(shard);
+    return moved;
+  }
+
   /** The node scoring highest on a shard. Ties (vanishingly rare) go to the lower id. */
   private score(shard: number, prefixes: number[]): string {
     let best = this.nodes[0]!;

@@ -271,8 +271,10 @@ export class TouchlineNode {
     this.membership.onChange((ring, previous) => {
       this.logger.info("membership changed", { nodes: ring.nodes, previous: previous.nodes });
       this.ringShown = true;
-      this.hub.membershipChanged();
-      this.startRecentlyActiveOwned();
+      const moved = ring.shardsMovedFrom(previous);
+      this.hub.ringChanged(moved, (shard) => ring.ownerOfShard(shard));
+      // Only shards that came to this node can give it matches to start.
+      if ([...moved].some((shard) => ring.ownerOfShard(shard) === this.id)) this.startRecentlyActiveOwned();
     });
     await this.membership.start();
     await this.membership.joined;
@@ -333,7 +335,7 @@ export class TouchlineNode {
       this.metrics.natsConnected.set(1);
       this.membership?.thaw();
       this.logger.info("NATS answers again; resyncing matches");
-      this.hub?.membershipChanged();
+      this.hub?.reconsiderAll();
     }
   }
 
@@ -462,7 +464,7 @@ export class TouchlineNode {
         this.metrics.natsConnected.set(1);
         this.membership.thaw();
         this.logger.info("reconnected to NATS; resyncing matches");
-        this.hub.membershipChanged();
+        this.hub.reconsiderAll();
         void this.checkStore();
       }
     }
