@@ -43,12 +43,6 @@ export interface OrderedReaderSpec {
   /** Messages per pull. */
   batch: number;
   headersOnly?: boolean;
-  /**
-   * Asked after each message handed on: a promise to wait for before the next one, when this turn of
-   * the event loop has spent its budget (loop/turnPacer.ts). A burst of messages then goes over several
-   * turns, with timers, health checks and other requests served in between; order is kept.
-   */
-  pace?: () => Promise<void> | undefined;
 }
 
 export interface OrderedReader {
@@ -118,8 +112,6 @@ export async function readOrdered(context: ReaderContext, spec: OrderedReaderSpe
         lastSeq = m.seq;
         positioned = true;
         onMessage(m);
-        const turn = spec.pace?.();
-        if (turn) await turn;
       }
     })().catch((err) => onProblem("ordered reader ended", { stream: spec.stream, filter: spec.filter, err: String(err) }));
   };

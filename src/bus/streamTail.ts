@@ -31,16 +31,10 @@ export class StreamTail {
     private readonly filter: string,
     private readonly matchOf: (subject: string) => string,
     private readonly onUnclaimed: (match: string) => void,
-    /** The node's turn budget (OrderedReaderSpec.pace): a burst of the cluster's events goes over several turns. */
-    private readonly pace?: () => Promise<void> | undefined,
   ) {}
 
   async start(): Promise<void> {
-    this.reader = await readOrdered(
-      this.readers,
-      { stream: this.stream, filter: this.filter, start: "new", batch: TAIL_BATCH, ...(this.pace ? { pace: this.pace } : {}) },
-      (m) => this.dispatch(m),
-    );
+    this.reader = await readOrdered(this.readers, { stream: this.stream, filter: this.filter, start: "new", batch: TAIL_BATCH }, (m) => this.dispatch(m));
   }
 
   stop(): void {

@@ -22,7 +22,7 @@ import { callerTraceContext } from "../telemetry/httpSpan.ts";
 import type { StreamAuthorizer } from "../auth/streamAuthorizer.ts";
 import type { Viewer } from "../auth/access.ts";
 import type { MatchSnapshot } from "../actors/matchSnapshot.ts";
-import type { TurnPacer } from "../loop/turnPacer.ts";
+import type { TurnPacer } from "./turnPacer.ts";
 
 /** Seconds a stream may see no write before Bun closes it: heartbeats keep healthy streams well inside. */
 export function streamIdleSeconds(heartbeatMs: number): number {

@@ -29,7 +29,6 @@ import type { OwnershipDirection, ReplaySource } from "../telemetry/metricLabels
 import { MatchSpans } from "../telemetry/matchSpans.ts";
 import { TRACING_OFF, type TracingHandle } from "../telemetry/spans.ts";
 import { MatchIndex } from "./matchIndex.ts";
-import { PACED_TURN_BUDGET_MS, TurnPacer } from "../loop/turnPacer.ts";
 
 /**
  * NATS reachability: a round trip to the server, NATS_PROBE_MS after the previous one ended, must come
@@ -126,9 +125,6 @@ export class TouchlineNode {
   /** How JetStream readers (match followers, discovery, bucket watches) create consumers and report trouble. */
   private readers!: ReaderContext;
 
-  /** Each turn's budget for paced work: the stream tail's bursts here, stream opens and batches in http/. */
-  readonly pacer = new TurnPacer({ budgetMs: PACED_TURN_BUDGET_MS });
-
   constructor(private readonly deps: NodeDeps) {
     this.config = deps.config;
     this.names = names(deps.config.namespace);
@@ -214,7 +210,6 @@ export class TouchlineNode {
       this.names.eventWildcard,
       (subject) => this.names.matchOfSubject(subject),
       (match) => this.startIfOwned(match),
-      () => this.pacer.turn(),
     );
     this.log = new EventLog(
       this.js,

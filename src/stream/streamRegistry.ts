@@ -84,7 +84,7 @@ export class StreamRegistry implements SseStreamOwner {
 
   /**
    * Holds a place for a stream about to open. A request checks capacity, then awaits its token, its
-   * actor and the turn it is given (loop/turnPacer.ts) before it opens: without a place held, every
+   * actor and the turn it is given (http/turnPacer.ts) before it opens: without a place held, every
    * request of a storm passed the check before any of them opened, and a node of 20 held 22.
    */
   reserve(): StreamPlace {

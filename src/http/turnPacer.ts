@@ -1,7 +1,6 @@
 /**
- * TurnPacer: spreads a storm of work (stream opens, batch publishes, a burst off the stream tail) over
- * several turns of the event loop. One per node, shared by the HTTP layer and the tail reader, so they
- * share each turn's budget.
+ * TurnPacer: spreads a storm of request work (stream opens, batch publishes) over several turns of the
+ * event loop.
  *
  * Why: the server hands every request that is ready to its handler in one turn of the loop. A storm of
  * opens (a kick-off, the clients of a node that died, a thousand EventSources retrying at once) made
@@ -15,13 +14,6 @@
  * The clock and the scheduling of the next turn are injected so the pacing is unit-tested without a
  * server (`turnPacer.test.ts`).
  */
-
-/**
- * A turn of the event loop spends at most about this long on paced work before the rest waits for the
- * next turn. With the NATS reads' 10 ms and a flush pass's thousand writes a turn stays well under the
- * 50 ms a health check or a heartbeat should ever wait.
- */
-export const PACED_TURN_BUDGET_MS = 5;
 
 export interface TurnPacerOptions {
   /** Time a turn may spend on paced work before the next requests wait for a later turn. */
