@@ -9,6 +9,7 @@
  */
 import { afterEach, describe, expect, jest, test } from "bun:test";
 import { MatchActor } from "./matchActor.ts";
+import { MatchHub } from "./matchHub.ts";
 import { MemoryMatchLog, type LogMethod } from "./memoryMatchLog.ts";
 import type { EncodedEvent } from "./encodedEvent.ts";
 import type { MatchSnapshot } from "./matchSnapshot.ts";
@@ -20,7 +21,7 @@ import type { MatchEvent } from "../match/event.ts";
 import { applyStatePatch, type Json } from "../match/mergePatch.ts";
 import { MatchSpans } from "../telemetry/matchSpans.ts";
 import { TRACING_OFF } from "../telemetry/spans.ts";
-import { shardOf } from "../cluster/shards.ts";
+import { SHARD_COUNT, shardOf } from "../cluster/shards.ts";
 
 const M = "final";
 const SELF = "node-a";
@@ -43,6 +44,12 @@ async function advance(ms: number, step = 10): Promise<void> {
     jest.advanceTimersByTime(Math.min(step, ms - t));
     await drain(200);
   }
+}
+
+/** One turn of the event loop (what setImmediate waits for), then the microtasks it left. */
+async function nextTurn(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await drain();
 }
 
 /** A promise whose settling the test can look at without awaiting it. */
@@ -688,6 +695,105 @@ test("settledUnder: an actor is settled when its role already follows the ring's
 
   await owner.actor.stop();
   expect(owner.actor.settledUnder(OTHER)).toBe(true);
+});
+
+describe("MatchHub.ringChanged: the ring moves a match away from this node", () => {
+  const HUB = { actorIdleMs: LONG_MS, sendInterest: () => {} };
+
+  test("an owner serving nobody is stopped (lease handed back, no feed, no sync); the next use starts a follower", async () => {
+    const h = new Harness();
+    h.appendEvents(2);
+    const hub = new MatchHub(h.svc, HUB);
+    try {
+      const owner = hub.get(M);
+      await drain();
+      expect(owner.role).toBe("owner");
+      expect(h.leases.holder(M)?.node).toBe(SELF);
+
+      h.ringOwner = OTHER;
+      hub.ringChanged(new Set([owner.shard]), () => OTHER);
+      await nextTurn();
+      expect(owner.role).toBe("stopped");
+      expect(h.leases.holder(M)).toBeUndefined();
+      expect(h.feed.subscribed).toBe(0);
+      expect(h.syncCalls).toBe(0);
+
+      const next = hub.get(M);
+      expect(next).not.toBe(owner);
+      await drain();
+      expect(next.role).toBe("follower");
+    } finally {
+      await hub.stopAll();
+    }
+  });
+
+  test("an owner with a client steps down and follows the new owner: the client keeps every event", async () => {
+    const h = new Harness();
+    h.appendEvents(2);
+    const hub = new MatchHub(h.svc, HUB);
+    try {
+      const owner = hub.get(M);
+      await drain();
+      const c = new Client();
+      const live = await owner.join(c, owner.latestSeq);
+      c.settle(live);
+      expect(live).toBe(true);
+
+      h.ringOwner = OTHER;
+      h.ownerEpoch = h.leases.takeOver(M, OTHER);
+      hub.ringChanged(new Set([owner.shard]), () => OTHER);
+      await drain();
+      expect(hub.get(M)).toBe(owner);
+      expect(owner.role).toBe("follower");
+      expect(h.feed.subscribed).toBe(1);
+      expect(h.syncCalls).toBe(1);
+
+      const [e3] = h.appendEvents(1) as [number];
+      h.feed.deliver(h.feedEvent(e3));
+      await drain();
+      expect(c.got).toEqual([e3]);
+    } finally {
+      await hub.stopAll();
+    }
+  });
+
+  test("thousands retired at once are stopped a slice per turn of the event loop, every one of them", async () => {
+    const h = new Harness();
+    const hub = new MatchHub(h.svc, HUB);
+    try {
+      const actors = Array.from({ length: 1200 }, (_, i) => hub.get(`many-${i}`));
+      await drain();
+      expect(actors.every((a) => a.role === "owner")).toBe(true);
+      h.ringOwner = OTHER;
+      hub.ringChanged(new Set(actors.map((a) => a.shard)), () => OTHER);
+      await drain();
+      expect(actors.filter((a) => a.role === "stopped")).toHaveLength(0);
+      await nextTurn();
+      const afterOne = actors.filter((a) => a.role === "stopped").length;
+      expect(afterOne).toBeGreaterThan(0);
+      expect(afterOne).toBeLessThan(actors.length);
+      for (let turn = 0; turn < 5; turn++) await nextTurn();
+      expect(actors.filter((a) => a.role === "stopped")).toHaveLength(actors.length);
+    } finally {
+      await hub.stopAll();
+    }
+  });
+
+  test("an actor of a shard the ring did not move is left alone", async () => {
+    const h = new Harness();
+    const hub = new MatchHub(h.svc, HUB);
+    try {
+      const owner = hub.get(M);
+      await drain();
+      const leaseBefore = h.leases.holder(M);
+      hub.ringChanged(new Set([(owner.shard + 1) % SHARD_COUNT]), () => SELF);
+      await drain();
+      expect(owner.role).toBe("owner");
+      expect(h.leases.holder(M)).toEqual(leaseBefore);
+    } finally {
+      await hub.stopAll();
+    }
+  });
 });
 
 test("sync() answers at once, with nothing, unless this node is the match's ready owner holding its lease", async () => {

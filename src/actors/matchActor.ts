@@ -134,6 +134,15 @@ export class MatchActor {
     return this.subscribers.size + this.pendingJoins.length + (this.resumesOrNone?.pending ?? 0) > 0;
   }
 
+  /**
+   * Nothing here needs the actor: no clients (live, joining or being served history) and no state read
+   * waiting for it. Such an actor on a node that no longer owns its match only costs: following the new
+   * owner would take a feed subscription and a sync round trip, for no one.
+   */
+  get servesNobody(): boolean {
+    return !this.hasClients && this.readyWaiters.length === 0 && this.seqWaiters.length === 0;
+  }
+
   /** Starts in the role the ring gives this node. */
   start(): void {
     this.post(() => this.assumeRole());

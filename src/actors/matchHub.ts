@@ -12,6 +12,12 @@ import type { MatchServices } from "./services.ts";
  * followers' watchdogs (matchActor.ts) notice a silent owner within a sweep.
  */
 const SWEEP_MS = 500;
+/**
+ * Actors retired at once (a ring change moving thousands of idle matches away) are stopped this many
+ * per turn of the event loop: stopping 10,000 owners in one turn (each hands back its place in its
+ * shard's lease) held the loop for 300-460 ms.
+ */
+const STOPS_PER_TURN = 500;
 
 export interface HubOptions {
   actorIdleMs: number;
@@ -29,6 +35,8 @@ export class MatchHub {
   private readonly byShard = new Map<number, Set<MatchActor>>();
   private readonly sweepTimer: ReturnType<typeof setInterval>;
   private changedShards = new Set<number>();
+  /** Retired actors waiting for their turn to stop (STOPS_PER_TURN); already forgotten by the maps. */
+  private toStop: MatchActor[] = [];
 
   constructor(
     private readonly svc: MatchServices,
@@ -74,7 +82,18 @@ export class MatchHub {
    * busy stretch, on every node, at each node joining or leaving.
    */
   ringChanged(moved: ReadonlySet<number>, ownerOfShard: (shard: number) => string | undefined): void {
-    for (const shard of moved) for (const a of this.byShard.get(shard) ?? []) a.reconsider();
+    for (const shard of moved) {
+      const actors = this.byShard.get(shard);
+      if (!actors) continue;
+      const owner = ownerOfShard(shard);
+      for (const a of actors) {
+        // An actor serving nobody on a node that no longer owns its match is stopped, as the idle
+        // sweep would (its lease handed back): a node joining a two-node cluster made 10,000 of them
+        // follow the newcomer, each with a feed subscription and a sync the newcomer had to answer.
+        if (owner !== undefined && owner !== this.svc.selfId && a.servesNobody) this.retire(a);
+        else a.reconsider();
+      }
+    }
     for (const a of this.actors.values()) if (!moved.has(a.shard) && !a.settledUnder(ownerOfShard(a.shard))) a.reconsider();
   }
 
@@ -111,22 +130,33 @@ export class MatchHub {
       if (a.hasClients) a.lastInterestAt = now;
       else if (now - a.lastInterestAt > this.opts.actorIdleMs && a.idleSinceEvent(now) > this.opts.actorIdleMs) {
         // Deleting the entry being visited is safe in a Map's iteration.
-        this.forget(a);
-        void a.stop();
+        this.retire(a);
       }
     }
   }
 
-  private forget(a: MatchActor): void {
+  /**
+   * Forgets an actor, so the match's next use starts a new one, and stops it within a few turns (it
+   * keeps its lease until then, so nothing acts for the match meanwhile without one).
+   */
+  private retire(a: MatchActor): void {
     this.actors.delete(a.match);
     const shard = this.byShard.get(a.shard);
     shard?.delete(a);
     if (shard?.size === 0) this.byShard.delete(a.shard);
+    this.toStop.push(a);
+    if (this.toStop.length === 1) setImmediate(this.stopSome);
   }
+
+  private readonly stopSome = (): void => {
+    const now = this.toStop.splice(0, STOPS_PER_TURN);
+    for (const a of now) void a.stop();
+    if (this.toStop.length > 0) setImmediate(this.stopSome);
+  };
 
   async stopAll(): Promise<void> {
     clearInterval(this.sweepTimer);
-    const all = [...this.actors.values()];
+    const all = [...this.actors.values(), ...this.toStop.splice(0)];
     this.actors.clear();
     this.byShard.clear();
     await Promise.all(all.map((a) => a.stop()));
