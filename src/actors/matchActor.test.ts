@@ -697,7 +697,7 @@ test("settledUnder: an actor is settled when its role already follows the ring's
   expect(owner.actor.settledUnder(OTHER)).toBe(true);
 });
 
-describe("MatchHub.ringChanged: the ring moves a match away from this node", () => {
+describe("MatchHub: ring changes, retirements and owners found active", () => {
   const HUB = { actorIdleMs: LONG_MS, sendInterest: () => {} };
 
   test("an owner serving nobody is stopped (lease handed back, no feed, no sync); the next use starts a follower", async () => {
@@ -774,6 +774,35 @@ describe("MatchHub.ringChanged: the ring moves a match away from this node", () 
       expect(afterOne).toBeLessThan(actors.length);
       for (let turn = 0; turn < 5; turn++) await nextTurn();
       expect(actors.filter((a) => a.role === "stopped")).toHaveLength(actors.length);
+    } finally {
+      await hub.stopAll();
+    }
+  });
+
+  test("startSoon: owners found active start a slice per turn, each once, and only while the ring still gives this node the match", async () => {
+    const h = new Harness();
+    const hub = new MatchHub(h.svc, HUB);
+    try {
+      const existing = hub.get("found-0");
+      const found = Array.from({ length: 250 }, (_, i) => `found-${i}`);
+      for (const m of found) hub.startSoon(m);
+      for (const m of found) hub.startSoon(m); // found again before its start: still one
+      await drain();
+      expect(hub.ownedCount()).toBe(1);
+      await nextTurn();
+      const afterOne = hub.ownedCount();
+      expect(afterOne).toBeGreaterThan(1);
+      expect(afterOne).toBeLessThan(found.length);
+      for (let turn = 0; turn < 5; turn++) await nextTurn();
+      expect(hub.ownedCount()).toBe(found.length);
+      expect(hub.get("found-0")).toBe(existing);
+
+      // The ring moved the match away before its turn came: no actor is started for it.
+      hub.startSoon("moved-away");
+      h.ringOwner = OTHER;
+      await nextTurn();
+      h.ringOwner = SELF;
+      expect(hub.ownedCount()).toBe(found.length);
     } finally {
       await hub.stopAll();
     }

@@ -1,6 +1,7 @@
 /**
- * MatchHub: this node's registry of match actors. Creates them on first use, tells them when membership
- * or leases change, and runs the one periodic sweep they share (owner ticks, idle stops, interest) so no
+ * MatchHub: this node's registry of match actors. Creates them on first use (owners of matches found
+ * active, a slice per turn), tells them when the ring or leases change, retires those nobody needs (idle,
+ * or moved away), and runs the one periodic sweep they share (owner ticks, idle stops, interest) so no
  * actor holds a timer of its own.
  */
 import { MatchActor } from "./matchActor.ts";
@@ -18,6 +19,12 @@ const SWEEP_MS = 500;
  * shard's lease) held the loop for 300-460 ms.
  */
 const STOPS_PER_TURN = 500;
+/**
+ * Owners started for matches found active (startSoon) per turn of the event loop. Discovery comes in
+ * bursts: a pull off the stream tail can reveal hundreds of new matches at once (a batch of 500 items
+ * for 500 new matches), and each owner start is a lease check, a follow of the log and two reads.
+ */
+const STARTS_PER_TURN = 100;
 
 export interface HubOptions {
   actorIdleMs: number;
@@ -36,7 +43,9 @@ export class MatchHub {
   private readonly sweepTimer: ReturnType<typeof setInterval>;
   private changedShards = new Set<number>();
   /** Retired actors waiting for their turn to stop (STOPS_PER_TURN); already forgotten by the maps. */
-  private toStop: MatchActor[] = [];
+  private readonly toStop: MatchActor[] = [];
+  /** Matches whose owner startSoon will start, in the order found (STARTS_PER_TURN). */
+  private readonly toStart = new Set<string>();
 
   constructor(
     private readonly svc: MatchServices,
@@ -57,6 +66,29 @@ export class MatchHub {
     }
     return actor;
   }
+
+  /**
+   * Starts the match's owner within a few turns, if the ring still gives this node the match then (and
+   * no actor exists by then: a client's arrival starts one at once). For matches found active elsewhere
+   * than through a request; their events wait in the log, which the owner reads from where it starts.
+   */
+  startSoon(match: string): void {
+    if (this.actors.has(match) || this.toStart.has(match)) return;
+    this.toStart.add(match);
+    if (this.toStart.size === 1) setImmediate(this.startSome);
+  }
+
+  private readonly startSome = (): void => {
+    let started = 0;
+    for (const match of this.toStart) {
+      if (started >= STARTS_PER_TURN) break;
+      this.toStart.delete(match);
+      if (this.actors.has(match) || this.svc.ownerOf(match) !== this.svc.selfId) continue;
+      this.get(match);
+      started++;
+    }
+    if (this.toStart.size > 0) setImmediate(this.startSome);
+  };
 
   ownedCount(): number {
     let n = 0;
@@ -156,6 +188,7 @@ export class MatchHub {
 
   async stopAll(): Promise<void> {
     clearInterval(this.sweepTimer);
+    this.toStart.clear();
     const all = [...this.actors.values(), ...this.toStop.splice(0)];
     this.actors.clear();
     this.byShard.clear();

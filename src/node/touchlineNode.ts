@@ -445,7 +445,7 @@ export class TouchlineNode {
    * entry): its owner is started if it is this node's, so the match index stays current.
    */
   private startIfOwned(match: string): void {
-    if (this.ringShown && !this.draining && this.membership.ring.ownerOf(match) === this.id) this.hub.get(match);
+    if (this.ringShown && !this.draining && this.membership.ring.ownerOf(match) === this.id) this.hub.startSoon(match);
   }
 
   private async watchNatsStatus(): Promise<void> {
