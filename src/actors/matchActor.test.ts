@@ -757,6 +757,27 @@ describe("MatchHub: ring changes, retirements and owners found active", () => {
     }
   });
 
+  test("a match used again before its retired actor stopped takes that actor back: never two actors for one match", async () => {
+    const h = new Harness();
+    h.appendEvents(2);
+    const hub = new MatchHub(h.svc, HUB);
+    try {
+      const owner = hub.get(M);
+      await drain();
+      h.ringOwner = OTHER;
+      h.ownerEpoch = 0;
+      hub.ringChanged(new Set([owner.shard]), () => OTHER);
+      // A client arrives within the same turn: the retired actor serves it, in the role the ring gives it.
+      const again = hub.get(M);
+      expect(again).toBe(owner);
+      for (let turn = 0; turn < 3; turn++) await nextTurn();
+      expect(again.role).toBe("follower");
+      expect(hub.get(M)).toBe(owner);
+    } finally {
+      await hub.stopAll();
+    }
+  });
+
   test("thousands retired at once are stopped a slice per turn of the event loop, every one of them", async () => {
     const h = new Harness();
     const hub = new MatchHub(h.svc, HUB);

@@ -42,8 +42,12 @@ export class MatchHub {
   private readonly byShard = new Map<number, Set<MatchActor>>();
   private readonly sweepTimer: ReturnType<typeof setInterval>;
   private changedShards = new Set<number>();
-  /** Retired actors waiting for their turn to stop (STOPS_PER_TURN); already forgotten by the maps. */
-  private readonly toStop: MatchActor[] = [];
+  /**
+   * Retired actors waiting for their turn to stop (STOPS_PER_TURN), by match, in retirement order. Not
+   * stopped yet, so a match used again meanwhile takes its actor back (`get`) rather than starting a
+   * second one beside it, whose lease the first would hand back when it stops.
+   */
+  private readonly toStop = new Map<string, MatchActor>();
   /** Matches whose owner startSoon will start, in the order found (STARTS_PER_TURN). */
   private readonly toStart = new Set<string>();
 
@@ -56,15 +60,26 @@ export class MatchHub {
 
   get(match: string): MatchActor {
     let actor = this.actors.get(match);
-    if (!actor) {
-      actor = new MatchActor(match, this.svc);
-      this.actors.set(match, actor);
-      let shard = this.byShard.get(actor.shard);
-      if (!shard) this.byShard.set(actor.shard, (shard = new Set()));
-      shard.add(actor);
-      actor.start();
+    if (actor) return actor;
+    actor = this.toStop.get(match);
+    if (actor) {
+      // Retired but not stopped yet: back in service, in whatever role the ring now gives it.
+      this.toStop.delete(match);
+      this.register(actor);
+      actor.reconsider();
+      return actor;
     }
+    actor = new MatchActor(match, this.svc);
+    this.register(actor);
+    actor.start();
     return actor;
+  }
+
+  private register(actor: MatchActor): void {
+    this.actors.set(actor.match, actor);
+    let shard = this.byShard.get(actor.shard);
+    if (!shard) this.byShard.set(actor.shard, (shard = new Set()));
+    shard.add(actor);
   }
 
   /**
@@ -176,20 +191,25 @@ export class MatchHub {
     const shard = this.byShard.get(a.shard);
     shard?.delete(a);
     if (shard?.size === 0) this.byShard.delete(a.shard);
-    this.toStop.push(a);
-    if (this.toStop.length === 1) setImmediate(this.stopSome);
+    this.toStop.set(a.match, a);
+    if (this.toStop.size === 1) setImmediate(this.stopSome);
   }
 
   private readonly stopSome = (): void => {
-    const now = this.toStop.splice(0, STOPS_PER_TURN);
-    for (const a of now) void a.stop();
-    if (this.toStop.length > 0) setImmediate(this.stopSome);
+    let stopped = 0;
+    for (const [match, a] of this.toStop) {
+      if (stopped++ >= STOPS_PER_TURN) break;
+      this.toStop.delete(match);
+      void a.stop();
+    }
+    if (this.toStop.size > 0) setImmediate(this.stopSome);
   };
 
   async stopAll(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.toStart.clear();
-    const all = [...this.actors.values(), ...this.toStop.splice(0)];
+    const all = [...this.actors.values(), ...this.toStop.values()];
+    this.toStop.clear();
     this.actors.clear();
     this.byShard.clear();
     await Promise.all(all.map((a) => a.stop()));
