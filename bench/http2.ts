@@ -26,25 +26,21 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpuMicros, residentBytes } from "./proc-stats.ts";
+import { numberArg } from "./scriptArgs.ts";
 import { HttpResponseReader } from "./loadgen/http-response.ts";
 import { startNats, startNode, waitFor, type NodeFixture } from "../test/helpers/cluster.ts";
 import { RawH2Connection } from "../test/helpers/h2Frames.ts";
 import { parsePrometheus } from "../test/helpers/promParse.ts";
 import { SseParser } from "../src/sse/parse.ts";
 
-function arg(name: string, fallback: number): number {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return hit ? Number(hit.split("=")[1]) : fallback;
-}
-
-const STREAMS = arg("streams", 3000);
-const EVENTS = arg("events", 100);
-const PER_CONNECTION = arg("per-connection", 100);
-const ROUNDS = arg("rounds", 2);
+const STREAMS = numberArg("streams", 3000);
+const EVENTS = numberArg("events", 100);
+const PER_CONNECTION = numberArg("per-connection", 100);
+const ROUNDS = numberArg("rounds", 2);
 /** Publishes in flight at once (1: back to back, each event its own write to every stream). */
-const PUBLISHERS = arg("publishers", 1);
+const PUBLISHERS = numberArg("publishers", 1);
 /** Open/close cycles of all the streams per round (the first one carries the events). */
-const CYCLES = arg("cycles", 3);
+const CYCLES = numberArg("cycles", 3);
 /** Connections being set up at once (TLS handshakes). */
 const OPEN_CONCURRENCY = 100;
 /** After the last stream opened: the node collects the opening's garbage 0.5 s after the churn stops. */

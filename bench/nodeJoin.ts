@@ -8,14 +8,11 @@
  *   node_modules/.bin/bun bench/nodeJoin.ts [--matches=20000] [--rounds=2]
  */
 import { startNats, startNode, type NodeFixture } from "../test/helpers/cluster.ts";
+import { numberArg } from "./scriptArgs.ts";
 import { encodeTickData } from "./tick.ts";
 
-const arg = (name: string, fallback: number): number => {
-  const given = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return given === undefined ? fallback : Number(given.slice(name.length + 3));
-};
-const MATCHES = arg("matches", 20_000);
-const ROUNDS = arg("rounds", 2);
+const MATCHES = numberArg("matches", 20_000);
+const ROUNDS = numberArg("rounds", 2);
 const BATCH_ITEMS = 500;
 const BATCHES_IN_FLIGHT = 4;
 const READYZ_EVERY_MS = 20;

@@ -700,7 +700,8 @@ test("settledUnder: an actor is settled when its role already follows the ring's
 describe("MatchHub: ring changes, retirements and owners found active", () => {
   const HUB = { actorIdleMs: LONG_MS, sendInterest: () => {} };
 
-  test("an owner serving nobody is stopped (lease handed back, no feed, no sync); the next use starts a follower", async () => {
+  /** A hub over a harness whose match M has two events and an owner actor here; stopped after `body`. */
+  async function withOwningHub(body: (h: Harness, hub: MatchHub, owner: MatchActor) => Promise<void>): Promise<void> {
     const h = new Harness();
     h.appendEvents(2);
     const hub = new MatchHub(h.svc, HUB);
@@ -708,6 +709,14 @@ describe("MatchHub: ring changes, retirements and owners found active", () => {
       const owner = hub.get(M);
       await drain();
       expect(owner.role).toBe("owner");
+      await body(h, hub, owner);
+    } finally {
+      await hub.stopAll();
+    }
+  }
+
+  test("an owner serving nobody is stopped (lease handed back, no feed, no sync); the next use starts a follower", async () => {
+    await withOwningHub(async (h, hub, owner) => {
       expect(h.leases.holder(M)?.node).toBe(SELF);
 
       h.ringOwner = OTHER;
@@ -722,18 +731,11 @@ describe("MatchHub: ring changes, retirements and owners found active", () => {
       expect(next).not.toBe(owner);
       await drain();
       expect(next.role).toBe("follower");
-    } finally {
-      await hub.stopAll();
-    }
+    });
   });
 
   test("an owner with a client steps down and follows the new owner: the client keeps every event", async () => {
-    const h = new Harness();
-    h.appendEvents(2);
-    const hub = new MatchHub(h.svc, HUB);
-    try {
-      const owner = hub.get(M);
-      await drain();
+    await withOwningHub(async (h, hub, owner) => {
       const c = new Client();
       const live = await owner.join(c, owner.latestSeq);
       c.settle(live);
@@ -752,18 +754,11 @@ describe("MatchHub: ring changes, retirements and owners found active", () => {
       h.feed.deliver(h.feedEvent(e3));
       await drain();
       expect(c.got).toEqual([e3]);
-    } finally {
-      await hub.stopAll();
-    }
+    });
   });
 
   test("a match used again before its retired actor stopped takes that actor back: never two actors for one match", async () => {
-    const h = new Harness();
-    h.appendEvents(2);
-    const hub = new MatchHub(h.svc, HUB);
-    try {
-      const owner = hub.get(M);
-      await drain();
+    await withOwningHub(async (h, hub, owner) => {
       h.ringOwner = OTHER;
       h.ownerEpoch = 0;
       hub.ringChanged(new Set([owner.shard]), () => OTHER);
@@ -773,9 +768,7 @@ describe("MatchHub: ring changes, retirements and owners found active", () => {
       for (let turn = 0; turn < 3; turn++) await nextTurn();
       expect(again.role).toBe("follower");
       expect(hub.get(M)).toBe(owner);
-    } finally {
-      await hub.stopAll();
-    }
+    });
   });
 
   test("thousands retired at once are stopped a slice per turn of the event loop, every one of them", async () => {
