@@ -225,7 +225,7 @@ class Harness {
         this.syncCalls++;
         return this.onSync(owner, after);
       },
-      readIndex: async (match) => this.index.get(match),
+      readIndex: (match) => this.index.get(match),
       writeIndex: (match, entry) => this.index.set(match, entry),
       telemetry: {
         delivered: () => {},
@@ -697,9 +697,10 @@ test("settledUnder: an actor is settled when its role already follows the ring's
   expect(owner.actor.settledUnder(OTHER)).toBe(true);
 });
 
-describe("MatchHub: ring changes, retirements and owners found active", () => {
-  const HUB = { actorIdleMs: LONG_MS, sendInterest: () => {} };
+/** Hub options for the hub tests: actors never go idle within a test. */
+const HUB = { actorIdleMs: LONG_MS, sendInterest: () => {} };
 
+describe("MatchHub: ring changes, retirements and owners found active", () => {
   /** A hub over a harness whose match M has two events and an owner actor here; stopped after `body`. */
   async function withOwningHub(body: (h: Harness, hub: MatchHub, owner: MatchActor) => Promise<void>): Promise<void> {
     const h = new Harness();
@@ -1103,5 +1104,132 @@ describe("a match that ends", () => {
     expect(live.got).toEqual([last]);
     expect(h.actor.latestSeq).toBe(last);
     expect(stray).toBeGreaterThan(last);
+  });
+});
+
+describe("MatchHub: owned matches nobody watches, kept without an actor", () => {
+  /** The stream tail handing on stored event `seq` of the match, as the node does for a match no actor follows. */
+  function tailHandsOn(h: Harness, hub: MatchHub, seq: number): void {
+    const event = h.log.eventsOf(M).find((e) => e.seq === seq);
+    if (!event) throw new Error(`no event ${seq} stored`);
+    hub.unclaimedEvent(event, undefined);
+  }
+
+  async function withHub(body: (h: Harness, hub: MatchHub) => Promise<void>): Promise<void> {
+    const h = new Harness();
+    const hub = new MatchHub(h.svc, HUB);
+    try {
+      await body(h, hub);
+    } finally {
+      await hub.stopAll();
+    }
+  }
+
+  test("the index entry follows every event with one check of the log and no actor; a client then starts the owner from it", async () => {
+    await withHub(async (h, hub) => {
+      const [e1, e2, e3] = h.appendEvents(3) as [number, number, number];
+      tailHandsOn(h, hub, e1);
+      await drain();
+      tailHandsOn(h, hub, e2);
+      tailHandsOn(h, hub, e3);
+      await drain();
+      const expected = h.syncReply();
+      expect(h.index.get(M)).toEqual({ seq: e3, ts: e3, state: expected.state });
+      expect(h.log.calls.firstStoredAfter).toBe(1);
+      expect(h.log.calls.follow).toBe(0);
+      expect(h.leases.holder(M)).toBeUndefined();
+      expect(hub.ownedCount()).toBe(1);
+
+      const owner = hub.get(M);
+      await drain();
+      expect(owner.role).toBe("owner");
+      expect(owner.latestSeq).toBe(e3);
+      expect(hub.ownedCount()).toBe(1);
+      const c = new Client();
+      expect(await owner.join(c, undefined)).toBe(true);
+      expect(c.snapshots.at(-1)?.state).toEqual(expected.state);
+    });
+  });
+
+  test("an entry behind the log is never folded onto: after a ring move the next event is checked, and the owner actor reads what lies between", async () => {
+    await withHub(async (h, hub) => {
+      const [e1] = h.appendEvents(1) as [number];
+      tailHandsOn(h, hub, e1);
+      await drain();
+      expect(h.index.get(M)?.seq).toBe(e1);
+      // The shard moves away and back; meanwhile another owner applied e2 (its entry not written yet).
+      h.ringOwner = OTHER;
+      hub.ringChanged(new Set([shardOf(M)]), () => OTHER);
+      expect(hub.ownedCount()).toBe(0);
+      const [e2] = h.appendEvents(1) as [number];
+      h.ringOwner = SELF;
+      hub.ringChanged(new Set([shardOf(M)]), () => SELF);
+      const [e3] = h.appendEvents(1) as [number];
+      tailHandsOn(h, hub, e3);
+      for (let turn = 0; turn < 3; turn++) await nextTurn();
+      expect(h.log.calls.firstStoredAfter).toBe(2);
+      expect(h.log.calls.follow).toBe(1);
+      const owner = hub.get(M);
+      expect(owner.role).toBe("owner");
+      expect(owner.latestSeq).toBe(e3);
+      expect(h.index.get(M)).toEqual({ seq: e3, ts: e3, state: h.syncReply().state });
+      expect(e2).toBeLessThan(e3);
+    });
+  });
+
+  test("an owner started from the index has no window: the history a resume reads, reaching the newest event, serves the next resumes from memory", async () => {
+    const h = new Harness({ windowEvents: 8 });
+    const seqs = h.appendEvents(20);
+    h.index.set(M, { seq: seqs[19]!, ts: seqs[19]!, state: h.syncReply().state });
+    await h.startOwner();
+    expect(h.log.calls.read).toBe(0);
+    const first = new Client();
+    expect(await h.join(first, seqs[4]!)).toBe(true);
+    expect(first.got).toEqual(seqs.slice(5));
+    expect(h.log.calls.read).toBe(1);
+    // The window kept the newest 8 of what was read: a resume inside it reads nothing more.
+    const inside = new Client();
+    expect(await h.join(inside, seqs[15]!)).toBe(true);
+    expect(inside.got).toEqual(seqs.slice(16));
+    expect(h.log.calls.read).toBe(1);
+    // Before it, the log again.
+    const before = new Client();
+    expect(await h.join(before, seqs[6]!)).toBe(true);
+    expect(before.got).toEqual(seqs.slice(7));
+    expect(h.log.calls.read).toBe(2);
+  });
+
+  test("a final event ends the match in the entry; an event stored after it is not folded", async () => {
+    await withHub(async (h, hub) => {
+      const [e1] = h.appendEvents(1) as [number];
+      const fin = h.log.append(M, { state: { over: true }, final: true });
+      const late = h.log.append(M, { state: { over: false } });
+      for (const seq of [e1, fin, late]) tailHandsOn(h, hub, seq);
+      await drain();
+      expect(h.index.get(M)).toEqual({ seq: fin, ts: fin, state: { n: 1, k1: 1, over: true }, ended: true });
+      expect(h.warnings).toContain("an event after the match's final event is not streamed");
+    });
+  });
+
+  test("a client arriving while the entry is being checked gets the actor, and the check folds nothing behind it", async () => {
+    await withHub(async (h, hub) => {
+      const [e1, e2] = h.appendEvents(2) as [number, number];
+      h.log.hangNext("firstStoredAfter");
+      tailHandsOn(h, hub, e1);
+      const owner = hub.get(M);
+      await drain();
+      expect(owner.role).toBe("owner");
+      expect(owner.latestSeq).toBe(e2);
+      const written: number[] = [];
+      h.svc.writeIndex = (match, entry) => {
+        written.push(entry.seq);
+        h.index.set(match, entry);
+      };
+      h.log.release("firstStoredAfter");
+      for (let turn = 0; turn < 3; turn++) await nextTurn();
+      expect(written).toEqual([]);
+      expect(hub.get(M)).toBe(owner);
+      expect(h.index.get(M)?.seq).toBe(e2);
+    });
   });
 });

@@ -208,6 +208,7 @@ export class MatchActor {
       goLive: (sub) => this.goLive(sub),
       catchUpTo: (seq) => this.catchUpTo(seq),
       post: (fn) => this.post(fn),
+      seedWindow: (events) => this.seedWindow(events),
     };
   }
 
@@ -221,6 +222,16 @@ export class MatchActor {
   private eventsAfter(after: number): EncodedEvent[] | undefined {
     if (after >= this.lastSeq) return [];
     return this.window.after(after);
+  }
+
+  /**
+   * History read from the log (every event of the match after the first one's `prev`, in order) becomes
+   * the window when the window is empty and the history reaches the newest event applied: an actor
+   * started from the index (a match kept without one while nobody watched) holds no events yet.
+   */
+  private seedWindow(events: EncodedEvent[]): void {
+    if (this.window.coversFrom !== undefined || events.at(-1)?.seq !== this.lastSeq) return;
+    for (const e of events) this.window.push(e);
   }
 
   private sendSnapshot(sub: MatchSubscriber): void {
@@ -325,7 +336,7 @@ export class MatchActor {
   private async loadFromLog(): Promise<void> {
     const stored = await this.svc.log.lastSeqOf(this.match);
     if (!this.ready) {
-      const entry = await this.svc.readIndex(this.match);
+      const entry = this.svc.readIndex(this.match);
       if (entry && entry.seq > this.lastSeq && entry.seq <= stored) {
         this.state = entry.state;
         this.lastSeq = entry.seq;
@@ -411,7 +422,7 @@ export class MatchActor {
   private async startReading(): Promise<void> {
     try {
       if (!this.ready) {
-        const entry = await this.svc.readIndex(this.match);
+        const entry = this.svc.readIndex(this.match);
         if (entry && entry.seq > this.lastSeq) {
           this.state = entry.state;
           this.lastSeq = entry.seq;

@@ -2,9 +2,13 @@
  * MatchHub: this node's registry of match actors. Creates them on first use (owners of matches found
  * active, a slice per turn), tells them when the ring or leases change, retires those nobody needs (idle,
  * or moved away), and runs the one periodic sweep they share (owner ticks, idle stops, interest) so no
- * actor holds a timer of its own.
+ * actor holds a timer of its own. Owned matches no actor serves are kept current without one
+ * (idleOwnedMatches.ts).
  */
+import type { Context } from "@opentelemetry/api";
+import type { LoggedEvent } from "../bus/matchLog.ts";
 import { MatchActor } from "./matchActor.ts";
+import { IdleOwnedMatches } from "./idleOwnedMatches.ts";
 import { OWNER_TICK_MS } from "../cluster/nodeLink.ts";
 import type { MatchServices } from "./services.ts";
 
@@ -50,12 +54,32 @@ export class MatchHub {
   private readonly toStop = new Map<string, MatchActor>();
   /** Matches whose owner startSoon will start, in the order found (STARTS_PER_TURN). */
   private readonly toStart = new Set<string>();
+  private readonly idle: IdleOwnedMatches;
+  /** stopAll ran: nothing starts any more (a check of an idle match may still answer after it). */
+  private stopped = false;
 
   constructor(
     private readonly svc: MatchServices,
     private readonly opts: HubOptions,
   ) {
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+    this.idle = new IdleOwnedMatches(svc, {
+      hasActor: (match) => this.actors.has(match) || this.toStop.has(match) || this.toStart.has(match),
+      startOwner: (match) => this.startSoon(match),
+    });
+  }
+
+  /**
+   * An event off the stream tail of a match this node owns and no actor follows: folded into the
+   * match's index entry without an actor when that is provably exact, else its owner actor starts.
+   */
+  unclaimedEvent(event: LoggedEvent, trace: Context | undefined): void {
+    const match = event.match;
+    // An actor (or one about to start) not following yet reads the log from its entry, this event included.
+    if (this.actors.has(match) || this.toStart.has(match)) return;
+    // Retired but not stopped: taken back, as a client's arrival would.
+    if (this.toStop.has(match)) this.startSoon(match);
+    else this.idle.take(event, trace);
   }
 
   get(match: string): MatchActor {
@@ -69,6 +93,7 @@ export class MatchHub {
       actor.reconsider();
       return actor;
     }
+    this.idle.forget(match);
     actor = new MatchActor(match, this.svc);
     this.register(actor);
     actor.start();
@@ -88,7 +113,7 @@ export class MatchHub {
    * than through a request; their events wait in the log, which the owner reads from where it starts.
    */
   startSoon(match: string): void {
-    if (this.actors.has(match) || this.toStart.has(match)) return;
+    if (this.stopped || this.actors.has(match) || this.toStart.has(match)) return;
     this.toStart.add(match);
     if (this.toStart.size === 1) setImmediate(this.startSome);
   }
@@ -105,8 +130,9 @@ export class MatchHub {
     if (this.toStart.size > 0) setImmediate(this.startSome);
   };
 
+  /** Matches this node owns now: owner actors, and idle matches kept without one. */
   ownedCount(): number {
-    let n = 0;
+    let n = this.idle.size;
     for (const a of this.actors.values()) if (a.role === "owner") n++;
     return n;
   }
@@ -119,6 +145,7 @@ export class MatchHub {
 
   /** NATS came back: every actor re-checks whether it should own, follow, or hand over, and resyncs. */
   reconsiderAll(): void {
+    this.idle.clear();
     for (const a of this.actors.values()) a.reconsider();
   }
 
@@ -129,6 +156,7 @@ export class MatchHub {
    * busy stretch, on every node, at each node joining or leaving.
    */
   ringChanged(moved: ReadonlySet<number>, ownerOfShard: (shard: number) => string | undefined): void {
+    this.idle.shardsMoved(moved);
     for (const shard of moved) {
       const actors = this.byShard.get(shard);
       if (!actors) continue;
@@ -206,8 +234,10 @@ export class MatchHub {
   };
 
   async stopAll(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.sweepTimer);
     this.toStart.clear();
+    this.idle.clear();
     const all = [...this.actors.values(), ...this.toStop.values()];
     this.toStop.clear();
     this.actors.clear();

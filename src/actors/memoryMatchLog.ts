@@ -16,7 +16,7 @@ import type { Context } from "@opentelemetry/api";
 import type { Json } from "../match/mergePatch.ts";
 import type { Follower, LogPage, LoggedEvent, MatchLog } from "../bus/matchLog.ts";
 
-export type LogMethod = "lastSeqOf" | "firstSeq" | "read" | "follow";
+export type LogMethod = "lastSeqOf" | "firstSeq" | "firstStoredAfter" | "read" | "follow";
 
 export interface ReadCall {
   match: string;
@@ -59,7 +59,7 @@ export class MemoryMatchLog implements MatchLog {
   private readonly faults = new Map<LogMethod, Fault[]>();
   private readonly hung = new Map<LogMethod, { run: () => void; reject: (err: Error) => void }[]>();
 
-  readonly calls: Record<LogMethod, number> = { lastSeqOf: 0, firstSeq: 0, read: 0, follow: 0 };
+  readonly calls: Record<LogMethod, number> = { lastSeqOf: 0, firstSeq: 0, firstStoredAfter: 0, read: 0, follow: 0 };
   readonly reads: ReadCall[] = [];
 
   // ----- writing (what producers do through JetStream) ---------------------------------------------
@@ -112,6 +112,10 @@ export class MemoryMatchLog implements MatchLog {
   firstSeq(): Promise<number> {
     // JetStream's first_seq: the oldest message kept, or the next seq when nothing is.
     return this.call("firstSeq", () => this.stored[0]?.seq ?? Math.max(this.retainedFrom, this.nextSeq));
+  }
+
+  firstStoredAfter(match: string, afterSeq: number): Promise<number | undefined> {
+    return this.call("firstStoredAfter", () => this.stored.find((m) => m.match === match && m.seq > afterSeq)?.seq);
   }
 
   read(match: string, afterSeq: number, throughSeq: number, maxBytes: number): Promise<LogPage> {

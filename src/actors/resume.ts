@@ -67,6 +67,8 @@ export interface ResumeHost {
   catchUpTo(seq: number): void;
   /** Runs `fn` in the actor's mailbox. */
   post(fn: () => void | Promise<void>): void;
+  /** History just read from the log, in order: kept as the window if it is empty and this reaches lastSeq. */
+  seedWindow(events: EncodedEvent[]): void;
   readonly stopped: boolean;
 }
 
@@ -194,6 +196,9 @@ export class Resumes {
     const h = this.host;
     if (h.stopped) return;
     const encoded = chain(page.events, from).map((e) => new EncodedEvent(e, h.svc.logTag));
+    // An actor started for a match nobody watched begins with no window: the first resumes of a
+    // reconnect read the log, and what they read serves the rest from memory.
+    if (encoded.length > 0) h.seedWindow(encoded);
     const queue = this.historyQueue;
     this.historyQueue = [];
     for (const q of queue) {

@@ -20,10 +20,12 @@ export interface IndexEntry {
   /** The match ended: `seq` is its final event. */
   ended?: boolean;
   /**
-   * The idempotency key of the final event, when it was published through this node: a retry of it
-   * is a duplicate, not a publish to an ended match. Only in this node's copy, never written.
+   * The match's final event, when it was published through this node: known ended here at once (a
+   * publish after it answers 409), and its key makes a retry of it a duplicate. The entry's own seq and
+   * state stay those of the last event its owner applied: the final event's state patch is not known
+   * here until then. Only in this node's copy, never written.
    */
-  finalKey?: string;
+  endedHere?: { seq: number; key?: string };
 }
 
 export interface ActorTelemetry {
@@ -59,7 +61,8 @@ export interface MatchServices {
   /** `trace` is the context the message's headers carried (undefined when untraced or tracing is off). */
   subscribeFeed(match: string, onMessage: (msg: FeedMessage, trace: Context | undefined) => void): () => void;
   requestSync(owner: string, match: string, after: number): Promise<SyncReply>;
-  readIndex(match: string): Promise<IndexEntry | undefined>;
+  /** This node's copy of the match's index entry (node/matchIndex.ts). */
+  readIndex(match: string): IndexEntry | undefined;
   writeIndex(match: string, entry: IndexEntry): void;
   telemetry: ActorTelemetry;
 }

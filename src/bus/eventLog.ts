@@ -3,7 +3,7 @@
  * spirit of Mercure's Transport). One stream, one subject per match, so JetStream orders each match's
  * events and its stream sequence is the event id everywhere.
  */
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, RetentionPolicy, StorageType, type StoredMsg } from "@nats-io/jetstream";
 import { nanos, type MsgHdrs } from "@nats-io/transport-node";
 import { type Context, SpanKind, context, trace } from "@opentelemetry/api";
 import type { Names } from "./subjects.ts";
@@ -141,9 +141,19 @@ export class EventLog implements MatchLog {
    * undefined when none is; `event` is undefined for a message that is not a valid event.
    */
   private async firstAfter(match: string, afterSeq: number): Promise<{ seq: number; event: LoggedEvent | undefined } | undefined> {
-    const m = await this.jsm.direct.getMessage(this.names.stream, { seq: afterSeq + 1, next_by_subj: this.names.eventSubject(match) });
+    const m = await this.nextStored(match, afterSeq);
     if (!m) return undefined;
     return { seq: m.seq, event: this.decode(match, m.seq, m.data, Date.parse(m.timestamp)) };
+  }
+
+  /** See MatchLog.firstStoredAfter; shares the slots of owners starting (one direct get each). */
+  async firstStoredAfter(match: string, afterSeq: number): Promise<number | undefined> {
+    return (await this.followSlots.run(() => this.nextStored(match, afterSeq)))?.seq;
+  }
+
+  /** The match's first stored message after `afterSeq` by one direct get, null when none is. */
+  private nextStored(match: string, afterSeq: number): Promise<StoredMsg | null> {
+    return this.jsm.direct.getMessage(this.names.stream, { seq: afterSeq + 1, next_by_subj: this.names.eventSubject(match) });
   }
 
   /** Oldest sequence still retained: ids before it may have lost events to retention. */
@@ -215,7 +225,7 @@ export class EventLog implements MatchLog {
   }
 
   /** A tail message as an event with its trace (headers are parsed only when tracing is on); shared by every follower. */
-  private readonly decodeTail = (m: JsMsg): { event: LoggedEvent; trace: Context | undefined } | undefined => {
+  readonly decodeTail = (m: JsMsg): { event: LoggedEvent; trace: Context | undefined } | undefined => {
     const event = this.decodeJs(m);
     return event && { event, trace: this.tracing.enabled ? traceContextOf(m.headers) : undefined };
   };

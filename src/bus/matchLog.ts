@@ -46,6 +46,11 @@ export interface MatchLog {
   /** Oldest sequence still retained: ids before it may have lost events to retention. */
   firstSeq(): Promise<number>;
   /**
+   * The seq of the match's first stored message after `afterSeq` (an event or not), undefined when
+   * none is stored: whether anything lies between an index entry and an event (actors/idleOwnedMatches.ts).
+   */
+  firstStoredAfter(match: string, afterSeq: number): Promise<number | undefined>;
+  /**
    * Events with afterSeq < seq <= throughSeq, in order, stopping once the page holds `maxBytes` of
    * payload (at least one event), so no read holds more than about one client buffer in memory.
    */

@@ -4,8 +4,8 @@
  * One ordered consumer over every match subject, from "now", instead of one consumer per owned match:
  * a node's JetStream consumers, pulls and heartbeats no longer grow with the matches it owns (20,000
  * owned matches held 20,102 consumers before). Each message is handed to the listeners of its match,
- * in stream order; a message of a match with no listener is reported once to `onUnclaimed`, which is how
- * an owner hears of a match it should start (discovery). The reader survives losing the NATS server
+ * in stream order; a message of a match with no listener goes to `onUnclaimed`, which is how an owner
+ * keeps the matches it owns and nobody watches current (discovery). The reader survives losing the NATS server
  * it lived on and resumes after the last message it handed on (orderedReader.ts), so every message
  * after `position` reaches the listeners registered at that moment, exactly once.
  */
@@ -30,7 +30,7 @@ export class StreamTail {
     private readonly stream: string,
     private readonly filter: string,
     private readonly matchOf: (subject: string) => string,
-    private readonly onUnclaimed: (match: string) => void,
+    private readonly onUnclaimed: (match: string, m: JsMsg) => void,
   ) {}
 
   async start(): Promise<void> {
@@ -72,7 +72,7 @@ export class StreamTail {
   private dispatch(m: JsMsg): void {
     const match = this.matchOf(m.subject);
     const listeners = this.listeners.get(match);
-    if (listeners === undefined) this.onUnclaimed(match);
+    if (listeners === undefined) this.onUnclaimed(match, m);
     else if (listeners instanceof Set) for (const l of listeners) l.onTailMessage(m);
     else listeners.onTailMessage(m);
   }

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import type { BucketEntry, BucketWatch } from "../bus/bucketWatch.ts";
 import type { OrderedReader } from "../bus/orderedReader.ts";
-import { encodeWire } from "../bus/wireCodec.ts";
+import { decodeWire, encodeWire } from "../bus/wireCodec.ts";
 import type { IndexEntry } from "../actors/services.ts";
 import { MatchIndex } from "./matchIndex.ts";
 
@@ -91,5 +91,33 @@ test("failed writes of one flush are reported once, with how many and the first;
   expect(written).toEqual(["up"]);
   await index.flush(); // nothing noted since: nothing written, nothing reported
   expect(reports).toHaveLength(1);
+  await index.stop();
+});
+
+test("a final event published through this node ends the match here at once, leaving seq and state to the owner's entry, which keeps it; it is never written", async () => {
+  const { watch } = handWatch();
+  const written: Record<string, unknown>[] = [];
+  const index = new MatchIndex(
+    async (_key, value) => {
+      written.push(JSON.parse(JSON.stringify(decodeWire(value))));
+    },
+    watch,
+    60_000,
+    () => {},
+  );
+  await index.start();
+  index.write("m", entry(4));
+  index.noteEndedHere("m", 9, "k-final");
+  expect(index.get("m")).toEqual({ ...entry(4), ts: index.get("m")!.ts, endedHere: { seq: 9, key: "k-final" } });
+  // The owner applies the final event: its entry, with the final state, keeps what this node knows.
+  const final: IndexEntry = { seq: 9, ts: Date.now(), state: { minute: 90 }, ended: true };
+  index.write("m", final);
+  expect(index.get("m")).toEqual({ ...final, endedHere: { seq: 9, key: "k-final" } });
+  await index.flush();
+  expect(written).toEqual([{ ...final }]);
+  // A match this node knew nothing of: ended here, with no state claimed.
+  index.noteEndedHere("n", 3, undefined);
+  expect(index.get("n")?.seq).toBe(0);
+  expect(index.get("n")?.endedHere).toEqual({ seq: 3 });
   await index.stop();
 });

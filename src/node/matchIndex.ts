@@ -71,7 +71,7 @@ export class MatchIndex {
       if (noted === undefined) continue;
       this.dirty.delete(match);
       if (!KV_KEY.test(match)) continue; // not listable across nodes; this node's copy still has it
-      const { finalKey: _local, ...entry } = noted;
+      const { endedHere: _local, ...entry } = noted;
       writes.push(
         this.put(match, encodeWire(entry)).then(
           () => undefined,
@@ -112,9 +112,15 @@ export class MatchIndex {
   noteLocal(match: string, entry: IndexEntry): void {
     const known = this.entries_.get(match);
     if (known && known.seq > entry.seq) return;
-    // The final event's key, known only to the node it was published through, outlives the owner's entry.
-    const finalKey = entry.finalKey ?? (known?.seq === entry.seq ? known.finalKey : undefined);
-    this.entries_.set(match, finalKey !== undefined ? { ...entry, finalKey } : entry);
+    // Known only to the node the final event was published through: outlives the owner's entries.
+    const endedHere = known?.endedHere;
+    this.entries_.set(match, endedHere !== undefined ? { ...entry, endedHere } : entry);
+  }
+
+  /** A final event was stored through this node: the match is ended here at once (see IndexEntry.endedHere). */
+  noteEndedHere(match: string, seq: number, key: string | undefined): void {
+    const known = this.entries_.get(match) ?? { seq: 0, ts: Date.now(), state: {} };
+    this.entries_.set(match, { ...known, endedHere: key !== undefined ? { seq, key } : { seq } });
   }
 
   get(match: string): IndexEntry | undefined {

@@ -4,7 +4,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../bus/bunTransport.ts";
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
 import { EventLog, isNotFound, type AppendResult } from "../bus/eventLog.ts";
@@ -202,14 +202,14 @@ export class TouchlineNode {
     const jsm = this.jsm;
     const retried = (err: unknown) =>
       this.logger.warn("creating the stream or a bucket failed (timeout or a race with another node); retrying", { err: String(err) });
-    // Discovery: a message of a match nobody here listens to may be one this node owns and has not
-    // started: starting its actor keeps the match index current.
+    // A message of a match nobody here listens to may be one this node owns: the hub keeps its index
+    // entry current, without an actor while nobody watches (actors/idleOwnedMatches.ts).
     this.tail = new StreamTail(
       this.readers,
       this.names.stream,
       this.names.eventWildcard,
       (subject) => this.names.matchOfSubject(subject),
-      (match) => this.startIfOwned(match),
+      (match, m) => this.unclaimedMessage(match, m),
     );
     this.log = new EventLog(
       this.js,
@@ -427,7 +427,7 @@ export class TouchlineNode {
       requestSync: (owner, match, after) => this.link.requestSync(owner, match, after),
       // The watched copy only: an entry the watch has not brought yet costs a longer read of the log,
       // never a wrong state, and asking the bucket was a round trip for every new match.
-      readIndex: async (match) => this.index.get(match),
+      readIndex: (match) => this.index.get(match),
       writeIndex: (match, entry) => this.index.write(match, entry),
       telemetry,
     };
@@ -445,7 +445,18 @@ export class TouchlineNode {
    * entry): its owner is started if it is this node's, so the match index stays current.
    */
   private startIfOwned(match: string): void {
-    if (this.ringShown && !this.draining && this.membership.ring.ownerOf(match) === this.id) this.hub.startSoon(match);
+    if (this.owns(match)) this.hub.startSoon(match);
+  }
+
+  /** A stream message no actor here follows: the hub folds it if this node owns the match. */
+  private unclaimedMessage(match: string, m: JsMsg): void {
+    if (!this.owns(match)) return;
+    const decoded = this.log.decodeTail(m);
+    if (decoded) this.hub.unclaimedEvent(decoded.event, decoded.trace);
+  }
+
+  private owns(match: string): boolean {
+    return this.ringShown && !this.draining && this.membership.ring.ownerOf(match) === this.id;
   }
 
   private async watchNatsStatus(): Promise<void> {
@@ -491,8 +502,8 @@ export class TouchlineNode {
 
   /** The id of the match's final event when `key` published it through this node (a retry of it). */
   finalEventOf(match: string, key: string | undefined): number | undefined {
-    const entry = this.index.get(match);
-    return key !== undefined && entry?.ended && entry.finalKey === key ? entry.seq : undefined;
+    const endedHere = this.index.get(match)?.endedHere;
+    return key !== undefined && endedHere?.key === key ? endedHere.seq : undefined;
   }
 
   /**
@@ -501,20 +512,13 @@ export class TouchlineNode {
    * second), and from final events published through this node (noted at once).
    */
   isEnded(match: string): boolean {
-    return this.index.get(match)?.ended === true;
+    const entry = this.index.get(match);
+    return entry?.ended === true || entry?.endedHere !== undefined;
   }
 
   /** A final event was stored through this node: publishing after it is refused here at once. */
   private noteEnded(match: string, seq: number, key: string | undefined): void {
-    const known = this.index.get(match);
-    this.index.noteLocal(match, {
-      seq,
-      ts: Date.now(),
-      state: known?.state ?? {},
-      ...(known?.private ? { private: true } : {}),
-      ended: true,
-      ...(key !== undefined ? { finalKey: key } : {}),
-    });
+    this.index.noteEndedHere(match, seq, key);
   }
 
   /**

@@ -228,9 +228,8 @@ test("events: published rises by the publishes, delivered and the latency histog
   await Promise.all(subscribers.map((s) => s.close()));
 });
 
-/** Publishes `count` events to a fresh match and waits until the node has them all. */
-async function matchWithEvents(prefix: string, count: number): Promise<{ match: string; ids: string[] }> {
-  const match = uniqueMatch(prefix);
+/** Publishes `count` events to a fresh match (or to `match`) and waits until the node has them all. */
+async function matchWithEvents(prefix: string, count: number, match = uniqueMatch(prefix)): Promise<{ match: string; ids: string[] }> {
   const ids: string[] = [];
   for (let i = 0; i < count; i++) ids.push(await publishOk(node.url, match, { type: "tick", data: { i } }));
   await untilLatest(node.url, match, ids.at(-1)!);
@@ -246,7 +245,13 @@ async function resume(match: string, lastEventId: string, expected: number): Pro
 }
 
 test("replay from memory: a resume with Last-Event-ID counts one request and the events it replayed", async () => {
-  const { match, ids } = await matchWithEvents("m-replay", 10);
+  // Watched while its events are published, as a match whose clients reconnect was: a match nobody
+  // watches is kept without an actor, and so without a window (actors/idleOwnedMatches.ts).
+  const match = uniqueMatch("m-replay");
+  const watcher = await openSse(matchUrl(match));
+  const { ids } = await matchWithEvents("m-replay", 10, match);
+  await watcher.until(() => watcher.lastEventId === ids.at(-1), 10_000, "the watcher's last event");
+  await watcher.close();
   const before = await scrape();
   const fromThird = await resume(match, ids[2]!, ids.length - 3);
   // Up to date: nothing to replay, still a resume served from memory. The live event that follows shows it joined.
