@@ -80,10 +80,22 @@ export class IdleOwnedMatches {
     void this.check(match, afterSeq);
   }
 
+  /**
+   * A match that came to this node with no event yet (see MatchHub.keepCurrentSoon): held here if nothing
+   * is stored after its entry, else its owner actor starts.
+   */
+  adopt(match: string): void {
+    if (this.checking.has(match) || this.folded.get(shardOf(match))?.has(match)) return;
+    const entry = this.svc.readIndex(match);
+    if (entry === undefined) return;
+    this.checking.set(match, { afterSeq: entry.seq, events: [], generation: this.generation });
+    void this.check(match, entry.seq);
+  }
+
   /** An actor now serves the match: what it applies moves the entry, so folding here would be guessing. */
   forget(match: string): void {
     const shard = this.folded.get(shardOf(match));
-    if (shard?.delete(match)) this.held--;
+    if (shard?.delete(match)) this.released(match, this.svc.selfId);
     // A check under way ends in a start, which finds the actor and leaves it be.
     const check = this.checking.get(match);
     if (check) check.generation = -1;
@@ -94,17 +106,27 @@ export class IdleOwnedMatches {
     for (const shard of shards) {
       const matches = this.folded.get(shard);
       if (!matches) continue;
-      this.held -= matches.size;
       this.folded.delete(shard);
+      for (const match of matches.keys()) this.released(match, this.svc.ownerOf(match) ?? "unknown");
     }
     this.generation++;
   }
 
   /** NATS reconnected or the log changed: nothing folded before is trusted. */
   clear(): void {
+    const all = [...this.folded.values()];
     this.folded.clear();
-    this.held = 0;
+    for (const matches of all) for (const match of matches.keys()) this.released(match, this.svc.selfId);
     this.generation++;
+  }
+
+  /**
+   * No longer held here. Counted as ownership moving out, as an owner actor stopping is: owned matches
+   * change by moves in minus moves out (a client's arrival hands the match to an actor, which counts in).
+   */
+  private released(match: string, to: string): void {
+    this.held--;
+    this.svc.telemetry.ownershipMoved(match, "out", to);
   }
 
   private async check(match: string, afterSeq: number): Promise<void> {
@@ -118,8 +140,12 @@ export class IdleOwnedMatches {
     this.checking.delete(match);
     if (!check) return;
     const entry = this.svc.readIndex(match);
+    // Exact when the first message stored after the entry is the first event held (none, for an adopted
+    // match: the entry is current).
     const exact = check.generation === this.generation && first === check.events[0]?.event.seq && (entry?.seq ?? 0) === afterSeq && !this.host.hasActor(match);
-    if (exact) this.fold(match, entry, check.events);
+    if (exact) {
+      if (entry !== undefined || check.events.length > 0) this.fold(match, entry, check.events);
+    }
     // Events between the entry and these (or a read that failed, or a clearing meanwhile): an actor
     // reads the log from the entry, these included, since the tail handed them on before it listens.
     else this.host.startOwner(match);
@@ -150,7 +176,10 @@ export class IdleOwnedMatches {
     const shard = shardOf(match);
     let matches = this.folded.get(shard);
     if (!matches) this.folded.set(shard, (matches = new Map()));
-    if (!matches.has(match)) this.held++;
+    if (!matches.has(match)) {
+      this.held++;
+      this.svc.telemetry.ownershipMoved(match, "in", this.svc.selfId);
+    }
     matches.set(match, seq);
   }
 }

@@ -1199,6 +1199,37 @@ describe("MatchHub: owned matches nobody watches, kept without an actor", () => 
     expect(h.log.calls.read).toBe(2);
   });
 
+  test("a match moved here with nothing stored after its entry is kept without an actor, and its next event folds at once", async () => {
+    await withHub(async (h, hub) => {
+      const seqs = h.appendEvents(3);
+      h.index.set(M, { seq: seqs[2]!, ts: seqs[2]!, state: h.syncReply().state });
+      hub.keepCurrentSoon(M);
+      await nextTurn();
+      expect(h.log.calls.firstStoredAfter).toBe(1);
+      expect(h.log.calls.follow).toBe(0);
+      expect(hub.ownedCount()).toBe(1);
+      const [e4] = h.appendEvents(1) as [number];
+      tailHandsOn(h, hub, e4);
+      await drain();
+      expect(h.index.get(M)).toEqual({ seq: e4, ts: e4, state: h.syncReply().state });
+      expect(h.log.calls.firstStoredAfter).toBe(1);
+    });
+  });
+
+  test("a match moved here whose entry is behind the log (its last owner died before writing it) starts its owner, which brings the entry up", async () => {
+    await withHub(async (h, hub) => {
+      const seqs = h.appendEvents(3);
+      h.index.set(M, { seq: seqs[0]!, ts: seqs[0]!, state: h.syncReply(seqs[0]).state });
+      hub.keepCurrentSoon(M);
+      for (let turn = 0; turn < 3; turn++) await nextTurn();
+      expect(h.log.calls.follow).toBe(1);
+      const owner = hub.get(M);
+      expect(owner.role).toBe("owner");
+      expect(owner.latestSeq).toBe(seqs[2]!);
+      expect(h.index.get(M)).toEqual({ seq: seqs[2]!, ts: seqs[2]!, state: h.syncReply().state });
+    });
+  });
+
   test("a final event ends the match in the entry; an event stored after it is not folded", async () => {
     await withHub(async (h, hub) => {
       const [e1] = h.appendEvents(1) as [number];

@@ -9,6 +9,7 @@ import type { Context } from "@opentelemetry/api";
 import type { LoggedEvent } from "../bus/matchLog.ts";
 import { MatchActor } from "./matchActor.ts";
 import { IdleOwnedMatches } from "./idleOwnedMatches.ts";
+import { TurnQueue } from "./turnQueue.ts";
 import { OWNER_TICK_MS } from "../cluster/nodeLink.ts";
 import type { MatchServices } from "./services.ts";
 
@@ -24,9 +25,9 @@ const SWEEP_MS = 500;
  */
 const STOPS_PER_TURN = 500;
 /**
- * Owners started for matches found active (startSoon) per turn of the event loop. Discovery comes in
- * bursts: a pull off the stream tail can reveal hundreds of new matches at once (a batch of 500 items
- * for 500 new matches), and each owner start is a lease check, a follow of the log and two reads.
+ * Owners started (startSoon), or matches checked to be kept without one (keepCurrentSoon), per turn of
+ * the event loop. Discovery comes in bursts: a ring move can give a node thousands of recently active
+ * matches at once, and each owner start is a lease check, a follow of the log and two reads.
  */
 const STARTS_PER_TURN = 100;
 
@@ -52,8 +53,10 @@ export class MatchHub {
    * second one beside it, whose lease the first would hand back when it stops.
    */
   private readonly toStop = new Map<string, MatchActor>();
-  /** Matches whose owner startSoon will start, in the order found (STARTS_PER_TURN). */
-  private readonly toStart = new Set<string>();
+  /** Matches whose owner startSoon will start, in the order found. */
+  private readonly toStart = new TurnQueue(STARTS_PER_TURN, (match) => this.startNow(match));
+  /** Matches keepCurrentSoon will check, in the order found. */
+  private readonly toAdopt = new TurnQueue(STARTS_PER_TURN, (match) => this.adoptNow(match));
   private readonly idle: IdleOwnedMatches;
   /** stopAll ran: nothing starts any more (a check of an idle match may still answer after it). */
   private stopped = false;
@@ -113,22 +116,34 @@ export class MatchHub {
    * than through a request; their events wait in the log, which the owner reads from where it starts.
    */
   startSoon(match: string): void {
-    if (this.stopped || this.actors.has(match) || this.toStart.has(match)) return;
+    if (this.stopped || this.actors.has(match)) return;
     this.toStart.add(match);
-    if (this.toStart.size === 1) setImmediate(this.startSome);
   }
 
-  private readonly startSome = (): void => {
-    let started = 0;
-    for (const match of this.toStart) {
-      if (started >= STARTS_PER_TURN) break;
-      this.toStart.delete(match);
-      if (this.actors.has(match) || this.svc.ownerOf(match) !== this.svc.selfId) continue;
-      this.get(match);
-      started++;
-    }
-    if (this.toStart.size > 0) setImmediate(this.startSome);
-  };
+  private startNow(match: string): boolean {
+    if (this.stopped || this.actors.has(match) || this.svc.ownerOf(match) !== this.svc.selfId) return false;
+    this.get(match);
+    return true;
+  }
+
+  /**
+   * A match that came to this node with no event off the tail yet (a ring move, an index entry this node
+   * had not seen): kept without an actor if nothing is stored after its entry, else its owner starts and
+   * reads the log (the last owner may have died before writing its entry). Within a few turns, if the
+   * ring still gives this node the match then.
+   */
+  keepCurrentSoon(match: string): void {
+    if (this.stopped || this.actors.has(match) || this.toStart.has(match)) return;
+    this.toAdopt.add(match);
+  }
+
+  private adoptNow(match: string): boolean {
+    // A retired actor wrote its entry up to what it applied; its match's next event is checked anyway.
+    if (this.stopped || this.actors.has(match) || this.toStart.has(match) || this.toStop.has(match)) return false;
+    if (this.svc.ownerOf(match) !== this.svc.selfId) return false;
+    this.idle.adopt(match);
+    return true;
+  }
 
   /** Matches this node owns now: owner actors, and idle matches kept without one. */
   ownedCount(): number {
@@ -237,6 +252,7 @@ export class MatchHub {
     this.stopped = true;
     clearInterval(this.sweepTimer);
     this.toStart.clear();
+    this.toAdopt.clear();
     this.idle.clear();
     const all = [...this.actors.values(), ...this.toStop.values()];
     this.toStop.clear();

@@ -43,8 +43,9 @@ export class MatchIndex {
     private readonly onWritesFailed: (failed: number, first: { match: string; err: unknown }) => void,
     /**
      * An entry of a match this copy did not list before came through the watch. A node that joined
-     * before the entry was flushed starts the match's owner here if it is its own: nothing else would
-     * (the ring change that gave it the match found no entry, and the event is older than its tail).
+     * before the entry was flushed checks the match here if it is its own (MatchHub.keepCurrentSoon):
+     * nothing else would (the ring change that gave it the match found no entry, and the event is older
+     * than its tail).
      */
     private readonly onNewMatch: (match: string, entry: IndexEntry) => void = () => {},
   ) {}

@@ -241,7 +241,7 @@ export class TouchlineNode {
       INDEX_FLUSH_MS,
       (failed, first) => this.logger.warn("match index writes failed", { failed, match: first.match, err: String(first.err) }),
       (match, entry) => {
-        if (entry.ts >= Date.now() - RECENT_ACTIVITY_MS) this.startIfOwned(match);
+        if (entry.ts >= Date.now() - RECENT_ACTIVITY_MS) this.keepCurrentIfOwned(match);
       },
     );
     await this.index.start();
@@ -273,8 +273,8 @@ export class TouchlineNode {
       this.ringShown = true;
       const moved = ring.shardsMovedFrom(previous);
       this.hub.ringChanged(moved, (shard) => ring.ownerOfShard(shard));
-      // Only shards that came to this node can give it matches to start.
-      if ([...moved].some((shard) => ring.ownerOfShard(shard) === this.id)) this.startRecentlyActiveOwned();
+      // Only shards that came to this node can give it matches to keep current.
+      if ([...moved].some((shard) => ring.ownerOfShard(shard) === this.id)) this.keepRecentlyActiveCurrent();
     });
     await this.membership.start();
     await this.membership.joined;
@@ -433,19 +433,19 @@ export class TouchlineNode {
     };
   }
 
-  /** After a ring change, start owners for recently active matches that moved here (index stays current). */
-  private startRecentlyActiveOwned(): void {
+  /**
+   * After a ring change, recently active matches that moved here are checked against the log: their last
+   * owner may have stopped before writing its entry (the index stays current).
+   */
+  private keepRecentlyActiveCurrent(): void {
     if (this.draining) return;
     const since = Date.now() - RECENT_ACTIVITY_MS;
-    for (const [match, entry] of this.index.entries()) if (entry.ts >= since) this.startIfOwned(match);
+    for (const [match, entry] of this.index.entries()) if (entry.ts >= since) this.keepCurrentIfOwned(match);
   }
 
-  /**
-   * A match found active elsewhere than through a request (a message on the stream's tail, a new index
-   * entry): its owner is started if it is this node's, so the match index stays current.
-   */
-  private startIfOwned(match: string): void {
-    if (this.owns(match)) this.hub.startSoon(match);
+  /** A match found active elsewhere than through a request or the tail (a ring move, a new index entry). */
+  private keepCurrentIfOwned(match: string): void {
+    if (this.owns(match)) this.hub.keepCurrentSoon(match);
   }
 
   /** A stream message no actor here follows: the hub folds it if this node owns the match. */
