@@ -75,6 +75,13 @@ describe("a 256 KiB client buffer and events near the 64 KiB limit", () => {
   const EVENTS = 3000;
   const PUBLISHERS = 4;
   const READERS = 5;
+  /**
+   * The flood's pace: 16 MB/s to every reader. Unpaced, a warmed-up test runner published at 600 a second
+   * (37 MB/s a reader), where 1 MiB past the cap (the ceiling that cuts at once) is 28 ms of events: a
+   * reader process pausing that long on a loaded machine was cut, rightly by the node's bound, and the
+   * test failed for the machine's sake. At this pace the ceiling is 70 ms of events.
+   */
+  const EVENTS_PER_SECOND = 250;
 
   test(`flood: ${READERS} readers get all ${EVENTS} events uncut, a client that reads nothing is cut, RSS grows < 150 MB`, async () => {
     const match = uniqueMatch("flood");
@@ -92,7 +99,15 @@ describe("a 256 KiB client buffer and events near the 64 KiB limit", () => {
 
     const startedAt = Date.now();
     const { result, startBytes, peakBytes } = await peakRssDuring(node.proc.pid, async () => {
-      const published = await publishConcurrently(node.url, match, EVENTS, PUBLISHERS, (i) => ({ type: "comment", data: { i, text: LARGE_TEXT } }));
+      const published = await publishConcurrently(
+        node.url,
+        match,
+        EVENTS,
+        PUBLISHERS,
+        (i) => ({ type: "comment", data: { i, text: LARGE_TEXT } }),
+        undefined,
+        EVENTS_PER_SECOND,
+      );
       return { published, got: await readers.results };
     });
     const elapsedMs = Date.now() - startedAt;

@@ -63,14 +63,21 @@ export async function publishConcurrently(
   workers: number,
   bodyOf: (index: number) => PublishBody,
   onAck?: (id: string, index: number) => void,
+  /** At most this many publishes start per second, all workers together (unbounded when absent). */
+  perSecond?: number,
 ): Promise<string[]> {
   const ids: string[] = new Array(count);
   let next = 0;
+  const startedAt = performance.now();
   await Promise.all(
     Array.from({ length: workers }, async () => {
       for (;;) {
         const i = next++;
         if (i >= count) return;
+        if (perSecond !== undefined) {
+          const due = startedAt + (i * 1000) / perSecond - performance.now();
+          if (due > 0) await Bun.sleep(due);
+        }
         ids[i] = await publishOk(baseUrl, match, bodyOf(i));
         onAck?.(ids[i]!, i);
       }
