@@ -9,9 +9,13 @@
  * resident memory from /proc, and the server's consumer count from its monitoring port (`/jsz`),
  * which costs it no JetStream API call.
  *
- * Memory per idle match: the node's RSS growth from its fresh start until every match has an owner
- * actor and the events have settled (index writes are flushed once a second), divided by the
- * matches; the actors are idle then but still there (they stop after ACTOR_IDLE, 30 s by default).
+ * Memory per idle match: the node's RSS growth from its fresh start until every match is owned and
+ * idle, divided by the matches. Idle means the node has nothing left to do for them: every match's
+ * index entry is stored in the bucket (a node writes at most 2,000 entries a flush, once a second, so
+ * 20,000 new matches take about ten seconds). RSS is then read every 250 ms for IDLE_WINDOW_MS and the
+ * median taken: when the collector runs and gives pages back is not the node's to choose, and one
+ * reading lands before or after it by chance. The reading 1.5 s after every match is owned, with most
+ * entries still waiting, is logged beside it.
  */
 import { KeepAliveConnection } from "../loadgen/keepalive-client.ts";
 import type { TouchlinePeer } from "../peers/touchline-peer.ts";
@@ -33,8 +37,12 @@ const BATCH_TIMEOUT_MS = 30_000;
 const ROUND_TIMEOUT_MS = 180_000;
 /** Every match must have its owner actor within this after its event was stored. */
 const OWNED_TIMEOUT_MS = 60_000;
-/** At least this long between the last event and the idle memory reading: index writes are flushed once a second. */
+/** At least this long between the last event and the first memory reading (index writes are flushed once a second). */
 const IDLE_SETTLE_MS = 1_500;
+/** Every match's index entry is stored within this after every match is owned (2,000 entries a second at most). */
+const INDEX_STORED_TIMEOUT_MS = 60_000;
+/** RSS is sampled this long once the node is idle; the median is its idle memory. */
+const IDLE_WINDOW_MS = 5_000;
 /** Streams stay under this share of the node's cap, below the 95% at which /readyz says saturated. */
 const CAP_SHARE = 0.85;
 const READYZ_EVERY_MS = 100;
@@ -48,6 +56,8 @@ const RSS_EVERY_MS = 250;
 const CONSUMERS_EVERY_MS = 1_000;
 const PROBE_TIMEOUT_MS = 5_000;
 const MS_PER_SECOND = 1000;
+/** The match index's bucket is `<namespace>_index` (src/bus/subjects.ts). */
+const INDEX_BUCKET_SUFFIX = "_index";
 const LAG_GAUGE = /^touchline_event_loop_lag_seconds (\S+)$/m;
 const OWNED_GAUGE = /^touchline_owned_matches (\S+)$/m;
 
@@ -99,14 +109,34 @@ export async function runManyMatches(context: ScenarioContext, peer: TouchlinePe
     );
     watch.phase = "idle";
     await Bun.sleep(Math.max(config.settleMs, IDLE_SETTLE_MS));
-    const nodeRssIdle = residentBytes(peer.nodePids());
+    const nodeRssOwned = residentBytes(peer.nodePids());
+    let indexed = 0;
+    const allIndexed = await pollUntil(
+      async () => {
+        indexed = await indexEntriesStored(peer);
+        return indexed >= matches.length;
+      },
+      INDEX_STORED_TIMEOUT_MS,
+      RSS_EVERY_MS,
+    );
+    if (!allIndexed) throw new Error(`${indexed} of ${matches.length} index entries stored ${INDEX_STORED_TIMEOUT_MS / 1000} s after every match was owned`);
+    const idleSamples: number[] = [];
+    for (let waited = 0; waited < IDLE_WINDOW_MS; waited += RSS_EVERY_MS) {
+      await Bun.sleep(RSS_EVERY_MS);
+      idleSamples.push(residentBytes(peer.nodePids()));
+    }
+    idleSamples.sort((a, b) => a - b);
+    const nodeRssIdle = idleSamples[Math.floor(idleSamples.length / 2)]!;
     const natsRssIdle = residentBytes(peer.natsPids());
     const consumersAfterCreate = await countConsumers(peer);
     ownedMatches = (await scrape(peer)).owned;
     const bytesPerIdleMatch = (nodeRssIdle - nodeRssBefore) / matches.length;
+    const perMatchKiB = (rss: number): string => ((rss - nodeRssBefore) / matches.length / 1024).toFixed(2);
     context.log(
       `  matches: ${ownedMatches} owned, ${consumersAfterCreate} JetStream consumers; node RSS ${mib(nodeRssBefore)} → ${mib(nodeRssIdle)} MiB ` +
-        `(${(bytesPerIdleMatch / 1024).toFixed(2)} KiB per idle match), nats-server ${mib(natsRssBefore)} → ${mib(natsRssIdle)} MiB`,
+        `(${(bytesPerIdleMatch / 1024).toFixed(2)} KiB per idle match, median of ${idleSamples.length} readings over ${IDLE_WINDOW_MS / 1000} s, ` +
+        `range ${perMatchKiB(idleSamples[0]!)}-${perMatchKiB(idleSamples.at(-1)!)}; ${perMatchKiB(nodeRssOwned)} KiB 1.5 s after every match was owned, ` +
+        `before their index entries were stored), nats-server ${mib(natsRssBefore)} → ${mib(natsRssIdle)} MiB`,
     );
 
     const cap = peer.streamCap;
@@ -226,6 +256,19 @@ async function countConsumers(peer: TouchlinePeer): Promise<number> {
   const jsz = (await response.json()) as { consumers?: number };
   if (typeof jsz.consumers !== "number") throw new Error("nats-server /jsz has no consumer count");
   return jsz.consumers;
+}
+
+/** Entries in the match index's bucket, from the server's monitoring port (no JetStream API call). */
+async function indexEntriesStored(peer: TouchlinePeer): Promise<number> {
+  const response = await fetch(`${peer.natsMonitorUrl}/jsz?streams=true`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+  const jsz = (await response.json()) as { account_details?: { stream_detail?: { name: string; state?: { num_subjects?: number; messages?: number } }[] }[] };
+  let entries = 0;
+  for (const account of jsz.account_details ?? []) {
+    for (const stream of account.stream_detail ?? []) {
+      if (stream.name.startsWith("KV_") && stream.name.endsWith(INDEX_BUCKET_SUFFIX)) entries += stream.state?.num_subjects ?? stream.state?.messages ?? 0;
+    }
+  }
+  return entries;
 }
 
 /** Samples the node and its nats-server on timers until stopped; every loop ends with stop(). */
