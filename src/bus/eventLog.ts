@@ -3,7 +3,7 @@
  * spirit of Mercure's Transport). One stream, one subject per match, so JetStream orders each match's
  * events and its stream sequence is the event id everywhere.
  */
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, RetentionPolicy, StorageType, type StoredMsg } from "@nats-io/jetstream";
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos, type MsgHdrs } from "@nats-io/transport-node";
 import { type Context, SpanKind, context, trace } from "@opentelemetry/api";
 import type { Names } from "./subjects.ts";
@@ -16,6 +16,7 @@ import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/sp
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
 import type { StreamTail, TailListener } from "./streamTail.ts";
 import type { JetStreamPublisher } from "./jetStreamPublisher.ts";
+import type { DirectGets } from "./directGets.ts";
 import { Slots } from "./slots.ts";
 import type { Follower, LogPage, LoggedEvent, MatchLog } from "./matchLog.ts";
 
@@ -38,6 +39,11 @@ const FETCH_BATCH = 500;
 const READS_IN_FLIGHT = 16;
 /** Follows starting at once (each a couple of requests): thousands of owners starting take turns. */
 const FOLLOWS_STARTING = 32;
+/**
+ * Checks of idle matches in flight at once (firstStoredAfter): each a small pipelined request, so more
+ * than follows, yet their answers come back in bursts the node handles in one turn.
+ */
+const CHECKS_IN_FLIGHT = 128;
 /** Payload bytes per history page while a follower catches up to the tail. */
 const FOLLOW_PAGE_BYTES = 1_048_576;
 const FETCH_EXPIRES_MS = 1000;
@@ -50,11 +56,14 @@ export class EventLog implements MatchLog {
   private firstSeqCache = { value: 1, at: 0 };
   private readonly readSlots = new Slots(READS_IN_FLIGHT);
   private readonly followSlots = new Slots(FOLLOWS_STARTING);
+  private readonly checkSlots = new Slots(CHECKS_IN_FLIGHT);
 
   constructor(
     private readonly js: JetStreamClient,
     /** Where appends go: pipelined publishes sharing socket writes (jetStreamPublisher.ts). */
     private readonly publisher: JetStreamPublisher,
+    /** Where firstStoredAfter's checks go: pipelined direct gets answering only a seq. */
+    private readonly directGets: DirectGets,
     private readonly jsm: JetStreamManager,
     private readonly names: Names,
     private readonly onBadMessage: BadMessageHandler,
@@ -141,19 +150,14 @@ export class EventLog implements MatchLog {
    * undefined when none is; `event` is undefined for a message that is not a valid event.
    */
   private async firstAfter(match: string, afterSeq: number): Promise<{ seq: number; event: LoggedEvent | undefined } | undefined> {
-    const m = await this.nextStored(match, afterSeq);
+    const m = await this.jsm.direct.getMessage(this.names.stream, { seq: afterSeq + 1, next_by_subj: this.names.eventSubject(match) });
     if (!m) return undefined;
     return { seq: m.seq, event: this.decode(match, m.seq, m.data, Date.parse(m.timestamp)) };
   }
 
-  /** See MatchLog.firstStoredAfter; shares the slots of owners starting (one direct get each). */
-  async firstStoredAfter(match: string, afterSeq: number): Promise<number | undefined> {
-    return (await this.followSlots.run(() => this.nextStored(match, afterSeq)))?.seq;
-  }
-
-  /** The match's first stored message after `afterSeq` by one direct get, null when none is. */
-  private nextStored(match: string, afterSeq: number): Promise<StoredMsg | null> {
-    return this.jsm.direct.getMessage(this.names.stream, { seq: afterSeq + 1, next_by_subj: this.names.eventSubject(match) });
+  /** See MatchLog.firstStoredAfter: one pipelined direct get (directGets.ts), CHECKS_IN_FLIGHT at a time. */
+  firstStoredAfter(match: string, afterSeq: number): Promise<number | undefined> {
+    return this.checkSlots.run(() => this.directGets.firstSeqAfter(this.names.stream, this.names.eventSubject(match), afterSeq));
   }
 
   /** Oldest sequence still retained: ids before it may have lost events to retention. */

@@ -12,6 +12,7 @@ import { names, type Names } from "../bus/subjects.ts";
 import { bucketWatch } from "../bus/bucketWatch.ts";
 import { StreamTail } from "../bus/streamTail.ts";
 import { setUpStream } from "../bus/streamSetup.ts";
+import { DirectGets } from "../bus/directGets.ts";
 import { JetStreamPublisher } from "../bus/jetStreamPublisher.ts";
 import { READER_API_TIMEOUT_MS, type ReaderContext } from "../bus/orderedReader.ts";
 import { Membership, type MemberInfo } from "../cluster/membership.ts";
@@ -83,6 +84,8 @@ export class TouchlineNode {
   private jsm!: JetStreamManager;
   /** Appends: pipelined JetStream publishes (bus/jetStreamPublisher.ts). */
   private publisher!: JetStreamPublisher;
+  /** Idle matches' checks against the log: pipelined direct gets (bus/directGets.ts). */
+  private directGets!: DirectGets;
   log!: EventLog;
   membership!: Membership;
   private leases!: LeaseTable;
@@ -180,6 +183,7 @@ export class TouchlineNode {
     this.metrics.natsConnected.set(1);
     this.js = jetstream(this.nc);
     this.publisher = new JetStreamPublisher(this.nc, JETSTREAM_ACK_TIMEOUT_MS);
+    this.directGets = new DirectGets(this.nc, JETSTREAM_ACK_TIMEOUT_MS);
     this.jsm = await jetstreamManager(this.nc);
     this.readers = {
       js: jetstream(this.nc, { timeout: READER_API_TIMEOUT_MS }),
@@ -214,6 +218,7 @@ export class TouchlineNode {
     this.log = new EventLog(
       this.js,
       this.publisher,
+      this.directGets,
       jsm,
       this.names,
       (seq, reason) => this.logger.warn("skipping a stored message that is not a valid event", { seq, reason }),
@@ -602,6 +607,7 @@ export class TouchlineNode {
     clearInterval(this.storeTimer);
     await this.unlessNatsAway(this.detach());
     this.publisher?.close();
+    this.directGets?.close();
     // Draining flushes to the server first: without one it would wait for a reconnect.
     if (this.natsAway) await this.nc?.close().catch(() => {});
     else await this.nc?.drain().catch(() => {});
