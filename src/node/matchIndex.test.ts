@@ -121,3 +121,52 @@ test("a final event published through this node ends the match here at once, lea
   expect(index.get("n")?.endedHere).toEqual({ seq: 3 });
   await index.stop();
 });
+
+test("stopping writes what is still noted on shutdown, and drops it when the log started over", async () => {
+  for (const flush of [true, false]) {
+    const { watch } = handWatch();
+    const written: string[] = [];
+    const index = new MatchIndex(
+      async (key) => {
+        written.push(key);
+      },
+      watch,
+      60_000,
+      () => {},
+    );
+    await index.start();
+    index.write("a", entry(3));
+    index.write("b", entry(4));
+    await index.stop(flush);
+    expect(written).toEqual(flush ? ["a", "b"] : []);
+  }
+});
+
+test("entries carry the log's tag: those of another log incarnation are ignored, untagged ones are taken", async () => {
+  const { watch, deliver } = handWatch();
+  const written: Record<string, unknown>[] = [];
+  const announced: string[] = [];
+  const index = new MatchIndex(
+    async (_key, value) => {
+      written.push(decodeWire(value));
+    },
+    watch,
+    60_000,
+    () => {},
+    (match) => announced.push(match),
+    "tag-new",
+  );
+  await index.start();
+  deliver({ key: "lost", value: encodeWire({ ...entry(90), tag: "tag-old" }) });
+  deliver({ key: "current", value: encodeWire({ ...entry(5), tag: "tag-new" }) });
+  deliver({ key: "untagged", value: encodeWire(entry(7)) });
+  expect(index.get("lost")).toBeUndefined();
+  expect(index.get("current")?.seq).toBe(5);
+  expect(index.get("current")).not.toHaveProperty("tag");
+  expect(index.get("untagged")?.seq).toBe(7);
+  expect(announced).toEqual(["current", "untagged"]);
+  index.write("mine", entry(8));
+  await index.flush();
+  expect(written).toEqual([{ ...entry(8), ts: written[0]!.ts, tag: "tag-new" }]);
+  await index.stop();
+});

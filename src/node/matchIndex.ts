@@ -48,6 +48,13 @@ export class MatchIndex {
      * than its tail).
      */
     private readonly onNewMatch: (match: string, entry: IndexEntry) => void = () => {},
+    /**
+     * The log incarnation the entries describe (match/event.ts logTag). Entries written carry it, and
+     * entries of another read from the bucket are ignored: a node that has not yet seen the log start
+     * over can still write its entries of the lost log into the new bucket, and an owner starting from
+     * one would take its seq for the new log's.
+     */
+    private readonly logTag?: string,
   ) {}
 
   /** Notes a match's newest entry: listed here at once, written to the bucket at the next flush. */
@@ -74,7 +81,7 @@ export class MatchIndex {
       if (!KV_KEY.test(match)) continue; // not listable across nodes; this node's copy still has it
       const { endedHere: _local, ...entry } = noted;
       writes.push(
-        this.put(match, encodeWire(entry)).then(
+        this.put(match, encodeWire(this.logTag === undefined ? entry : { ...entry, tag: this.logTag })).then(
           () => undefined,
           (err: unknown) => ({ match, err }),
         ),
@@ -91,7 +98,9 @@ export class MatchIndex {
       else {
         let entry: IndexEntry;
         try {
-          entry = decodeWire<IndexEntry>(e.value);
+          const { tag, ...stored } = decodeWire<IndexEntry & { tag?: string }>(e.value);
+          if (tag !== undefined && this.logTag !== undefined && tag !== this.logTag) return; // of a lost log
+          entry = stored;
         } catch {
           return; // not an index entry: ignore
         }
@@ -102,10 +111,16 @@ export class MatchIndex {
     });
   }
 
-  /** Stops watching and writes what is still noted (shutdown, or the node starting over). */
-  async stop(): Promise<void> {
+  /**
+   * Stops watching. On shutdown (`flush`) what is still noted is written first. When the log started
+   * over, it is dropped: those entries name seqs and states of the lost log, and written into the new
+   * bucket they would be taken as the new log's (an owner starting from one would skip the new events
+   * up to its seq).
+   */
+  async stop(flush = true): Promise<void> {
     clearInterval(this.flushTimer);
-    while (this.dirty.size > 0) await this.flush();
+    if (flush) while (this.dirty.size > 0) await this.flush();
+    this.dirty.clear();
     this.watcher?.stop();
   }
 

@@ -248,6 +248,7 @@ export class TouchlineNode {
       (match, entry) => {
         if (entry.ts >= Date.now() - RECENT_ACTIVITY_MS) this.keepCurrentIfOwned(match);
       },
+      this.currentLogTag,
     );
     await this.index.start();
 
@@ -289,12 +290,13 @@ export class TouchlineNode {
   }
 
   /** Stops everything attach() started (not the connection). */
-  private async detach(): Promise<void> {
+  /** `logLost`: the log started over, and what this node noted of the old one must not reach the new one. */
+  private async detach(logLost = false): Promise<void> {
     this.tail?.stop();
     await this.hub?.stopAll();
     this.membership?.stop();
     this.leases?.stop();
-    await this.index?.stop();
+    await this.index?.stop(!logLost);
     this.link?.stop();
   }
 
@@ -380,14 +382,14 @@ export class TouchlineNode {
     this.storeEpoch++;
     this.logger.warn("the event log or a bucket was lost; setting them up again", { why, previousLogTag: this.currentLogTag });
     this.unavailable("log_restarted");
-    await this.detach();
+    await this.detach(true);
     while (!this.draining) {
       try {
         await this.attach();
         break;
       } catch (err) {
         this.logger.warn("setting the log up again failed; retrying", { err: String(err) });
-        await this.detach();
+        await this.detach(true);
         await Bun.sleep(STORE_RETRY_MS);
       }
     }
