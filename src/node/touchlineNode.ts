@@ -264,8 +264,10 @@ export class TouchlineNode {
     this.link.serve({
       // Only the match's ready owner answers; a follower that gets no answer reads the log instead.
       sync: async (match) => (this.ownerOf(match) === this.id && !this.draining && this.ready ? this.hub.get(match).sync() : undefined),
+      // Not while starting over: between detaching and attaching, `hub` is the stopped one, and an actor
+      // made there would never be swept or stopped. The follower says it again within ACTOR_IDLE / 3.
       interest: (match) => {
-        if (this.ownerOf(match) === this.id) this.hub.get(match).noteRemoteInterest();
+        if (this.ready && this.ownerOf(match) === this.id) this.hub.get(match).noteRemoteInterest();
       },
       undecodable: (match, err) => this.logger.warn("undecodable feed message", { match, err: String(err) }),
     });
