@@ -49,7 +49,6 @@ export class IdleOwnedMatches {
   private readonly checking = new Map<string, Check>();
   /** Bumped by every clearing: a check that began before one proves nothing after it. */
   private generation = 0;
-  private held = 0;
 
   constructor(
     private readonly svc: MatchServices,
@@ -58,7 +57,9 @@ export class IdleOwnedMatches {
 
   /** Matches held here (owned, current in the index, no actor). */
   get size(): number {
-    return this.held;
+    let held = 0;
+    for (const matches of this.folded.values()) held += matches.size;
+    return held;
   }
 
   /** An event off the stream tail, in stream order, of a match this node owns and no actor follows. */
@@ -75,9 +76,7 @@ export class IdleOwnedMatches {
       this.fold(match, entry, [{ event, trace }]);
       return;
     }
-    const afterSeq = entry?.seq ?? 0;
-    this.checking.set(match, { afterSeq, events: [{ event, trace }], generation: this.generation });
-    void this.check(match, afterSeq);
+    this.check(match, entry?.seq ?? 0, [{ event, trace }]);
   }
 
   /**
@@ -87,9 +86,7 @@ export class IdleOwnedMatches {
   adopt(match: string): void {
     if (this.checking.has(match) || this.folded.get(shardOf(match))?.has(match)) return;
     const entry = this.svc.readIndex(match);
-    if (entry === undefined) return;
-    this.checking.set(match, { afterSeq: entry.seq, events: [], generation: this.generation });
-    void this.check(match, entry.seq);
+    if (entry !== undefined) this.check(match, entry.seq, []);
   }
 
   /** An actor now serves the match: what it applies moves the entry, so folding here would be guessing. */
@@ -125,11 +122,16 @@ export class IdleOwnedMatches {
    * change by moves in minus moves out (a client's arrival hands the match to an actor, which counts in).
    */
   private released(match: string, to: string): void {
-    this.held--;
     this.svc.telemetry.ownershipMoved(match, "out", to);
   }
 
-  private async check(match: string, afterSeq: number): Promise<void> {
+  /** Holds `events` (more may join them) while the match's first message stored after `afterSeq` is asked. */
+  private check(match: string, afterSeq: number, events: TailEvent[]): void {
+    this.checking.set(match, { afterSeq, events, generation: this.generation });
+    void this.settleCheck(match, afterSeq);
+  }
+
+  private async settleCheck(match: string, afterSeq: number): Promise<void> {
     let first: number | undefined;
     try {
       first = await this.svc.log.firstStoredAfter(match, afterSeq);
@@ -176,10 +178,7 @@ export class IdleOwnedMatches {
     const shard = shardOf(match);
     let matches = this.folded.get(shard);
     if (!matches) this.folded.set(shard, (matches = new Map()));
-    if (!matches.has(match)) {
-      this.held++;
-      this.svc.telemetry.ownershipMoved(match, "in", this.svc.selfId);
-    }
+    if (!matches.has(match)) this.svc.telemetry.ownershipMoved(match, "in", this.svc.selfId);
     matches.set(match, seq);
   }
 }

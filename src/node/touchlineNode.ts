@@ -291,8 +291,10 @@ export class TouchlineNode {
     this.storeVerified = true;
   }
 
-  /** Stops everything attach() started (not the connection). */
-  /** `logLost`: the log started over, and what this node noted of the old one must not reach the new one. */
+  /**
+   * Stops everything attach() started (not the connection). `logLost`: the log started over, and what
+   * this node noted of the old one must not reach the new one.
+   */
   private async detach(logLost = false): Promise<void> {
     this.tail?.stop();
     await this.hub?.stopAll();
@@ -497,7 +499,7 @@ export class TouchlineNode {
     const result = await this.log.append(match, input);
     this.requireSameStore(epoch);
     this.metrics.eventsPublished[result.duplicate ? "duplicate" : "stored"].inc();
-    if (input.final) this.noteEnded(match, result.seq, input.key);
+    if (input.final) this.index.noteEndedHere(match, result.seq, input.key);
     return result;
   }
 
@@ -525,11 +527,6 @@ export class TouchlineNode {
     return entry?.ended === true || entry?.endedHere !== undefined;
   }
 
-  /** A final event was stored through this node: publishing after it is refused here at once. */
-  private noteEnded(match: string, seq: number, key: string | undefined): void {
-    this.index.noteEndedHere(match, seq, key);
-  }
-
   /**
    * Stores a batch pipelined, in order (see EventLog.appendMany). `results` are those of the items
    * stored before the first one JetStream did not confirm (`failure`), in order.
@@ -543,7 +540,7 @@ export class TouchlineNode {
       if (s.status === "rejected") return { results, failure: s.reason };
       results.push(s.value);
       this.metrics.eventsPublished[s.value.duplicate ? "duplicate" : "stored"].inc();
-      if (items[i]!.input.final) this.noteEnded(items[i]!.match, s.value.seq, items[i]!.input.key);
+      if (items[i]!.input.final) this.index.noteEndedHere(items[i]!.match, s.value.seq, items[i]!.input.key);
     }
     return { results };
   }
