@@ -15,7 +15,7 @@ async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-test("a pass over many streams writes a thousand per turn of the event loop, each stream once", async () => {
+test("a pass over many streams writes a set number per turn of the event loop, each stream once", async () => {
   // The turn counter moves once per turn of the event loop: an immediate that schedules the next one.
   let turn = 0;
   let counting = true;
@@ -24,7 +24,7 @@ test("a pass over many streams writes a thousand per turn of the event loop, eac
     if (counting) setImmediate(count);
   };
   setImmediate(count);
-  const scheduler = new FlushScheduler(0);
+  const scheduler = new FlushScheduler(0, 1000);
   const streams = Array.from({ length: 2500 }, () => new CountingStream(() => turn));
   const turnsSeen: number[] = [];
   for (const s of streams) scheduler.add(s);
@@ -41,7 +41,7 @@ test("a pass over many streams writes a thousand per turn of the event loop, eac
 });
 
 test("streams written to while a long pass is under way are written in that pass's later turns", async () => {
-  const scheduler = new FlushScheduler(0);
+  const scheduler = new FlushScheduler(0, 1000);
   const first = Array.from({ length: 1500 }, () => new CountingStream(() => 0));
   for (const s of first) scheduler.add(s);
   // The pass has begun (its first thousand written) when a latecomer is added.
