@@ -39,7 +39,14 @@ const MAX_LIST_LIMIT = 1000;
  * turn stays well under the 50 ms a health check or a heartbeat should ever wait, even stretched by a
  * nats-server sharing the core.
  */
-const PACED_TURN_BUDGET_MS = 3;
+const PACED_TURN_BUDGET_MS = 2;
+/**
+ * Batch publishes are held back (one a turn) while this many events published through the node are
+ * stored and not yet handed on by its stream tail: they are on their way to their viewers, and
+ * admitting more meanwhile only queues more ahead of them. A batch's acknowledgement does not wait for
+ * its delivery, so a producer keeping batches in flight would otherwise set the queue's length.
+ */
+const BATCH_HOLD_UNDELIVERED = 1000;
 const WEB_DIR = join(import.meta.dir, "..", "web");
 const WEB_TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
@@ -106,6 +113,7 @@ export function createApp(deps: AppDeps) {
   });
   limits.start();
   const pacer = new TurnPacer({ budgetMs: PACED_TURN_BUDGET_MS });
+  const batchPacer = new TurnPacer({ budgetMs: PACED_TURN_BUDGET_MS, holdWhile: () => node.undeliveredPublishes > BATCH_HOLD_UNDELIVERED });
   const streamDeps = { node, registry, limits, auth, pacer };
 
   const fail = (err: unknown, request: Request): Response => {
@@ -213,7 +221,7 @@ export function createApp(deps: AppDeps) {
       const viewer = await auth.viewerOf(request, new URL(request.url));
       const body = await readJsonBody(request, node.config.batchMaxBytes);
       // Validating and storing a batch is up to a thousand items' work: batches arriving together share turns.
-      const turn = pacer.turn();
+      const turn = batchPacer.turn();
       if (turn) await turn;
       limits.checkJsonDepth(body);
       const items = validateBatch(body, node.config.batchMaxItems);

@@ -109,3 +109,35 @@ test("with the real clock and event loop, a timer fires between the turns of a s
   expect(timerFiredAfter).toBeGreaterThan(0);
   expect(timerFiredAfter).toBeLessThan(60);
 });
+
+test("while held, requests wait and go one per turn in arrival order; once the hold lifts, a budget's worth per turn", async () => {
+  const loop = new Loop();
+  let behind = true;
+  const pacer = new TurnPacer({ budgetMs: 10, now: () => loop.now, later: loop.later, holdWhile: () => behind });
+  const done: number[] = [];
+  // Cheap batches: unheld, all six would go in this turn.
+  for (let i = 0; i < 6; i++) open(pacer, loop, 1, done, i);
+  expect(done).toEqual([]);
+  await loop.nextTurn();
+  expect(done).toEqual([0]);
+  await loop.nextTurn();
+  expect(done).toEqual([0, 1]);
+  behind = false;
+  await loop.nextTurn();
+  expect(done).toEqual([0, 1, 2, 3, 4, 5]);
+  expect(pacer.pending).toBe(0);
+  // Not held and quiet (a turn later): the next one goes at once.
+  await loop.nextTurn();
+  loop.now += 1000;
+  open(pacer, loop, 1, done, 6);
+  expect(done.at(-1)).toBe(6);
+});
+
+test("a hold that never lifts slows requests down but never stops them", async () => {
+  const loop = new Loop();
+  const pacer = new TurnPacer({ budgetMs: 10, now: () => loop.now, later: loop.later, holdWhile: () => true });
+  const done: number[] = [];
+  for (let i = 0; i < 4; i++) open(pacer, loop, 1, done, i);
+  for (let t = 0; t < 4; t++) await loop.nextTurn();
+  expect(done).toEqual([0, 1, 2, 3]);
+});

@@ -11,6 +11,11 @@
  * little at a time in later turns, with everything else getting its turn in between. A quiet node
  * never waits: the first request of a turn always goes at once.
  *
+ * A pacer may also be told to hold back (`holdWhile`): while the node is behind on work already taken
+ * on (the events of earlier batches waiting to be dispatched off its NATS connection), new batches
+ * would only add to that queue and every event's delivery would wait behind it. While held, one waiting
+ * request goes per turn, so a held pacer slows its requests down without ever stopping them.
+ *
  * The clock and the scheduling of the next turn are injected so the pacing is unit-tested without a
  * server (`turnPacer.test.ts`).
  */
@@ -21,12 +26,15 @@ export interface TurnPacerOptions {
   now?: () => number;
   /** Runs `fn` in a later turn of the event loop (after pending I/O and due timers). */
   later?: (fn: () => void) => void;
+  /** While this holds, requests wait for a later turn and one goes per turn. */
+  holdWhile?: () => boolean;
 }
 
 export class TurnPacer {
   private readonly budgetMs: number;
   private readonly now: () => number;
   private readonly later: (fn: () => void) => void;
+  private readonly holdWhile: () => boolean;
   /** When the current turn's first paced request started; undefined until one arrives in a turn. */
   private turnStartedAt: number | undefined;
   /** Counts turns begun, so a reset scheduled by an earlier turn cannot end a later one. */
@@ -39,6 +47,7 @@ export class TurnPacer {
     this.budgetMs = opts.budgetMs;
     this.now = opts.now ?? (() => performance.now());
     this.later = opts.later ?? ((fn) => setImmediate(fn));
+    this.holdWhile = opts.holdWhile ?? (() => false);
   }
 
   /** Requests waiting for a later turn. */
@@ -51,7 +60,7 @@ export class TurnPacer {
    * in arrival order. `await pacer.turn()` on undefined would still cost a microtask, hence the form.
    */
   turn(): Promise<void> | undefined {
-    if (this.pending === 0 && this.withinBudget()) return undefined;
+    if (this.pending === 0 && !this.holdWhile() && this.withinBudget()) return undefined;
     return new Promise((resolve) => {
       this.waiting.push(resolve);
       this.releaseLater();
@@ -84,15 +93,17 @@ export class TurnPacer {
 
   /**
    * A new turn: waiting requests go one at a time, each after the previous one's synchronous work (a
-   * microtask queued behind its continuation), until the budget is spent; the rest wait for the next.
+   * microtask queued behind its continuation), until the budget is spent (or, held, after the first);
+   * the rest wait for the next.
    */
   private releaseTurn(): void {
     this.releasing = false;
     const startedAt = this.now();
     this.beginTurn(startedAt);
+    let released = 0;
     const next = (): void => {
       if (this.pending === 0) return;
-      if (this.now() - startedAt >= this.budgetMs) {
+      if (this.now() - startedAt >= this.budgetMs || (released > 0 && this.holdWhile())) {
         this.releaseLater();
         return;
       }
@@ -101,6 +112,7 @@ export class TurnPacer {
         this.waiting.length = 0;
         this.head = 0;
       }
+      released++;
       resolve();
       queueMicrotask(next);
     };

@@ -113,6 +113,8 @@ export class TouchlineNode {
   private storeVerified = false;
   /** Changes at every NATS disconnect and every start-over: an ack from across one cannot be placed. */
   private storeEpoch = 0;
+  /** The newest seq published through this node, and in which store (see undeliveredPublishes). */
+  private newestPublished = { seq: 0, epoch: 0 };
   /** Tags every event id with the log's incarnation (see match/event.ts). */
   private currentLogTag = "";
   private probeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -143,6 +145,16 @@ export class TouchlineNode {
   /** Ready: NATS answers, the log and buckets exist, joined the cluster, not draining. */
   get ready(): boolean {
     return this.natsUp && this.natsReachable && this.storeUp && this.storeVerified && !this.draining && this.membership?.ring.nodes.includes(this.id) === true;
+  }
+
+  /**
+   * Events published through this node that its stream tail has not handed on yet: how far the node's
+   * deliveries are behind the publishes it took on (what a producer pushing batches as fast as they are
+   * acknowledged would otherwise grow without bound). 0 once the tail caught up, or in a new store.
+   */
+  get undeliveredPublishes(): number {
+    if (this.newestPublished.epoch !== this.storeEpoch || this.tail === undefined) return 0;
+    return Math.max(0, this.newestPublished.seq - this.tail.position);
   }
 
   /** The current log incarnation's tag, part of every event id. */
@@ -498,9 +510,15 @@ export class TouchlineNode {
     const epoch = this.storeEpoch;
     const result = await this.log.append(match, input);
     this.requireSameStore(epoch);
+    this.notePublished(result.seq, epoch);
     this.metrics.eventsPublished[result.duplicate ? "duplicate" : "stored"].inc();
     if (input.final) this.index.noteEndedHere(match, result.seq, input.key);
     return result;
+  }
+
+  private notePublished(seq: number, epoch: number): void {
+    if (this.newestPublished.epoch !== epoch) this.newestPublished = { seq, epoch };
+    else if (seq > this.newestPublished.seq) this.newestPublished.seq = seq;
   }
 
   /**
@@ -539,6 +557,7 @@ export class TouchlineNode {
     for (const [i, s] of settled.entries()) {
       if (s.status === "rejected") return { results, failure: s.reason };
       results.push(s.value);
+      this.notePublished(s.value.seq, epoch);
       this.metrics.eventsPublished[s.value.duplicate ? "duplicate" : "stored"].inc();
       if (items[i]!.input.final) this.index.noteEndedHere(items[i]!.match, s.value.seq, items[i]!.input.key);
     }
