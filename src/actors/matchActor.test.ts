@@ -716,6 +716,18 @@ describe("MatchHub: ring changes, retirements and owners found active", () => {
     }
   }
 
+  test("a stopped hub starts no actor: nothing would ever sweep or stop it", async () => {
+    const h = new Harness();
+    h.appendEvents(2);
+    const hub = new MatchHub(h.svc, HUB);
+    await hub.stopAll();
+    expect(hub.isStopped).toBe(true);
+    expect(() => hub.get(M)).toThrow("stopped");
+    await drain();
+    expect(h.leases.holder(M)).toBeUndefined();
+    expect(hub.ownedCount()).toBe(0);
+  });
+
   test("an owner serving nobody is stopped (lease handed back, no feed, no sync); the next use starts a follower", async () => {
     await withOwningHub(async (h, hub, owner) => {
       expect(h.leases.holder(M)?.node).toBe(SELF);

@@ -85,9 +85,19 @@ export class MatchHub {
     else this.idle.take(event, trace);
   }
 
+  /** stopAll ran: `get` refuses (the node starting over has a new hub, or is stopping). */
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /**
+   * The match's actor, started if there is none. Throws once the hub is stopped: an actor made then
+   * would never be swept or stopped (its lease, follow and timers kept for good).
+   */
   get(match: string): MatchActor {
     let actor = this.actors.get(match);
     if (actor) return actor;
+    if (this.stopped) throw new Error(`the match hub is stopped; no actor for ${match}`);
     actor = this.toStop.get(match);
     if (actor) {
       // Retired but not stopped yet: back in service, in whatever role the ring now gives it.

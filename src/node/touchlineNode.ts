@@ -30,6 +30,7 @@ import type { OwnershipDirection, ReplaySource } from "../telemetry/metricLabels
 import { MatchSpans } from "../telemetry/matchSpans.ts";
 import { TRACING_OFF, type TracingHandle } from "../telemetry/spans.ts";
 import { MatchIndex } from "./matchIndex.ts";
+import { notReady } from "../errors/httpError.ts";
 
 /**
  * NATS reachability: a round trip to the server, NATS_PROBE_MS after the previous one ended, must come
@@ -564,7 +565,13 @@ export class TouchlineNode {
     return { results };
   }
 
+  /**
+   * The match's actor on this node. Refused (503, retry) while the node starts over: between detaching
+   * and attaching, `hub` is the stopped one, and a request that was already past its readiness check
+   * (waiting on auth, a body) must not start an actor there.
+   */
   actor(match: string): MatchActor {
+    if (this.hub.isStopped) throw notReady("this node is starting over (its log or NATS connection changed)");
     return this.hub.get(match);
   }
 
@@ -575,7 +582,7 @@ export class TouchlineNode {
   async matchState(match: string): Promise<{ seq: number; state: Record<string, Json>; private: boolean; ended: boolean } | undefined> {
     const stored = await this.log.lastSeqOf(match);
     if (stored === 0 && this.index.get(match) === undefined) return undefined;
-    const s = await this.hub.get(match).snapshot(stored);
+    const s = await this.actor(match).snapshot(stored);
     return s.seq === 0 ? undefined : s;
   }
 
