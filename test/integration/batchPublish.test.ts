@@ -74,6 +74,32 @@ test("a batch over several matches answers 201 with every id in request order; e
   expect((await storedEvents(open.url, b, 2)).map((e) => e.n)).toEqual([1, 2]);
 });
 
+test("many batches at once all answer 201 (they take turns, none is refused), and each match keeps its order within every batch", async () => {
+  const matches = ["fa", "fb", "fc", "fd"].map((p) => uniqueMatch(p));
+  const BATCHES = 8;
+  const PER_MATCH = 100;
+  // 3,200 events at once: the batches take turns (and wait while the node's deliveries are behind).
+  const batches = Array.from({ length: BATCHES }, (_, b) =>
+    Array.from({ length: PER_MATCH * matches.length }, (_, i) => ({
+      match: matches[i % matches.length]!,
+      type: "tick",
+      data: { b, n: Math.floor(i / matches.length) },
+    })),
+  );
+  const answers = await Promise.all(batches.map((items) => postBatch(open.url, items)));
+  for (const a of answers) {
+    expect(a.status).toBe(201);
+    expect(a.json.results).toHaveLength(PER_MATCH * matches.length);
+  }
+  for (const match of matches) {
+    const r = await readJson<{ events: { data: { b: number; n: number } }[] }>(await fetch(`${open.url}/matches/${match}/poll?after=0&wait=0`));
+    expect(r.json.events).toHaveLength(BATCHES * PER_MATCH);
+    for (let b = 0; b < BATCHES; b++) {
+      expect(r.json.events.filter((e) => e.data.b === b).map((e) => e.data.n)).toEqual(Array.from({ length: PER_MATCH }, (_, i) => i));
+    }
+  }
+});
+
 test("one bad item answers 400 naming its index, and nothing of the batch is stored", async () => {
   const m = uniqueMatch("bad");
   const cases: [unknown, number | undefined][] = [
