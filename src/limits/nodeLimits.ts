@@ -26,6 +26,18 @@ const LIMITER_SWEEP_MS = 5000;
 const STREAM_CAP_RETRY_AFTER_S = 5;
 const MS_PER_SECOND = 1000;
 const UNKNOWN_ADDRESS = "unknown";
+/**
+ * Client addresses whose limiter key and exemption are remembered (a keep-alive producer sends thousands
+ * of publishes from one, and parsing and formatting it cost a few µs each time). Past this many the memo
+ * starts afresh: a bound, not an LRU, since a forgotten address only costs the parsing again.
+ */
+const ADDRESS_MEMO_MAX = 4096;
+
+/** What the per-address limits need of a client address. */
+interface AddressFacts {
+  key: string;
+  exempt: boolean;
+}
 
 /** What the limits report; satisfied by the node's metrics (src/telemetry/nodeMetrics.ts). */
 export interface LimitsGauges {
@@ -63,6 +75,8 @@ export class NodeLimits {
   private readonly now: () => number;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private reportedEvictions: Record<LimiterName, number> = { open_streams: 0, stream_rate: 0, publish_rate: 0 };
+  /** Facts of client addresses seen as socket peers, by the address's text (see ADDRESS_MEMO_MAX). */
+  private readonly addressMemo = new Map<string, AddressFacts>();
 
   constructor(
     readonly config: LimitsConfig,
@@ -130,10 +144,33 @@ export class NodeLimits {
 
   /** The key per-address limits count by, or undefined when the client is exempt. */
   private addressKey(request: Request, server: PeerLookup): string | undefined {
+    const facts = this.clientFacts(request, server);
+    if (!facts) return UNKNOWN_ADDRESS;
+    return facts.exempt ? undefined : facts.key;
+  }
+
+  /** The client's limiter key and exemption (see clientIp), or undefined when the runtime cannot tell its address. */
+  private clientFacts(request: Request, server: PeerLookup): AddressFacts | undefined {
+    // The client is the socket's peer when no PROXY header and no trusted X-Forwarded-For can name another:
+    // remembered by the peer's text.
+    if (!this.config.proxyProtocol && (this.config.trustProxy.kind === "none" || !request.headers.has("x-forwarded-for"))) {
+      const peer = server?.requestIP(request)?.address;
+      if (peer === undefined) return undefined;
+      const known = this.addressMemo.get(peer);
+      if (known) return known;
+      const ip = parseIp(peer);
+      if (!ip) return undefined;
+      const facts = this.factsOf(ip);
+      if (this.addressMemo.size >= ADDRESS_MEMO_MAX) this.addressMemo.clear();
+      this.addressMemo.set(peer, facts);
+      return facts;
+    }
     const ip = this.clientIp(request, server);
-    if (!ip) return UNKNOWN_ADDRESS;
-    if (this.config.exempt.has(ip)) return undefined;
-    return limiterKey(ip);
+    return ip && this.factsOf(ip);
+  }
+
+  private factsOf(ip: IpAddress): AddressFacts {
+    return { key: limiterKey(ip), exempt: this.config.exempt.has(ip) };
   }
 
   /** A request head over MAX_HEADER_BYTES: the refusal to answer, else undefined. */
@@ -188,10 +225,9 @@ export class NodeLimits {
    */
   admitPublish(request: Request, server: PeerLookup, events = 1): void {
     if (!this.publishRate) return;
-    const ip = this.clientIp(request, server);
-    const exempt = ip !== undefined && this.config.exempt.has(ip);
-    const who = publisherKey(request, ip ? limiterKey(ip) : UNKNOWN_ADDRESS, this.opts.tokenOf);
-    if (who.kind === "address" && exempt) return;
+    const facts = this.clientFacts(request, server);
+    const who = publisherKey(request, facts?.key ?? UNKNOWN_ADDRESS, this.opts.tokenOf);
+    if (who.kind === "address" && facts?.exempt === true) return;
     const waitMs = this.publishRate.take(who.key, this.now(), events);
     if (waitMs > 0) {
       throw new LimitError("publish_rate", 429, "rate_limited", `too many publishes for this ${who.kind}; retry in ${retryAfterSeconds(waitMs)} s`, {
