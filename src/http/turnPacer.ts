@@ -12,7 +12,7 @@
  * never waits: the first request of a turn always goes at once.
  *
  * A pacer may also be told to hold back (`holdWhile`): while the node is behind on work already taken
- * on (the events of earlier batches waiting to be dispatched off its NATS connection), new batches
+ * on (the events of earlier batches stored and not yet handed on by its stream tail), new batches
  * would only add to that queue and every event's delivery would wait behind it. While held, one waiting
  * request goes per turn, so a held pacer slows its requests down without ever stopping them.
  *

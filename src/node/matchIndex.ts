@@ -17,7 +17,7 @@ import { decodeWire, encodeWire } from "../bus/wireCodec.ts";
 
 /** Entries one flush writes at most; the rest wait for the next flush. */
 const FLUSH_MAX_ENTRIES = 2000;
-/** A flush writes this many entries per turn of the event loop (about 2 ms), so 2,000 puts never hold it at once. */
+/** A flush writes this many entries per turn of the event loop, so 2,000 puts never hold it at once. */
 const FLUSH_ENTRIES_PER_TURN = 50;
 /** What KV accepts as a key (a match published straight to NATS may be named otherwise). */
 const KV_KEY = /^[-/_=.a-zA-Z0-9]+$/;

@@ -150,8 +150,8 @@ export class TouchlineNode {
 
   /**
    * Events published through this node that its stream tail has not handed on yet: how far the node's
-   * deliveries are behind the publishes it took on (what a producer pushing batches as fast as they are
-   * acknowledged would otherwise grow without bound). 0 once the tail caught up, or in a new store.
+   * deliveries are behind the publishes it took on (a producer keeping batches in flight sets it, since a
+   * batch is acknowledged once stored, not once delivered). 0 once the tail caught up, or in a new store.
    */
   get undeliveredPublishes(): number {
     if (this.newestPublished.epoch !== this.storeEpoch || this.tail === undefined) return 0;
