@@ -15,7 +15,7 @@ import { limiterKey, parseIp, type IpAddress } from "./ipAddress.ts";
 import { publisherKey, type TokenOf } from "./publisherKey.ts";
 import { requestHeadBytes } from "./requestHeadBytes.ts";
 import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
-import { resolveClientIp } from "./trustProxy.ts";
+import { forwardedForNamesClient, resolveClientIp } from "./trustProxy.ts";
 
 /** The release of a stream no per-address cap counts (exempt address, cap off), shared by all of them. */
 const NOTHING_HELD: Release = () => {};
@@ -151,9 +151,9 @@ export class NodeLimits {
 
   /** The client's limiter key and exemption (see clientIp), or undefined when the runtime cannot tell its address. */
   private clientFacts(request: Request, server: PeerLookup): AddressFacts | undefined {
-    // The client is the socket's peer when no PROXY header and no trusted X-Forwarded-For can name another:
-    // remembered by the peer's text.
-    if (!this.config.proxyProtocol && (this.config.trustProxy.kind === "none" || !request.headers.has("x-forwarded-for"))) {
+    // The client is the socket's peer when no PROXY header and no trusted X-Forwarded-For can name another
+    // (the rule clientIp applies): remembered by the peer's text.
+    if (!this.config.proxyProtocol && !forwardedForNamesClient(this.config.trustProxy, request.headers.has("x-forwarded-for"))) {
       const peer = server?.requestIP(request)?.address;
       if (peer === undefined) return undefined;
       const known = this.addressMemo.get(peer);

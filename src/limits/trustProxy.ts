@@ -50,12 +50,12 @@ function forwardedEntries(header: string): string[] {
  */
 export function resolveClientIp(peer: string | undefined, forwardedFor: string | null, trust: TrustProxy): IpAddress | undefined {
   const peerIp = peer === undefined ? undefined : parseIp(peer);
-  if (!peerIp || trust.kind === "none" || forwardedFor === null) return peerIp;
+  if (!peerIp || forwardedFor === null || !forwardedForNamesClient(trust, true)) return peerIp;
   const entries = forwardedEntries(forwardedFor);
   let current = peerIp;
   let index = entries.length;
   let stepsLeft = trust.kind === "hops" ? trust.hops : Number.POSITIVE_INFINITY;
-  while (stepsLeft > 0 && index > 0 && (trust.kind === "hops" || trust.proxies.has(current))) {
+  while (stepsLeft > 0 && index > 0 && (trust.kind === "hops" || (trust.kind === "addresses" && trust.proxies.has(current)))) {
     const next = parseForwardedEntry(entries[index - 1]!);
     if (!next) break;
     current = next;
@@ -63,6 +63,14 @@ export function resolveClientIp(peer: string | undefined, forwardedFor: string |
     stepsLeft--;
   }
   return current;
+}
+
+/**
+ * Whether an X-Forwarded-For header (`present` or not) can name a client other than the socket's peer:
+ * only when some proxy is trusted. Otherwise the peer is the client (resolveClientIp returns it as is).
+ */
+export function forwardedForNamesClient(trust: TrustProxy, present: boolean): boolean {
+  return present && trust.kind !== "none";
 }
 
 /** Whether `peer` (a socket's remote address) is one of our proxies: who may send a PROXY header. */

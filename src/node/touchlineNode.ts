@@ -277,8 +277,9 @@ export class TouchlineNode {
     this.link.serve({
       // Only the match's ready owner answers; a follower that gets no answer reads the log instead.
       sync: async (match) => (this.ownerOf(match) === this.id && !this.draining && this.ready ? this.hub.get(match).sync() : undefined),
-      // Not while starting over: between detaching and attaching, `hub` is the stopped one, and an actor
-      // made there would never be swept or stopped. The follower says it again within ACTOR_IDLE / 3.
+      // Not while starting over: between detaching and attaching, `hub` is the stopped one, whose `get`
+      // throws (an actor made there would never be swept or stopped). The follower says it again within
+      // ACTOR_IDLE / 3.
       interest: (match) => {
         if (this.ready && this.ownerOf(match) === this.id) this.hub.get(match).noteRemoteInterest();
       },

@@ -97,7 +97,7 @@ export async function runScenario(name: string, inject: Inject): Promise<Scenari
       unacked,
       reconnects: clients.map((c) => Math.max(0, c.history.connections.length - 1)),
     };
-    const logs = Object.fromEntries(cluster.nodes.map((n) => [n.id, n.fixture.output()]));
+    const logs = { ...Object.fromEntries(cluster.nodes.map((n) => [n.id, n.fixture.output()])), "nats-server": cluster.nats.output() };
     const evidence = writeEvidence(outcome, histories(), timeline, logs);
     console.log(figureLine(outcome));
     console.log(

@@ -39,18 +39,46 @@ export interface NatsFixture {
   url: string;
   port: number;
   storeDir: string;
+  /** What the server printed, every launch (its last NATS_OUTPUT_KEEP characters), for a failing test's evidence. */
+  output(): string;
   stop(): Promise<void>;
   /** Stops and starts the server again on the same port with the same store. */
   restart(downMs?: number): Promise<void>;
 }
 
+/** How much of nats-server's output a fixture keeps: its start-up and warnings, not a flood. */
+const NATS_OUTPUT_KEEP = 256 * 1024;
+
+/** JetStream answering, not just the port open: a restarted server takes a moment to recover its store. */
+async function jetStreamHealthy(monitorPort: number): Promise<boolean> {
+  const res = await fetch(`http://127.0.0.1:${monitorPort}/healthz?js-enabled=true`, { signal: AbortSignal.timeout(1000) });
+  return res.status === 200 && ((await res.json()) as { status?: string }).status === "ok";
+}
+
 export async function startNats(): Promise<NatsFixture> {
   const storeDir = mkdtempSync(join(tmpdir(), "touchline-nats-"));
   const port = await freePort();
+  const monitorPort = await freePort();
   let proc: Subprocess | undefined;
+  let out = "";
+  const keep = (text: string): void => {
+    out += text;
+    if (out.length > NATS_OUTPUT_KEEP) out = out.slice(-NATS_OUTPUT_KEEP);
+  };
+  const collect = async (s: ReadableStream<Uint8Array>): Promise<void> => {
+    const dec = new TextDecoder();
+    for await (const chunk of s) keep(dec.decode(chunk));
+  };
   const launch = async (): Promise<void> => {
-    proc = Bun.spawn(["nats-server", "-js", "-sd", storeDir, "-p", String(port), "-a", "127.0.0.1"], { stdout: "ignore", stderr: "ignore" });
-    await waitFor(() => portOpen(port), 10_000, "nats-server");
+    keep(`--- launch at ${new Date().toISOString()}\n`);
+    proc = Bun.spawn(["nats-server", "-js", "-sd", storeDir, "-p", String(port), "-m", String(monitorPort), "-a", "127.0.0.1"], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    void collect(proc.stdout as ReadableStream<Uint8Array>);
+    void collect(proc.stderr as ReadableStream<Uint8Array>);
+    await waitFor(() => portOpen(port), 10_000, `nats-server\n${out}`);
+    await waitFor(() => jetStreamHealthy(monitorPort), 20_000, `nats-server's JetStream\n${out}`);
   };
   const halt = async (): Promise<void> => {
     if (!proc) return;
@@ -63,6 +91,7 @@ export async function startNats(): Promise<NatsFixture> {
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
+    output: () => out,
     stop: async () => {
       await halt();
       rmSync(storeDir, { recursive: true, force: true });
@@ -190,5 +219,22 @@ export async function waitForClusterSize(nodes: NodeFixture[], size: number, tim
     `cluster of ${size}`,
   );
 }
+
+/**
+ * Runs `body`; when it fails, the error carries the nodes' last output (at the test's LOG_LEVEL), so a
+ * failure that does not come back when run again still leaves its evidence.
+ */
+export async function withNodeLogs<T>(nodes: readonly NodeFixture[], body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (e) {
+    const logs = nodes.map((n) => `--- ${n.nodeId}, last output:\n${n.output().slice(-LOG_TAIL_CHARS)}`).join("\n");
+    if (e instanceof Error) e.message += `\n${logs}`;
+    throw e;
+  }
+}
+
+/** How much of each node's output withNodeLogs adds to an error. */
+const LOG_TAIL_CHARS = 8000;
 
 export { waitFor };
