@@ -8,8 +8,6 @@ import { type OrderedReader, type ReaderContext, readOrdered } from "./orderedRe
 
 /** The header in which a KV bucket marks deletes and purges (a plain message is a put). */
 const KV_OPERATION_HEADER = "KV-Operation";
-/** Keys delivered per pull: a bucket's whole replay usually fits in a few. */
-const WATCH_BATCH = 1000;
 const utf8 = new TextDecoder();
 
 export interface BucketEntry {
@@ -32,20 +30,20 @@ export function bucketWatch(readers: ReaderContext, bucket: string): BucketWatch
   const prefix = `$KV.${bucket}.`;
   return (onEntry) => {
     let caughtUp = false;
-    return readOrdered(readers, { stream: `KV_${bucket}`, filter: `${prefix}>`, start: "last_per_subject", batch: WATCH_BATCH }, (m) => {
+    return readOrdered(readers, { stream: `KV_${bucket}`, filter: `${prefix}>`, start: "last_per_subject" }, (m) => {
       const op = m.headers?.get(KV_OPERATION_HEADER);
       const value = m.data;
       onEntry({
         key: m.subject.slice(prefix.length),
         operation: op === "DEL" || op === "PURGE" ? op : "PUT",
         revision: m.seq,
-        created: new Date(m.info.timestampNanos / 1e6),
+        created: new Date(m.timestampNanos / 1e6),
         value,
         isUpdate: caughtUp,
         string: () => utf8.decode(value),
         json: <T>() => JSON.parse(utf8.decode(value)) as T,
       });
-      if (m.info.pending === 0) caughtUp = true;
+      if (m.pending === 0) caughtUp = true;
     });
   };
 }

@@ -14,6 +14,7 @@ import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
 import { ATTR, MESSAGING_OP_SEND, MESSAGING_SYSTEM_NATS, SPAN } from "../telemetry/spanNames.ts";
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
+import type { StoredMessage } from "./orderedReader.ts";
 import type { StreamTail, TailListener } from "./streamTail.ts";
 import type { JetStreamPublisher } from "./jetStreamPublisher.ts";
 import type { DirectGets } from "./directGets.ts";
@@ -229,8 +230,8 @@ export class EventLog implements MatchLog {
   }
 
   /** A tail message as an event with its trace (headers are parsed only when tracing is on); shared by every follower. */
-  readonly decodeTail = (m: JsMsg): { event: LoggedEvent; trace: Context | undefined } | undefined => {
-    const event = this.decodeJs(m);
+  readonly decodeTail = (m: StoredMessage): { event: LoggedEvent; trace: Context | undefined } | undefined => {
+    const event = this.decode(this.names.matchOfSubject(m.subject), m.seq, m.data, m.timestampNanos / 1e6);
     return event && { event, trace: this.tracing.enabled ? traceContextOf(m.headers) : undefined };
   };
 
@@ -378,19 +379,19 @@ class TailFollower implements TailListener, Follower {
   /** The last seq handed on. */
   private last: number;
   /** Tail messages that came while the history was read; undefined once live. */
-  private held: JsMsg[] | undefined = [];
+  private held: StoredMessage[] | undefined = [];
 
   constructor(
     private readonly tail: StreamTail,
     private readonly match: string,
     afterSeq: number,
     private readonly onEvent: (e: LoggedEvent, trace: Context | undefined) => void,
-    private readonly decode: (m: JsMsg) => { event: LoggedEvent; trace: Context | undefined } | undefined,
+    private readonly decode: (m: StoredMessage) => { event: LoggedEvent; trace: Context | undefined } | undefined,
   ) {
     this.last = afterSeq;
   }
 
-  onTailMessage(m: JsMsg): void {
+  onTailMessage(m: StoredMessage): void {
     if (this.held) this.held.push(m);
     else this.hand(m);
   }
@@ -414,7 +415,7 @@ class TailFollower implements TailListener, Follower {
     this.tail.unlisten(this.match, this);
   }
 
-  private hand(m: JsMsg): void {
+  private hand(m: StoredMessage): void {
     if (this.stopped || m.seq <= this.last) return;
     this.last = m.seq;
     const decoded = this.decode(m);

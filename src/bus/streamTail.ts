@@ -9,15 +9,11 @@
  * it lived on and resumes after the last message it handed on (orderedReader.ts), so every message
  * after `position` reaches the listeners registered at that moment, exactly once.
  */
-import type { JsMsg } from "@nats-io/jetstream";
-import { type OrderedReader, type ReaderContext, readOrdered } from "./orderedReader.ts";
-
-/** Messages per pull: the tail carries every event of the cluster. */
-const TAIL_BATCH = 1000;
+import { type OrderedReader, type ReaderContext, readOrdered, type StoredMessage } from "./orderedReader.ts";
 
 /** A reader of one match's messages off the tail (an object, not a closure: one per followed match). */
 export interface TailListener {
-  onTailMessage(m: JsMsg): void;
+  onTailMessage(m: StoredMessage): void;
 }
 
 export class StreamTail {
@@ -30,11 +26,11 @@ export class StreamTail {
     private readonly stream: string,
     private readonly filter: string,
     private readonly matchOf: (subject: string) => string,
-    private readonly onUnclaimed: (match: string, m: JsMsg) => void,
+    private readonly onUnclaimed: (match: string, m: StoredMessage) => void,
   ) {}
 
   async start(): Promise<void> {
-    this.reader = await readOrdered(this.readers, { stream: this.stream, filter: this.filter, start: "new", batch: TAIL_BATCH }, (m) => this.dispatch(m));
+    this.reader = await readOrdered(this.readers, { stream: this.stream, filter: this.filter, start: "new" }, (m) => this.dispatch(m));
   }
 
   stop(): void {
@@ -69,7 +65,7 @@ export class StreamTail {
     }
   }
 
-  private dispatch(m: JsMsg): void {
+  private dispatch(m: StoredMessage): void {
     const match = this.matchOf(m.subject);
     const listeners = this.listeners.get(match);
     if (listeners === undefined) this.onUnclaimed(match, m);

@@ -4,7 +4,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../bus/bunTransport.ts";
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
 import { EventLog, isNotFound, type AppendResult } from "../bus/eventLog.ts";
@@ -14,7 +14,7 @@ import { StreamTail } from "../bus/streamTail.ts";
 import { setUpStream } from "../bus/streamSetup.ts";
 import { DirectGets } from "../bus/directGets.ts";
 import { JetStreamPublisher } from "../bus/jetStreamPublisher.ts";
-import { READER_API_TIMEOUT_MS, type ReaderContext } from "../bus/orderedReader.ts";
+import { READER_API_TIMEOUT_MS, type ReaderContext, type StoredMessage } from "../bus/orderedReader.ts";
 import { Membership, type MemberInfo } from "../cluster/membership.ts";
 import { LeaseTable } from "../cluster/leases.ts";
 import { NodeLink } from "../cluster/nodeLink.ts";
@@ -199,7 +199,8 @@ export class TouchlineNode {
     this.directGets = new DirectGets(this.nc, JETSTREAM_ACK_TIMEOUT_MS);
     this.jsm = await jetstreamManager(this.nc);
     this.readers = {
-      js: jetstream(this.nc, { timeout: READER_API_TIMEOUT_MS }),
+      nc: this.nc,
+      jsm: await jetstreamManager(this.nc, { timeout: READER_API_TIMEOUT_MS, checkAPI: false }),
       onProblem: (what, fields) => this.logger.warn(what, fields),
     };
     await this.attach();
@@ -474,7 +475,7 @@ export class TouchlineNode {
   }
 
   /** A stream message no actor here follows: the hub folds it if this node owns the match. */
-  private unclaimedMessage(match: string, m: JsMsg): void {
+  private unclaimedMessage(match: string, m: StoredMessage): void {
     if (!this.owns(match)) return;
     const decoded = this.log.decodeTail(m);
     if (decoded) this.hub.unclaimedEvent(decoded.event, decoded.trace);

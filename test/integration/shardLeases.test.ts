@@ -9,7 +9,7 @@
  * made late for real by holding the watch's bytes back in a fault proxy.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { bucketWatch } from "../../src/bus/bucketWatch.ts";
@@ -75,7 +75,8 @@ async function startTable(bucket: string, nodeId: string, watchServer = nats.url
   const kvConn = await connection();
   const watchConn = await connection(watchServer);
   const readers: ReaderContext = {
-    js: jetstream(watchConn, { timeout: READER_API_TIMEOUT_MS }),
+    nc: watchConn,
+    jsm: await jetstreamManager(watchConn, { timeout: READER_API_TIMEOUT_MS, checkAPI: false }),
     onProblem: (what, fields) => problems.push({ what, fields }),
   };
   const kv = await new Kvm(kvConn).open(bucket);
@@ -287,7 +288,11 @@ test("an old holder that has not seen the takeover yet cannot delete the new lea
   // A table whose watch never runs only knows its own writes: it still believes it holds the shard
   // when it releases, so only the server's compare-and-delete protects b's lease.
   const own = await connection();
-  const blind = new LeaseTable(await new Kvm(own).open(name), bucketWatch({ js: jetstream(own), onProblem: () => {} }, name), "a");
+  const blind = new LeaseTable(
+    await new Kvm(own).open(name),
+    bucketWatch({ nc: own, jsm: await jetstreamManager(own, { checkAPI: false }), onProblem: () => {} }, name),
+    "a",
+  );
   const { table: b } = await startTable(name, "b");
   const {
     shard,
