@@ -4,7 +4,7 @@ import { parseDeliveryReply } from "./deliveryReply.ts";
 describe("parseDeliveryReply", () => {
   test("reads nats-server 2.9's ack subject: delivered count, stream seq, delivery seq, timestamp, pending", () => {
     const r = parseDeliveryReply("$JS.ACK.KV_touchline_members.reader_WkeT7cUG6A3TMi9l6rmxxA_1.1.3.2.1796489513475755981.7");
-    expect(r).toEqual({ deliveredCount: 1, streamSeq: 3, deliverySeq: 2, timestampNanos: 1796489513475755981, pending: 7 });
+    expect(r).toEqual({ deliveredCount: 1, streamSeq: 3, deliverySeq: 2, timestampNanos: Number("1796489513475755981"), pending: 7 });
     // Past 2^53, still right to the millisecond.
     expect(Math.floor(r!.timestampNanos / 1e6)).toBe(1796489513475);
   });
@@ -21,7 +21,15 @@ describe("parseDeliveryReply", () => {
   });
 
   test("anything else is not a delivery", () => {
-    for (const reply of [undefined, "", "_INBOX.abc", "$JS.ACK.s.c.1.2.3", "$JS.ACK.s.c.1.x.3.4.5", "$JS.ACK.s.c.1.2.3.4.5.6.7.8.9.10.11.12.13", "$JS.API.CONSUMER.INFO.s.c.1.2.3"]) {
+    for (const reply of [
+      undefined,
+      "",
+      "_INBOX.abc",
+      "$JS.ACK.s.c.1.2.3",
+      "$JS.ACK.s.c.1.x.3.4.5",
+      "$JS.ACK.s.c.1.2.3.4.5.6.7.8.9.10.11.12.13",
+      "$JS.API.CONSUMER.INFO.s.c.1.2.3",
+    ]) {
       expect(parseDeliveryReply(reply)).toBeUndefined();
     }
   });
