@@ -41,7 +41,7 @@ const WARM_MS = 1500;
 const PHASE_MS = 1000;
 const READY_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 5_000;
-/** The tick-shaped event the publish scenario sends. */
+/** An event with a state patch (the owner folds it), about the size of the publish scenario's. */
 const BODY = JSON.stringify({ type: "goal", data: { minute: 12, team: "home", player: "someone", score: [1, 0] }, state: { score: [1, 0] } });
 
 interface Version {
