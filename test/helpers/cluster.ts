@@ -51,7 +51,7 @@ const NATS_OUTPUT_KEEP = 256 * 1024;
 
 /** JetStream answering, not just the port open: a restarted server takes a moment to recover its store. */
 async function jetStreamHealthy(monitorPort: number): Promise<boolean> {
-  const res = await fetch(`http://127.0.0.1:${monitorPort}/healthz?js-enabled=true`, { signal: AbortSignal.timeout(1000) });
+  const res = await fetch(`http://127.0.0.1:${monitorPort}/healthz?js-enabled-only=true`, { signal: AbortSignal.timeout(1000) });
   return res.status === 200 && ((await res.json()) as { status?: string }).status === "ok";
 }
 
@@ -77,8 +77,13 @@ export async function startNats(): Promise<NatsFixture> {
     });
     void collect(proc.stdout as ReadableStream<Uint8Array>);
     void collect(proc.stderr as ReadableStream<Uint8Array>);
-    await waitFor(() => portOpen(port), 10_000, `nats-server\n${out}`);
-    await waitFor(() => jetStreamHealthy(monitorPort), 20_000, `nats-server's JetStream\n${out}`);
+    try {
+      await waitFor(() => portOpen(port), 10_000, "nats-server");
+      await waitFor(() => jetStreamHealthy(monitorPort), 20_000, "nats-server's JetStream");
+    } catch (e) {
+      // What the server printed by the time the wait gave up, not when it began.
+      throw new Error(`${(e as Error).message}\n${out}`);
+    }
   };
   const halt = async (): Promise<void> => {
     if (!proc) return;
