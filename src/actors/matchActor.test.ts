@@ -905,6 +905,32 @@ describe("a follower whose owner is silent", () => {
     expect(h.stepFailures).toEqual([]);
   });
 
+  test("a log read that never answers is reported once by the watchdog, and the mailbox moves on when it does", async () => {
+    const h = new Harness();
+    h.appendEvents(3);
+    await h.startFollower();
+    const c = new Client();
+    expect(await h.join(c, h.actor.latestSeq)).toBe(true);
+    const missed = h.appendEvents(2);
+    h.log.hangNext("read");
+    const t0 = Date.now();
+    h.actor.watchdog(t0 + 3000); // silent owner: the log check's read hangs
+    await drain();
+    expect(h.log.hanging("read")).toBe(1);
+    const stuck = "match actor step still running; its mailbox waits";
+    h.actor.watchdog(t0 + 20_000);
+    expect(h.warnings).not.toContain(stuck);
+    h.actor.watchdog(t0 + 40_000);
+    h.actor.watchdog(t0 + 50_000);
+    expect(h.warnings.filter((w) => w === stuck)).toHaveLength(1);
+    h.log.release("read");
+    await drain();
+    expect(c.got).toEqual(missed);
+    h.actor.watchdog(t0 + 90_000);
+    expect(h.warnings.filter((w) => w === stuck)).toHaveLength(1);
+    expect(h.stepFailures).toEqual([]);
+  });
+
   test("an owner heard only at an older epoch counts as silent", async () => {
     const h = new Harness();
     h.appendEvents(3);

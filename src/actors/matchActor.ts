@@ -39,6 +39,12 @@ const MAX_BUFFERED_FEED = 256;
  */
 const FEED_SILENCE_MS = 2500;
 const LOG_CHECK_MS = 500;
+/**
+ * A mailbox step (a log read, a lease request, a sync) still running after this long is reported, once,
+ * by the watchdog. Every call a step awaits has a timeout of its own, so a step outliving them all is a
+ * bug, and one that would otherwise show only as the match's streams sitting on heartbeats.
+ */
+const STUCK_STEP_MS = 30_000;
 /** Events sent in a sync reply: enough for reconnect storms to be served from memory on any node. */
 const SYNC_WINDOW_EVENTS = 500;
 /** Longest a state read waits for this node to apply what JetStream already acknowledged. */
@@ -56,6 +62,9 @@ export class MatchActor {
   private readonly window: EventWindow;
   readonly subscribers = new SubscriberSet();
   private tail: Promise<void> = Promise.resolve();
+  /** When the running mailbox step began (Date.now), 0 between steps; whether the watchdog reported it. */
+  private stepStartedAt = 0;
+  private stuckReported = false;
   /** Joins that arrived before the actor was ready. */
   private pendingJoins: PendingJoin[] = [];
   /** Joins being served: from the window, the log, or once this node catches up (resume.ts). */
@@ -150,7 +159,27 @@ export class MatchActor {
 
   /** Mailbox: messages run one at a time, in arrival order. */
   private post(fn: () => void | Promise<void>): void {
-    this.tail = this.tail.then(fn).catch((err) => this.svc.telemetry.warn("match actor step failed", { match: this.match, err: String(err) }));
+    this.tail = this.tail.then(() => this.step(fn)).catch((err) => this.svc.telemetry.warn("match actor step failed", { match: this.match, err: String(err) }));
+  }
+
+  /** Runs one mailbox step, noting when it began for the watchdog (most steps end synchronously). */
+  private step(fn: () => void | Promise<void>): void | Promise<void> {
+    this.stepStartedAt = Date.now();
+    this.stuckReported = false;
+    let running: void | Promise<void>;
+    try {
+      running = fn();
+    } catch (err) {
+      this.stepStartedAt = 0;
+      throw err;
+    }
+    if (!running) {
+      this.stepStartedAt = 0;
+      return;
+    }
+    return running.finally(() => {
+      this.stepStartedAt = 0;
+    });
   }
 
   // ----- subscribers ---------------------------------------------------------------------------------
@@ -579,6 +608,16 @@ export class MatchActor {
    * silent, so no stream sits on heartbeats while its match has events it was not sent.
    */
   watchdog(now: number): void {
+    if (this.stepStartedAt > 0 && !this.stuckReported && now - this.stepStartedAt > STUCK_STEP_MS) {
+      this.stuckReported = true;
+      this.svc.telemetry.warn("match actor step still running; its mailbox waits", {
+        match: this.match,
+        role: this.role,
+        ready: this.ready,
+        lastSeq: this.lastSeq,
+        runningMs: now - this.stepStartedAt,
+      });
+    }
     if (this.role === "owner") {
       if (!this.holdsLease()) this.reconsider();
       return;

@@ -3,7 +3,16 @@
  * spirit of Mercure's Transport). One stream, one subject per match, so JetStream orders each match's
  * events and its stream sequence is the event id everywhere.
  */
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import {
+  type Consumer,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
 import { nanos, type MsgHdrs } from "@nats-io/transport-node";
 import { type Context, SpanKind, context, trace } from "@opentelemetry/api";
 import type { Names } from "./subjects.ts";
@@ -48,8 +57,25 @@ const CHECKS_IN_FLIGHT = 128;
 /** Payload bytes per history page while a follower catches up to the tail. */
 const FOLLOW_PAGE_BYTES = 1_048_576;
 const FETCH_EXPIRES_MS = 1000;
+/**
+ * A page read gives up after this long. Its consumer is nats.js's ordered one, which never ends a fetch
+ * on missed heartbeats (it recreates itself and pulls again) and retries a failed re-creation with
+ * backoff, up to 30 times, without limit once a message came: against a server that stopped answering
+ * (paused, black-holed, restarting) the fetch outlasts any caller. A follower's mailbox awaits its
+ * page reads, so such a read would leave the match's streams on heartbeats until the fetch ended.
+ * Given up, the read throws and the caller's retry (logged, with backoff) takes over.
+ */
+export const PAGE_READ_DEADLINE_MS = 10_000;
 const FIRST_SEQ_CACHE_MS = 1000;
 const utf8 = new TextDecoder();
+
+/** A history page not read within PAGE_READ_DEADLINE_MS (the server did not answer in time). */
+export class LogReadTimeout extends Error {
+  constructor(ms: number) {
+    super(`no history page from JetStream within ${ms} ms`);
+    this.name = "LogReadTimeout";
+  }
+}
 
 export type BadMessageHandler = (seq: number, reason: string) => void;
 
@@ -253,42 +279,72 @@ export class EventLog implements MatchLog {
   }
 
   private async readPage(match: string, afterSeq: number, throughSeq: number, maxBytes: number): Promise<LogPage> {
-    const events: LoggedEvent[] = [];
-    const consumer = await this.js.consumers.get(this.names.stream, {
-      filter_subjects: this.names.eventSubject(match),
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: afterSeq + 1,
-      inactive_threshold: CONSUMER_INACTIVE_MS,
-    });
-    let through = afterSeq;
-    let bytes = 0;
+    let fetching: ConsumerMessages | undefined;
+    let expired = false;
+    const deadline = setTimeout(() => {
+      expired = true;
+      fetching?.stop(new LogReadTimeout(PAGE_READ_DEADLINE_MS));
+    }, PAGE_READ_DEADLINE_MS);
     try {
-      let done = false;
-      while (!done) {
-        const batch = await consumer.fetch({ max_messages: FETCH_BATCH, expires: FETCH_EXPIRES_MS });
-        let got = 0;
-        for await (const m of batch) {
-          got++;
-          if (m.seq > throughSeq) {
-            done = true;
-            break;
+      const consumer = await this.js.consumers.get(this.names.stream, {
+        filter_subjects: this.names.eventSubject(match),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: afterSeq + 1,
+        inactive_threshold: CONSUMER_INACTIVE_MS,
+      });
+      try {
+        return await this.fetchPage(consumer, afterSeq, throughSeq, maxBytes, (batch) => {
+          if (expired) {
+            batch.stop();
+            throw new LogReadTimeout(PAGE_READ_DEADLINE_MS);
           }
-          through = m.seq;
-          const e = this.decodeJs(m);
-          if (e) {
-            events.push(e);
-            bytes += m.data.byteLength;
-          }
-          // pending 0: nothing more is stored for this match right now.
-          if (m.seq >= throughSeq || m.info.pending === 0 || bytes >= maxBytes) {
-            done = true;
-            break;
-          }
-        }
-        if (got === 0) done = true;
+          fetching = batch;
+        });
+      } finally {
+        // Not waited for once the read gave up: the server that did not answer it would hold the failure too.
+        const deleted = consumer.delete().catch(() => {});
+        if (!expired) await deleted;
       }
     } finally {
-      await consumer.delete().catch(() => {});
+      clearTimeout(deadline);
+    }
+  }
+
+  /** Fetches a page's messages; `started` sees each fetch before it is read (the deadline stops it). */
+  private async fetchPage(
+    consumer: Consumer,
+    afterSeq: number,
+    throughSeq: number,
+    maxBytes: number,
+    started: (batch: ConsumerMessages) => void,
+  ): Promise<LogPage> {
+    const events: LoggedEvent[] = [];
+    let through = afterSeq;
+    let bytes = 0;
+    let done = false;
+    while (!done) {
+      const batch = await consumer.fetch({ max_messages: FETCH_BATCH, expires: FETCH_EXPIRES_MS });
+      started(batch);
+      let got = 0;
+      for await (const m of batch) {
+        got++;
+        if (m.seq > throughSeq) {
+          done = true;
+          break;
+        }
+        through = m.seq;
+        const e = this.decodeJs(m);
+        if (e) {
+          events.push(e);
+          bytes += m.data.byteLength;
+        }
+        // pending 0: nothing more is stored for this match right now.
+        if (m.seq >= throughSeq || m.info.pending === 0 || bytes >= maxBytes) {
+          done = true;
+          break;
+        }
+      }
+      if (got === 0) done = true;
     }
     // Nothing more stored up to throughSeq: the page covers the whole range.
     if (bytes < maxBytes) through = throughSeq;
