@@ -41,6 +41,8 @@ export interface BenchConfig {
   channels: number;
   channelsRatePerSecond: number;
   channelsSeconds: number;
+  /** The same load first runs this long unmeasured: every peer is measured warm (JIT, caches, buffers). */
+  channelsWarmupSeconds: number;
   /**
    * Publishing goes on during the reconnect storm so that resume has something to replay. Kept at
    * the steady rate: 20 ev/s to 10,000 streams (200,000 deliveries/s) outran the one-core
@@ -105,6 +107,7 @@ export function benchConfig(options: {
     channels,
     channelsRatePerSecond: 500,
     channelsSeconds: options.quick ? 2 : 20,
+    channelsWarmupSeconds: options.quick ? 1 : 4,
     stormRatePerSecond: 5,
     stormTailMs: options.quick ? 500 : 1_000,
     settleMs: options.quick ? 500 : 3_000,

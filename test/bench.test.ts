@@ -34,6 +34,7 @@ function smokeConfig() {
     channels: 5,
     channelsRatePerSecond: 100,
     channelsSeconds: 0.5,
+    channelsWarmupSeconds: 0.5,
     settleMs: 200,
     holdStreams: 300,
     clusterHoldStreams: 600,

@@ -25,7 +25,7 @@ export function renderMarkdown(result: BenchResult, options: { command: string; 
   lines.push(
     `- Scenarios: ${whole(config.streams)} streams on one channel for idle, steady (${config.steadyRatePerSecond} ev/s for ${config.steadySeconds} s${config.steadyRounds > 1 ? `, the median of ${config.steadyRounds} rounds by p99` : ""}), ` +
       `burst (${whole(config.burstEvents)} events back to back) and reconnect storm (publishing ${config.stormRatePerSecond} ev/s throughout); ` +
-      `many channels: ${whole(config.channels)} channels × 20 streams, ${config.channelsRatePerSecond} ev/s spread for ${config.channelsSeconds} s.`,
+      `many channels: ${whole(config.channels)} channels × 20 streams, ${config.channelsRatePerSecond} ev/s spread for ${config.channelsSeconds} s, measured after ${config.channelsWarmupSeconds} s of the same load.`,
   );
   lines.push("");
   // A run of the issue-12 scenarios alone (`--scenarios=publish,matches`) has no fan-out figures to tabulate.
