@@ -72,6 +72,8 @@ export interface BenchConfig {
   publishSeconds: number;
   /** Publish: rounds of single then batched, each framed by raw JetStream measurements; the median round by ratio is reported. */
   publishRounds: number;
+  /** Publish: before round 1, single and then batched publishing run this long each, unmeasured (see publish.ts). */
+  publishWarmupSeconds: number;
   /** Many matches: matches given one event each; 0 skips the scenario. */
   manyMatches: number;
   /** Many matches: matches that get STREAMS_PER_MATCH streams each (fewer if the node's cap would not allow them). */
@@ -124,6 +126,7 @@ export function benchConfig(options: {
     publishSeconds: options.quick ? 1.5 : 4,
     // Three rounds, the median reported: the raw baseline moved 2× between runs on this shared machine.
     publishRounds: options.quick ? 1 : 3,
+    publishWarmupSeconds: options.quick ? 0.5 : 3,
     // A quick run keeps a tenth of the matches: the figures per match are the same shape, in seconds.
     manyMatches: options.manyMatches ?? (options.quick ? MANY_MATCHES / 10 : MANY_MATCHES),
     manyMatchesStreamed: options.quick ? 50 : 2_500,

@@ -48,6 +48,7 @@ function smokeConfig() {
     // Issue 12's scenarios run in a test of their own (below), small: publish loads of half a second, 300 matches.
     scenarios: ["fanout", "channels", "hold"] as ScenarioGroup[],
     publishSeconds: 0.5,
+    publishWarmupSeconds: 0.2,
     manyMatches: 300,
     manyMatchesStreamed: 10,
     manyMatchesRounds: 1,

@@ -53,6 +53,12 @@ const matchOf = (n: number): string => `${MATCH_PREFIX}${n % PUBLISH_MATCHES}`;
 export async function runPublish(context: ScenarioContext, peer: TouchlinePeer): Promise<PublishFigures> {
   const { publishSeconds: seconds, publishRounds } = context.config;
   const rawRun = (label: string): Promise<ThroughputFigures> => measure(context, peer, label, seconds, (deadline) => rawLoad(peer, deadline));
+  // Once before the rounds, unmeasured: round 1 was the slowest in every run (0.35-0.40× raw against 0.44-0.57× for
+  // rounds 2 and 3 on 2026-12-05) while the node compiled its publish paths and took on its first matches; each
+  // phase's own warm-up (a fifth of it) was not enough for that. Raw JetStream, compiled ahead, needs none.
+  const warmup = context.config.publishWarmupSeconds * 1000;
+  await singleLoad(peer, performance.now() + warmup);
+  await batchedLoad(peer, performance.now() + warmup);
   const raw = [await rawRun("raw JetStream")];
   const rounds: PublishRound[] = [];
   for (let r = 1; r <= publishRounds; r++) {
