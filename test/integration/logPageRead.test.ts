@@ -25,9 +25,9 @@ const MATCH = "m1";
 const EVENTS = 3;
 /** An empty range's page waits for its fetch to expire (1 s): the link fails inside that wait. */
 const BLACKHOLE_AFTER_MS = 300;
-/** Long enough that a read ending only with the heal is told from one ending at its deadline. */
-const BLACKHOLE_MS = PAGE_READ_DEADLINE_MS + 10_000;
 const SLACK_MS = 3_000;
+/** Long enough that a read ending only with the heal is told from one ending at its deadline. */
+const BLACKHOLE_MS = PAGE_READ_DEADLINE_MS + 2 * SLACK_MS;
 
 let nats: NatsFixture;
 let proxy: FaultProxy;
