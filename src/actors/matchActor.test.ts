@@ -164,6 +164,14 @@ class Client implements MatchSubscriber {
     this.ends++;
   }
 
+  /** Times the actor let the client go (a stream would end, and its client resume by id). */
+  letGo = 0;
+
+  actorStopped(): void {
+    this.letGo++;
+    this.open = false;
+  }
+
   /** What the stream layer does once the join settles (http/streams.ts settleJoin). */
   settle(live: boolean): void {
     this.holding = false;
@@ -491,6 +499,18 @@ describe("stop() settles every waiter", () => {
     expect(c.got).toEqual([]);
   });
 
+  test("live subscribers are let go, so their streams end and resume by id: nothing more comes through a stopped actor", async () => {
+    const h = new Harness();
+    h.appendEvents(2);
+    await h.startOwner();
+    const c = new Client();
+    expect(await h.join(c, undefined)).toBe(true);
+    expect(h.actor.subscribers.size).toBe(1);
+    await h.actor.stop();
+    expect(c.letGo).toBe(1);
+    expect(h.actor.subscribers.size).toBe(0);
+  });
+
   test("a join queued for history while its page is being read", async () => {
     const h = new Harness({ windowEvents: 5 });
     const seqs = h.appendEvents(20);
@@ -782,6 +802,34 @@ describe("MatchHub: ring changes, retirements and owners found active", () => {
       expect(again.role).toBe("follower");
       expect(hub.get(M)).toBe(owner);
     });
+  });
+
+  test("a ring change before a new actor's first join has run does not retire it: the client follows the new owner", async () => {
+    // The store-loss flake: a node first to set up again owns everything for a moment; a client's actor
+    // is made and its join posted, the ring moves the match away before the join's step runs, and the
+    // actor, seen serving nobody, was retired while the join went live in it: a snapshot, then silence.
+    const h = new Harness();
+    const hub = new MatchHub(h.svc, HUB);
+    try {
+      const actor = hub.get(M);
+      const c = new Client();
+      const joined = track(actor.join(c, undefined));
+      h.ringOwner = OTHER;
+      h.ownerEpoch = 1000; // the new owner's lease, taken after this node hands its own back
+      hub.ringChanged(new Set([actor.shard]), () => OTHER);
+      for (let turn = 0; turn < 3; turn++) await nextTurn();
+      expect(joined.value).toBe(true);
+      c.settle(true);
+      expect(actor.role).toBe("follower");
+      expect(hub.get(M)).toBe(actor);
+
+      const [e1] = h.appendEvents(1) as [number];
+      h.feed.deliver(h.feedEvent(e1));
+      await drain();
+      expect(c.got).toEqual([e1]);
+    } finally {
+      await hub.stopAll();
+    }
   });
 
   test("thousands retired at once are stopped a slice per turn of the event loop, every one of them", async () => {

@@ -65,6 +65,12 @@ export class MatchActor {
   /** When the running mailbox step began (Date.now), 0 between steps; whether the watchdog reported it. */
   private stepStartedAt = 0;
   private stuckReported = false;
+  /**
+   * Joins posted to the mailbox whose step has not run yet. They count as clients: an actor that looked
+   * idle to a ring change while a client's join waited behind its first step was retired, and the join
+   * then went live in the stopped actor (a snapshot, then nothing).
+   */
+  private joinsInFlight = 0;
   /** Joins that arrived before the actor was ready. */
   private pendingJoins: PendingJoin[] = [];
   /** Joins being served: from the window, the log, or once this node catches up (resume.ts). */
@@ -140,7 +146,7 @@ export class MatchActor {
 
   /** Clients are here or on their way: live subscribers, or joins not settled yet. */
   get hasClients(): boolean {
-    return this.subscribers.size + this.pendingJoins.length + (this.resumesOrNone?.pending ?? 0) > 0;
+    return this.subscribers.size + this.joinsInFlight + this.pendingJoins.length + (this.resumesOrNone?.pending ?? 0) > 0;
   }
 
   /**
@@ -200,7 +206,9 @@ export class MatchActor {
         span?.end();
         settle(outcome);
       };
+      this.joinsInFlight++;
       this.post(() => {
+        this.joinsInFlight--;
         if (this.role === "stopped") resolve(false);
         else if (!this.ready) this.pendingJoins.push({ sub, after, resolve, span });
         else return this.resumes.admit({ sub, after, resolve, span });
@@ -734,7 +742,7 @@ export class MatchActor {
   /**
    * Stops the actor: no subscribers are left, or the node shuts down or starts over. Every waiter is
    * settled: joins not yet live get `false` (their streams end and resume elsewhere), state reads get
-   * what the actor has.
+   * what the actor has, and live subscribers are let go (`actorStopped`), never left on a silent actor.
    */
   stop(): Promise<void> {
     return new Promise((resolve) => {
@@ -747,6 +755,8 @@ export class MatchActor {
         for (const j of this.pendingJoins) j.resolve(false);
         this.pendingJoins = [];
         this.resumesOrNone?.stop();
+        for (const sub of this.subscribers) sub.actorStopped();
+        this.subscribers.clear();
         for (const w of this.readyWaiters) w(false);
         this.readyWaiters = [];
         for (const w of this.seqWaiters) w.answer();

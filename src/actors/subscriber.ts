@@ -19,6 +19,12 @@ export interface MatchSubscriber {
    * (`touchline.end`) and lets go of the match; a single-match stream ends.
    */
   matchEnded(): void;
+  /**
+   * The actor serving it stopped while it was live (the hub retired it, the node starts over or shuts
+   * down): nothing more comes through it. The subscriber lets go of the match; a stream ends, so its
+   * client resumes by id where the match is served.
+   */
+  actorStopped(): void;
 }
 
 /** The subscribers of one match on this node. Fan-out skips what a subscriber already has. */

@@ -44,4 +44,8 @@ export class PrivateMatchGuard implements MatchSubscriber {
   matchEnded(): void {
     this.inner.matchEnded();
   }
+
+  actorStopped(): void {
+    this.inner.actorStopped();
+  }
 }

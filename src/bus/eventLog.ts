@@ -77,6 +77,21 @@ export class LogReadTimeout extends Error {
   }
 }
 
+/**
+ * `lastSeqOf` asked before the stream answered a direct get (see EventLog.messageGetsOpen): the store may
+ * be being created, and the message get that would answer could crash nats-server 2.9.10. Retried by
+ * the caller like any failed read.
+ */
+export class StoreNotConfirmed extends Error {
+  constructor() {
+    super("the event stream has not answered since NATS came back; its last seqs are not asked yet");
+    this.name = "StoreNotConfirmed";
+  }
+}
+
+/** A seq past any stream's end: a direct get from it answers "not found" at once, from any stream that answers. */
+const PAST_THE_END = Number.MAX_SAFE_INTEGER - 1;
+
 export type BadMessageHandler = (seq: number, reason: string) => void;
 
 export class EventLog implements MatchLog {
@@ -84,6 +99,19 @@ export class EventLog implements MatchLog {
   private readonly readSlots = new Slots(READS_IN_FLIGHT);
   private readonly followSlots = new Slots(FOLLOWS_STARTING);
   private readonly checkSlots = new Slots(CHECKS_IN_FLIGHT);
+  /**
+   * Whether `lastSeqOf` may send its STREAM.MSG.GET. nats-server 2.9.10 registers a stream being created
+   * before it sets up the stream's store, and a message get arriving in between dereferences the missing
+   * store: the server panics and exits (a scratch loop, one client creating streams while another asks
+   * for their last messages, crashed it within 3 creations; direct gets, 40 creations, never). A store
+   * lost and recreated by one node while another node's actors asked for their last seqs hit it in the
+   * store-loss scenario. Closed until `confirmStore` has seen the stream answer a direct get (a stream
+   * answers those only once its store is set up), and again by `suspendMessageGets` (NATS disconnected:
+   * the store may be gone and about to be recreated).
+   */
+  private messageGetsOpen = false;
+  /** Counts suspensions: a confirmation answered across one (asked before it) opens nothing. */
+  private suspensions = 0;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -197,8 +225,27 @@ export class EventLog implements MatchLog {
     return this.firstSeqCache.value;
   }
 
+  /**
+   * Resolves once the event stream answers a direct get, so its store is set up and message gets are
+   * safe (see messageGetsOpen), which it then allows. Rejects when the stream does not answer (missing,
+   * still being created, or NATS away): the caller checks again later.
+   */
+  async confirmStore(): Promise<void> {
+    const asked = this.suspensions;
+    await this.directGets.firstSeqAfter(this.names.stream, this.names.eventWildcard, PAST_THE_END);
+    if (asked !== this.suspensions) throw new StoreNotConfirmed();
+    this.messageGetsOpen = true;
+  }
+
+  /** NATS went away: the store may come back empty and be recreated; no message gets until confirmStore. */
+  suspendMessageGets(): void {
+    this.messageGetsOpen = false;
+    this.suspensions++;
+  }
+
   /** Sequence of the latest retained event of a match, 0 when it has none. */
   async lastSeqOf(match: string): Promise<number> {
+    if (!this.messageGetsOpen) throw new StoreNotConfirmed();
     try {
       const m = await this.jsm.streams.getMessage(this.names.stream, { last_by_subj: this.names.eventSubject(match) });
       return m?.seq ?? 0;

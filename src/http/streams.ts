@@ -249,6 +249,12 @@ class PollCollector implements MatchSubscriber {
     if (this.wake) queueMicrotask(this.wake);
   }
 
+  /** Its actor stopped: the poll answers with what it has; the next one, by `next`, finds the match served. */
+  actorStopped(): void {
+    this.open = false;
+    if (this.wake) queueMicrotask(this.wake);
+  }
+
   waitForEvent(ms: number, signal: AbortSignal): Promise<void> {
     if (this.events.length > 0 || this.ended || ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {

@@ -56,6 +56,13 @@ const STORE_CHECK_MS = 1000;
 const INDEX_FLUSH_MS = 1000;
 /** Pause between attempts to set the stream and buckets up again after the store was lost. */
 const STORE_RETRY_MS = 1000;
+/**
+ * Setting up, how long the event stream may take to answer its first direct get (EventLog.confirmStore:
+ * one created a moment ago by another node may still be setting up its store), asked every
+ * STORE_CONFIRM_PAUSE_MS. Past it the set-up fails and is tried again.
+ */
+const STORE_CONFIRM_MS = 5000;
+const STORE_CONFIRM_PAUSE_MS = 50;
 /** Owners of matches active this recently are started when the ring hands them to a node. */
 const RECENT_ACTIVITY_MS = 10 * 60_000;
 /**
@@ -241,6 +248,7 @@ export class TouchlineNode {
     );
     await setUpStream(jsm, this.names.stream, () => this.log.ensure(c.retentionMs, c.jetstreamReplicas), retried);
     this.currentLogTag = logTag(new Date((await jsm.streams.info(this.names.stream)).created));
+    await this.confirmStore();
     const kvm = new Kvm(this.nc);
     const replicas = c.jetstreamReplicas;
     const bucket = (name: string, ttl?: number) =>
@@ -306,6 +314,19 @@ export class TouchlineNode {
     this.storeVerified = true;
   }
 
+  /** Waits until the event stream answers a direct get (EventLog.confirmStore), for STORE_CONFIRM_MS at most. */
+  private async confirmStore(): Promise<void> {
+    const deadline = performance.now() + STORE_CONFIRM_MS;
+    for (;;) {
+      try {
+        return await this.log.confirmStore();
+      } catch (err) {
+        if (performance.now() > deadline) throw err;
+        await Bun.sleep(STORE_CONFIRM_PAUSE_MS);
+      }
+    }
+  }
+
   /**
    * Stops everything attach() started (not the connection). `logLost`: the log started over, and what
    * this node noted of the old one must not reach the new one.
@@ -368,9 +389,13 @@ export class TouchlineNode {
   /**
    * The stream and buckets must exist, and the stream must be the incarnation this node tagged its ids
    * with. NATS restarted without its store (or someone deleted the stream): everything starts over.
+   * After a NATS disconnect, the first check that passes (the stream answering a direct get too, see
+   * EventLog.confirmStore) makes the node ready again and has every actor resync: not before, as their
+   * log reads could reach a stream that another node is recreating.
    */
   private async checkStore(): Promise<void> {
     if (!this.natsUp || !this.natsReachable || this.restarting || this.draining || !this.storeUp) return;
+    const epoch = this.storeEpoch;
     const streams = [this.names.stream, ...[this.names.membersBucket, this.names.ownersBucket, this.names.indexBucket].map((b) => `KV_${b}`)];
     let lost: string | undefined;
     try {
@@ -382,11 +407,16 @@ export class TouchlineNode {
       const missing = infos.indexOf(undefined);
       if (missing >= 0) lost = `${streams[missing]} is missing`;
       else if (logTag(new Date(infos[0]!.created)) !== this.currentLogTag) lost = "the event stream was recreated";
+      else if (!this.storeVerified) await this.log.confirmStore();
     } catch {
-      return; // no answer: the probe judges reachability
+      return; // no answer: the probe judges reachability, and the next check asks again
     }
-    if (lost) await this.startOver(lost);
-    else this.storeVerified = true;
+    if (lost) return this.startOver(lost);
+    // Checked across a disconnect (or with a start-over begun meanwhile): the next check decides.
+    if (this.storeVerified || epoch !== this.storeEpoch || this.restarting) return;
+    this.storeVerified = true;
+    this.logger.info("the event stream is the one this node knows; resyncing matches", { logTag: this.currentLogTag });
+    this.hub.reconsiderAll();
   }
 
   /**
@@ -490,6 +520,7 @@ export class TouchlineNode {
       if (s.type === "disconnect") {
         this.natsUp = false;
         this.storeVerified = false;
+        this.log.suspendMessageGets();
         this.storeEpoch++;
         this.metrics.natsConnected.set(0);
         this.membership.freeze();
@@ -500,8 +531,7 @@ export class TouchlineNode {
         this.natsReachable = true;
         this.metrics.natsConnected.set(1);
         this.membership.thaw();
-        this.logger.info("reconnected to NATS; resyncing matches");
-        this.hub.reconsiderAll();
+        this.logger.info("reconnected to NATS; checking the store before resyncing matches");
         void this.checkStore();
       }
     }

@@ -38,6 +38,11 @@ export class SingleMatchSubscription implements MatchSubscriber {
     this.stream.write(matchEndFrame(this.match));
     this.stream.close("ended");
   }
+
+  /** Its actor stopped: the stream ends and the client resumes by id. */
+  actorStopped(): void {
+    this.stream.close("unavailable");
+  }
 }
 
 /** `event: touchline.end` (no id), data `{"match"}`: the match is over, nothing more will come. */
@@ -102,5 +107,10 @@ export class MultiplexedSubscription implements MatchSubscriber {
   matchEnded(): void {
     this.stream.write(matchEndFrame(this.match));
     if (this.shared.end(this.match)) this.stream.close("ended");
+  }
+
+  /** One match's actor stopped: the whole stream ends and the client resumes every match by its cursor. */
+  actorStopped(): void {
+    this.stream.close("unavailable");
   }
 }
