@@ -145,8 +145,9 @@ export class EventLog implements MatchLog {
     };
     try {
       const info = await this.jsm.streams.info(this.names.stream);
-      if (info.config.max_age !== config.max_age) {
-        await this.jsm.streams.update(this.names.stream, { ...info.config, max_age: config.max_age });
+      // Direct gets are how the node learns the store is set up (confirmStore) and checks idle matches.
+      if (info.config.max_age !== config.max_age || info.config.allow_direct !== true) {
+        await this.jsm.streams.update(this.names.stream, { ...info.config, max_age: config.max_age, allow_direct: true });
       }
     } catch {
       await this.jsm.streams.add(config);

@@ -37,7 +37,11 @@ beforeAll(async () => {
   nats = await startNats();
   nc = await connect({ servers: `nats://127.0.0.1:${nats.port}` });
   spy = await connect({ servers: `nats://127.0.0.1:${nats.port}` });
-  spied = spy.subscribe(`$JS.API.STREAM.MSG.GET.${names.stream}`, { callback: () => messageGets++ });
+  spied = spy.subscribe(`$JS.API.STREAM.MSG.GET.${names.stream}`, {
+    callback: () => {
+      messageGets++;
+    },
+  });
   await spy.flush();
   publisher = new JetStreamPublisher(nc, TIMEOUT_MS);
   gets = new DirectGets(nc, TIMEOUT_MS);
@@ -92,4 +96,16 @@ test("an answer that comes back across a suspension confirms nothing", async () 
   log.suspendMessageGets();
   await expect(asked).rejects.toBeInstanceOf(StoreNotConfirmed);
   await expect(log.lastSeqOf(MATCH)).rejects.toBeInstanceOf(StoreNotConfirmed);
+});
+
+test("a stream made without direct gets (by an older node) is given them by ensure, and then confirms", async () => {
+  const older = namesOf("storeconfirm-older");
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: older.stream, subjects: [older.eventWildcard], allow_direct: false });
+  const olderLog = new EventLog(jetstream(nc), publisher, gets, jsm, older, () => {});
+  await expect(olderLog.confirmStore()).rejects.toThrow();
+  await olderLog.ensure(RETENTION_MS);
+  expect((await jsm.streams.info(older.stream)).config.allow_direct).toBe(true);
+  await olderLog.confirmStore();
+  expect(await olderLog.lastSeqOf(MATCH)).toBe(0);
 });
