@@ -23,7 +23,7 @@ import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
 import { ATTR, MESSAGING_OP_SEND, MESSAGING_SYSTEM_NATS, SPAN } from "../telemetry/spanNames.ts";
 import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/spans.ts";
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
-import type { StoredMessage } from "./orderedReader.ts";
+import { CONSUMER_INACTIVE_MS, type StoredMessage } from "./orderedReader.ts";
 import type { StreamTail, TailListener } from "./streamTail.ts";
 import type { JetStreamPublisher } from "./jetStreamPublisher.ts";
 import type { DirectGets } from "./directGets.ts";
@@ -39,11 +39,6 @@ export interface AppendResult {
 
 /** JetStream keeps message ids for dedupe this long (the contract promises at least 2 minutes). */
 const DEDUPE_WINDOW_MS = 2 * 60_000;
-/**
- * A read's consumer left behind (the reader crashed) vanishes after this. In milliseconds: the client
- * converts it to nanoseconds itself (passing nanos made consumers outlive their readers by months).
- */
-const CONSUMER_INACTIVE_MS = 10_000;
 const FETCH_BATCH = 500;
 /** History reads (each a short-lived consumer) a node runs at once; the rest wait their turn. */
 const READS_IN_FLIGHT = 16;
@@ -338,6 +333,8 @@ export class EventLog implements MatchLog {
         filter_subjects: this.names.eventSubject(match),
         deliver_policy: DeliverPolicy.StartSequence,
         opt_start_seq: afterSeq + 1,
+        // In milliseconds here: this client converts it to nanoseconds itself (passing nanos made
+        // consumers outlive their readers by months).
         inactive_threshold: CONSUMER_INACTIVE_MS,
       });
       try {

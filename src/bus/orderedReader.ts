@@ -35,8 +35,11 @@ const READER_HEARTBEAT_MS = 2000;
 const MISSED_HEARTBEATS = 2;
 /** Pause between attempts to create a replacement while JetStream elects new leaders. */
 const REPLACE_RETRY_MS = 500;
-/** A consumer left behind (its reader crashed, or it lived on a dead server) vanishes after this. */
-const CONSUMER_INACTIVE_MS = 10_000;
+/**
+ * A consumer left behind (its reader crashed, or it lived on a dead server) vanishes after this: this
+ * module's push consumers and the log's history reads (eventLog.ts) alike.
+ */
+export const CONSUMER_INACTIVE_MS = 10_000;
 /** The status code of idle heartbeats and flow-control requests. */
 const STATUS_CONTROL = 100;
 /** Headers of an idle heartbeat: the last delivery sequence sent, and where a stalled flow control waits. */
