@@ -8,6 +8,9 @@ import { fullBucket, refillMs, tryTake, type BucketRate } from "./tokenBucket.ts
 import { KeyedRateLimiter } from "./keyedRateLimiter.ts";
 import { KeyedConcurrency } from "./keyedConcurrency.ts";
 import { requestHeadBytes } from "./requestHeadBytes.ts";
+import { NodeLimits } from "./nodeLimits.ts";
+import { LimitError } from "./limitError.ts";
+import { loadConfig } from "../config/config.ts";
 
 const RATE: BucketRate = { perSecond: 10, burst: 5 };
 
@@ -191,5 +194,63 @@ describe("requestHeadBytes", () => {
     const small = requestHeadBytes("GET", "http://h/", new Headers({ cookie: "a" }));
     const big = requestHeadBytes("GET", "http://h/", new Headers({ cookie: "a".repeat(10_001) }));
     expect(big - small).toBe(10_000);
+  });
+});
+
+describe("NodeLimits.admitPublish", () => {
+  /** A server stand-in that counts how often the request's peer is asked for (a system call in Bun). */
+  function peerLookups(address: string) {
+    const lookups = { count: 0 };
+    const server = {
+      requestIP: () => {
+        lookups.count++;
+        return { address, family: "IPv4" as const, port: 40000 };
+      },
+    };
+    return { lookups, server };
+  }
+  const publish = (token?: string) =>
+    new Request("http://node.test/matches/m1/events", { method: "POST", headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const limitsOf = (tokens: boolean) => {
+    const config = loadConfig({ NODE_ID: "n1", PUBLISH_RATE: "1", PUBLISH_BURST: "3" });
+    const tokenOf = (r: Request) => r.headers.get("authorization")?.slice("Bearer ".length);
+    return new NodeLimits(config.limits, { now: () => 0, ...(tokens ? { tokenOf } : {}) });
+  };
+  const refused = (fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      return err instanceof LimitError && err.status === 429;
+    }
+    return false;
+  };
+
+  test("a publish presenting a token is counted by its token, and its address is never asked for", () => {
+    const limits = limitsOf(true);
+    const { lookups, server } = peerLookups("203.0.113.7");
+    for (let i = 0; i < 3; i++) limits.admitPublish(publish("tok-a"), server);
+    expect(refused(() => limits.admitPublish(publish("tok-a"), server))).toBe(true);
+    // Another token from the same address has its own bucket.
+    limits.admitPublish(publish("tok-b"), server);
+    expect(lookups.count).toBe(0);
+  });
+
+  test("a publish without a token is counted by its address (looked up once a publish); exempt addresses are not counted", () => {
+    const limits = limitsOf(true);
+    const outside = peerLookups("203.0.113.7");
+    for (let i = 0; i < 3; i++) limits.admitPublish(publish(), outside.server);
+    expect(refused(() => limits.admitPublish(publish(), outside.server))).toBe(true);
+    expect(outside.lookups.count).toBe(4);
+    const loopback = peerLookups("127.0.0.1");
+    for (let i = 0; i < 10; i++) limits.admitPublish(publish(), loopback.server);
+    expect(loopback.lookups.count).toBe(10);
+  });
+
+  test("without tokens verified, a presented token is ignored: the address counts", () => {
+    const limits = limitsOf(false);
+    const { lookups, server } = peerLookups("203.0.113.7");
+    for (let i = 0; i < 3; i++) limits.admitPublish(publish(`tok-${i}`), server);
+    expect(refused(() => limits.admitPublish(publish("tok-9"), server))).toBe(true);
+    expect(lookups.count).toBe(4);
   });
 });

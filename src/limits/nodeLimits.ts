@@ -12,7 +12,7 @@ import type { LimitsConfig } from "./limitsConfig.ts";
 import { LimitError } from "./limitError.ts";
 import type { LimiterName } from "../telemetry/metricLabels.ts";
 import { limiterKey, parseIp, type IpAddress } from "./ipAddress.ts";
-import { publisherKey, type TokenOf } from "./publisherKey.ts";
+import { addressPublisher, tokenPublisher, type PublisherKey, type TokenOf } from "./publisherKey.ts";
 import { requestHeadBytes } from "./requestHeadBytes.ts";
 import { MAX_JSON_DEPTH, jsonDeeperThan } from "../match/jsonDepth.ts";
 import { forwardedForNamesClient, resolveClientIp } from "./trustProxy.ts";
@@ -225,9 +225,16 @@ export class NodeLimits {
    */
   admitPublish(request: Request, server: PeerLookup, events = 1): void {
     if (!this.publishRate) return;
-    const facts = this.clientFacts(request, server);
-    const who = publisherKey(request, facts?.key ?? UNKNOWN_ADDRESS, this.opts.tokenOf);
-    if (who.kind === "address" && facts?.exempt === true) return;
+    // The token first: a publisher presenting one is counted by it, and its address is never asked for
+    // (the runtime asks the kernel for a request's peer each time, a system call per publish).
+    const token = this.opts.tokenOf?.(request);
+    let who: PublisherKey;
+    if (token !== undefined) who = tokenPublisher(token);
+    else {
+      const facts = this.clientFacts(request, server);
+      if (facts?.exempt === true) return;
+      who = addressPublisher(facts?.key ?? UNKNOWN_ADDRESS);
+    }
     const waitMs = this.publishRate.take(who.key, this.now(), events);
     if (waitMs > 0) {
       throw new LimitError("publish_rate", 429, "rate_limited", `too many publishes for this ${who.kind}; retry in ${retryAfterSeconds(waitMs)} s`, {

@@ -10,8 +10,12 @@ export type PublisherKey = { kind: "token"; key: string } | { kind: "address"; k
 /** The token a request presents (auth's reading of it, handed in so limits do not depend on auth). */
 export type TokenOf = (request: Request) => string | undefined;
 
-export function publisherKey(request: Request, addressKey: string, tokenOf: TokenOf | undefined): PublisherKey {
-  const token = tokenOf?.(request);
-  if (token === undefined) return { kind: "address", key: `address:${addressKey}` };
+/** A publish presenting `token`: counted against the token, whatever address it comes from. */
+export function tokenPublisher(token: string): PublisherKey {
   return { kind: "token", key: `token:${Bun.hash(token).toString(36)}` };
+}
+
+/** A publish without a token: counted against the client's address (its limiter key). */
+export function addressPublisher(addressKey: string): PublisherKey {
+  return { kind: "address", key: `address:${addressKey}` };
 }
