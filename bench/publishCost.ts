@@ -11,7 +11,10 @@
  * loop) and `--isolated-rate` publishes/s to each (events apart from each other, as in the many-channels
  * scenario, where every event wakes the node and the nats-server on its own).
  *
- *   node_modules/.bin/bun bench/publishCost.ts [--base=HEAD] [--isolated-rate=500] [--seconds=5] [--rounds=3]
+ *   node_modules/.bin/bun bench/publishCost.ts [--base=HEAD] [--isolated-rate=500] [--seconds=5] [--rounds=3] [--token]
+ *
+ * `--token`: both nodes verify tokens (TOUCHLINE_JWT_SECRET) and every publish carries one, the same
+ * HS256 token throughout, as a producer's would be.
  *
  * `--base` is checked out into a temporary git worktree (its node_modules linked to this tree's), and
  * removed at the end.
@@ -24,11 +27,20 @@ import { NatsServer } from "./peers/nats-server.ts";
 import { BUN, REPO_ROOT, ServerProcess, freePort, httpAnswers } from "./peers/server-process.ts";
 import { cpuMicros } from "./proc-stats.ts";
 import { numberArg } from "./scriptArgs.ts";
+import { SignJWT } from "jose";
 
 const BASE = process.argv.find((a) => a.startsWith("--base="))?.slice("--base=".length) ?? "HEAD";
 const ISOLATED_RATE = numberArg("isolated-rate", 500);
 const SECONDS = numberArg("seconds", 5);
 const ROUNDS = numberArg("rounds", 3);
+const WITH_TOKEN = process.argv.includes("--token");
+/** With --token, what PUBLISH_RATE lets the one token publish a second: a feed provider's allowance, above what a node stores. */
+const PRODUCER_RATE = 100_000;
+/** The nodes' HS256 secret with --token (bench only), and the producer's token signed with it. */
+const JWT_SECRET = "publish-cost-bench-secret-0123456789";
+const AUTHORIZATION = WITH_TOKEN
+  ? `Bearer ${await new SignJWT({ "touchline.publish": "*" }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("2h").sign(new TextEncoder().encode(JWT_SECRET))}`
+  : undefined;
 /** Both nodes and both nats-servers share this core; the publisher (this script) pins itself to the other. */
 const SERVER_CPUS = "0";
 const PUBLISHER_CPUS = "1";
@@ -76,7 +88,13 @@ async function start(version: Version): Promise<Running> {
   const node = new ServerProcess(`touchline (${version.label})`, [BUN, "run", "src/main.ts"], {
     cpus: SERVER_CPUS,
     cwd: version.dir,
-    env: { PORT: String(port), NATS_URL: nats.url, NODE_ID: `cost-${port}`, LOG_LEVEL: "warn" },
+    env: {
+      PORT: String(port),
+      NATS_URL: nats.url,
+      NODE_ID: `cost-${port}`,
+      LOG_LEVEL: "warn",
+      ...(WITH_TOKEN ? { TOUCHLINE_JWT_SECRET: JWT_SECRET, PUBLISH_RATE: String(PRODUCER_RATE), PUBLISH_BURST: String(PRODUCER_RATE) } : {}),
+    },
   });
   await node.waitUntil(() => httpAnswers(`http://127.0.0.1:${port}/readyz`), READY_TIMEOUT_MS);
   return { version, nats, node, port };
@@ -100,7 +118,7 @@ async function drive(r: Running, connections: KeepAliveConnection[], rate: numbe
         const wait = next - performance.now();
         if (wait > 0) await Bun.sleep(wait);
         next = Math.max(next + intervalMs, intervalMs === 0 ? performance.now() : 0);
-        const answer = await connection.request("POST", `/matches/cost-${i % MATCHES}/events`, BODY, REQUEST_TIMEOUT_MS);
+        const answer = await connection.request("POST", `/matches/cost-${i % MATCHES}/events`, BODY, REQUEST_TIMEOUT_MS, AUTHORIZATION);
         if (answer.status !== 201) throw new Error(`${r.version.label}: publish answered ${answer.status} ${answer.body}`);
         answered++;
       }
@@ -185,7 +203,9 @@ async function main(): Promise<void> {
   } finally {
     await git(["worktree", "remove", "--force", worktree]).catch(() => rmSync(worktree, { recursive: true, force: true }));
   }
-  console.log(`\nCPU per single publish, base ${baseCommit} against this tree, side by side on CPU ${SERVER_CPUS} (node µs / nats-server µs):\n`);
+  console.log(
+    `\nCPU per single publish${WITH_TOKEN ? " (each with a token)" : ""}, base ${baseCommit} against this tree, side by side on CPU ${SERVER_CPUS} (node µs / nats-server µs):\n`,
+  );
   console.log("| round | load | base | this tree | node ÷ base | publishes/s (base / this) |");
   console.log("| ---: | --- | ---: | ---: | ---: | ---: |");
   for (const row of rows) console.log(row);

@@ -48,13 +48,17 @@ export class KeepAliveConnection {
     return connection;
   }
 
-  /** Sends one request (`POST`/`GET` with a JSON body or none) and resolves with the whole answer. */
-  async request(method: string, path: string, body: string | null, timeoutMs: number): Promise<HttpAnswer> {
+  /**
+   * Sends one request (`POST`/`GET` with a JSON body or none) and resolves with the whole answer.
+   * `authorization`: the value of an Authorization header to send with it.
+   */
+  async request(method: string, path: string, body: string | null, timeoutMs: number, authorization?: string): Promise<HttpAnswer> {
     if (this.pending !== null) throw new Error("a request is already in flight on this connection");
     if (this.socket === null || this.broken !== null) await this.connect();
     const bytes = body === null ? null : encoder.encode(body);
     const head =
       `${method} ${path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\n` +
+      (authorization === undefined ? "" : `Authorization: ${authorization}\r\n`) +
       (bytes === null ? "" : `Content-Type: application/json\r\nContent-Length: ${bytes.length}\r\n`) +
       "\r\n";
     return new Promise<HttpAnswer>((resolve, reject) => {
