@@ -13,7 +13,7 @@ import { VerifiedTokens } from "./verifiedTokens.ts";
 
 /**
  * What the remembered verified tokens may take (auth/verifiedTokens.ts): about 7,000 tokens of 300
- * characters, more than the publishers and the reconnecting viewers of a node's busiest minute.
+ * characters granting "*", more than the publishers and the reconnecting viewers of a node's busiest minute.
  */
 const VERIFIED_TOKENS_MAX_BYTES = 8 * 1024 * 1024;
 

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { SignJWT } from "jose";
 import { createTokenVerifier, type TokenVerifier, type VerifiedToken } from "./tokenVerifier.ts";
-import { ENTRY_OVERHEAD_BYTES, VerifiedTokens } from "./verifiedTokens.ts";
+import { ENTRY_OVERHEAD_BYTES, VerifiedTokens, entryBytes } from "./verifiedTokens.ts";
 import { loadVerificationKeys } from "./verificationKeys.ts";
 
 const HOUR_MS = 3_600_000;
@@ -101,6 +101,14 @@ describe("VerifiedTokens", () => {
     await tokens.verifier(huge);
     expect(calls.filter((t) => t === huge)).toHaveLength(2);
     expect(tokens.heldBytes).toBeLessThanOrEqual(perEntry * 3);
+  });
+
+  test("the match ids a token grants count towards its bytes: a short token granting many ids is not held as small", () => {
+    const few = entryBytes("t".repeat(100), { grants: grantsAll, expiresAt: undefined, subject: undefined });
+    const ids = new Set(Array.from({ length: 1000 }, (_, i) => `m${i}`));
+    const many = entryBytes("t".repeat(100), { grants: { publish: ids, subscribe: ids }, expiresAt: undefined, subject: undefined });
+    // Each granted id is at least its Set slot and string: 2,000 of them far outweigh the token's text.
+    expect(many - few).toBeGreaterThanOrEqual(2000 * 64);
   });
 
   test("with jose: a signed token verifies once; a forged one is refused every time", async () => {

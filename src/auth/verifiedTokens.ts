@@ -10,15 +10,30 @@
  * verifying until it expires. Tokens are looked up by their whole text, never by a hash of it: a collision
  * would let one token pass for another.
  *
- * Memory is bounded by bytes: the text of the tokens held plus a fixed allowance per entry, at most
- * `maxBytes`; the least recently used go first.
+ * Memory is bounded by bytes: the text of the tokens held, the match ids their claims grant and a fixed
+ * allowance per entry (`entryBytes`), at most `maxBytes`; the least recently used go first.
  */
 import type { TokenVerifier, VerifiedToken } from "./tokenVerifier.ts";
 
-/** What an entry holds beside its token's text: the map's slot and the verified claims (a few small objects). */
+/** What an entry holds beside its token's text and granted ids: the map's slot and a few small objects. */
 export const ENTRY_OVERHEAD_BYTES = 512;
-/** JavaScript strings of tokens (ASCII) take up to two bytes a character. */
+/** JavaScript strings take up to two bytes a character. */
 const BYTES_PER_CHAR = 2;
+/**
+ * A match id a claim grants, beyond its characters: its string and its slot in the grant's Set. Counted
+ * apart from the token's text because a short id takes more memory as a Set entry than in the token.
+ */
+const GRANTED_ID_BYTES = 64;
+
+/** What remembering `verified` for `token` is counted at. */
+export function entryBytes(token: string, verified: VerifiedToken): number {
+  let bytes = token.length * BYTES_PER_CHAR + ENTRY_OVERHEAD_BYTES;
+  for (const grant of [verified.grants.publish, verified.grants.subscribe]) {
+    if (typeof grant === "string") continue;
+    for (const id of grant) bytes += GRANTED_ID_BYTES + id.length * BYTES_PER_CHAR;
+  }
+  return bytes;
+}
 
 export interface VerifiedTokensOptions {
   /** The most bytes the remembered tokens may take (see ENTRY_OVERHEAD_BYTES). */
@@ -78,7 +93,7 @@ export class VerifiedTokens {
   private remember(token: string, verified: VerifiedToken): void {
     // Verified inside jose's clock-skew allowance after `exp`: good this once, not to be remembered.
     if (this.expired(verified)) return;
-    const bytes = token.length * BYTES_PER_CHAR + ENTRY_OVERHEAD_BYTES;
+    const bytes = entryBytes(token, verified);
     if (bytes > this.opts.maxBytes) return;
     const previous = this.entries.get(token);
     if (previous !== undefined) {
