@@ -40,17 +40,12 @@ export function tracedRoute<P, C extends { request: Request; params: P }>(
     const caller = callerTraceContext(tracing, request)!;
     const span = tracing.tracer.startSpan(
       name,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          [ATTR.httpMethod]: spec.method,
-          [ATTR.httpRoute]: spec.route,
-          [ATTR.urlPath]: new URL(request.url).pathname,
-          ...spec.attributes?.(ctx.params),
-        },
-      },
+      { kind: SpanKind.SERVER, attributes: { [ATTR.httpMethod]: spec.method, [ATTR.httpRoute]: spec.route } },
       caller,
     );
+    // What must be worked out per request is worked out only for a span that is kept (none of the
+    // samplers reads attributes): most requests are not sampled once tracing samples a ratio.
+    if (span.isRecording()) span.setAttributes({ [ATTR.urlPath]: new URL(request.url).pathname, ...spec.attributes?.(ctx.params) });
     const answered = context.with(trace.setSpan(caller, span), () => handler(ctx));
     return endWhenSettled(
       span,

@@ -22,6 +22,7 @@ import {
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
 import type { SamplerName, TracingEnv } from "./tracingOptions";
+import { UnsampledChildren } from "./unsampledChildren";
 
 export { extractTraceContext, injectTraceHeaders } from "./traceHeaders";
 export type { HeaderGetter, HeaderSetter } from "./traceHeaders";
@@ -37,6 +38,8 @@ const ATTR_SERVICE_NAME = "service.name";
  */
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5_000;
 const ATTR_SERVICE_INSTANCE_ID = "service.instance.id";
+/** The samplers whose name starts so follow the parent's decision (tracingOptions.ts, SAMPLER_NAMES). */
+const PARENT_BASED = "parentbased_";
 
 export interface TracingOptions {
   nodeId: string;
@@ -155,8 +158,11 @@ export function initTracing(options: TracingOptions): Tracing {
     }
   };
   let stopping: Promise<void> | undefined;
+  const sdkTracer = provider.getTracer(TRACER_NAME);
   return {
-    tracer: provider.getTracer(TRACER_NAME),
+    // A parent-based sampler never samples the child of an unsampled span: such starts are answered
+    // without the SDK's work (unsampledChildren.ts).
+    tracer: env.sampler.startsWith(PARENT_BASED) ? new UnsampledChildren(sdkTracer) : sdkTracer,
     enabled: true,
     shutdown: () => (stopping ??= flushAndUninstall()),
   };
