@@ -192,8 +192,16 @@ export class EventLog implements MatchLog {
     );
   }
 
-  private async store(subject: string, payload: Record<string, unknown>, options: { msgID?: string; headers?: MsgHdrs }): Promise<AppendResult> {
-    return this.publisher.publish(subject, JSON.stringify(payload), options);
+  /** Stores one payload; the tail learns of it from the acknowledgement (StreamTail.ownStored), in acknowledgement order. */
+  private store(subject: string, payload: Record<string, unknown>, options: { msgID?: string; headers?: MsgHdrs }): Promise<AppendResult> {
+    const text = JSON.stringify(payload);
+    const stored = this.publisher.publish(subject, text, options);
+    const tail = this.tail;
+    if (tail === undefined) return stored;
+    return stored.then((ack) => {
+      tail.ownStored(subject, ack.seq, ack.duplicate, text, options.headers);
+      return ack;
+    });
   }
 
   /**

@@ -235,6 +235,14 @@ export class TouchlineNode {
       this.names.eventWildcard,
       (subject) => this.names.matchOfSubject(subject),
       (match, m) => this.unclaimedMessage(match, m),
+      {
+        alone: () => {
+          const nodes = this.membership?.ring.nodes;
+          return nodes?.length === 1 && nodes[0] === this.id;
+        },
+        inFlight: () => this.publisher.inFlight,
+        firstStoredAfter: (afterSeq) => this.directGets.firstSeqAfter(this.names.stream, this.names.eventWildcard, afterSeq),
+      },
     );
     this.log = new EventLog(
       this.js,
