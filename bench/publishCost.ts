@@ -12,6 +12,7 @@
  * scenario, where every event wakes the node and the nats-server on its own).
  *
  *   node_modules/.bin/bun bench/publishCost.ts [--base=HEAD] [--isolated-rate=500] [--seconds=5] [--rounds=3] [--token]
+ *     [--matches=100] [--this-env=NAME=value ...]
  *
  * `--token`: both nodes verify tokens (TOUCHLINE_JWT_SECRET) and every publish carries one, the same
  * HS256 token throughout, as a producer's would be.
@@ -46,7 +47,17 @@ const SERVER_CPUS = "0";
 const PUBLISHER_CPUS = "1";
 /** Per node: the publish scenario's 64 single publishers. */
 const CONNECTIONS = 64;
-const MATCHES = 100;
+/** Matches the publishes are spread over (500 at the default isolated rate: one event a second each, as in many channels). */
+const MATCHES = numberArg("matches", 100);
+/** `--this-env=NAME=value` (repeatable): set for this tree's node only, to weigh a setting against the base. */
+const THIS_ENV: Record<string, string> = Object.fromEntries(
+  process.argv
+    .filter((a) => a.startsWith("--this-env="))
+    .map((a) => {
+      const [name, ...value] = a.slice("--this-env=".length).split("=");
+      return [name as string, value.join("=")];
+    }),
+);
 /** Unmeasured load on each node before the measured turns: the code warms. */
 const WARM_MS = 1500;
 /** Each node is loaded alone for this long, in turns (see load). */
@@ -59,6 +70,7 @@ const BODY = JSON.stringify({ type: "goal", data: { minute: 12, team: "home", pl
 interface Version {
   label: string;
   dir: string;
+  env?: Record<string, string>;
 }
 
 interface Running {
@@ -94,6 +106,7 @@ async function start(version: Version): Promise<Running> {
       NODE_ID: `cost-${port}`,
       LOG_LEVEL: "warn",
       ...(WITH_TOKEN ? { TOUCHLINE_JWT_SECRET: JWT_SECRET, PUBLISH_RATE: String(PRODUCER_RATE), PUBLISH_BURST: String(PRODUCER_RATE) } : {}),
+      ...version.env,
     },
   });
   await node.waitUntil(() => httpAnswers(`http://127.0.0.1:${port}/readyz`), READY_TIMEOUT_MS);
@@ -170,7 +183,16 @@ async function main(): Promise<void> {
   symlinkSync(join(REPO_ROOT, "node_modules"), join(worktree, "node_modules"));
   const versions: Version[] = [
     { label: `base ${baseCommit}`, dir: worktree },
-    { label: "this tree", dir: REPO_ROOT },
+    {
+      label:
+        Object.keys(THIS_ENV).length > 0
+          ? `this tree (${Object.entries(THIS_ENV)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(" ")})`
+          : "this tree",
+      dir: REPO_ROOT,
+      env: THIS_ENV,
+    },
   ];
   const rows: string[] = [];
   const ratios = new Map<string, number[]>();
