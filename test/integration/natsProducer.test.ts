@@ -11,10 +11,12 @@ import { MAX_JSON_DEPTH } from "../../src/match/jsonDepth.ts";
 import { idOf } from "../helpers/eventIds.ts";
 import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
-import { getJson, uniqueMatch } from "./touchlineApi.ts";
+import { getJson, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
 setDefaultTimeout(30_000);
 
+/** A lone node stops its tail's consumer after a second of its own stores only (OWN_STORES_QUIET_MS), checked each tick. */
+const TAIL_STOPS_WITHIN_MS = 10_000;
 /** Far past any recursion limit of msgpackr or JSON.stringify (it crashed a node before the check). */
 const HOSTILE_DEPTH = 5_000;
 
@@ -72,4 +74,33 @@ test("events published straight to JetStream stream with the ack's seq as id; in
   expect(state.json.state).toEqual({ homeScore: 1 });
   expect(state.json.id).toBe(idOfAck(last));
   expect((await fetch(`${node.url}/readyz`)).status).toBe(200);
+});
+
+test("a lone node that stopped reading its own stores back still delivers a producer's straight-to-NATS events, in log order with its own", async () => {
+  const jsm = await jetstreamManager(nc);
+  const consumersOnEvents = async () => (await jsm.streams.info("touchline_events")).state.consumer_count;
+  const match = uniqueMatch("alone");
+  const conn = await openSse(`${node.url}/matches/${match}/events`);
+  streams.push(conn);
+  await conn.untilEvents(1);
+  // Only the node's own HTTP publishes for a while: its tail stops its consumer (src/bus/streamTail.ts).
+  const deadline = Date.now() + TAIL_STOPS_WITHIN_MS;
+  while ((await consumersOnEvents()) !== 0) {
+    if (Date.now() > deadline) throw new Error("the lone node's tail kept its consumer");
+    await publishOk(node.url, match, { type: "tick", data: null });
+    await Bun.sleep(200);
+  }
+  const js = jetstream(nc);
+  const tag = logTag(new Date((await jsm.streams.info("touchline_events")).created));
+  // A producer's event with none of the node's after it (found by the tail's check), then one between two of the node's (a hole).
+  const straight1 = await js.publish(`touchline.events.${match}`, JSON.stringify({ type: "goal", data: { n: 1 } }));
+  await conn.until(() => conn.events.some((e) => e.lastEventId === idOf(straight1.seq, tag)), 5_000, "the straight event after a quiet spell");
+  const own1 = await publishOk(node.url, match, { type: "goal", data: { n: 2 } });
+  const straight2 = await js.publish(`touchline.events.${match}`, JSON.stringify({ type: "goal", data: { n: 3 } }));
+  const own2 = await publishOk(node.url, match, { type: "goal", data: { n: 4 } });
+  await conn.until(() => conn.events.some((e) => e.lastEventId === own2), 5_000, "the node's last event");
+  expect(conn.matchEvents.map((e) => e.lastEventId).slice(-4)).toEqual([idOf(straight1.seq, tag), own1, idOf(straight2.seq, tag), own2]);
+  const seqs = conn.matchEvents.map((e) => Number(e.lastEventId.split("@")[0]));
+  expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+  expect(new Set(conn.matchEvents.map((e) => e.lastEventId)).size).toBe(conn.matchEvents.length);
 });
