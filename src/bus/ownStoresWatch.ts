@@ -22,11 +22,6 @@ export class OwnStoresWatch {
     this.positionBefore = position;
   }
 
-  /** The highest sequence acknowledged to this node so far. */
-  get latestAck(): number {
-    return this.lastAck;
-  }
-
   /**
    * A store of this node was acknowledged. A duplicate names the sequence of the message it duplicates,
    * stored earlier by someone: past the latest acknowledgement, that someone was not this node.

@@ -10,8 +10,8 @@
  * after `position` reaches the listeners registered at that moment, exactly once.
  *
  * A node alone in its ring mostly reads back what it stored itself, and having JetStream deliver each
- * of those back costs about as much again as storing it (the nats-server's CPU per isolated publish
- * about 2x, the node's 1.5x: bench/README.md). So while the node is alone and its stores are the only
+ * of those back is a large part of a publish's cost (with it, the nats-server spent about 1.5x the CPU
+ * per saturated publish and the node 1.25x: bench/README.md, "What the stream tail costs"). So while the node is alone and its stores are the only
  * ones (ownStoresWatch.ts), the tail stops its consumer and hands on each of its own stores from the
  * acknowledgement, which carries its sequence: one that follows the last sequence handed on is the next
  * message of the stream. Anything else (a hole before an acknowledged sequence; a message stored after
