@@ -13,7 +13,7 @@ import { DirectGets } from "../../src/bus/directGets.ts";
 import { JetStreamPublisher } from "../../src/bus/jetStreamPublisher.ts";
 import { READER_API_TIMEOUT_MS, type StoredMessage } from "../../src/bus/orderedReader.ts";
 import { OWN_STORES_CHECK_MS, OWN_STORES_QUIET_MS, StreamTail } from "../../src/bus/streamTail.ts";
-import { startNats, type NatsFixture } from "../helpers/cluster.ts";
+import { startNats, waitFor, type NatsFixture } from "../helpers/cluster.ts";
 
 setDefaultTimeout(30_000);
 
@@ -101,14 +101,6 @@ async function consumersOnServer(): Promise<number> {
   return (await jsm.streams.info(STREAM)).state.consumer_count;
 }
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
-
 /** Every message of the stream after `after`, in stream order, as the tail should have handed them on. */
 async function storedAfter(after: number): Promise<{ seq: number; subject: string; text: string }[]> {
   const last = (await jsm.streams.info(STREAM)).state.last_seq;
@@ -125,7 +117,7 @@ test("alone with only its own stores: the consumer goes, and its stores are stil
   const from = tail.position;
   await storeOwn(tail, "a", "first");
   expect(tail.fedByAcks).toBe(false);
-  await until(() => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements");
+  await waitFor(async () => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements");
   expect(await consumersOnServer()).toBe(0);
   const seqs = await Promise.all(Array.from({ length: 50 }, (_, i) => storeOwn(tail, `m${i % 5}`, `own ${i}`)));
   expect(tail.fedByAcks).toBe(true);
@@ -137,32 +129,32 @@ test("alone with only its own stores: the consumer goes, and its stores are stil
 test("a store of another writer while this node stores nothing is handed on, by a consumer brought back", async () => {
   const { tail, seen } = await startTail();
   const from = tail.position;
-  await until(() => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements");
+  await waitFor(async () => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements");
   const foreign = await storeOther("b", "from elsewhere");
-  await until(() => tail.position >= foreign, 2_000, "the other writer's store to be handed on");
+  await waitFor(async () => tail.position >= foreign, 2_000, "the other writer's store to be handed on");
   expect(tail.fedByAcks).toBe(false);
   await storeOwn(tail, "b", "mine after it");
-  await until(() => seen.length === 2, 2_000, "this node's store after it");
+  await waitFor(async () => seen.length === 2, 2_000, "this node's store after it");
   expect(seen).toEqual(await storedAfter(from));
 });
 
 test("another writer's store between this node's: the hole brings the consumer back, and all come in stream order, once", async () => {
   const { tail, seen } = await startTail();
   const from = tail.position;
-  await until(() => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements");
+  await waitFor(async () => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements");
   await storeOwn(tail, "c", "mine 1");
   await storeOther("c", "theirs");
   const last = await storeOwn(tail, "c", "mine 2");
   expect(tail.fedByAcks).toBe(false);
-  await until(() => tail.position >= last, 2_000, "every store to be handed on");
+  await waitFor(async () => tail.position >= last, 2_000, "every store to be handed on");
   // Both writers at once, many stores each: still the stream's order, each once.
   const mine = Array.from({ length: 100 }, (_, i) => storeOwn(tail, `d${i % 7}`, `mine ${i}`));
   const theirs = Array.from({ length: 100 }, (_, i) => storeOther(`d${i % 7}`, `theirs ${i}`));
   const all = [...(await Promise.all(mine)), ...(await Promise.all(theirs))];
-  await until(() => tail.position >= Math.max(...all), 5_000, "every store to be handed on");
+  await waitFor(async () => tail.position >= Math.max(...all), 5_000, "every store to be handed on");
   expect(seen).toEqual(await storedAfter(from));
   // Quiet again: back to acknowledgements, and still exact.
-  await until(() => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements again");
+  await waitFor(async () => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements again");
   await storeOwn(tail, "c", "mine 3");
   expect(seen).toEqual(await storedAfter(from));
 });
@@ -174,19 +166,19 @@ test("a second member in the ring brings the consumer back; never fed by acknowl
   await Bun.sleep(QUIET_WAIT_MS);
   expect(tail.fedByAcks).toBe(false);
   alone.value = true;
-  await until(() => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements");
+  await waitFor(async () => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements");
   alone.value = false;
-  await until(() => !tail.fedByAcks, 1_000, "the consumer to come back");
-  await until(async () => (await consumersOnServer()) === 1, 2_000, "the consumer on the server");
+  await waitFor(async () => !tail.fedByAcks, 1_000, "the consumer to come back");
+  await waitFor(async () => (await consumersOnServer()) === 1, 2_000, "the consumer on the server");
   const last = await storeOwn(tail, "e", "two");
-  await until(() => tail.position >= last, 2_000, "the store to be handed on");
+  await waitFor(async () => tail.position >= last, 2_000, "the store to be handed on");
   expect(seen).toEqual(await storedAfter(from));
 });
 
 test("a duplicate (the same msgID again) is not handed on again", async () => {
   const { tail, seen } = await startTail();
   const from = tail.position;
-  await until(() => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements");
+  await waitFor(async () => tail.fedByAcks, QUIET_WAIT_MS * 2, "the tail to hand on from acknowledgements");
   const first = await storeOwn(tail, "f", "once", "key-1");
   const again = await storeOwn(tail, "f", "once", "key-1");
   expect(again).toBe(first);
