@@ -1,13 +1,16 @@
 /**
  * Batch publishing (`POST /events`): validation before anything is stored, order per match within and
  * across batches, dedupe by key inside a batch and across batches, auth per item, limits counting
- * every item. Real node, real nats-server; every stored event is read back through a stream.
+ * every item, and a batch whose storing stops part-way. Real node, real nats-server; every stored
+ * event is read back through the node.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { hsToken, SECRET } from "../security/securityFixtures.ts";
 import { readJson, uniqueMatch } from "./touchlineApi.ts";
 import { publishBatch, TouchlineHttpError } from "../../src/client/index.ts";
+import { connect } from "@nats-io/transport-node";
+import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 
 setDefaultTimeout(60_000);
 
@@ -38,7 +41,7 @@ function postBatch(base: string, items: unknown, headers: Record<string, string>
     method: "POST",
     headers: { "Content-Type": "application/json", ...headers },
     body: typeof items === "string" ? items : JSON.stringify(items),
-  }).then((r) => readJson<{ results?: { id: string; duplicate?: boolean }[]; error?: string; message?: string; index?: number }>(r));
+  }).then((r) => readJson<{ results?: { id: string; duplicate?: boolean }[]; error?: string; message?: string; index?: number; stored?: number }>(r));
 }
 
 /** Every event stored for the match, read back from its start through a poll. */
@@ -218,4 +221,47 @@ test("the typed client's publishBatch answers the ids in order and throws the no
   expect(err).toBeInstanceOf(TouchlineHttpError);
   expect((err as TouchlineHttpError).status).toBe(400);
   expect((err as TouchlineHttpError).code).toBe("invalid_event");
+});
+
+test("a batch that JetStream stops storing part-way answers 503 with the ids stored so far; a retry with the same keys stores the rest, once and in order", async () => {
+  const match = uniqueMatch("partial");
+  const items = Array.from({ length: 8 }, (_, n) => ({ match, type: "goal", data: { n }, key: `partial-${n}` }));
+  const ROOM = 3;
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const stream = "touchline_events";
+    const before = await jsm.streams.info(stream);
+    // The event stream takes ROOM more messages and refuses the rest: JetStream stores the batch's first
+    // ROOM items and answers the others with an error.
+    await jsm.streams.update(stream, { ...before.config, max_msgs: before.state.messages + ROOM, discard: DiscardPolicy.New });
+    let partial: Awaited<ReturnType<typeof postBatch>>;
+    try {
+      partial = await postBatch(open.url, items);
+    } finally {
+      await jsm.streams.update(stream, before.config);
+    }
+    expect(partial.status).toBe(503);
+    expect(partial.json.error).toBe("publish_outcome_unknown");
+    expect(partial.json.stored).toBe(ROOM);
+    const storedIds = partial.json.results!.map((r) => r.id);
+    expect(storedIds).toHaveLength(ROOM);
+    expect(storedIds.map(seqOf)).toEqual([...storedIds.map(seqOf)].sort((a, b) => a - b));
+
+    // What was answered stored is stored; the rest is not.
+    expect(await storedEvents(open.url, match, ROOM)).toEqual(storedIds.map((id, n) => ({ id, n })));
+
+    // The producer retries the whole batch with its keys: the stored items answer as duplicates with
+    // their ids, the rest are stored after them.
+    const retried = await postBatch(open.url, items);
+    expect(retried.status).toBe(201);
+    const results = retried.json.results!;
+    expect(results.slice(0, ROOM)).toEqual(storedIds.map((id) => ({ id, duplicate: true })));
+    expect(results.slice(ROOM).every((r) => r.duplicate === undefined)).toBe(true);
+    const events = await storedEvents(open.url, match, items.length);
+    expect(events.map((e) => e.n)).toEqual(items.map((_, n) => n));
+    expect(events.map((e) => e.id)).toEqual([...storedIds, ...results.slice(ROOM).map((r) => r.id)]);
+  } finally {
+    await nc.close();
+  }
 });
