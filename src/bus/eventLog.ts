@@ -308,7 +308,7 @@ export class EventLog implements MatchLog {
 
   /** A tail message as an event with its trace (headers are parsed only when tracing is on); shared by every follower. */
   readonly decodeTail = (m: StoredMessage): { event: LoggedEvent; trace: Context | undefined } | undefined => {
-    const event = this.decode(this.names.matchOfSubject(m.subject), m.seq, m.data, m.timestampNanos / 1e6);
+    const event = this.decode(this.names.matchOfSubject(m.subject), m.seq, m.text ?? m.data, m.timestampNanos / 1e6);
     return event && { event, trace: this.tracing.enabled ? traceContextOf(m.headers) : undefined };
   };
 
@@ -413,10 +413,10 @@ export class EventLog implements MatchLog {
    * that is not a valid event is reported once and skipped identically by every reader, so it never
    * corrupts a stream (it simply has no id a subscriber ever sees).
    */
-  decode(match: string, seq: number, bytes: Uint8Array, storedMs: number): LoggedEvent | undefined {
+  decode(match: string, seq: number, payload: Uint8Array | string, storedMs: number): LoggedEvent | undefined {
     let body: unknown;
     try {
-      body = JSON.parse(utf8.decode(bytes));
+      body = JSON.parse(typeof payload === "string" ? payload : utf8.decode(payload));
     } catch {
       this.onBadMessage(seq, "payload is not JSON");
       return undefined;
@@ -442,7 +442,7 @@ export class EventLog implements MatchLog {
       type: b.type,
       data: (b.data ?? null) as Json,
       ts: typeof b.ts === "number" && Number.isFinite(b.ts) ? b.ts : Math.round(storedMs),
-      bytes: bytes.byteLength,
+      bytes: typeof payload === "string" ? Buffer.byteLength(payload) : payload.byteLength,
     };
     if (typeof state === "object" && state !== null && !Array.isArray(state)) event.state = state as Json;
     if (b.private === true) event.private = true;

@@ -62,6 +62,8 @@ export interface StoredMessage {
   /** Its stream sequence. */
   readonly seq: number;
   readonly data: Uint8Array;
+  /** The payload as text, when the reader has it so (this node's own stores): spares encoding it and decoding it back. */
+  readonly text?: string;
   readonly headers: MsgHdrs | undefined;
   /** When the stream stored it, in nanoseconds since the epoch. */
   readonly timestampNanos: number;

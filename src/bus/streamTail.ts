@@ -61,7 +61,7 @@ class OwnStoredMessage implements StoredMessage {
   constructor(
     readonly subject: string,
     readonly seq: number,
-    private readonly text: string,
+    readonly text: string,
     readonly headers: MsgHdrs | undefined,
   ) {}
 

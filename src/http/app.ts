@@ -18,7 +18,7 @@ import { type BatchResult, validateBatch } from "./batchPublish.ts";
 import { formatEventId, validatePublishInput } from "../match/event.ts";
 import { refusableAsStream, refusalWaitMs, refusedStream } from "./refusal.ts";
 import { readJsonBody } from "./body.ts";
-import { HttpError, errorResponse, json, notReady } from "./errors.ts";
+import { HttpError, errorResponse, isCompleteAnswer, json, notReady, shortJson } from "./errors.ts";
 import { openMatchStream, openMultiplexedStream, poll, validMatch } from "./streams.ts";
 import { NodeLimits } from "../limits/nodeLimits.ts";
 import { limitOf } from "../limits/limitError.ts";
@@ -124,7 +124,7 @@ export function createApp(deps: AppDeps) {
       if (limit) metrics.limited[limit].inc();
       const url = new URL(request.url);
       logger.info("request refused", { method: request.method, path: url.pathname, status: err.status, error: err.code });
-      // Errors Elysia answers itself skip mapResponse: the CORS headers go on here (decorate is idempotent).
+      // Errors Elysia answers itself (no route, a bad parse) reach no guard: the CORS headers go on here (decorate is idempotent).
       return cors.decorate(request, errorResponse(err));
     }
     // A client that hangs up mid-body is not a fault of ours (and must not be a way to flood the error log).
@@ -136,13 +136,27 @@ export function createApp(deps: AppDeps) {
     return cors.decorate(request, errorResponse(new HttpError(500, "internal_error", "internal error; the request was not applied")));
   };
 
+  /**
+   * Every answer a route gives leaves through here: compressed when it should be (never a stream:
+   * compression.ts), with its CORS headers. In the routes' own wrappers rather than an Elysia
+   * `mapResponse` hook, which made every request's handler asynchronous and put a hook call and a
+   * promise on every publish (bench/README.md, "Where the time goes").
+   */
+  const finish = (request: Request, response: Response): Response | Promise<Response> => {
+    if (isStreamResponse(response) || isCompleteAnswer(response)) return cors.decorate(request, response);
+    const answer = compressAnswer(request, response);
+    return answer instanceof Promise ? answer.then((compressed) => cors.decorate(request, compressed)) : cors.decorate(request, answer);
+  };
+
   const guard =
     <C extends { request: Request }>(fn: (ctx: C) => Response | Promise<Response>) =>
     async (ctx: C): Promise<Response> => {
       try {
-        return await fn(ctx);
+        // Awaited only when compressing: most answers leave in this turn.
+        const answer = finish(ctx.request, await fn(ctx));
+        return answer instanceof Promise ? await answer : answer;
       } catch (err) {
-        return fail(err, ctx.request);
+        return finish(ctx.request, fail(err, ctx.request));
       }
     };
 
@@ -151,9 +165,9 @@ export function createApp(deps: AppDeps) {
     <C extends { request: Request }>(fn: (ctx: C) => Response | Promise<Response>) =>
     async (ctx: C): Promise<Response> => {
       try {
-        return await fn(ctx);
+        return await finish(ctx.request, await fn(ctx));
       } catch (err) {
-        if (!(err instanceof HttpError) || !refusableAsStream(err)) return fail(err, ctx.request);
+        if (!(err instanceof HttpError) || !refusableAsStream(err)) return finish(ctx.request, fail(err, ctx.request));
         fail(err, ctx.request); // counted and logged like any refusal
         return cors.decorate(ctx.request, refusedStream(err, refusalWaitMs(err, node.config.retryMs)));
       }
@@ -198,7 +212,7 @@ export function createApp(deps: AppDeps) {
         // A retry of the final event itself (same key) is a duplicate, not a publish after the end.
         const finalSeq = node.finalEventOf(match, input.value.key);
         if (finalSeq === undefined) throw matchEnded(match);
-        return json({ id: formatEventId(finalSeq, node.logTag), duplicate: true }, 200);
+        return shortJson({ id: formatEventId(finalSeq, node.logTag), duplicate: true }, 200);
       }
       let result: AppendResult;
       try {
@@ -210,7 +224,7 @@ export function createApp(deps: AppDeps) {
         throw publishOutcomeUnknown(input.value.key !== undefined);
       }
       const id = formatEventId(result.seq, node.logTag);
-      return result.duplicate ? json({ id, duplicate: true }, 200) : json({ id }, 201);
+      return result.duplicate ? shortJson({ id, duplicate: true }, 200) : shortJson({ id }, 201);
     }),
   );
   const batchPublishRoute = tracedRoute(
@@ -297,51 +311,57 @@ export function createApp(deps: AppDeps) {
     return json({ match, owner, lease: node.leaseOf(match) ?? null });
   });
   const webFileRoute = guard(({ params }: { request: Request; params: { file: string } }) => serveWeb(params.file));
+  const pageRoute = guard((_: { request: Request }) => serveWeb("index.html"));
+  const healthRoute = guard((_: { request: Request }) => json({ ok: true, node: node.id }));
+  // Not ready while not connected, draining, or near MAX_CONNECTIONS (a balancer then sends new
+  // clients elsewhere before this node has to refuse them).
+  const readyRoute = guard((_: { request: Request }) => {
+    const saturated = registry.saturated;
+    return node.ready && !saturated
+      ? json({ ready: true, node: node.id })
+      : json({ ready: false, node: node.id, draining: node.isDraining, saturated }, 503, { "Retry-After": "1" });
+  });
+  const metricsRoute = guard((_: { request: Request }) => {
+    node.refreshGauges();
+    limits.refreshGauges();
+    return new Response(deps.metricsRegistry.render(), { headers: { "Content-Type": PROMETHEUS_CONTENT_TYPE } });
+  });
+  const openApiRoute = guard((_: { request: Request }) => openApiResponse());
 
   let allowedOn: (path: string) => string[] | undefined = () => undefined;
+  // The server, taken once when it starts: a route that names Elysia's `server` has it defined on
+  // every request's context (a property with a getter each time), and only the address lookups need it.
+  const listening: { server: Server<unknown> | null } = { server: null };
   const app = new Elysia()
-    // Preflights are answered before routing; every other answer is compressed when it should be
-    // (never a stream: compression.ts) and gets its CORS headers on the way out. One hook: Elysia runs
-    // later mapResponse hooks only while earlier ones return nothing.
-    .onRequest(({ request }) => cors.preflight(request))
-    .mapResponse(async ({ request, response }) => {
-      if (!(response instanceof Response)) return undefined;
-      // A stream's answer is never compressed: its headers are left alone (see isStreamResponse).
-      return cors.decorate(request, isStreamResponse(response) ? response : await compressAnswer(request, response));
-    })
-    // Before routing, so an oversized head is refused whatever its path.
+    // Before routing, in one hook (each hook is a call per request): preflights are answered; an
+    // oversized head is refused whatever its path; HEAD of a stream URL never opens a stream (see
+    // streamHead.ts). Every other answer leaves through a route's guard (finish).
     .onRequest(({ request }) => {
+      const preflight = cors.preflight(request);
+      if (preflight) return preflight;
       const tooLarge = limits.checkHeaders(request, isStreamRequest(request));
       if (tooLarge) return fail(tooLarge, request);
+      const head = headOfStream(request);
+      if (head) return cors.decorate(request, head);
+    })
+    .onStart((started) => {
+      listening.server = started.server;
     })
     .onStop(() => limits.stop())
-    // HEAD of a stream URL never opens a stream (see streamHead.ts).
-    .onRequest(({ request }) => headOfStream(request))
-    .post("/matches/:match/events", ({ request, params, server }) => publishRoute({ request, params, server }), { parse: "none" })
-    .get("/matches/:match/events", ({ request, params, server }) => matchStreamRoute({ request, params, server }))
-    .get("/events", ({ request, server }) => multiplexedStreamRoute({ request, server }))
-    .post("/events", ({ request, server }) => batchPublishRoute({ request, params: {}, server }), { parse: "none" })
-    .get("/matches/:match/poll", ({ request, params, server }) => pollRoute({ request, params, server }))
+    .post("/matches/:match/events", ({ request, params }) => publishRoute({ request, params, server: listening.server }), { parse: "none" })
+    .get("/matches/:match/events", ({ request, params }) => matchStreamRoute({ request, params, server: listening.server }))
+    .get("/events", ({ request }) => multiplexedStreamRoute({ request, server: listening.server }))
+    .post("/events", ({ request }) => batchPublishRoute({ request, params: {}, server: listening.server }), { parse: "none" })
+    .get("/matches/:match/poll", ({ request, params }) => pollRoute({ request, params, server: listening.server }))
     .get("/matches/:match", ({ request, params }) => matchStateRoute({ request, params }))
     .get("/matches", ({ request }) => matchListRoute({ request }))
     .get("/cluster", ({ request }) => clusterRoute({ request }))
     .get("/cluster/owner/:match", ({ request, params }) => ownerRoute({ request, params }))
-    .get("/healthz", () => json({ ok: true, node: node.id }))
-    // Not ready while not connected, draining, or near MAX_CONNECTIONS (a balancer then sends new
-    // clients elsewhere before this node has to refuse them).
-    .get("/readyz", () => {
-      const saturated = registry.saturated;
-      return node.ready && !saturated
-        ? json({ ready: true, node: node.id })
-        : json({ ready: false, node: node.id, draining: node.isDraining, saturated }, 503, { "Retry-After": "1" });
-    })
-    .get("/metrics", () => {
-      node.refreshGauges();
-      limits.refreshGauges();
-      return new Response(deps.metricsRegistry.render(), { headers: { "Content-Type": PROMETHEUS_CONTENT_TYPE } });
-    })
-    .get(OPENAPI_PATH, () => openApiResponse())
-    .get("/", () => serveWeb("index.html"))
+    .get("/healthz", ({ request }) => healthRoute({ request }))
+    .get("/readyz", ({ request }) => readyRoute({ request }))
+    .get("/metrics", ({ request }) => metricsRoute({ request }))
+    .get(OPENAPI_PATH, ({ request }) => openApiRoute({ request }))
+    .get("/", ({ request }) => pageRoute({ request }))
     .get("/web/:file", ({ request, params }) => webFileRoute({ request, params }))
     .onError(({ code, request, error }) => {
       const path = new URL(request.url).pathname;

@@ -195,6 +195,14 @@ describe("requestHeadBytes", () => {
     const big = requestHeadBytes("GET", "http://h/", new Headers({ cookie: "a".repeat(10_001) }));
     expect(big - small).toBe(10_000);
   });
+
+  test("repeated Set-Cookie lines count one line each", () => {
+    const headers = new Headers();
+    headers.append("set-cookie", "a=1");
+    headers.append("set-cookie", "b=22");
+    // "GET / HTTP/1.1\r\n" (16) + "set-cookie: a=1\r\n" (17) + "set-cookie: b=22\r\n" (18) + "\r\n" (2)
+    expect(requestHeadBytes("GET", "http://h/", headers)).toBe(53);
+  });
 });
 
 describe("NodeLimits.admitPublish", () => {

@@ -22,6 +22,13 @@ function requestTarget(url: string): string {
 
 export function requestHeadBytes(method: string, url: string, headers: Headers): number {
   let total = method.length + requestTarget(url).length + REQUEST_LINE_OVERHEAD;
-  for (const [name, value] of headers) total += name.length + value.length + HEADER_LINE_OVERHEAD;
+  // Bun's toJSON gives every header in one native call; the entries iterator makes a pair per header,
+  // and this runs for every request. Set-Cookie alone comes as a list, one line each.
+  const all = headers.toJSON() as Record<string, string | string[]>;
+  for (const name in all) {
+    const value = all[name]!;
+    if (typeof value === "string") total += name.length + value.length + HEADER_LINE_OVERHEAD;
+    else for (const v of value) total += name.length + v.length + HEADER_LINE_OVERHEAD;
+  }
   return total;
 }
