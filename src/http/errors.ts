@@ -20,8 +20,12 @@ export function json(body: unknown, status = 200, headers: Record<string, string
   });
 }
 
-/** Headers of every short answer: final as they are (Bun adds the length of a text body itself). */
-const SHORT_JSON_HEADERS = { "Content-Type": "application/json; charset=utf-8", Vary: "Accept-Encoding" } as const;
+/**
+ * Headers of every short answer: final as they are (Bun adds the length of a text body itself). One
+ * Headers object, which each Response copies (a plain object is converted into one every time); an
+ * answer's own headers (CORS) are set on its copy.
+ */
+const SHORT_JSON_HEADERS = new Headers({ "Content-Type": "application/json; charset=utf-8", Vary: "Accept-Encoding" });
 /** Answers built complete by shortJson: the way out (app.ts, `finish`) has nothing to add but CORS. */
 const completeAnswers = new WeakSet<Response>();
 
