@@ -5,7 +5,7 @@
  * event is read back through the node.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { startNats, startNode, waitFor, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
 import { hsToken, SECRET } from "../security/securityFixtures.ts";
 import { readJson, uniqueMatch } from "./touchlineApi.ts";
 import { publishBatch, TouchlineHttpError } from "../../src/client/index.ts";
@@ -16,6 +16,8 @@ setDefaultTimeout(60_000);
 
 const ID = /^(\d+)@[0-9a-z]+$/;
 const seqOf = (id: string): number => Number(ID.exec(id)?.[1] ?? Number.NaN);
+/** How long a stored event may take to show in a poll (the owner reading it off the log). */
+const STORED_WITHIN_MS = 10_000;
 
 let nats: NatsFixture;
 let open: NodeFixture;
@@ -44,9 +46,15 @@ function postBatch(base: string, items: unknown, headers: Record<string, string>
   }).then((r) => readJson<{ results?: { id: string; duplicate?: boolean }[]; error?: string; message?: string; index?: number; stored?: number }>(r));
 }
 
-/** Every event stored for the match, read back from its start through a poll. */
+/**
+ * Every event stored for the match, read back from its start through a poll, once `count` are there: a
+ * poll answers what the match's owner has read off the log so far, which may trail an acknowledgement
+ * by a moment (the owner can be another node). Then exactly `count` must be there.
+ */
 async function storedEvents(base: string, match: string, count: number): Promise<{ id: string; n: unknown }[]> {
-  const r = await readJson<{ events: { id: string; data: { n: unknown } }[] }>(await fetch(`${base}/matches/${match}/poll?after=0&wait=0`));
+  const read = async () => readJson<{ events: { id: string; data: { n: unknown } }[] }>(await fetch(`${base}/matches/${match}/poll?after=0&wait=0`));
+  await waitFor(async () => (await read()).json.events.length >= count, STORED_WITHIN_MS, `${count} events of ${match}`).catch(() => {});
+  const r = await read();
   expect(r.status).toBe(200);
   expect(r.json.events).toHaveLength(count);
   return r.json.events.map((e) => ({ id: e.id, n: e.data.n }));
