@@ -102,8 +102,8 @@ function encodeStatic(body: Uint8Array, coding: ContentCoding): Uint8Array<Array
  * of at least COMPRESS_MIN_BYTES and the client accepts br or gzip; otherwise unchanged (but for the
  * Vary header). Never touches an event stream, an answer already encoded, or one without a body.
  *
- * Synchronous unless there is a body to read and encode: every publish's short answer passes here,
- * and a promise per answer was a measurable part of a publish's cost.
+ * Synchronous unless there is a body to read and encode: most answers are short and leave in the turn
+ * that made them, without a promise each (a publish's `{"id"}` does not come here at all: shortJson).
  */
 export function compressAnswer(request: Request, response: Response): Response | Promise<Response> {
   if (response.status < 200 || response.status === 204 || response.status === 206 || response.status === 304) return response;

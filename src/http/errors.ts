@@ -9,8 +9,9 @@ export function errorResponse(err: HttpError): Response {
 
 /**
  * A JSON answer. Its Content-Length is set here, where the text is at hand: compression (compression.ts)
- * then sees at once that a short answer (a publish's `{"id"}`) is not worth encoding, instead of
- * reading the body back to measure it (json() and compression: 1.9 against 4.6 µs per answer).
+ * then sees at once that a short answer (an error, `/healthz`) is not worth encoding, instead of
+ * reading the body back to measure it (json() and compression: 1.9 against 4.6 µs per answer). A
+ * publish's `{"id"}` is a shortJson, below, which skips that look altogether.
  */
 export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   const text = JSON.stringify(body);
