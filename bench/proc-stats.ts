@@ -39,6 +39,14 @@ export function residentBytes(pids: number[]): number {
   return total;
 }
 
+/** CPU time one thread of a process has used so far, µs (the main thread: `tid` = `pid`). */
+export function threadCpuMicros(pid: number, tid = pid): { user: number; system: number } {
+  const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const micros = (field: number): number => (Number(fields[field]) * MICROS_PER_SECOND) / CLOCK_TICKS_PER_SECOND;
+  return { user: micros(STAT_UTIME), system: micros(STAT_STIME) };
+}
+
 /** User + system CPU time the processes have used so far (all their threads), µs. */
 export function cpuMicros(pids: number[]): number {
   let ticks = 0;
