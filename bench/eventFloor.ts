@@ -24,6 +24,7 @@ import { KeepAliveConnection } from "./loadgen/keepalive-client.ts";
 import { NatsServer } from "./peers/nats-server.ts";
 import { BUN, ServerProcess, freePort, httpAnswers } from "./peers/server-process.ts";
 import { cpuMicros, threadCpuMicros } from "./proc-stats.ts";
+import { sendPaced } from "./publisher.ts";
 import { numberArg } from "./scriptArgs.ts";
 import { encodeTickData } from "./tick.ts";
 
@@ -37,11 +38,10 @@ const PUBLISHER_CPUS = "1";
 const TURN_MS = 1000;
 /** Unmeasured load on each before the first round: the code warms. */
 const WARM_MS = 3000;
-const PACING_TICK_MS = 1;
 const READY_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 5_000;
 const RAW_STREAM = "floor";
-/** Touchline's defaults (config.ts RETENTION, eventLog.ts's duplicate window), in ns as JetStream takes them. */
+/** Touchline's defaults (settings.ts RETENTION, eventLog.ts's duplicate window), in ns as JetStream takes them. */
 const RAW_RETENTION_NS = 24 * 3600 * 1e9;
 const RAW_DUPLICATE_WINDOW_NS = 120 * 1e9;
 
@@ -70,20 +70,9 @@ function httpLoad(connection: KeepAliveConnection, path: (i: number) => string, 
   };
 }
 
-/** Sends for `ms` at RATE a second, one at a time; returns how many were acknowledged. */
-async function paced(load: Load, ms: number, first: number): Promise<number> {
-  const started = performance.now();
-  let sent = 0;
-  while (performance.now() - started < ms) {
-    const due = Math.floor(((performance.now() - started) / 1000) * RATE) + 1;
-    if (sent >= due) {
-      await Bun.sleep(PACING_TICK_MS);
-      continue;
-    }
-    await load.send(first + sent);
-    sent++;
-  }
-  return sent;
+/** Sends for `ms` at RATE a second, paced as the many-channels scenario is; returns how many were acknowledged. */
+function paced(load: Load, ms: number, first: number): Promise<number> {
+  return sendPaced({ ratePerSecond: RATE, maxEvents: Number.POSITIVE_INFINITY, maxMs: ms }, (i) => load.send(first + i));
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

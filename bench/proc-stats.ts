@@ -15,9 +15,10 @@ const STAT_STIME = 12;
 /** Field 1 of /proc/<pid>/statm is the resident set, in pages. */
 const STATM_RESIDENT = 1;
 
-function statFields(pid: number): string[] | null {
+/** The fields of a process's /proc stat, or of one of its threads' (`tid`); null once it is gone. */
+function statFields(pid: number, tid?: number): string[] | null {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const text = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, "utf8");
     // The command name may hold spaces and parentheses: the fields start after its last ')'.
     return text.slice(text.lastIndexOf(")") + 2).split(" ");
   } catch {
@@ -41,8 +42,8 @@ export function residentBytes(pids: number[]): number {
 
 /** CPU time one thread of a process has used so far, µs (the main thread: `tid` = `pid`). */
 export function threadCpuMicros(pid: number, tid = pid): { user: number; system: number } {
-  const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const fields = statFields(pid, tid);
+  if (fields === null) throw new Error(`thread ${tid} of process ${pid} is gone`);
   const micros = (field: number): number => (Number(fields[field]) * MICROS_PER_SECOND) / CLOCK_TICKS_PER_SECOND;
   return { user: micros(STAT_UTIME), system: micros(STAT_STIME) };
 }

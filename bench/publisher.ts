@@ -31,9 +31,8 @@ export class SequenceBook {
   }
 }
 
-export interface PacedPlan {
-  /** Events go to these channels in turn. */
-  channels: string[];
+/** How long and how fast a paced load sends. */
+export interface Pace {
   ratePerSecond: number;
   /** Stop after this many events... */
   maxEvents: number;
@@ -43,21 +42,31 @@ export interface PacedPlan {
   stop?: () => boolean;
 }
 
+export interface PacedPlan extends Pace {
+  /** Events go to these channels in turn. */
+  channels: string[];
+}
+
 const PACING_TICK_MS = 5;
 
 /** Publishes at a steady rate (catching up if a publish was slow); returns how many went out. */
-export async function publishPaced(peer: Peer, book: SequenceBook, plan: PacedPlan): Promise<number> {
+export function publishPaced(peer: Peer, book: SequenceBook, plan: PacedPlan): Promise<number> {
+  return sendPaced(plan, (i) => book.publishNext(peer, plan.channels[i % plan.channels.length] as string));
+}
+
+/** Sends event 0, 1, ... one at a time at a steady rate (catching up if one was slow); returns how many went out. */
+export async function sendPaced(pace: Pace, send: (i: number) => Promise<unknown>): Promise<number> {
   const started = performance.now();
   let sent = 0;
-  while (sent < plan.maxEvents && !(plan.stop?.() ?? false)) {
+  while (sent < pace.maxEvents && !(pace.stop?.() ?? false)) {
     const elapsed = performance.now() - started;
-    if (elapsed >= plan.maxMs) break;
-    const due = Math.min(plan.maxEvents, Math.floor((elapsed / 1000) * plan.ratePerSecond) + 1);
+    if (elapsed >= pace.maxMs) break;
+    const due = Math.min(pace.maxEvents, Math.floor((elapsed / 1000) * pace.ratePerSecond) + 1);
     if (sent >= due) {
       await Bun.sleep(PACING_TICK_MS);
       continue;
     }
-    await book.publishNext(peer, plan.channels[sent % plan.channels.length] as string);
+    await send(sent);
     sent++;
   }
   return sent;
