@@ -26,7 +26,7 @@ import { BUN, ServerProcess, freePort, httpAnswers } from "./peers/server-proces
 import { cpuMicros, threadCpuMicros } from "./proc-stats.ts";
 import { sendPaced } from "./publisher.ts";
 import { numberArg } from "./scriptArgs.ts";
-import { encodeTickData } from "./tick.ts";
+import { encodeTickPublish } from "./tick.ts";
 
 const RATE = numberArg("rate", 500);
 const MATCHES = numberArg("matches", 500);
@@ -52,13 +52,10 @@ interface Load {
   meter(): Record<string, number>;
 }
 
-/** The many-channels scenario's event (bench/tick.ts: a sequence number and a send time). */
-const body = (i: number): string => `{"type":"tick","data":${encodeTickData(i)}}`;
-
 function httpLoad(connection: KeepAliveConnection, path: (i: number) => string, pid: number, extra: Record<string, () => number> = {}): Load {
   return {
     async send(i) {
-      const answer = await connection.request("POST", path(i), body(i), REQUEST_TIMEOUT_MS, undefined);
+      const answer = await connection.request("POST", path(i), encodeTickPublish(i), REQUEST_TIMEOUT_MS, undefined);
       if (answer.status !== 201) throw new Error(`publish answered ${answer.status} ${answer.body}`);
     },
     meter() {
@@ -121,7 +118,7 @@ async function main(): Promise<void> {
       bare: httpLoad(connections[1]!, (i) => `/pub/floor-${i % MATCHES}`, bare.pid),
       raw: {
         async send(i) {
-          await js.publish(`${RAW_STREAM}.floor-${i % MATCHES}`, body(i));
+          await js.publish(`${RAW_STREAM}.floor-${i % MATCHES}`, encodeTickPublish(i));
         },
         meter() {
           const me = threadCpuMicros(process.pid);

@@ -9,7 +9,7 @@
  */
 import { startNats, startNode, type NodeFixture } from "../test/helpers/cluster.ts";
 import { numberArg } from "./scriptArgs.ts";
-import { encodeTickData } from "./tick.ts";
+import { encodeTickPublish } from "./tick.ts";
 
 const MATCHES = numberArg("matches", 20_000);
 const ROUNDS = numberArg("rounds", 2);
@@ -39,7 +39,7 @@ async function createMatches(node: NodeFixture): Promise<void> {
     while (next < matches.length) {
       const chunk = matches.slice(next, next + BATCH_ITEMS);
       next += chunk.length;
-      const body = `[${chunk.map((m) => `{"match":"${m}","type":"tick","data":${encodeTickData(1)}}`).join(",")}]`;
+      const body = `[${chunk.map((m) => encodeTickPublish(1, m)).join(",")}]`;
       const answer = await fetch(`${node.url}/events`, { method: "POST", body, headers: { "content-type": "application/json" } });
       if (answer.status !== 201) throw new Error(`POST /events answered ${answer.status}: ${(await answer.text()).slice(0, 200)}`);
       await answer.arrayBuffer();

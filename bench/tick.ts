@@ -21,6 +21,18 @@ export function encodeTickData(seq: number): string {
   return `{"seq":${seq}}`;
 }
 
+/** The event type of every bench event published to Touchline. */
+const TICK_TYPE = "tick";
+
+/**
+ * A Touchline publish of one bench event: the body of `POST /matches/{match}/events`, or, given its
+ * match, an item of a `POST /events` batch.
+ */
+export function encodeTickPublish(seq: number, match?: string): string {
+  const target = match === undefined ? "" : `"match":${JSON.stringify(match)},`;
+  return `{${target}"type":"${TICK_TYPE}","data":${encodeTickData(seq)}}`;
+}
+
 /** Reads a delivered envelope; null when it is not a well-formed bench event. */
 export function decodeTick(data: string): Tick | null {
   let parsed: unknown;

@@ -9,7 +9,7 @@
  * to the nodes in turn, so most streams and publishes reach a node that does not own the match.
  */
 import { existsSync } from "node:fs";
-import { encodeTickData } from "../tick.ts";
+import { encodeTickPublish } from "../tick.ts";
 import { NatsServer } from "./nats-server.ts";
 import type { Peer, SubscribeTarget } from "./peer.ts";
 import { BUN, REPO_ROOT, ServerProcess, freePort, httpAnswers, postJson } from "./server-process.ts";
@@ -18,7 +18,6 @@ export const TOUCHLINE_ENTRY = `${REPO_ROOT}src/main.ts`;
 const START_TIMEOUT_MS = 20_000;
 /** Comment heartbeats as in production, yet rare enough not to colour a 20 s scenario. */
 const HEARTBEAT_MS = 15_000;
-const TICK_TYPE = "tick";
 const CLUSTER_PROBE_TIMEOUT_MS = 2_000;
 /**
  * Extra Bun flags for the nodes, for diagnosis only: `TOUCHLINE_BENCH_BUN_FLAGS="--cpu-prof-md
@@ -94,7 +93,7 @@ export class TouchlinePeer implements Peer {
   /** Touchline stamps `ts` itself when JetStream has stored the event. */
   publish(channel: string, seq: number): Promise<void> {
     const node = this.running[this.nextPublishNode++ % this.running.length] as TouchlineNode;
-    return postJson(`http://127.0.0.1:${node.port}/matches/${channel}/events`, `{"type":"${TICK_TYPE}","data":${encodeTickData(seq)}}`);
+    return postJson(`http://127.0.0.1:${node.port}/matches/${channel}/events`, encodeTickPublish(seq));
   }
 
   pids(): number[] {

@@ -20,7 +20,7 @@
 import { KeepAliveConnection } from "../loadgen/keepalive-client.ts";
 import type { TouchlinePeer } from "../peers/touchline-peer.ts";
 import type { ManyMatchesFigures, MatchesPhase } from "../results.ts";
-import { encodeTickData } from "../tick.ts";
+import { encodeTickPublish } from "../tick.ts";
 import { STREAMS_PER_MATCH } from "../bench-config.ts";
 import { DRAIN_TIMEOUT_MS, type ScenarioContext, deliveryFigures, describeDelivery, describeFirstEvent, firstEventFigures, openStreams } from "./context.ts";
 import { cpuMicros, residentBytes } from "../proc-stats.ts";
@@ -226,7 +226,7 @@ async function publishRounds(context: ScenarioContext, peer: TouchlinePeer, matc
           const chunk = matches.slice(next, next + config.manyMatchesBatchItems);
           next += chunk.length;
           const seqs = chunk.map((match) => book.lastOf(match) + 1);
-          const body = `[${chunk.map((match, i) => `{"match":"${match}","type":"tick","data":${encodeTickData(seqs[i] as number)}}`).join(",")}]`;
+          const body = `[${chunk.map((match, i) => encodeTickPublish(seqs[i] as number, match)).join(",")}]`;
           const answer = await connection.request("POST", "/events", body, BATCH_TIMEOUT_MS);
           if (answer.status !== HTTP_CREATED) throw new Error(`POST /events answered ${answer.status}: ${answer.body.slice(0, 200)}`);
           for (const [i, match] of chunk.entries()) book.acknowledged(match, seqs[i] as number);
