@@ -43,6 +43,8 @@ export interface BenchConfig {
   channelsSeconds: number;
   /** The same load first runs this long unmeasured: every peer is measured warm (JIT, caches, buffers). */
   channelsWarmupSeconds: number;
+  /** Touchline and nchan take turns in this many rounds of channelsSeconds / channelsRounds each (alternatingChannels.ts). */
+  channelsRounds: number;
   /**
    * Publishing goes on during the reconnect storm so that resume has something to replay. Kept at
    * the steady rate: 20 ev/s to 10,000 streams (200,000 deliveries/s) outran the one-core
@@ -112,6 +114,8 @@ export function benchConfig(options: {
     channelsRatePerSecond: 500,
     channelsSeconds: options.quick ? 2 : 20,
     channelsWarmupSeconds: options.quick ? 1 : 4,
+    // Rounds of 5 s: a slow spell of this machine lasts seconds to minutes, so both peers meet it in turn.
+    channelsRounds: options.quick ? 1 : 4,
     stormRatePerSecond: 5,
     stormTailMs: options.quick ? 500 : 1_000,
     settleMs: options.quick ? 500 : 3_000,

@@ -4,16 +4,19 @@
  * then the many-channels scenario opens its own; the hold scenario restarts the peer first, so
  * its memory figure starts from a fresh process. The one-node Touchline peer also runs issue 12's
  * scenarios: publish throughput against raw JetStream (before hold), and many matches (last, on a
- * fresh restart of its own, for the same reason as hold).
+ * fresh restart of its own, for the same reason as hold). Many channels' goal is Touchline's CPU per
+ * delivery against nchan's, so when both run, nchan's many channels is measured in Touchline's turn, the
+ * two peers alternating round by round (alternatingChannels.ts).
  */
 import type { BenchConfig, ScenarioGroup } from "./bench-config.ts";
 import { GeneratorPool } from "./loadgen/generator-pool.ts";
 import { type CoreSplit, describeMachine } from "./machine.ts";
 import type { Peer } from "./peers/peer.ts";
-import { PEERS } from "./peers/registry.ts";
+import { PEERS, type PeerEntry } from "./peers/registry.ts";
 import { TouchlinePeer } from "./peers/touchline-peer.ts";
 import { SequenceBook } from "./publisher.ts";
-import type { BenchResult, PeerResult } from "./results.ts";
+import type { BenchResult, ChannelsFigures, PeerResult } from "./results.ts";
+import { runAlternatingChannels } from "./scenarios/alternatingChannels.ts";
 import { runBurst } from "./scenarios/burst.ts";
 import { runChannels } from "./scenarios/channels.ts";
 import type { ScenarioContext } from "./scenarios/context.ts";
@@ -32,6 +35,15 @@ const HOLD_CHANNEL = "hold";
 /** A few publishes before measuring, so first-use allocations are not counted as per-stream memory. */
 const WARMUP_EVENTS = 3;
 const CLOSE_TIMEOUT_MS = 2_000;
+/** Many channels: the peer measured in alternating rounds against CHANNELS_BASELINE, when both run. */
+const CHANNELS_ALTERNATES = "touchline";
+const CHANNELS_BASELINE = "nchan";
+
+/**
+ * How a peer runs many channels: on its own; in its turn, alternating with a baseline peer started for
+ * it (whose figures go to `deliver`); or not at all, being that baseline (measured in the other's turn).
+ */
+type ChannelsPlan = { kind: "alone" } | { kind: "alternating"; baseline: PeerEntry; deliver(figures: ChannelsFigures): void } | { kind: "baseline" };
 
 export interface BenchOptions {
   config: BenchConfig;
@@ -54,6 +66,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     peers: [],
     skipped: [],
   };
+  const ready: PeerEntry[] = [];
   for (const name of options.peers) {
     const entry = PEERS.find((p) => p.name === name);
     if (entry === undefined) throw new Error(`unknown peer "${name}"; known: ${PEERS.map((p) => p.name).join(", ")}`);
@@ -63,13 +76,28 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       result.skipped.push({ name, reason });
       continue;
     }
-    result.peers.push(await runPeer(entry.create(options.cores.server, options.config), options));
+    ready.push(entry);
   }
+  const baseline = ready.find((e) => e.name === CHANNELS_BASELINE);
+  const alternate = options.config.scenarios.includes("channels") && baseline !== undefined && ready.some((e) => e.name === CHANNELS_ALTERNATES);
+  let baselineChannels: ChannelsFigures | undefined;
+  for (const entry of ready) {
+    const plan: ChannelsPlan = !alternate
+      ? { kind: "alone" }
+      : entry === baseline
+        ? { kind: "baseline" }
+        : entry.name === CHANNELS_ALTERNATES
+          ? { kind: "alternating", baseline, deliver: (figures) => (baselineChannels = figures) }
+          : { kind: "alone" };
+    result.peers.push(await runPeer(entry.create(options.cores.server, options.config), options, plan));
+  }
+  const baselineResult = result.peers.find((p) => p.name === CHANNELS_BASELINE);
+  if (baselineResult !== undefined && baselineChannels !== undefined) baselineResult.channels = baselineChannels;
   result.durationSeconds = (Date.now() - started) / 1000;
   return result;
 }
 
-async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
+async function runPeer(peer: Peer, options: BenchOptions, channels: ChannelsPlan): Promise<PeerResult> {
   const result: PeerResult = { name: peer.name, title: peer.title, resumes: peer.resumes };
   const pool = new GeneratorPool(options.cores.generator, options.config.streamsPerGenerator);
   const context: ScenarioContext = { peer, pool, book: new SequenceBook(), config: options.config, log: options.log };
@@ -89,7 +117,11 @@ async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
       result.storm = await runStorm(context, FANOUT_CHANNEL);
       await pool.close(CLOSE_TIMEOUT_MS);
     }
-    if (wants("channels")) result.channels = await runChannels(context, MANY_CHANNEL_PREFIX);
+    if (wants("channels")) {
+      if (channels.kind === "alone") result.channels = await runChannels(context, MANY_CHANNEL_PREFIX);
+      else if (channels.kind === "alternating") result.channels = await alternateChannels(context, channels.baseline, options, channels.deliver);
+      else options.log(`  channels: measured in ${CHANNELS_ALTERNATES}'s turn, the two alternating`);
+    }
     if (oneTouchlineNode !== null && wants("publish")) {
       await pool.close(CLOSE_TIMEOUT_MS);
       result.publish = await runPublish(context, oneTouchlineNode);
@@ -112,6 +144,28 @@ async function runPeer(peer: Peer, options: BenchOptions): Promise<PeerResult> {
     options.log(`  done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
   return result;
+}
+
+/** Starts `baseline` beside the peer of `context` and measures many channels on both, in alternating rounds. */
+async function alternateChannels(
+  context: ScenarioContext,
+  baseline: PeerEntry,
+  options: BenchOptions,
+  deliver: (figures: ChannelsFigures) => void,
+): Promise<ChannelsFigures> {
+  const peer = baseline.create(options.cores.server, options.config);
+  const pool = new GeneratorPool(options.cores.generator, options.config.streamsPerGenerator);
+  const other: ScenarioContext = { peer, pool, book: new SequenceBook(), config: options.config, log: options.log };
+  try {
+    await peer.start();
+    options.log(`  ${peer.name} started beside it for many channels (pids ${peer.pids().join(", ")})`);
+    const figures = await runAlternatingChannels(context, other, MANY_CHANNEL_PREFIX);
+    deliver(figures.baseline);
+    return figures.measured;
+  } finally {
+    await pool.close(CLOSE_TIMEOUT_MS);
+    await peer.stop();
+  }
 }
 
 /** Closes every stream and starts the peer afresh, so memory figures start from a new process. */

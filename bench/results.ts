@@ -62,6 +62,14 @@ export interface ChannelsFigures extends DeliveryFigures {
   streamsPerChannel: number;
   events: number;
   ratePerSecond: number;
+  /** Measured in rounds taking turns with another peer (alternatingChannels.ts), not on its own. */
+  alternated?: {
+    /** The other peer's name. */
+    with: string;
+    rounds: number;
+    /** Each round's server CPU per delivery ÷ the other peer's in the same round. */
+    ratios: number[];
+  };
 }
 
 export interface StormFigures {

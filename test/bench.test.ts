@@ -35,6 +35,8 @@ function smokeConfig() {
     channelsRatePerSecond: 100,
     channelsSeconds: 0.5,
     channelsWarmupSeconds: 0.5,
+    // Two rounds, so Touchline and nchan take turns both ways (a full run has four).
+    channelsRounds: 2,
     settleMs: 200,
     holdStreams: 300,
     clusterHoldStreams: 600,
@@ -107,6 +109,15 @@ describe("bench smoke run", () => {
         expect(peer.storm?.reordered).toBe(0);
         // Resuming peers must lose nothing across the cut; the others have nothing to resume.
         expect(peer.storm?.lost).toBe(peer.resumes ? 0 : null);
+        if (peer.name === "touchline" || peer.name === "nchan") {
+          // Many channels on the two is one scenario in alternating rounds, both peers up at once.
+          const other = peer.name === "touchline" ? "nchan" : "touchline";
+          if (peers.includes(other)) {
+            expect(peer.channels?.alternated?.with).toBe(other);
+            expect(peer.channels?.alternated?.ratios).toHaveLength(2);
+            for (const ratio of peer.channels?.alternated?.ratios ?? []) expect(ratio).toBeGreaterThan(0);
+          } else expect(peer.channels?.alternated).toBeUndefined();
+        } else expect(peer.channels?.alternated).toBeUndefined();
         if (peer.name === "touchline") {
           // Asked for 50 past its cap of 400: exactly those are refused, all in the stream (200, one
           // touchline.refused event), and the rest still deliver.

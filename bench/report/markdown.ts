@@ -25,7 +25,7 @@ export function renderMarkdown(result: BenchResult, options: { command: string; 
   lines.push(
     `- Scenarios: ${whole(config.streams)} streams on one channel for idle, steady (${config.steadyRatePerSecond} ev/s for ${config.steadySeconds} s${config.steadyRounds > 1 ? `, the median of ${config.steadyRounds} rounds by p99` : ""}), ` +
       `burst (${whole(config.burstEvents)} events back to back) and reconnect storm (publishing ${config.stormRatePerSecond} ev/s throughout); ` +
-      `many channels: ${whole(config.channels)} channels × 20 streams, ${config.channelsRatePerSecond} ev/s spread for ${config.channelsSeconds} s, measured after ${config.channelsWarmupSeconds} s of the same load.`,
+      `many channels: ${whole(config.channels)} channels × 20 streams, ${config.channelsRatePerSecond} ev/s spread for ${config.channelsSeconds} s, measured after ${config.channelsWarmupSeconds} s of the same load${alternatedChannels(result)}.`,
   );
   lines.push("");
   // A run of the issue-12 scenarios alone (`--scenarios=publish,matches`) has no fan-out figures to tabulate.
@@ -199,4 +199,12 @@ function signed(value: number): string {
 function lossText(lost: number, duplicates: number, reordered: number, drops: number): string {
   if (lost + duplicates + reordered + drops === 0) return "0";
   return `lost ${lost}, dup ${duplicates}, ooo ${reordered}, drops ${drops}`;
+}
+
+/** How the peers measured in alternating rounds took their turns, if any were. */
+function alternatedChannels(result: BenchResult): string {
+  const alternated = result.peers.find((p) => p.channels?.alternated !== undefined);
+  const a = alternated?.channels?.alternated;
+  if (alternated === undefined || a === undefined) return "";
+  return ` (${alternated.name} and ${a.with} both holding their streams, taking turns in ${a.rounds} rounds of ${fixed(result.config.channelsSeconds / a.rounds, 1)} s each)`;
 }
