@@ -20,9 +20,7 @@
  * `--base` is checked out into a temporary git worktree (its node_modules linked to this tree's), and
  * removed at the end.
  */
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { checkOutBase, thisEnvArgs, thisTreeLabel } from "./baseWorktree.ts";
 import { KeepAliveConnection } from "./loadgen/keepalive-client.ts";
 import { NatsServer } from "./peers/nats-server.ts";
 import { BUN, REPO_ROOT, ServerProcess, freePort, httpAnswers } from "./peers/server-process.ts";
@@ -50,14 +48,7 @@ const CONNECTIONS = 64;
 /** Matches the publishes are spread over (500 at the default isolated rate: one event a second each, as in many channels). */
 const MATCHES = numberArg("matches", 100);
 /** `--this-env=NAME=value` (repeatable): set for this tree's node only, to weigh a setting against the base. */
-const THIS_ENV: Record<string, string> = Object.fromEntries(
-  process.argv
-    .filter((a) => a.startsWith("--this-env="))
-    .map((a) => {
-      const [name, ...value] = a.slice("--this-env=".length).split("=");
-      return [name as string, value.join("=")];
-    }),
-);
+const THIS_ENV = thisEnvArgs();
 /** Unmeasured load on each node before the measured turns: the code warms. */
 const WARM_MS = 1500;
 /** Each node is loaded alone for this long, in turns (see load). */
@@ -84,13 +75,6 @@ interface Cost {
   nodeMicros: number;
   natsMicros: number;
   perSecond: number;
-}
-
-async function git(args: string[], cwd = REPO_ROOT): Promise<string> {
-  const proc = Bun.spawn(["git", ...args], { cwd, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`git ${args.join(" ")}: ${err.trim()}`);
-  return out.trim();
 }
 
 async function start(version: Version): Promise<Running> {
@@ -177,22 +161,11 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 async function main(): Promise<void> {
   Bun.spawnSync(["taskset", "-cp", PUBLISHER_CPUS, String(process.pid)], { stdout: "ignore", stderr: "ignore" });
-  const baseCommit = await git(["rev-parse", "--short", BASE]);
-  const worktree = mkdtempSync(join(tmpdir(), "touchline-cost-"));
-  await git(["worktree", "add", "--detach", worktree, BASE]);
-  symlinkSync(join(REPO_ROOT, "node_modules"), join(worktree, "node_modules"));
+  const base = await checkOutBase(BASE);
+  const baseCommit = base.commit;
   const versions: Version[] = [
-    { label: `base ${baseCommit}`, dir: worktree },
-    {
-      label:
-        Object.keys(THIS_ENV).length > 0
-          ? `this tree (${Object.entries(THIS_ENV)
-              .map(([k, v]) => `${k}=${v}`)
-              .join(" ")})`
-          : "this tree",
-      dir: REPO_ROOT,
-      env: THIS_ENV,
-    },
+    { label: `base ${baseCommit}`, dir: base.dir },
+    { label: thisTreeLabel(THIS_ENV), dir: REPO_ROOT, env: THIS_ENV },
   ];
   const rows: string[] = [];
   const ratios = new Map<string, number[]>();
@@ -223,7 +196,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await git(["worktree", "remove", "--force", worktree]).catch(() => rmSync(worktree, { recursive: true, force: true }));
+    await base.remove();
   }
   console.log(
     `\nCPU per single publish${WITH_TOKEN ? " (each with a token)" : ""}, base ${baseCommit} against this tree, side by side on CPU ${SERVER_CPUS} (node µs / nats-server µs):\n`,

@@ -34,6 +34,17 @@ export function touchlineAvailable(): boolean {
   return existsSync(TOUCHLINE_ENTRY);
 }
 
+/** Another build of the node than this tree's at its defaults (channelsAB.ts weighs two against each other). */
+export interface TouchlineBuild {
+  /** Short id in logs, e.g. `touchline-base`. */
+  name: string;
+  title: string;
+  /** A checkout of this repository, ending in a slash (REPO_ROOT is this tree). */
+  root: string;
+  /** Extra settings for its nodes. */
+  env?: Record<string, string>;
+}
+
 interface TouchlineNode {
   id: string;
   port: number;
@@ -53,10 +64,11 @@ export class TouchlinePeer implements Peer {
     private readonly cpus: string,
     readonly nodes: number,
     readonly streamCap: number,
+    private readonly build?: TouchlineBuild,
   ) {
     this.nats = new NatsServer(cpus);
-    this.name = nodes === 1 ? "touchline" : `touchline${nodes}`;
-    this.title = nodes === 1 ? "Touchline, 1 node + NATS" : `Touchline, ${nodes} nodes + NATS`;
+    this.name = build?.name ?? (nodes === 1 ? "touchline" : `touchline${nodes}`);
+    this.title = build?.title ?? (nodes === 1 ? "Touchline, 1 node + NATS" : `Touchline, ${nodes} nodes + NATS`);
   }
 
   async start(): Promise<void> {
@@ -64,8 +76,10 @@ export class TouchlinePeer implements Peer {
     for (let i = 0; i < this.nodes; i++) {
       const port = freePort();
       const id = `bench-${i + 1}-${port}`;
-      const process = new ServerProcess(`touchline node ${id}`, [BUN, ...NODE_BUN_FLAGS, "run", TOUCHLINE_ENTRY], {
+      const root = this.build?.root ?? REPO_ROOT;
+      const process = new ServerProcess(`${this.name} node ${id}`, [BUN, ...NODE_BUN_FLAGS, "run", `${root}src/main.ts`], {
         cpus: this.cpus,
+        cwd: root,
         env: {
           PORT: String(port),
           NATS_URL: this.nats.url,
@@ -73,6 +87,7 @@ export class TouchlinePeer implements Peer {
           MAX_CONNECTIONS: String(this.streamCap),
           HEARTBEAT_MS: String(HEARTBEAT_MS),
           EVENT_LOOP_LAG_WINDOW_MS: String(LAG_WINDOW_MS),
+          ...this.build?.env,
         },
       });
       this.running.push({ id, port, process });
