@@ -24,10 +24,11 @@ export async function checkOutBase(ref: string): Promise<BaseWorktree> {
   return {
     dir: `${dir}/`,
     commit,
-    remove: () => git(["worktree", "remove", "--force", dir]).then(
-      () => {},
-      () => rmSync(dir, { recursive: true, force: true }),
-    ),
+    remove: () =>
+      git(["worktree", "remove", "--force", dir]).then(
+        () => {},
+        () => rmSync(dir, { recursive: true, force: true }),
+      ),
   };
 }
 

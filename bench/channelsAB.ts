@@ -38,10 +38,14 @@ async function main(): Promise<void> {
   ].map((peer) => ({ peer, pool: new GeneratorPool(cores.generator, config.streamsPerGenerator), book: new SequenceBook(), config, log }));
   try {
     for (const { peer } of contexts) await peer.start();
-    log(`many channels, ${contexts[0]!.peer.title} against base ${base.commit}, ${config.channelsRounds} rounds of ${config.channelsSeconds / config.channelsRounds} s each:`);
+    log(
+      `many channels, ${contexts[0]!.peer.title} against base ${base.commit}, ${config.channelsRounds} rounds of ${config.channelsSeconds / config.channelsRounds} s each:`,
+    );
     const { measured, baseline } = await runAlternatingChannels(contexts[0]!, contexts[1]!, CHANNEL_PREFIX);
     const ratio = measured.serverCpuUsPerDelivery / baseline.serverCpuUsPerDelivery;
-    log(`this tree ÷ base: ${ratio.toFixed(2)}× (${measured.serverCpuUsPerDelivery.toFixed(2)} / ${baseline.serverCpuUsPerDelivery.toFixed(2)} µs per delivery)`);
+    log(
+      `this tree ÷ base: ${ratio.toFixed(2)}× (${measured.serverCpuUsPerDelivery.toFixed(2)} / ${baseline.serverCpuUsPerDelivery.toFixed(2)} µs per delivery)`,
+    );
   } finally {
     for (const { peer, pool } of contexts) {
       await pool.close(CLOSE_TIMEOUT_MS);
