@@ -142,22 +142,9 @@ export class GeneratorPool {
 
   async awaitFinals(finals: Record<string, number>, timeoutMs: number): Promise<MergedStats> {
     const replies = await Promise.all(this.processes.map((p) => p.request<DeliveryStats>({ cmd: "await", finals, timeoutMs })));
-    const latency = new LatencyHistogram();
-    for (const reply of replies) latency.merge(reply.latency);
-    const delivered = replies.filter((r) => r.deliveries > 0);
-    return {
-      deliveries: sum(replies, (r) => r.deliveries),
-      latency,
-      lost: sum(replies, (r) => r.lost),
-      duplicates: sum(replies, (r) => r.duplicates),
-      reordered: sum(replies, (r) => r.reordered),
-      foreign: sum(replies, (r) => r.foreign),
-      drops: sum(replies, (r) => r.drops),
-      behind: sum(replies, (r) => r.behind),
-      cpuUs: sum(replies, (r) => r.cpuUs),
-      firstDeliveryAt: delivered.length === 0 ? 0 : Math.min(...delivered.map((r) => r.firstDeliveryAt)),
-      lastDeliveryAt: Math.max(0, ...replies.map((r) => r.lastDeliveryAt)),
-    };
+    const merged = noStats();
+    for (const reply of replies) addStats(merged, reply);
+    return merged;
   }
 
   async storm(timeoutMs: number): Promise<StormReply> {
@@ -195,6 +182,39 @@ function splitGroups(groups: StreamGroup[], processes: number): StreamGroup[][] 
     }
   }
   return shares;
+}
+
+/** Stats of nothing delivered yet, to add others to (addStats). */
+export function noStats(): MergedStats {
+  return {
+    deliveries: 0,
+    latency: new LatencyHistogram(),
+    lost: 0,
+    duplicates: 0,
+    reordered: 0,
+    foreign: 0,
+    drops: 0,
+    behind: 0,
+    cpuUs: 0,
+    firstDeliveryAt: 0,
+    lastDeliveryAt: 0,
+  };
+}
+
+/** Adds `part` (one generator's reply, or a merged figure's snapshot) into `total`: counts add up, latencies merge. */
+export function addStats(total: MergedStats, part: DeliveryStats): void {
+  total.deliveries += part.deliveries;
+  total.latency.merge(part.latency);
+  total.lost += part.lost;
+  total.duplicates += part.duplicates;
+  total.reordered += part.reordered;
+  total.foreign += part.foreign;
+  total.drops += part.drops;
+  total.behind += part.behind;
+  total.cpuUs += part.cpuUs;
+  // 0 means nothing delivered (see DeliveryStats).
+  if (part.deliveries > 0 && (total.firstDeliveryAt === 0 || part.firstDeliveryAt < total.firstDeliveryAt)) total.firstDeliveryAt = part.firstDeliveryAt;
+  total.lastDeliveryAt = Math.max(total.lastDeliveryAt, part.lastDeliveryAt);
 }
 
 function sum<T>(items: T[], pick: (item: T) => number): number {

@@ -11,8 +11,7 @@
  * on both alike. Each peer's figures add up its rounds; each round's ratio is kept to show the spread.
  */
 import { STREAMS_PER_CHANNEL } from "../bench-config.ts";
-import { LatencyHistogram } from "../loadgen/latency-histogram.ts";
-import type { MergedStats } from "../loadgen/generator-pool.ts";
+import { type MergedStats, addStats, noStats } from "../loadgen/generator-pool.ts";
 import { publishPaced } from "../publisher.ts";
 import type { ChannelsFigures } from "../results.ts";
 import { channelsFigures, channelsLoad, openChannels, warmChannels } from "./channels.ts";
@@ -60,37 +59,14 @@ export async function runAlternatingChannels(measured: ScenarioContext, baseline
 
 /** One peer's rounds added up. */
 class RoundTally {
-  readonly stats: MergedStats = {
-    deliveries: 0,
-    latency: new LatencyHistogram(),
-    lost: 0,
-    duplicates: 0,
-    reordered: 0,
-    foreign: 0,
-    drops: 0,
-    behind: 0,
-    cpuUs: 0,
-    firstDeliveryAt: 0,
-    lastDeliveryAt: 0,
-  };
+  readonly stats: MergedStats = noStats();
   sent = 0;
   serverCpuUs = 0;
   /** Server CPU per delivery of the last round added, µs. */
   lastCpuPerDelivery = Number.NaN;
 
   add(round: MergedStats, sent: number, serverCpuUs: number): void {
-    const s = this.stats;
-    s.deliveries += round.deliveries;
-    s.latency.merge(round.latency.snapshot());
-    s.lost += round.lost;
-    s.duplicates += round.duplicates;
-    s.reordered += round.reordered;
-    s.foreign += round.foreign;
-    s.drops += round.drops;
-    s.behind += round.behind;
-    s.cpuUs += round.cpuUs;
-    if (round.firstDeliveryAt > 0 && (s.firstDeliveryAt === 0 || round.firstDeliveryAt < s.firstDeliveryAt)) s.firstDeliveryAt = round.firstDeliveryAt;
-    s.lastDeliveryAt = Math.max(s.lastDeliveryAt, round.lastDeliveryAt);
+    addStats(this.stats, { ...round, latency: round.latency.snapshot() });
     this.sent += sent;
     this.serverCpuUs += serverCpuUs;
     this.lastCpuPerDelivery = round.deliveries === 0 ? Number.NaN : serverCpuUs / round.deliveries;
