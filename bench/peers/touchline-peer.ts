@@ -36,7 +36,7 @@ export function touchlineAvailable(): boolean {
 
 /** Another build of the node than this tree's at its defaults (channelsAB.ts weighs two against each other). */
 export interface TouchlineBuild {
-  /** Short id in logs, e.g. `touchline-base`. */
+  /** Short id in logs (channelsAB.ts: `this`, `base`). */
   name: string;
   title: string;
   /** A checkout of this repository, ending in a slash (REPO_ROOT is this tree). */
