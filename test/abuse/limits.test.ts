@@ -135,14 +135,20 @@ describe("MAX_STREAMS_PER_ADDRESS", () => {
   test("the slot comes back however the stream ended: polite close, vanished socket, cut off as slow, long poll answered", () =>
     // Four nodes share the nats-server, so the match may be owned elsewhere: their logs come with a failure.
     withNodeLogs([capNode, rateNode, proxiedNode, authNode], async () => {
-      const match = uniqueMatch("reasons");
-      await publishOk(capNode.url, match, { type: "kickoff" });
       const from = "127.0.0.4";
-      const url = `${capNode.url}/matches/${match}/events`;
       const baseline = await openOnNode(capNode);
       const slowBefore = await metricValue(capNode.url, "touchline_streams_closed_total", { reason: "slow" });
+      // Each step on a match of its own: a round's last filler can still be on its way to this node when
+      // the next step opens its streams, and one event past the ceiling (4 × CLIENT_BUFFER_BYTES) cuts every
+      // stream it reaches at once, before its first event (seen in CI under load).
+      const freshMatch = async (): Promise<{ match: string; url: string }> => {
+        const match = uniqueMatch("reasons");
+        await publishOk(capNode.url, match, { type: "kickoff" });
+        return { match, url: `${capNode.url}/matches/${match}/events` };
+      };
 
       for (let round = 0; round < 2; round++) {
+        const { match, url } = await freshMatch();
         const polite = await openSseFrom(from, url);
         const vanished = await openSseFrom(from, url);
         const slow = await openSseFrom(from, url);
@@ -164,6 +170,7 @@ describe("MAX_STREAMS_PER_ADDRESS", () => {
         await waitFor(async () => (await openOnNode(capNode)) === baseline, 5000, "streams_open back to its baseline");
       }
       // A long poll that was answered gives its slot back too: three in a row, then three streams still fit.
+      const { match, url } = await freshMatch();
       for (let i = 0; i < STREAM_CAP; i++) expect((await answerFrom(from, `${capNode.url}/matches/${match}/poll?wait=0`)).status).toBe(200);
       const again = await Promise.all(Array.from({ length: STREAM_CAP }, () => openSseFrom(from, url)));
       await Promise.all(again.map((s) => expectAdmitted(s)));
