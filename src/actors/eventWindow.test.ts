@@ -9,7 +9,7 @@ interface FakeEvent extends WindowEvent {
 
 /** Event `seq` following `prev`, counted as `bytes` long. */
 function ev(seq: number, bytes = 10, prev = seq - 1): FakeEvent {
-  return { seq, event: { prev }, size: bytes };
+  return { seq, prev, size: bytes };
 }
 
 function pushRange(w: EventWindow<FakeEvent>, from: number, to: number, bytes = 10): void {

@@ -13,13 +13,9 @@ import { BudgetEntry, type BudgetHolder, type WindowBudget } from "./windowBudge
 /** What the window needs of an event (EncodedEvent has it). */
 export interface WindowEvent {
   readonly seq: number;
-  /** `prev`: the seq before this event, so the window knows where its coverage starts. */
-  readonly event: { readonly prev: number };
-  /**
-   * What the window counts as the event's bytes: the stored payload's size (about the length of its
-   * SSE body, which is built only once a subscriber needs it). The parsed event and, once encoded, the
-   * body and frame come on top, so the memory a window really holds is a small multiple of its count.
-   */
+  /** The seq before this event, so the window knows where its coverage starts. */
+  readonly prev: number;
+  /** What the window counts as the event's bytes: what holding it costs (EncodedEvent: its frame and its objects). */
   readonly size: number;
 }
 
@@ -129,7 +125,7 @@ export class EventWindow<E extends WindowEvent = EncodedEvent> {
 
   /** Seq of the event before the oldest one held: the window covers every id >= this. */
   get coversFrom(): number | undefined {
-    return this.store.oldest()?.event.prev;
+    return this.store.oldest()?.prev;
   }
 
   /** Events with seq > afterSeq, or undefined when the window does not reach back that far. */

@@ -669,7 +669,7 @@ export class MatchActor {
       epoch: this.epoch,
       seq: this.lastSeq,
       state: this.state,
-      window: this.window.newest(SYNC_WINDOW_EVENTS).map((e) => e.event),
+      window: this.window.newest(SYNC_WINDOW_EVENTS).map((e) => e.decode()),
       private: this.isPrivate,
       ...(this.ended ? { ended: true } : {}),
     };

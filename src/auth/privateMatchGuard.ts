@@ -34,7 +34,7 @@ export class PrivateMatchGuard implements MatchSubscriber {
   }
 
   sendEvent(e: EncodedEvent): boolean {
-    if (e.event.private === true || this.isPrivate()) {
+    if (e.private || this.isPrivate()) {
       this.deny();
       return false;
     }

@@ -442,7 +442,6 @@ export class EventLog implements MatchLog {
       type: b.type,
       data: (b.data ?? null) as Json,
       ts: typeof b.ts === "number" && Number.isFinite(b.ts) ? b.ts : Math.round(storedMs),
-      bytes: typeof payload === "string" ? Buffer.byteLength(payload) : payload.byteLength,
     };
     if (typeof state === "object" && state !== null && !Array.isArray(state)) event.state = state as Json;
     if (b.private === true) event.private = true;

@@ -17,8 +17,6 @@ export interface LoggedEvent {
   private?: boolean;
   /** The match's last event (see PublishInput.final). */
   final?: boolean;
-  /** Bytes of the stored payload (what windows count for the event). */
-  bytes?: number;
 }
 
 /**

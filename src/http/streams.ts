@@ -306,13 +306,10 @@ export async function poll(deps: StreamDeps, request: Request, match: string, se
   // The match may have turned private while this poll waited.
   deps.auth.access.requireRead(viewer, match, actor.private);
   const tag = deps.node.logTag;
-  const events = collector.events.map((e) => ({
-    id: e.id,
-    type: e.event.type,
-    data: e.event.data,
-    ts: e.event.ts,
-    ...(e.event.state !== undefined ? { state: e.event.state } : {}),
-  }));
+  const events = collector.events.map((e) => {
+    const { type, data, ts, state } = e.decode();
+    return { id: e.id, type, data, ts, ...(state !== undefined ? { state } : {}) };
+  });
   const body: Record<string, unknown> = { match, events, next: collector.lastSeq > 0 ? formatEventId(collector.lastSeq, tag) : null };
   if (collector.ended) body.ended = true;
   if (collector.snapshot)

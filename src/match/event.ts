@@ -40,8 +40,6 @@ export interface MatchEvent {
   private?: boolean;
   /** The match's last event (see PublishInput.final). */
   final?: boolean;
-  /** Bytes of the stored payload, when read from the log: what windows count, without encoding the event. */
-  bytes?: number;
 }
 
 /**
