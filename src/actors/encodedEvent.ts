@@ -39,6 +39,7 @@ export class EncodedEvent {
   readonly frame: Uint8Array;
   /** Where the frame's body (everything after the `id:` line) starts. */
   private readonly bodyAt: number;
+  private body: Uint8Array | undefined;
 
   constructor(
     event: MatchEvent,
@@ -65,7 +66,8 @@ export class EncodedEvent {
 
   /** The frame without its `id:` line, shared by every multiplexed stream (each adds its own id line). */
   get bodyBytes(): Uint8Array {
-    return this.frame.subarray(this.bodyAt);
+    // A view of the frame, made once: each multiplexed stream queues it for every event.
+    return (this.body ??= this.frame.subarray(this.bodyAt));
   }
 
   /** The whole event again, read back from the frame (for a follower's sync, a long poll). */

@@ -52,9 +52,17 @@ export interface StreamHolder {
   release(): void;
 }
 
-/** `highWaterMark: 0` makes `desiredSize` read minus the unsent bytes; the strategy holds no state. */
 /** Queued chunks up to this many bytes are joined into one write; a larger backlog is written as it is. */
 const MAX_JOINED_BYTES = 64 * 1024;
+/**
+ * What a chunk queued for a client costs beside its bytes: its array object (and, for an id line of
+ * its own, its backing store) and its entry in the stream's queue. A replay's page is a thousand or
+ * two of them, so a resume counts them against the client's buffer with the bytes: 200 multiplexed
+ * streams each paging a full buffer of bytes alone grew the node by as much as all their buffers.
+ */
+const QUEUED_CHUNK_BYTES = 128;
+
+/** `highWaterMark: 0` makes `desiredSize` read minus the unsent bytes; the strategy holds no state. */
 
 const UNSENT_BYTES = new ByteLengthQueuingStrategy({ highWaterMark: 0 });
 
@@ -131,7 +139,7 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
   /** Queues bytes for the client; false when they will never reach it (closed, or a full replay). */
   write(bytes: Uint8Array): boolean {
     if (this.closedReason !== undefined || this.replayFull) return false;
-    if (this.holding && this.pending && this.unsentBytes + bytes.byteLength > this.owner.bufferCap) {
+    if (this.holding && this.pending && this.heldReplayBytes(bytes.byteLength, 1) > this.owner.bufferCap) {
       // A long replay would pass the cap before the client read a byte and be cut as slow, with the
       // same id next time, forever. Whole events only: everything queued so far goes out at release.
       this.replayFull = true;
@@ -150,11 +158,16 @@ export class SseStream implements UnderlyingDefaultSource<Uint8Array> {
   /** Writes `head` and `body` as one message: both or neither (a replay's page holds whole events). */
   writeParts(head: Uint8Array, body: Uint8Array): boolean {
     if (this.closedReason !== undefined || this.replayFull) return false;
-    if (this.holding && this.pending && this.unsentBytes + head.byteLength + body.byteLength > this.owner.bufferCap) {
+    if (this.holding && this.pending && this.heldReplayBytes(head.byteLength + body.byteLength, 2) > this.owner.bufferCap) {
       this.replayFull = true;
       return false;
     }
     return this.write(head) && this.write(body);
+  }
+
+  /** While opening: what the stream would hold with `chunks` more chunks of `bytes` in all queued. */
+  private heldReplayBytes(bytes: number, chunks: number): number {
+    return this.unsentBytes + bytes + ((this.pending?.length ?? 0) + chunks) * QUEUED_CHUNK_BYTES;
   }
 
   writeText(text: string): boolean {
