@@ -23,14 +23,18 @@ test("GC_AFTER_STREAM_CHURN: 1000 by default, 0 turns it off, anything else but 
   expect(() => loadConfig({ GC_AFTER_STREAM_CHURN: "lots" })).toThrow(/GC_AFTER_STREAM_CHURN/);
 });
 
-test("SLOW_CLIENT_GRACE: a duration, 3s by default; the ceiling is a multiple of CLIENT_BUFFER_BYTES", () => {
+test("SLOW_CLIENT_GRACE: a duration, 3s by default; the ceiling is 4x CLIENT_BUFFER_BYTES, and at least the buffer and one largest event", () => {
   const d = loadConfig({});
   expect(d.slowClientGraceMs).toBe(3000);
   expect(d.clientBufferCeilingBytes).toBeGreaterThan(d.clientBufferBytes);
   expect(loadConfig({ SLOW_CLIENT_GRACE: "500ms" }).slowClientGraceMs).toBe(500);
   expect(loadConfig({ SLOW_CLIENT_GRACE: "0" }).slowClientGraceMs).toBe(0);
   const small = loadConfig({ CLIENT_BUFFER_BYTES: "262144" });
-  expect(small.clientBufferCeilingBytes % small.clientBufferBytes).toBe(0);
+  expect(small.clientBufferCeilingBytes).toBe(4 * 262_144);
+  // A buffer under a quarter of the largest body: the ceiling still holds the buffer and one largest event.
+  const tiny = loadConfig({ CLIENT_BUFFER_BYTES: "4096" });
+  expect(tiny.clientBufferCeilingBytes).toBe(4096 + tiny.maxBodyBytes + 65_536);
+  expect(loadConfig({ CLIENT_BUFFER_BYTES: "4096", MAX_BODY_BYTES: "1000000" }).clientBufferCeilingBytes).toBe(4096 + 1_000_000 + 65_536);
   expect(() => loadConfig({ SLOW_CLIENT_GRACE: "soon" })).toThrow(/SLOW_CLIENT_GRACE/);
 });
 

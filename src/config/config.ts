@@ -171,6 +171,13 @@ function choice<T extends string>(env: Env, name: SettingName, choices: readonly
  * that drains it; small enough that a stalled client costs a bounded number of bytes during the grace.
  */
 const CLIENT_BUFFER_CEILING_FACTOR = 4;
+/**
+ * Whatever the factor, the ceiling holds the buffer plus one largest event (MAX_BODY_BYTES) and this
+ * much for the frame around it (its id, event and data lines, the match and time in its data, a
+ * multiplexed stream's long id): with a buffer under a quarter of the largest body, one such event cut
+ * every stream it reached at once, the fastest readers and a just-opened stream's snapshot with them.
+ */
+const CEILING_FRAME_ALLOWANCE_BYTES = 64 * 1024;
 
 const TRUE_WORDS = new Set(["true", "1", "yes", "on"]);
 const FALSE_WORDS = new Set(["false", "0", "no", "off"]);
@@ -280,6 +287,7 @@ export function loadConfig(env: Env = process.env): Config {
   const membershipRenewMs = duration(env, "MEMBERSHIP_RENEW_MS");
   const maxMatchesPerStream = integer(env, "MAX_MATCHES_PER_STREAM");
   const clientBufferBytes = integer(env, "CLIENT_BUFFER_BYTES");
+  const maxBodyBytes = integer(env, "MAX_BODY_BYTES");
   const windowBytes = integer(env, "WINDOW_BYTES");
   // The budget must hold at least one full window, or every window would be trimmed below its own cap.
   const windowBudgetBytes = integer(env, "WINDOW_BUDGET_BYTES", {
@@ -300,12 +308,12 @@ export function loadConfig(env: Env = process.env): Config {
     heartbeatMs: duration(env, "HEARTBEAT_MS"),
     maxConnections: integer(env, "MAX_CONNECTIONS", { fallback: Math.max(MIN_MAX_CONNECTIONS, openFileLimit() - FD_HEADROOM) }),
     clientBufferBytes,
-    clientBufferCeilingBytes: clientBufferBytes * CLIENT_BUFFER_CEILING_FACTOR,
+    clientBufferCeilingBytes: Math.max(clientBufferBytes * CLIENT_BUFFER_CEILING_FACTOR, clientBufferBytes + maxBodyBytes + CEILING_FRAME_ALLOWANCE_BYTES),
     slowClientGraceMs: duration(env, "SLOW_CLIENT_GRACE"),
     retryMs: duration(env, "RETRY_MS"),
     retentionMs: duration(env, "RETENTION"),
     maxMatchesPerStream,
-    maxBodyBytes: integer(env, "MAX_BODY_BYTES"),
+    maxBodyBytes,
     batchMaxItems: integer(env, "BATCH_MAX_ITEMS"),
     batchMaxBytes: integer(env, "BATCH_MAX_BYTES"),
     windowEvents: integer(env, "WINDOW_EVENTS"),

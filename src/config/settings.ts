@@ -171,7 +171,8 @@ export const SETTINGS = {
     default: "3s",
     unit: "ms",
     min: 0,
-    meaning: "A stream over CLIENT_BUFFER_BYTES this long is cut (over four times it, at once); it resumes by id",
+    meaning:
+      "A stream over CLIENT_BUFFER_BYTES this long is cut (at once past the ceiling: 4x it, at least it plus MAX_BODY_BYTES and 64 KiB); it resumes by id",
   },
   POLL_WAIT: { group: "Streams", type: "duration", default: "25s", unit: "ms", min: 0, meaning: "Longest wait of a long poll" },
   MAX_STREAM_AGE: {

@@ -139,8 +139,9 @@ describe("MAX_STREAMS_PER_ADDRESS", () => {
       const baseline = await openOnNode(capNode);
       const slowBefore = await metricValue(capNode.url, "touchline_streams_closed_total", { reason: "slow" });
       // Each step on a match of its own: a round's last filler can still be on its way to this node when
-      // the next step opens its streams, and one event past the ceiling (4 × CLIENT_BUFFER_BYTES) cuts every
-      // stream it reaches at once, before its first event (seen in CI under load).
+      // the next step opens its streams, and one event past the ceiling cut every stream it reached at
+      // once, before its first event (seen in CI under load, when the ceiling was 4 × CLIENT_BUFFER_BYTES,
+      // 16 KiB here; it now holds the buffer and one largest event: largeEvent.test.ts).
       const freshMatch = async (): Promise<{ match: string; url: string }> => {
         const match = uniqueMatch("reasons");
         await publishOk(capNode.url, match, { type: "kickoff" });
