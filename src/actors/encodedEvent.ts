@@ -2,8 +2,8 @@
  * An event as a node keeps it: the SSE frame subscribers are sent, encoded once when the event is
  * applied and shared by every stream of the match, and the few fields the actor decides on. Nothing
  * else: the parsed event (its data as objects and strings), the message body as a string and the body
- * again as bytes were each kept beside the frame before, and a window of 1 KiB events held about 4.4
- * times the bytes it counted (of 80-byte events, 18 times): memory followed event counts, not bytes.
+ * again as bytes were each kept beside the frame before, and windows of 1 KiB events held 4.5 times
+ * the bytes they counted (of tiny events, 8 times): memory followed event counts, not bytes.
  * The rare readers of the whole event (a follower's sync, a long poll) decode it from the frame.
  */
 import { encodeMessage } from "../sse/encode.ts";

@@ -63,7 +63,6 @@ const MAX_JOINED_BYTES = 64 * 1024;
 const QUEUED_CHUNK_BYTES = 128;
 
 /** `highWaterMark: 0` makes `desiredSize` read minus the unsent bytes; the strategy holds no state. */
-
 const UNSENT_BYTES = new ByteLengthQueuingStrategy({ highWaterMark: 0 });
 
 /**
