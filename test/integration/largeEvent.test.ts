@@ -34,8 +34,8 @@ test("an event of 60 KB over a 4 KiB client buffer reaches a reader and a just-o
     expect(s.snapshots).toHaveLength(1);
     expect(s.matchEvents.map((e) => e.lastEventId).at(-1)).toBe(after);
   }
-  const large0 = reader.matchEvents.find((e) => e.lastEventId === largeId);
-  expect((JSON.parse(large0?.data ?? "{}") as { data?: { text?: string } }).data?.text).toBe(text);
+  const received = reader.matchEvents.find((e) => e.lastEventId === largeId);
+  expect((JSON.parse(received?.data ?? "{}") as { data?: { text?: string } }).data?.text).toBe(text);
   expect(await metricValue(node.url, "touchline_streams_closed_total", { reason: "slow" })).toBe(slowBefore);
   await Promise.all([reader.close(), fresh.close()]);
 });
