@@ -18,7 +18,7 @@ const utf8Text = new TextDecoder();
  * backing store, and its entry in a window and the budget. Measured (encodedEvent.test.ts, heap after
  * a full collection per event held): 525 bytes for a frame of about 150, 1,530 for one of about 1,130.
  */
-export const HELD_BYTES_PER_EVENT = 384;
+const HELD_BYTES_PER_EVENT = 384;
 
 const EVENT_FIELD = "event: ";
 const DATA_FIELD = "\ndata: ";
