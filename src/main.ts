@@ -25,6 +25,8 @@ const EVENT_LOOP_PROBE_MS = 100;
 const CHURN_QUIET_MS = 500;
 /** Where the HTTP server listens when the PROXY protocol front holds the public port. */
 const LOOPBACK = "127.0.0.1";
+/** A node stopping because its NODE_ID is taken waits this long at most for its HTTP server to close. */
+const TWIN_STOP_MS = 1000;
 
 /** `--help` / `-h`: the settings (config/settings.ts), then exit 0 without starting anything. */
 function wantsHelp(args: string[]): boolean {
@@ -180,6 +182,17 @@ export async function main(): Promise<void> {
   node.onUnavailable((why) => {
     logger.warn("ending every stream so clients resume elsewhere", { why, streams: registry.size });
     registry.closeAll("unavailable");
+  });
+  // Two live nodes with one NODE_ID: this one came second. Its streams end (their clients resume on
+  // the other nodes) and it exits as for a bad setting, without leaving the cluster: the entry it would
+  // delete is the first one's.
+  node.onNodeIdTaken((other) => {
+    logger.error(`NODE_ID "${config.nodeId}" is taken by a live node at ${other.url} that started first: every node needs its own NODE_ID. Stopping`, {
+      otherUrl: other.url,
+      otherStartedAt: new Date(other.startedAt).toISOString(),
+    });
+    registry.closeAll("unavailable");
+    void Promise.race([app.stop().catch(() => {}), Bun.sleep(TWIN_STOP_MS)]).finally(() => process.exit(2));
   });
   try {
     await node.start();

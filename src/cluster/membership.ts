@@ -12,6 +12,12 @@
  * that holds a node's watch blinds that node until its watch is replaced. Both show as our own renewals
  * not coming back through the watch. So a node judges others only while it sees its own renewals; the
  * time it could not see them is not counted against the others.
+ *
+ * Every process names itself with an `instance` beside its NODE_ID. Two live processes given the same
+ * NODE_ID would overwrite each other's entry and both act as that node: nothing in the ring tells them
+ * apart. A renewal of our own key by another instance, seen after our own first one, can only come
+ * from such a twin (a dead predecessor writes nothing after we do), and the younger of the two steps
+ * out (`onIdTaken`): the node that was there first keeps its matches.
  */
 import type { KV } from "@nats-io/kv";
 import type { BucketEntry, BucketWatch } from "../bus/bucketWatch.ts";
@@ -21,7 +27,12 @@ export interface MemberInfo {
   id: string;
   url: string;
   startedAt: number;
+  /** This process's own name (random at start); absent in entries of nodes older than it. */
+  instance?: string;
 }
+
+/** Another live process renewed our NODE_ID. `yields`: it was there first, so this one must stop. */
+export type IdTaken = (other: MemberInfo, yields: boolean) => void;
 
 export interface MembershipView {
   readonly ring: OwnershipRing;
@@ -40,6 +51,8 @@ export class Membership implements MembershipView {
   private frozen = false;
   /** When our own renewal last came back through the watch (0: not yet). */
   private selfSeenAt = 0;
+  /** Instances of other processes seen renewing our NODE_ID, each reported once. */
+  private readonly twins = new Set<string>();
   private joinedResolve: (() => void) | undefined;
   readonly joined: Promise<void>;
   ring = new OwnershipRing([]);
@@ -53,6 +66,7 @@ export class Membership implements MembershipView {
     private readonly ttlMs: number,
     /** A renewal that failed (logged once per failure by the node; others drop us if they keep failing). */
     private readonly onRenewFailed: (err: unknown) => void = () => {},
+    private readonly onIdTaken: IdTaken = () => {},
   ) {
     this.joined = new Promise((r) => (this.joinedResolve = r));
   }
@@ -127,7 +141,14 @@ export class Membership implements MembershipView {
   }
 
   private apply(e: BucketEntry, at: number): void {
-    if (e.key === this.self.id && e.operation === "PUT") this.sawSelf();
+    if (e.key === this.self.id && e.operation === "PUT") {
+      const twin = this.twinOf(e);
+      if (twin) {
+        this.claimedByTwin(twin);
+        return;
+      }
+      this.sawSelf();
+    }
     if (e.operation !== "PUT") {
       this.lastSeen.delete(e.key);
     } else {
@@ -139,6 +160,29 @@ export class Membership implements MembershipView {
       }
     }
     this.recompute();
+  }
+
+  /** The entry, when it is our key renewed by another process (undefined for ours, or unreadable). */
+  private twinOf(e: BucketEntry): MemberInfo | undefined {
+    let info: MemberInfo;
+    try {
+      info = e.json<MemberInfo>();
+    } catch {
+      return undefined;
+    }
+    return info.instance !== undefined && info.instance !== this.self.instance ? info : undefined;
+  }
+
+  /** Our NODE_ID renewed by another process: the younger yields (ties: the larger instance name). */
+  private claimedByTwin(twin: MemberInfo): void {
+    const instance = twin.instance as string;
+    if (this.twins.has(instance)) return;
+    this.twins.add(instance);
+    const yields = twin.startedAt < this.self.startedAt || (twin.startedAt === this.self.startedAt && instance < (this.self.instance ?? ""));
+    if (yields) this.stopTimers();
+    // The twin's renewal replaced our entry (its url) in every node's view: ours goes back at once.
+    else void this.renew().catch(this.onRenewFailed);
+    this.onIdTaken(twin, yields);
   }
 
   private recompute(): void {

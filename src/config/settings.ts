@@ -67,7 +67,8 @@ export const SETTINGS = {
     group: "Node and cluster",
     type: "text",
     shown: "host name-PORT, e.g. web1-3000",
-    meaning: "This node's name in the cluster and in NATS subjects ([A-Za-z0-9_-], at most 64)",
+    meaning:
+      "This node's name in the cluster and in NATS subjects ([A-Za-z0-9_-], at most 64); unique: a node started with the NODE_ID of a live one stops (exit 2)",
   },
   ADVERTISED_HOST: {
     group: "Node and cluster",

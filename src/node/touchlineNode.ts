@@ -131,6 +131,12 @@ export class TouchlineNode {
   private storeTimer: ReturnType<typeof setInterval> | undefined;
   private restarting = false;
   private readonly unavailableListeners = new Set<(why: string) => void>();
+  private readonly idTakenListeners = new Set<(other: MemberInfo) => void>();
+  /**
+   * This process in the membership: its own name beside NODE_ID and its start, the same after the log
+   * started over (a twin given the same NODE_ID is told apart by them; see Membership).
+   */
+  private readonly incarnation = { instance: crypto.randomUUID(), startedAt: Date.now() };
   private draining = false;
   private readonly logger: Logger;
   private readonly metrics: NodeMetrics;
@@ -180,6 +186,28 @@ export class TouchlineNode {
 
   private unavailable(why: string): void {
     for (const l of this.unavailableListeners) l(why);
+  }
+
+  /**
+   * Called when another live process, there first, runs with this node's NODE_ID: this one is not
+   * ready from then on, has stopped renewing its membership, and must stop without leaving (leaving
+   * would delete the entry the other one renews) or handing back leases (they are the other one's too).
+   */
+  onNodeIdTaken(listener: (other: MemberInfo) => void): void {
+    this.idTakenListeners.add(listener);
+  }
+
+  private idTaken(other: MemberInfo, yields: boolean): void {
+    if (!yields) {
+      this.logger.error("another process renewed this node's NODE_ID; it started later and stops itself. Every node needs its own NODE_ID", {
+        nodeId: this.id,
+        otherUrl: other.url,
+        otherStartedAt: new Date(other.startedAt).toISOString(),
+      });
+      return;
+    }
+    this.draining = true;
+    for (const l of this.idTakenListeners) l(other);
   }
 
   get isDraining(): boolean {
@@ -303,9 +331,15 @@ export class TouchlineNode {
       undecodable: (match, err) => this.logger.warn("undecodable feed message", { match, err: String(err) }),
     });
 
-    const self: MemberInfo = { id: c.nodeId, url: this.deps.advertisedUrl, startedAt: Date.now() };
-    this.membership = new Membership(membersKv, watch(this.names.membersBucket), self, c.membershipRenewMs, c.membershipTtlMs, (err) =>
-      this.logger.warn("renewing this node's membership failed; others drop it if this lasts", { err: String(err) }),
+    const self: MemberInfo = { id: c.nodeId, url: this.deps.advertisedUrl, ...this.incarnation };
+    this.membership = new Membership(
+      membersKv,
+      watch(this.names.membersBucket),
+      self,
+      c.membershipRenewMs,
+      c.membershipTtlMs,
+      (err) => this.logger.warn("renewing this node's membership failed; others drop it if this lasts", { err: String(err) }),
+      (other, yields) => this.idTaken(other, yields),
     );
     this.membership.onChange((ring, previous) => {
       this.logger.info("membership changed", { nodes: ring.nodes, previous: previous.nodes });
