@@ -197,7 +197,7 @@ export async function main(): Promise<void> {
   try {
     await node.start();
   } catch (err) {
-    logger.error("could not join the cluster", { err, nats: config.natsUrls });
+    logger.error("could not join the cluster", { err, nats: config.nats.urls });
     process.exit(1);
   }
 

@@ -12,6 +12,7 @@ import { maxStreamTargetBytes } from "../match/cursor.ts";
 import { LOG_LEVELS, type LogLevel } from "../telemetry/logger.ts";
 import { ConfigError } from "./configError.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
+import { loadNatsConfig, type NatsConfig } from "./natsConfig.ts";
 import { loadSecurityConfig, type SecurityConfig } from "./securityConfig.ts";
 import { settingSpec, type SettingName } from "./settings.ts";
 import { readTracingEnv, type TracingEnv } from "./tracingSettings.ts";
@@ -19,7 +20,8 @@ import { readTracingEnv, type TracingEnv } from "./tracingSettings.ts";
 export interface Config {
   port: number;
   host: string;
-  natsUrls: string[];
+  /** NATS_URL and how the node authenticates to NATS and trusts its certificates (natsConfig.ts). */
+  nats: NatsConfig;
   nodeId: string;
   /**
    * Host name other nodes and operators reach this node by (shown in /cluster). ADVERTISED_HOST, else
@@ -263,15 +265,7 @@ const MIN_MAX_CONNECTIONS = 1000;
 export function loadConfig(env: Env = process.env): Config {
   const port = integer(env, "PORT");
   const host = given(env, "HOST") ?? declaredDefault("HOST");
-  const natsUrls = (given(env, "NATS_URL") ?? declaredDefault("NATS_URL"))
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const u of natsUrls) {
-    if (!/^(nats|tls|ws|wss):\/\/[^\s/]+(:\d+)?\/?$/.test(u) && !/^[^\s/:]+:\d+$/.test(u)) {
-      throw new ConfigError("NATS_URL", `"${u}" is not a NATS server URL (nats://host:port)`);
-    }
-  }
+  const nats = loadNatsConfig(env, declaredDefault("NATS_URL"));
   const nodeId = given(env, "NODE_ID") ?? `${hostname()}-${port}`;
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) {
     throw new ConfigError("NODE_ID", `"${nodeId}" must match [A-Za-z0-9_-]{1,64} (it is used in NATS subjects)`);
@@ -301,7 +295,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     port,
     host,
-    natsUrls,
+    nats,
     nodeId,
     advertisedHost,
     jwtSecret: secret && secret.length > 0 ? secret : undefined,

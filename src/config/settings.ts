@@ -62,7 +62,42 @@ export const SETTINGS = {
   // Node and cluster
   PORT: { group: "Node and cluster", type: "integer", default: "3000", min: 0, max: 65535, meaning: "TCP port the node serves HTTP (or HTTPS) on" },
   HOST: { group: "Node and cluster", type: "text", default: "0.0.0.0", meaning: "Address the node listens on" },
-  NATS_URL: { group: "Node and cluster", type: "list", default: "nats://127.0.0.1:4222", meaning: "NATS servers (nats://host:port), comma-separated" },
+  NATS_URL: {
+    group: "Node and cluster",
+    type: "list",
+    default: "nats://127.0.0.1:4222",
+    meaning:
+      "NATS servers (nats://host:port), comma-separated; nats://user:password@host or nats://token@host authenticates (taken out of the URL, never logged)",
+  },
+  // One way of authenticating to NATS at most (config/natsConfig.ts): two stop the node at start.
+  NATS_USER: { group: "Node and cluster", type: "text", shown: "unset", meaning: "User name for NATS, with NATS_PASSWORD" },
+  NATS_PASSWORD: { group: "Node and cluster", type: "secret", shown: "unset", meaning: "Password of NATS_USER" },
+  NATS_TOKEN: { group: "Node and cluster", type: "secret", shown: "unset", meaning: "Token for a NATS server that authenticates by token" },
+  NATS_CREDS_FILE: {
+    group: "Node and cluster",
+    type: "file",
+    shown: "unset",
+    meaning: "NATS credentials file: a user JWT and its NKey seed, as nsc writes it",
+  },
+  NATS_NKEY_SEED_FILE: {
+    group: "Node and cluster",
+    type: "file",
+    shown: "unset",
+    meaning: "File holding an NKey user seed (SU...) whose public key the NATS server knows",
+  },
+  NATS_TLS_CA_FILE: {
+    group: "Node and cluster",
+    type: "file",
+    shown: "the system's CAs",
+    meaning: "PEM CA certificate(s) the NATS servers' certificates must be signed by (a server requiring TLS always gets TLS)",
+  },
+  NATS_TLS_CERT_FILE: {
+    group: "Node and cluster",
+    type: "file",
+    shown: "unset",
+    meaning: "PEM client certificate for NATS servers that verify clients; with NATS_TLS_KEY_FILE",
+  },
+  NATS_TLS_KEY_FILE: { group: "Node and cluster", type: "file", shown: "unset", meaning: "PEM private key of NATS_TLS_CERT_FILE" },
   NODE_ID: {
     group: "Node and cluster",
     type: "text",

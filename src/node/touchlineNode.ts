@@ -4,6 +4,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../bus/bunTransport.ts";
+import { natsConnectOptions } from "./natsConnectOptions.ts";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
@@ -217,7 +218,7 @@ export class TouchlineNode {
   async start(): Promise<void> {
     const c = this.config;
     this.nc = await connectNats({
-      servers: c.natsUrls,
+      ...natsConnectOptions(c.nats),
       name: `touchline-${c.nodeId}`,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,

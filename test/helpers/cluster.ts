@@ -55,7 +55,8 @@ async function jetStreamHealthy(monitorPort: number): Promise<boolean> {
   return res.status === 200 && ((await res.json()) as { status?: string }).status === "ok";
 }
 
-export async function startNats(): Promise<NatsFixture> {
+/** `args`: more nats-server flags (authentication, TLS, `-c` a config file), given at every launch. */
+export async function startNats(opts: { args?: string[] } = {}): Promise<NatsFixture> {
   const storeDir = mkdtempSync(join(tmpdir(), "touchline-nats-"));
   const port = await freePort();
   const monitorPort = await freePort();
@@ -71,7 +72,7 @@ export async function startNats(): Promise<NatsFixture> {
   };
   const launch = async (): Promise<void> => {
     keep(`--- launch at ${new Date().toISOString()}\n`);
-    proc = Bun.spawn(["nats-server", "-js", "-sd", storeDir, "-p", String(port), "-m", String(monitorPort), "-a", "127.0.0.1"], {
+    proc = Bun.spawn(["nats-server", "-js", "-sd", storeDir, "-p", String(port), "-m", String(monitorPort), "-a", "127.0.0.1", ...(opts.args ?? [])], {
       stdout: "pipe",
       stderr: "pipe",
     });

@@ -61,7 +61,7 @@ describe("the declaration", () => {
     expect(c).toMatchObject({
       port: 3000,
       host: "0.0.0.0",
-      natsUrls: ["nats://127.0.0.1:4222"],
+      nats: { urls: ["nats://127.0.0.1:4222"], auth: undefined, tls: undefined },
       heartbeatMs: 15_000,
       retryMs: 1000,
       retentionMs: 24 * 3_600_000,
