@@ -21,7 +21,12 @@ export interface StoreAck {
 export class JetStreamRejected extends Error {
   constructor(
     readonly code: number,
-    description: string,
+    readonly description: string,
+    /**
+     * The answer says the message was not stored: an error from the stream, or no stream listening. An
+     * answer that cannot be read says nothing either way.
+     */
+    readonly notStored = true,
   ) {
     super(`JetStream refused the publish (${code}): ${description}`);
     this.name = "JetStreamRejected";
@@ -48,10 +53,10 @@ const PUBLISH: RequestKind<StoreAck> = {
     try {
       reply = JSON.parse(msg.string());
     } catch {
-      throw new JetStreamRejected(0, "an acknowledgement that is not JSON");
+      throw new JetStreamRejected(0, "an acknowledgement that is not JSON", false);
     }
     if (reply.error) throw new JetStreamRejected(reply.error.code, reply.error.description);
-    if (typeof reply.seq !== "number") throw new JetStreamRejected(0, "an acknowledgement without a sequence");
+    if (typeof reply.seq !== "number") throw new JetStreamRejected(0, "an acknowledgement without a sequence", false);
     return { seq: reply.seq, duplicate: reply.duplicate === true };
   },
   timedOut: (ms) => new AckTimeout(ms),

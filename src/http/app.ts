@@ -30,6 +30,8 @@ import { compressAnswer } from "./compression.ts";
 import { LIST_MAX_AGE_S, MATCH_MAX_AGE_S, cachedJson } from "./caching.ts";
 import { OPENAPI_PATH, openApiResponse } from "./openapi.ts";
 import { TurnPacer } from "./turnPacer.ts";
+import { refusedByLog } from "../node/publishRefusal.ts";
+import { RepeatedWarning } from "../telemetry/repeatedWarning.ts";
 
 const DEFAULT_LIST_LIMIT = 100;
 const MAX_LIST_LIMIT = 1000;
@@ -47,6 +49,13 @@ const PACED_TURN_BUDGET_MS = 2;
  * its delivery, so a producer keeping batches in flight would otherwise set the queue's length.
  */
 const BATCH_HOLD_UNDELIVERED = 1000;
+/**
+ * JetStream refused to store an event (its storage full, a stream limit): what a producer is told to
+ * wait before trying again. Such a condition is not over in a second, and retrying at once only adds load.
+ */
+const NOT_STORED_RETRY_AFTER_S = 5;
+/** Failed publishes log one line per this long, counting the rest (RepeatedWarning). */
+const PUBLISH_FAILURE_LOG_MS = 5000;
 const WEB_DIR = join(import.meta.dir, "..", "web");
 const WEB_TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
@@ -188,6 +197,16 @@ export function createApp(deps: AppDeps) {
       details,
     );
 
+  /** JetStream refused the event: nothing was stored, and a retry (key or no key) stores it once. */
+  const notStored = (reason: string): HttpError =>
+    new HttpError(503, "publish_failed", `the event was not stored: JetStream refused it (${reason}); retry later`, {
+      "Retry-After": String(NOT_STORED_RETRY_AFTER_S),
+    });
+  // While NATS is away or its storage full every publish fails alike: a line per 5 s, not per publish.
+  const publishRefusals = new RepeatedWarning(logger, "publish refused by JetStream: not stored", PUBLISH_FAILURE_LOG_MS);
+  const publishesUnconfirmed = new RepeatedWarning(logger, "publish not confirmed", PUBLISH_FAILURE_LOG_MS);
+  const batchesUnconfirmed = new RepeatedWarning(logger, "batch publish not confirmed part-way", PUBLISH_FAILURE_LOG_MS);
+
   // The publish request is the root of the event's trace (or continues the producer's).
   const publishSpan = { method: "POST", route: HTTP_ROUTE_PUBLISH, attributes: (params: { match: string }) => ({ [ATTR.match]: params.match }) };
 
@@ -218,9 +237,14 @@ export function createApp(deps: AppDeps) {
       try {
         result = await node.publish(match, input.value);
       } catch (err) {
+        const refused = refusedByLog(err);
+        if (refused !== undefined) {
+          publishRefusals.note({ match, reason: refused });
+          throw notStored(refused);
+        }
         // JetStream did not confirm: the event may be stored all the same (a publish that timed out on a
         // cut connection is delivered when it heals). Only a retry with the same key is safe.
-        logger.warn("publish not confirmed", { match, err: String(err) });
+        publishesUnconfirmed.note({ match, err: String(err) });
         throw publishOutcomeUnknown(input.value.key !== undefined);
       }
       const id = formatEventId(result.seq, node.logTag);
@@ -253,7 +277,8 @@ export function createApp(deps: AppDeps) {
         r.duplicate ? { id: formatEventId(r.seq, node.logTag), duplicate: true } : { id: formatEventId(r.seq, node.logTag) },
       );
       if (failure !== undefined) {
-        logger.warn("batch publish not confirmed part-way", { items: items.length, stored: results.length, err: String(failure) });
+        // Later items were sent with the refused one (pipelined): each may be stored or not, refused or not.
+        batchesUnconfirmed.note({ items: items.length, stored: results.length, err: String(failure) });
         throw publishOutcomeUnknown(
           items.every((i) => i.input.key !== undefined),
           { stored: results.length, results: answers },

@@ -172,8 +172,8 @@ const paths = {
         "415": E.unsupportedType,
         "429": E.rateLimited,
         "503": error(
-          "`not_ready` / `draining`: nothing was sent, retry; `publish_outcome_unknown`: JetStream did not confirm, the event may be stored: retry with the same key",
-          ["not_ready", "draining", "publish_outcome_unknown"],
+          "`not_ready` / `draining`: nothing was sent, retry; `publish_failed`: JetStream refused the event (its storage full, a stream limit), nothing was stored: retry after `Retry-After`; `publish_outcome_unknown`: JetStream did not confirm, the event may be stored: retry with the same key",
+          ["not_ready", "draining", "publish_failed", "publish_outcome_unknown"],
           { retryAfter: true },
         ),
         ...COMMON,
