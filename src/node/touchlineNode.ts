@@ -5,6 +5,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../bus/bunTransport.ts";
 import { natsConnectOptions } from "./natsConnectOptions.ts";
+import { RepeatedWarning } from "../telemetry/repeatedWarning.ts";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
@@ -74,6 +75,8 @@ const RECENT_ACTIVITY_MS = 10 * 60_000;
  * longer read of the log (matchIndex.ts), never a wrong state.
  */
 const STOP_WITHOUT_NATS_MS = 1000;
+/** Membership renewals that keep failing log one line per this long, counting the rest. */
+const RENEW_FAILURE_LOG_MS = 5000;
 
 export interface NodeDeps {
   config: Config;
@@ -133,6 +136,8 @@ export class TouchlineNode {
   private restarting = false;
   private readonly unavailableListeners = new Set<(why: string) => void>();
   private readonly idTakenListeners = new Set<(other: MemberInfo) => void>();
+  /** A renewal fails every MEMBERSHIP_RENEW_MS while NATS is away or its store full: a line per RENEW_FAILURE_LOG_MS. */
+  private readonly renewFailures: RepeatedWarning;
   /**
    * This process in the membership: its own name beside NODE_ID and its start, the same after the log
    * started over (a twin given the same NODE_ID is told apart by them; see Membership).
@@ -149,6 +154,7 @@ export class TouchlineNode {
     this.config = deps.config;
     this.names = names(deps.config.namespace);
     this.logger = deps.logger;
+    this.renewFailures = new RepeatedWarning(this.logger, "renewing this node's membership failed; others drop it if this lasts", RENEW_FAILURE_LOG_MS);
     this.metrics = deps.metrics;
     this.tracing = deps.tracing ?? TRACING_OFF;
   }
@@ -339,7 +345,7 @@ export class TouchlineNode {
       self,
       c.membershipRenewMs,
       c.membershipTtlMs,
-      (err) => this.logger.warn("renewing this node's membership failed; others drop it if this lasts", { err: String(err) }),
+      (err) => this.renewFailures.note({ err: String(err) }),
       (other, yields) => this.idTaken(other, yields),
     );
     this.membership.onChange((ring, previous) => {
