@@ -38,7 +38,7 @@ test("a match's first entry through the watch is announced once; later entries a
     watch,
     60_000,
     () => {},
-    (match, e) => announced.push([match, e.seq]),
+    { onNewMatch: (match, e) => announced.push([match, e.seq]) },
   );
   await index.start();
   deliver({ key: "a", value: encodeWire(entry(1)) });
@@ -65,7 +65,7 @@ test("an entry this node wrote itself is not announced when the watch brings it 
     watch,
     60_000,
     () => {},
-    (match) => announced.push(match),
+    { onNewMatch: (match) => announced.push(match) },
   );
   await index.start();
   index.write("mine", entry(3));
@@ -153,8 +153,7 @@ test("entries carry the log's tag: those of another log incarnation are ignored,
     watch,
     60_000,
     () => {},
-    (match) => announced.push(match),
-    "tag-new",
+    { onNewMatch: (match) => announced.push(match), logTag: "tag-new" },
   );
   await index.start();
   deliver({ key: "lost", value: encodeWire({ ...entry(90), tag: "tag-old" }) });
@@ -169,4 +168,27 @@ test("entries carry the log's tag: those of another log incarnation are ignored,
   await index.flush();
   expect(written).toEqual([{ ...entry(8), ts: written[0]!.ts, tag: "tag-new" }]);
   await index.stop();
+});
+
+test("entries with no event within retention are dropped once a minute (the bucket's max age does not tell the watch)", () => {
+  const RETENTION_MS = 3_600_000;
+  const index = new MatchIndex(
+    async () => {},
+    handWatch().watch,
+    60_000,
+    () => {},
+    { retentionMs: RETENTION_MS },
+  );
+  const now = Date.now();
+  index.noteLocal("live", { seq: 5, ts: now - 1000, state: {} });
+  index.noteLocal("expired", { seq: 3, ts: now - RETENTION_MS - 1000, state: { score: [2, 2] } });
+  // Noted, not yet written: kept until its write, whatever its age.
+  index.write("unwritten", { seq: 1, ts: now - RETENTION_MS - 1000, state: {} });
+  expect(index.list(10, undefined).items.map(([m]) => m)).toEqual(["live"]);
+  expect(index.pruneIfDue(now)).toBe(0); // less than a minute since the index began
+  expect(index.pruneIfDue(now + 60_000)).toBe(1);
+  expect(index.get("expired")).toBeUndefined();
+  expect(index.get("live")?.seq).toBe(5);
+  expect(index.get("unwritten")?.seq).toBe(1);
+  expect(index.pruneIfDue(now + 90_000)).toBe(0); // the next sweep is a minute later
 });

@@ -14,19 +14,47 @@
 import type { BucketWatch } from "../bus/bucketWatch.ts";
 import type { IndexEntry } from "../actors/services.ts";
 import { decodeWire, encodeWire } from "../bus/wireCodec.ts";
+import { type ListingPage, MatchListing } from "./matchListing.ts";
 
 /** Entries one flush writes at most; the rest wait for the next flush. */
 const FLUSH_MAX_ENTRIES = 2000;
 /** A flush writes this many entries per turn of the event loop, so 2,000 puts never hold it at once. */
 const FLUSH_ENTRIES_PER_TURN = 50;
+/**
+ * Entries older than retention are dropped this often. The bucket's max age removes their values
+ * without telling the watchers, so a node's copy kept every match it ever saw: a node up for weeks
+ * held them all (their states included) for a listing that filters them out.
+ */
+const PRUNE_EVERY_MS = 60_000;
 /** What KV accepts as a key (a match published straight to NATS may be named otherwise). */
 const KV_KEY = /^[-/_=.a-zA-Z0-9]+$/;
 
 /** Stores one entry in the bucket (a KV put: a JetStream publish on the key's subject). */
 export type IndexPut = (key: string, value: Uint8Array) => Promise<unknown>;
 
+export interface MatchIndexOptions {
+  /**
+   * An entry of a match this copy did not list before came through the watch. A node that joined
+   * before the entry was flushed checks the match here if it is its own (MatchHub.keepCurrentSoon):
+   * nothing else would (the ring change that gave it the match found no entry, and the event is older
+   * than its tail).
+   */
+  onNewMatch?: (match: string, entry: IndexEntry) => void;
+  /**
+   * The log incarnation the entries describe (match/event.ts logTag). Entries written carry it, and
+   * entries of another read from the bucket are ignored: a node that has not yet seen the log start
+   * over can still write its entries of the lost log into the new bucket, and an owner starting from
+   * one would take its seq for the new log's.
+   */
+  logTag?: string;
+  /** Entries with no event for this long are dropped (RETENTION: their events are gone from the log); default never. */
+  retentionMs?: number;
+}
+
 export class MatchIndex {
   private readonly entries_ = new Map<string, IndexEntry>();
+  private readonly listing = new MatchListing(this.entries_);
+  private lastPruneAt = Date.now();
   private watcher: { stop(): void } | undefined;
   /** Entries noted since the last flush, newest per match. */
   private dirty = new Map<string, IndexEntry>();
@@ -41,20 +69,7 @@ export class MatchIndex {
      * many and the first one's match and error, so an outage logs a line a second, not thousands.
      */
     private readonly onWritesFailed: (failed: number, first: { match: string; err: unknown }) => void,
-    /**
-     * An entry of a match this copy did not list before came through the watch. A node that joined
-     * before the entry was flushed checks the match here if it is its own (MatchHub.keepCurrentSoon):
-     * nothing else would (the ring change that gave it the match found no entry, and the event is older
-     * than its tail).
-     */
-    private readonly onNewMatch: (match: string, entry: IndexEntry) => void = () => {},
-    /**
-     * The log incarnation the entries describe (match/event.ts logTag). Entries written carry it, and
-     * entries of another read from the bucket are ignored: a node that has not yet seen the log start
-     * over can still write its entries of the lost log into the new bucket, and an owner starting from
-     * one would take its seq for the new log's.
-     */
-    private readonly logTag?: string,
+    private readonly opts: MatchIndexOptions = {},
   ) {}
 
   /** Notes a match's newest entry: listed here at once, written to the bucket at the next flush. */
@@ -81,7 +96,7 @@ export class MatchIndex {
       if (!KV_KEY.test(match)) continue; // not listable across nodes; this node's copy still has it
       const { endedHere: _local, ...entry } = noted;
       writes.push(
-        this.put(match, encodeWire(this.logTag === undefined ? entry : { ...entry, tag: this.logTag })).then(
+        this.put(match, encodeWire(this.opts.logTag === undefined ? entry : { ...entry, tag: this.opts.logTag })).then(
           () => undefined,
           (err: unknown) => ({ match, err }),
         ),
@@ -92,21 +107,26 @@ export class MatchIndex {
   }
 
   async start(): Promise<void> {
-    this.flushTimer = setInterval(() => void this.flush(), this.flushMs);
+    this.flushTimer = setInterval(() => {
+      this.pruneIfDue(Date.now());
+      void this.flush();
+    }, this.flushMs);
     this.watcher = await this.watch((e) => {
-      if (e.operation !== "PUT") this.entries_.delete(e.key);
-      else {
+      if (e.operation !== "PUT") {
+        this.entries_.delete(e.key);
+        this.listing.noteChanged();
+      } else {
         let entry: IndexEntry;
         try {
           const { tag, ...stored } = decodeWire<IndexEntry & { tag?: string }>(e.value);
-          if (tag !== undefined && this.logTag !== undefined && tag !== this.logTag) return; // of a lost log
+          if (tag !== undefined && this.opts.logTag !== undefined && tag !== this.opts.logTag) return; // of a lost log
           entry = stored;
         } catch {
           return; // not an index entry: ignore
         }
         const isNew = !this.entries_.has(e.key);
         this.noteLocal(e.key, entry);
-        if (isNew) this.onNewMatch(e.key, entry);
+        if (isNew) this.opts.onNewMatch?.(e.key, entry);
       }
     });
   }
@@ -131,12 +151,29 @@ export class MatchIndex {
     // Known only to the node the final event was published through: outlives the owner's entries.
     const endedHere = known?.endedHere;
     this.entries_.set(match, endedHere !== undefined ? { ...entry, endedHere } : entry);
+    this.listing.noteChanged();
+  }
+
+  /** Drops the entries older than retention, once every PRUNE_EVERY_MS. Returns how many went. */
+  pruneIfDue(now: number): number {
+    if (now - this.lastPruneAt < PRUNE_EVERY_MS) return 0;
+    this.lastPruneAt = now;
+    const before = now - (this.opts.retentionMs ?? Number.POSITIVE_INFINITY);
+    let dropped = 0;
+    for (const [match, entry] of this.entries_) {
+      if (entry.ts >= before || this.dirty.has(match)) continue;
+      this.entries_.delete(match);
+      dropped++;
+    }
+    if (dropped > 0) this.listing.noteChanged();
+    return dropped;
   }
 
   /** A final event was stored through this node: the match is ended here at once (see IndexEntry.endedHere). */
   noteEndedHere(match: string, seq: number, key: string | undefined): void {
     const known = this.entries_.get(match) ?? { seq: 0, ts: Date.now(), state: {} };
     this.entries_.set(match, { ...known, endedHere: key !== undefined ? { seq, key } : { seq } });
+    this.listing.noteChanged();
   }
 
   get(match: string): IndexEntry | undefined {
@@ -148,24 +185,11 @@ export class MatchIndex {
   }
 
   /**
-   * Most recently active first; `cursor` is the last match of the previous page. `visible` filters
-   * before paging, so a page's cursor never names a match the caller may not see.
+   * Most recently active first, within retention (matchListing.ts); `cursor` is the last match of the
+   * previous page. `visible` filters before paging, so a page's cursor never names a match the caller
+   * may not see.
    */
-  list(
-    limit: number,
-    cursor: string | undefined,
-    retentionMs: number,
-    visible: (match: string, entry: IndexEntry) => boolean = () => true,
-  ): { items: [string, IndexEntry][]; next: string | null } {
-    const since = Date.now() - retentionMs;
-    const all = [...this.entries_].filter(([m, e]) => e.ts >= since && visible(m, e)).sort((a, b) => b[1].ts - a[1].ts || (a[0] < b[0] ? -1 : 1));
-    let start = 0;
-    if (cursor) {
-      const i = all.findIndex(([m]) => m === cursor);
-      start = i >= 0 ? i + 1 : all.length;
-    }
-    const items = all.slice(start, start + limit);
-    const next = start + limit < all.length ? (items[items.length - 1]?.[0] ?? null) : null;
-    return { items, next };
+  list(limit: number, cursor: string | undefined, visible: (match: string, entry: IndexEntry) => boolean = () => true): ListingPage {
+    return this.listing.page(limit, cursor, Date.now() - (this.opts.retentionMs ?? Number.POSITIVE_INFINITY), visible);
   }
 }

@@ -310,10 +310,13 @@ export class TouchlineNode {
       watch(this.names.indexBucket),
       INDEX_FLUSH_MS,
       (failed, first) => this.logger.warn("match index writes failed", { failed, match: first.match, err: String(first.err) }),
-      (match, entry) => {
-        if (entry.ts >= Date.now() - RECENT_ACTIVITY_MS) this.keepCurrentIfOwned(match);
+      {
+        onNewMatch: (match, entry) => {
+          if (entry.ts >= Date.now() - RECENT_ACTIVITY_MS) this.keepCurrentIfOwned(match);
+        },
+        logTag: this.currentLogTag,
+        retentionMs: c.retentionMs,
       },
-      this.currentLogTag,
     );
     await this.index.start();
 
@@ -673,7 +676,7 @@ export class TouchlineNode {
     cursor: string | undefined,
     visible: (match: string, entry: IndexEntry) => boolean,
   ): { items: [string, IndexEntry][]; next: string | null } {
-    return this.index.list(limit, cursor, this.config.retentionMs, visible);
+    return this.index.list(limit, cursor, visible);
   }
 
   /** This node's view of the cluster, for `GET /cluster`. */
