@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { type NatsFixture, type NodeFixture, startNats, startNode, waitFor, withNodeLogs } from "../helpers/cluster.ts";
+import { deliversOneEvent } from "../helpers/roundTrip.ts";
 
 const TWIN_ID = "twin";
 
@@ -31,28 +32,6 @@ async function clusterView(node: NodeFixture): Promise<{ node: string; nodes: { 
   return (await (await fetch(`${node.url}/cluster`)).json()) as { node: string; nodes: { id: string; url: string }[] };
 }
 
-/** Publishes one event through `via` and reads it from a stream opened on `from`. */
-async function deliversThrough(via: NodeFixture, from: NodeFixture, match: string): Promise<void> {
-  const stream = await fetch(`${from.url}/matches/${match}/events`, { signal: AbortSignal.timeout(10_000) });
-  expect(stream.status).toBe(200);
-  const reader = stream.body!.getReader();
-  const published = await fetch(`${via.url}/matches/${match}/events`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ type: "goal", data: { minute: 1 } }),
-  });
-  expect(published.status).toBe(201);
-  const { id } = (await published.json()) as { id: string };
-  let text = "";
-  const decoder = new TextDecoder();
-  while (!text.includes(`id: ${id}\n`)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`stream on ${from.nodeId} ended before event ${id}:\n${text}`);
-    text += decoder.decode(value);
-  }
-  await reader.cancel();
-}
-
 test("a second node with a live node's NODE_ID stops (exit 2); the first keeps its place and serves", async () => {
   const first = await start(TWIN_ID);
   const other = await start("other");
@@ -75,8 +54,8 @@ test("a second node with a live node's NODE_ID stops (exit 2); the first keeps i
       10_000,
       "the other node listing the first twin's url",
     );
-    await deliversThrough(other, first, "twin-m1");
-    await deliversThrough(first, other, "twin-m2");
+    await deliversOneEvent(other.url, first.url, "twin-m1");
+    await deliversOneEvent(first.url, other.url, "twin-m2");
   });
 }, 90_000);
 

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { nkeys } from "@nats-io/nats-core";
 import { type NatsFixture, type NodeFixture, startNats, startNode, waitFor } from "../helpers/cluster.ts";
 import { operatorMode } from "../helpers/natsOperator.ts";
+import { deliversOneEvent } from "../helpers/roundTrip.ts";
 import { selfSignedCertificate } from "../helpers/selfSignedCert.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "touchline-nats-auth-"));
@@ -37,42 +38,20 @@ async function node(natsUrl: string, env: Record<string, string>, ready = true):
   return n;
 }
 
-/** The node stores an event and delivers it on a stream: it really talks to its NATS. */
-async function servesEvents(n: NodeFixture): Promise<void> {
-  const match = `auth-${n.port}`;
-  const stream = await fetch(`${n.url}/matches/${match}/events`, { signal: AbortSignal.timeout(10_000) });
-  expect(stream.status).toBe(200);
-  const published = await fetch(`${n.url}/matches/${match}/events`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ type: "goal", data: { minute: 9 } }),
-  });
-  expect(published.status).toBe(201);
-  const { id } = (await published.json()) as { id: string };
-  const reader = stream.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  while (!text.includes(`id: ${id}\n`)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the stream ended before event ${id}:\n${text}`);
-    text += decoder.decode(value);
-  }
-  await reader.cancel();
-}
-
 describe("user and password", () => {
   const password = "pw-Zq8x/41@!";
   let nats: NatsFixture;
 
   test("NATS_USER and NATS_PASSWORD", async () => {
     nats = await server(["--user", "touchline", "--pass", password]);
-    await servesEvents(await node(nats.url, { NATS_USER: "touchline", NATS_PASSWORD: password }));
+    const n = await node(nats.url, { NATS_USER: "touchline", NATS_PASSWORD: password });
+    await deliversOneEvent(n.url, n.url, `auth-${n.port}`);
   }, 60_000);
 
   test("written into NATS_URL (percent-encoded), taken out of it", async () => {
     const url = nats.url.replace("nats://", `nats://touchline:${encodeURIComponent(password)}@`);
     const n = await node(url, {});
-    await servesEvents(n);
+    await deliversOneEvent(n.url, n.url, `auth-${n.port}`);
     const view = (await (await fetch(`${n.url}/cluster`)).json()) as { nodes: unknown[] };
     expect(view.nodes.length).toBe(2);
   }, 60_000);
@@ -97,7 +76,8 @@ describe("user and password", () => {
 
 test("NATS_TOKEN", async () => {
   const nats = await server(["--auth", "s3cret-token-value"]);
-  await servesEvents(await node(nats.url, { NATS_TOKEN: "s3cret-token-value" }));
+  const n = await node(nats.url, { NATS_TOKEN: "s3cret-token-value" });
+  await deliversOneEvent(n.url, n.url, `auth-${n.port}`);
 }, 60_000);
 
 test("NATS_NKEY_SEED_FILE: the server knows the user's public key", async () => {
@@ -107,13 +87,15 @@ test("NATS_NKEY_SEED_FILE: the server knows the user's public key", async () => 
   const seedFile = join(dir, "user.nk");
   writeFileSync(seedFile, `${new TextDecoder().decode(user.getSeed())}\n`);
   const nats = await server(["-c", config]);
-  await servesEvents(await node(nats.url, { NATS_NKEY_SEED_FILE: seedFile }));
+  const n = await node(nats.url, { NATS_NKEY_SEED_FILE: seedFile });
+  await deliversOneEvent(n.url, n.url, `auth-${n.port}`);
 }, 60_000);
 
 test("NATS_CREDS_FILE: a NATS in operator mode (JWTs), the user's credentials file", async () => {
   const { serverConfig, credsFile } = operatorMode(dir);
   const nats = await server(["-c", serverConfig]);
-  await servesEvents(await node(nats.url, { NATS_CREDS_FILE: credsFile }));
+  const n = await node(nats.url, { NATS_CREDS_FILE: credsFile });
+  await deliversOneEvent(n.url, n.url, `auth-${n.port}`);
   const anonymous = await node(nats.url, {}, false);
   expect(await Promise.race([anonymous.proc.exited, Bun.sleep(20_000).then(() => "still running")])).toBe(1);
   expect(anonymous.output()).toContain("Authorization Violation");
@@ -125,7 +107,8 @@ describe("TLS with a private CA", () => {
 
   test("NATS_TLS_CA_FILE: a server requiring TLS whose certificate the CA signed", async () => {
     const nats = await server(["--tls", "--tlscert", serverCert.cert, "--tlskey", serverCert.key]);
-    await servesEvents(await node(nats.url, { NATS_TLS_CA_FILE: serverCert.cert }));
+    const n = await node(nats.url, { NATS_TLS_CA_FILE: serverCert.cert });
+    await deliversOneEvent(n.url, n.url, `auth-${n.port}`);
     // Without the CA the certificate is not trusted: no connection, in clear or otherwise.
     const untrusting = await node(nats.url, {}, false);
     expect(await Promise.race([untrusting.proc.exited, Bun.sleep(20_000).then(() => "still running")])).toBe(1);
@@ -133,7 +116,8 @@ describe("TLS with a private CA", () => {
 
   test("NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: a server that verifies clients", async () => {
     const nats = await server(["--tlsverify", "--tlscert", serverCert.cert, "--tlskey", serverCert.key, "--tlscacert", clientCert.cert]);
-    await servesEvents(await node(nats.url, { NATS_TLS_CA_FILE: serverCert.cert, NATS_TLS_CERT_FILE: clientCert.cert, NATS_TLS_KEY_FILE: clientCert.key }));
+    const n = await node(nats.url, { NATS_TLS_CA_FILE: serverCert.cert, NATS_TLS_CERT_FILE: clientCert.cert, NATS_TLS_KEY_FILE: clientCert.key });
+    await deliversOneEvent(n.url, n.url, `auth-${n.port}`);
     // Without a certificate the server ends the handshake. (The client is not told why under Bun: it gives
     // up when its connect timeout ends, 20 s, and exits as above; the server's log says it at once.)
     const anonymous = await node(nats.url, { NATS_TLS_CA_FILE: serverCert.cert }, false);
