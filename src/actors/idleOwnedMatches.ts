@@ -20,7 +20,7 @@
  */
 import type { Context } from "@opentelemetry/api";
 import type { LoggedEvent } from "../bus/matchLog.ts";
-import { applyStatePatch } from "../match/mergePatch.ts";
+import { type BoundedState, patchWithin } from "../match/stateSize.ts";
 import { shardOf } from "../cluster/shards.ts";
 import type { IndexEntry, MatchServices } from "./services.ts";
 
@@ -156,7 +156,7 @@ export class IdleOwnedMatches {
   private fold(match: string, entry: IndexEntry | undefined, events: TailEvent[]): void {
     let seq = entry?.seq ?? 0;
     let ts = entry?.ts ?? 0;
-    let state = entry?.state ?? {};
+    let bounded: BoundedState = { state: entry?.state ?? {}, bytesAtMost: entry?.stateBytesAtMost };
     let isPrivate = entry?.private === true;
     let ended = entry?.ended === true;
     const spans = this.svc.telemetry.spans;
@@ -166,14 +166,24 @@ export class IdleOwnedMatches {
         continue;
       }
       spans.startIngest(match, event.seq, trace)?.end();
-      state = applyStatePatch(state, event.state);
+      const patched = patchWithin(bounded, event.state, this.svc.maxStateBytes);
+      if (patched) bounded = patched;
+      else this.svc.telemetry.warn("a state patch that would pass MAX_STATE_BYTES is not applied", { match, seq: event.seq });
       if (event.private) isPrivate = true;
       if (event.final) ended = true;
       seq = event.seq;
       ts = event.ts;
     }
     if (seq !== (entry?.seq ?? 0)) {
-      this.svc.writeIndex(match, { seq, ts, state, ...(isPrivate ? { private: true } : {}), ...(ended ? { ended: true } : {}) });
+      const { state, bytesAtMost } = bounded;
+      this.svc.writeIndex(match, {
+        seq,
+        ts,
+        state,
+        ...(bytesAtMost !== undefined ? { stateBytesAtMost: bytesAtMost } : {}),
+        ...(isPrivate ? { private: true } : {}),
+        ...(ended ? { ended: true } : {}),
+      });
     }
     const shard = shardOf(match);
     let matches = this.folded.get(shard);

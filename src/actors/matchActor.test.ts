@@ -19,6 +19,7 @@ import { WindowBudget } from "./windowBudget.ts";
 import type { LoggedEvent } from "../bus/matchLog.ts";
 import type { MatchEvent } from "../match/event.ts";
 import { applyStatePatch, type Json } from "../match/mergePatch.ts";
+import { jsonBytes } from "../match/stateSize.ts";
 import { MatchSpans } from "../telemetry/matchSpans.ts";
 import { TRACING_OFF } from "../telemetry/spans.ts";
 import { SHARD_COUNT, shardOf } from "../cluster/shards.ts";
@@ -192,6 +193,7 @@ function chained(events: LoggedEvent[]): MatchEvent[] {
 interface HarnessOptions {
   windowEvents?: number;
   historyPageBytes?: number;
+  maxStateBytes?: number;
 }
 
 const harnesses: Harness[] = [];
@@ -201,6 +203,18 @@ class Harness {
   readonly leases = new MemoryLeases();
   readonly feed = new MemoryFeed();
   readonly index = new Map<string, IndexEntry>();
+
+  /**
+   * The match's index entry as the bucket would hold it: without this node's bound on its state's bytes,
+   * which must be at least the state's size.
+   */
+  writtenEntry(match: string): IndexEntry | undefined {
+    const entry = this.index.get(match);
+    if (entry === undefined) return undefined;
+    const { stateBytesAtMost, ...written } = entry;
+    if (stateBytesAtMost !== undefined) expect(stateBytesAtMost).toBeGreaterThanOrEqual(jsonBytes(entry.state));
+    return written;
+  }
   readonly warnings: string[] = [];
   /** Who the ring names as the match's owner. */
   ringOwner: string | undefined = SELF;
@@ -221,6 +235,7 @@ class Harness {
       windowBytes: 1 << 20,
       windowBudget: new WindowBudget(1 << 24),
       historyPageBytes: opts.historyPageBytes ?? 1 << 16,
+      maxStateBytes: opts.maxStateBytes ?? 1 << 16,
       logTag: "t1",
       log: this.log,
       ownerOf: () => this.ringOwner,
@@ -1220,7 +1235,7 @@ describe("MatchHub: owned matches nobody watches, kept without an actor", () => 
       tailHandsOn(h, hub, e3);
       await drain();
       const expected = h.syncReply();
-      expect(h.index.get(M)).toEqual({ seq: e3, ts: e3, state: expected.state });
+      expect(h.writtenEntry(M)).toEqual({ seq: e3, ts: e3, state: expected.state });
       expect(h.log.calls.firstStoredAfter).toBe(1);
       expect(h.log.calls.follow).toBe(0);
       expect(h.leases.holder(M)).toBeUndefined();
@@ -1258,7 +1273,7 @@ describe("MatchHub: owned matches nobody watches, kept without an actor", () => 
       const owner = hub.get(M);
       expect(owner.role).toBe("owner");
       expect(owner.latestSeq).toBe(e3);
-      expect(h.index.get(M)).toEqual({ seq: e3, ts: e3, state: h.syncReply().state });
+      expect(h.writtenEntry(M)).toEqual({ seq: e3, ts: e3, state: h.syncReply().state });
       expect(e2).toBeLessThan(e3);
     });
   });
@@ -1297,7 +1312,7 @@ describe("MatchHub: owned matches nobody watches, kept without an actor", () => 
       const [e4] = h.appendEvents(1) as [number];
       tailHandsOn(h, hub, e4);
       await drain();
-      expect(h.index.get(M)).toEqual({ seq: e4, ts: e4, state: h.syncReply().state });
+      expect(h.writtenEntry(M)).toEqual({ seq: e4, ts: e4, state: h.syncReply().state });
       expect(h.log.calls.firstStoredAfter).toBe(1);
     });
   });
@@ -1312,7 +1327,7 @@ describe("MatchHub: owned matches nobody watches, kept without an actor", () => 
       const owner = hub.get(M);
       expect(owner.role).toBe("owner");
       expect(owner.latestSeq).toBe(seqs[2]!);
-      expect(h.index.get(M)).toEqual({ seq: seqs[2]!, ts: seqs[2]!, state: h.syncReply().state });
+      expect(h.writtenEntry(M)).toEqual({ seq: seqs[2]!, ts: seqs[2]!, state: h.syncReply().state });
     });
   });
 
@@ -1323,7 +1338,7 @@ describe("MatchHub: owned matches nobody watches, kept without an actor", () => 
       const late = h.log.append(M, { state: { over: false } });
       for (const seq of [e1, fin, late]) tailHandsOn(h, hub, seq);
       await drain();
-      expect(h.index.get(M)).toEqual({ seq: fin, ts: fin, state: { n: 1, k1: 1, over: true }, ended: true });
+      expect(h.writtenEntry(M)).toEqual({ seq: fin, ts: fin, state: { n: 1, k1: 1, over: true }, ended: true });
       expect(h.warnings).toContain("an event after the match's final event is not streamed");
     });
   });
@@ -1348,5 +1363,42 @@ describe("MatchHub: owned matches nobody watches, kept without an actor", () => 
       expect(hub.get(M)).toBe(owner);
       expect(h.index.get(M)?.seq).toBe(e2);
     });
+  });
+});
+
+// ----- the state's bound -----------------------------------------------------------------------------
+
+describe("MAX_STATE_BYTES", () => {
+  test("an owner streams an event whose patch would pass the limit without applying it; the state and the index go on from the last one that fit", async () => {
+    const h = new Harness({ maxStateBytes: 200 });
+    await h.startOwner();
+    const c = new Client();
+    expect(await h.join(c, undefined)).toBe(true);
+    const fits = h.log.append(M, { data: 1, state: { score: [1, 0] } });
+    const tooLarge = h.log.append(M, { data: 2, state: { commentary: "x".repeat(300) } });
+    const next = h.log.append(M, { data: 3, state: { score: [2, 0] } });
+    await drain();
+    expect(c.got).toEqual([fits, tooLarge, next]);
+    expect(h.writtenEntry(M)).toEqual({ seq: next, ts: next, state: { score: [2, 0] } });
+    expect(h.warnings).toEqual(["a state patch that would pass MAX_STATE_BYTES is not applied"]);
+  });
+
+  test("a follower applying the feed leaves such a patch out as the owner does", async () => {
+    const h = new Harness({ maxStateBytes: 200 });
+    await h.startFollower();
+    const c = new Client();
+    expect(await h.join(c, h.actor.latestSeq)).toBe(true);
+    const seqs = [
+      h.log.append(M, { data: 1, state: { a: "y".repeat(100) } }),
+      h.log.append(M, { data: 2, state: { b: "y".repeat(100) } }),
+      h.log.append(M, { data: 3, state: { a: null, c: 1 } }),
+    ];
+    for (const seq of seqs) h.feed.deliver(h.feedEvent(seq));
+    await drain();
+    expect(c.got).toEqual(seqs);
+    const snapshot = new Client();
+    expect(await h.join(snapshot, undefined)).toBe(true);
+    // b (about 110 bytes onto a's 110) would pass 200: left out; then a goes and c comes.
+    expect(JSON.parse(new TextDecoder().decode(snapshot.snapshots[0]!.frame).split("data: ")[1]!).state).toEqual({ c: 1 });
   });
 });

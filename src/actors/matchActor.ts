@@ -10,7 +10,8 @@
  */
 import type { Context } from "@opentelemetry/api";
 import type { MatchEvent } from "../match/event.ts";
-import { applyStatePatch, type Json } from "../match/mergePatch.ts";
+import type { Json } from "../match/mergePatch.ts";
+import { patchWithin } from "../match/stateSize.ts";
 import type { Follower, LoggedEvent } from "../bus/matchLog.ts";
 import { EncodedEvent } from "./encodedEvent.ts";
 import { FAILURES_BEFORE_GIVING_UP_JOINS, type JoinOutcome, type PendingJoin, type ResumeHost, Resumes, chain } from "./resume.ts";
@@ -56,6 +57,8 @@ export class MatchActor {
   private ready = false;
   private lastSeq = 0;
   private state: Record<string, Json> = {};
+  /** At least the state's JSON bytes; undefined: measured when next needed (match/stateSize.ts). */
+  private stateBytesAtMost: number | undefined;
   private isPrivate = false;
   /** The match's final event has been applied (it is `lastSeq`): no more events, subscribers are ended. */
   private ended = false;
@@ -281,6 +284,11 @@ export class MatchActor {
 
   // ----- applying events ---------------------------------------------------------------------------
 
+  private setState(state: Record<string, Json>, bytesAtMost: number | undefined): void {
+    this.state = state;
+    this.stateBytesAtMost = bytesAtMost;
+  }
+
   /** `trace`: the context the event came with (the stored message's on the owner, the feed message's elsewhere). */
   private apply(event: MatchEvent, trace?: Context): void {
     if (event.seq <= this.lastSeq) return;
@@ -294,7 +302,14 @@ export class MatchActor {
     // On the owner the event's ingest is the parent of its feed publish and its local fan-out.
     const ingest = this.role === "owner" ? spans.startIngest(this.match, event.seq, trace) : undefined;
     const parent = ingest ? ingest.context : trace;
-    this.state = applyStatePatch(this.state, event.state);
+    const patched = patchWithin({ state: this.state, bytesAtMost: this.stateBytesAtMost }, event.state, this.svc.maxStateBytes);
+    if (patched) this.setState(patched.state, patched.bytesAtMost);
+    else {
+      // Publishing refuses such a patch (413); one that got past (a race within the index's second, or
+      // published straight to NATS) is left out of the state, the same way on every node, and the event
+      // is streamed without it.
+      this.svc.telemetry.warn("a state patch that would pass MAX_STATE_BYTES is not applied", { match: this.match, seq: event.seq });
+    }
     if (event.private) this.isPrivate = true;
     this.lastSeq = event.seq;
     this.lastEventAt = Date.now();
@@ -309,6 +324,7 @@ export class MatchActor {
         seq: event.seq,
         ts: event.ts,
         state: this.state,
+        ...(this.stateBytesAtMost !== undefined ? { stateBytesAtMost: this.stateBytesAtMost } : {}),
         ...(this.isPrivate ? { private: true } : {}),
         ...(event.final ? { ended: true } : {}),
       });
@@ -375,7 +391,7 @@ export class MatchActor {
     if (!this.ready) {
       const entry = this.svc.readIndex(this.match);
       if (entry && entry.seq > this.lastSeq && entry.seq <= stored) {
-        this.state = entry.state;
+        this.setState(entry.state, entry.stateBytesAtMost);
         this.lastSeq = entry.seq;
         this.isPrivate = entry.private === true;
         this.ended = entry.ended === true;
@@ -461,7 +477,7 @@ export class MatchActor {
       if (!this.ready) {
         const entry = this.svc.readIndex(this.match);
         if (entry && entry.seq > this.lastSeq) {
-          this.state = entry.state;
+          this.setState(entry.state, entry.stateBytesAtMost);
           this.lastSeq = entry.seq;
           this.isPrivate = entry.private === true;
           this.ended = entry.ended === true;
@@ -532,7 +548,7 @@ export class MatchActor {
     this.epoch = Math.max(this.epoch, reply.epoch);
     this.lastFeedAt = Date.now();
     if (!this.ready) {
-      this.state = reply.state;
+      this.setState(reply.state, undefined);
       this.lastSeq = reply.seq;
       this.isPrivate = reply.private;
       this.ended = reply.ended === true;

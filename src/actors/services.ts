@@ -26,6 +26,8 @@ export interface IndexEntry {
    * here until then. Only in this node's copy, never written.
    */
   endedHere?: { seq: number; key?: string };
+  /** At least the state's JSON bytes, as its owner here bounded them (match/stateSize.ts). Only in this node's copy, never written. */
+  stateBytesAtMost?: number;
 }
 
 export interface ActorTelemetry {
@@ -47,6 +49,8 @@ export interface MatchServices {
   readonly windowBudget: WindowBudget;
   /** Payload bytes one history read may hold: about one client buffer (invariant 6 of docs/design.md). */
   readonly historyPageBytes: number;
+  /** MAX_STATE_BYTES: a state patch that would make the state larger is not applied (match/stateSize.ts). */
+  readonly maxStateBytes: number;
   /** Names the log's incarnation in every event id (see formatEventId in match/event.ts); fixed for an actor's life. */
   readonly logTag: string;
   readonly log: MatchLog;

@@ -44,6 +44,8 @@ export interface Config {
   retryMs: number;
   retentionMs: number;
   maxMatchesPerStream: number;
+  /** MAX_STATE_BYTES: the largest JSON of one match's state (match/stateSize.ts). */
+  maxStateBytes: number;
   maxBodyBytes: number;
   /** Batch publishing (`POST /events`): most items, and most bytes of the whole JSON array. */
   batchMaxItems: number;
@@ -308,6 +310,7 @@ export function loadConfig(env: Env = process.env): Config {
     retentionMs: duration(env, "RETENTION"),
     maxMatchesPerStream,
     maxBodyBytes,
+    maxStateBytes: integer(env, "MAX_STATE_BYTES"),
     batchMaxItems: integer(env, "BATCH_MAX_ITEMS"),
     batchMaxBytes: integer(env, "BATCH_MAX_BYTES"),
     windowEvents: integer(env, "WINDOW_EVENTS"),

@@ -264,6 +264,16 @@ export const SETTINGS = {
     max: 16 * MiB,
     meaning: "Largest body of one publish",
   },
+  MAX_STATE_BYTES: {
+    group: "Publishing",
+    type: "integer",
+    default: String(64 * 1024),
+    unit: "bytes",
+    min: 1024,
+    // An index entry holds the state and must fit in one NATS message (1 MiB by default).
+    max: 512 * 1024,
+    meaning: "Largest state of one match (its JSON); a publish whose state patch would pass it is refused (413). The same on every node",
+  },
   BATCH_MAX_ITEMS: {
     group: "Publishing",
     type: "integer",

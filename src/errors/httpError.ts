@@ -24,6 +24,7 @@ export type ErrorCode =
   | "draining"
   | "publish_failed"
   | "publish_outcome_unknown"
+  | "state_too_large"
   | "match_ended"
   | "internal_error";
 

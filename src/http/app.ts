@@ -16,6 +16,7 @@ import { tracedRoute } from "../telemetry/httpSpan.ts";
 import { ATTR, HTTP_ROUTE_BATCH_PUBLISH, HTTP_ROUTE_PUBLISH } from "../telemetry/spanNames.ts";
 import { type BatchResult, validateBatch } from "./batchPublish.ts";
 import { formatEventId, validatePublishInput } from "../match/event.ts";
+import type { Json } from "../match/mergePatch.ts";
 import { refusableAsStream, refusalWaitMs, refusedStream } from "./refusal.ts";
 import { readJsonBody } from "./body.ts";
 import { HttpError, errorResponse, isCompleteAnswer, json, notReady, shortJson } from "./errors.ts";
@@ -197,6 +198,15 @@ export function createApp(deps: AppDeps) {
       details,
     );
 
+  /** The patch would grow the match's state past MAX_STATE_BYTES: nothing stored. */
+  const stateTooLarge = (match: string, bytes: number, details: Record<string, unknown> = {}): HttpError =>
+    new HttpError(
+      413,
+      "state_too_large",
+      `with this state patch match ${match}'s state would be ${bytes} bytes, more than MAX_STATE_BYTES (${node.config.maxStateBytes}); remove keys (set them to null) or keep less in the state`,
+      {},
+      details,
+    );
   /** JetStream refused the event: nothing was stored, and a retry (key or no key) stores it once. */
   const notStored = (reason: string): HttpError =>
     new HttpError(503, "publish_failed", `the event was not stored: JetStream refused it (${reason}); retry later`, {
@@ -227,6 +237,8 @@ export function createApp(deps: AppDeps) {
       limits.checkJsonDepth(body);
       const input = validatePublishInput(body);
       if (!input.ok) throw new HttpError(400, "invalid_event", input.message);
+      const overflow = input.value.state === undefined ? undefined : node.stateOverflow(match, [input.value.state]);
+      if (overflow !== undefined) throw stateTooLarge(match, overflow.bytes);
       if (node.isEnded(match)) {
         // A retry of the final event itself (same key) is a duplicate, not a publish after the end.
         const finalSeq = node.finalEventOf(match, input.value.key);
@@ -270,6 +282,19 @@ export function createApp(deps: AppDeps) {
       for (const [index, item] of items.entries()) {
         if (node.isEnded(item.match) || endedInBatch.has(item.match)) throw matchEnded(item.match, { index });
         if (item.input.final) endedInBatch.add(item.match);
+      }
+      // Each match's patches in the batch, in order, onto its state: the first item that would pass the bound is named.
+      const patchesOf = new Map<string, { indexes: number[]; patches: Json[] }>();
+      for (const [index, { match, input }] of items.entries()) {
+        if (input.state === undefined) continue;
+        const of = patchesOf.get(match) ?? { indexes: [], patches: [] };
+        of.indexes.push(index);
+        of.patches.push(input.state);
+        patchesOf.set(match, of);
+      }
+      for (const [match, { indexes, patches }] of patchesOf) {
+        const overflow = node.stateOverflow(match, patches);
+        if (overflow !== undefined) throw stateTooLarge(match, overflow.bytes, { index: indexes[overflow.at] });
       }
       limits.admitPublish(request, server, items.length);
       const { results, failure } = await node.publishBatch(items);

@@ -94,7 +94,7 @@ export class MatchIndex {
       if (noted === undefined) continue;
       this.dirty.delete(match);
       if (!KV_KEY.test(match)) continue; // not listable across nodes; this node's copy still has it
-      const { endedHere: _local, ...entry } = noted;
+      const { endedHere: _local, stateBytesAtMost: _bound, ...entry } = noted;
       writes.push(
         this.put(match, encodeWire(this.opts.logTag === undefined ? entry : { ...entry, tag: this.opts.logTag })).then(
           () => undefined,

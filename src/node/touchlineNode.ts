@@ -6,6 +6,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../bus/bunTransport.ts";
 import { natsConnectOptions } from "./natsConnectOptions.ts";
 import { RepeatedWarning } from "../telemetry/repeatedWarning.ts";
+import { type BoundedState, jsonBytes, patchWithin } from "../match/stateSize.ts";
+import { applyStatePatch } from "../match/mergePatch.ts";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
@@ -136,6 +138,8 @@ export class TouchlineNode {
   private restarting = false;
   private readonly unavailableListeners = new Set<(why: string) => void>();
   private readonly idTakenListeners = new Set<(other: MemberInfo) => void>();
+  /** What stateOverflow measured of index entries that came without a bound. */
+  private readonly stateBytesOfEntries = new WeakMap<IndexEntry, number>();
   /** A renewal fails every MEMBERSHIP_RENEW_MS while NATS is away or its store full: a line per RENEW_FAILURE_LOG_MS. */
   private readonly renewFailures: RepeatedWarning;
   /**
@@ -524,6 +528,7 @@ export class TouchlineNode {
       windowBytes: this.config.windowBytes,
       windowBudget: new WindowBudget(this.config.windowBudgetBytes),
       historyPageBytes: this.config.clientBufferBytes,
+      maxStateBytes: this.config.maxStateBytes,
       logTag: this.currentLogTag,
       log: this.log,
       ownerOf: (match) => this.membership.ring.ownerOf(match),
@@ -628,6 +633,32 @@ export class TouchlineNode {
   isEnded(match: string): boolean {
     const entry = this.index.get(match);
     return entry?.ended === true || entry?.endedHere !== undefined;
+  }
+
+  /**
+   * The first of `patches` (applied in order) that would take the match's state past MAX_STATE_BYTES,
+   * by its position, and the bytes the state would have; undefined when they all fit. Judged on this node's copy of the index, up to a second
+   * behind the owner: a patch that passes here and not at the owner is left out of the state there
+   * (match/stateSize.ts), never lost from the stream.
+   */
+  stateOverflow(match: string, patches: readonly (Json | undefined)[]): { at: number; bytes: number } | undefined {
+    const entry = this.index.get(match);
+    let current: BoundedState = { state: entry?.state ?? {}, bytesAtMost: entry?.stateBytesAtMost };
+    for (const [at, patch] of patches.entries()) {
+      if (patch === undefined) continue;
+      if (current.bytesAtMost === undefined && entry !== undefined) current = { ...current, bytesAtMost: this.measuredState(entry) };
+      const next = patchWithin(current, patch, this.config.maxStateBytes);
+      if (next === undefined) return { at, bytes: jsonBytes(applyStatePatch(current.state, patch)) };
+      current = next;
+    }
+    return undefined;
+  }
+
+  /** An entry of another owner, through the watch, has no bound: measured once per entry. */
+  private measuredState(entry: IndexEntry): number {
+    let bytes = this.stateBytesOfEntries.get(entry);
+    if (bytes === undefined) this.stateBytesOfEntries.set(entry, (bytes = jsonBytes(entry.state)));
+    return bytes;
   }
 
   /**
