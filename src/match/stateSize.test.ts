@@ -48,3 +48,12 @@ test("the bound never falls below the state's real size, over a long run of rand
     expect(jsonBytes(current.state)).toBeLessThanOrEqual(4000);
   }
 });
+
+test("a state already past the limit may shrink by steps, never grow", () => {
+  const start = { state: { a: "x".repeat(600), b: "x".repeat(600) }, bytesAtMost: undefined };
+  // 1,200 bytes against a limit of 1,000 (lowered since): removing a little is applied...
+  const smaller = patchWithin(start, { a: "x".repeat(500) }, 1000);
+  expect(smaller?.state).toEqual({ a: "x".repeat(500), b: "x".repeat(600) });
+  // ...adding is not, even a byte.
+  expect(patchWithin(smaller!, { c: 1 }, 1000)).toBeUndefined();
+});

@@ -24,7 +24,8 @@ export interface BoundedState {
 
 /**
  * The state with `patch` applied, and its bound; undefined when the patched state would be larger than
- * `maxBytes` (the state stays as it was). No patch: the state as it is.
+ * `maxBytes` and than it is now (the state stays as it was). A state already past the limit (the limit
+ * lowered, or an older node's) may still shrink by steps. No patch: the state as it is.
  */
 export function patchWithin(current: BoundedState, patch: Json | undefined, maxBytes: number): BoundedState | undefined {
   if (patch === undefined) return current;
@@ -32,7 +33,8 @@ export function patchWithin(current: BoundedState, patch: Json | undefined, maxB
   const bound = boundAfter(current, patch);
   if (bound <= maxBytes) return { state: patched, bytesAtMost: bound };
   const exact = jsonBytes(patched);
-  return exact <= maxBytes ? { state: patched, bytesAtMost: exact } : undefined;
+  if (exact <= maxBytes || exact <= jsonBytes(current.state)) return { state: patched, bytesAtMost: exact };
+  return undefined;
 }
 
 /** At least the bytes of the state with `patch` applied, without applying it. */
