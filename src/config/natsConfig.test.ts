@@ -118,3 +118,9 @@ describe("TLS files", () => {
     expect(refusal({ NATS_TLS_CA_FILE: join(dir, "none.pem") })).toContain("cannot read");
   });
 });
+
+test("a password with a raw @ is refused with how to write it", () => {
+  const message = refusal({ NATS_URL: "nats://app:p@ss@a:4222" });
+  expect(message).toContain("percent-encoded");
+  expect(message).not.toContain("p@ss");
+});

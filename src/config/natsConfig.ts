@@ -99,7 +99,10 @@ export function loadNatsConfig(env: Env, fallbackUrl: string): NatsConfig {
   for (const u of raw) {
     if (!URL_FORM.test(u) && !HOST_PORT_FORM.test(u)) {
       // The value may hold a password: the message names the form, not the value.
-      throw new ConfigError("NATS_URL", `an entry is not a NATS server URL (nats://host:port, optionally nats://user:password@host:port)`);
+      throw new ConfigError(
+        "NATS_URL",
+        "an entry is not a NATS server URL (nats://host:port, optionally nats://user:password@host:port with @ : / in them percent-encoded)",
+      );
     }
     const { url, credentials } = splitCredentials(u);
     urls.push(url);
