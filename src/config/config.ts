@@ -11,6 +11,7 @@ import { parseTrustProxy } from "../limits/trustProxy.ts";
 import { maxStreamTargetBytes } from "../match/cursor.ts";
 import { LOG_LEVELS, type LogLevel } from "../telemetry/logger.ts";
 import { ConfigError } from "./configError.ts";
+import { type Env, givenText } from "./environment.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { loadNatsConfig, type NatsConfig } from "./natsConfig.ts";
 import { loadSecurityConfig, type SecurityConfig } from "./securityConfig.ts";
@@ -95,12 +96,9 @@ export interface Config {
 export { ConfigError } from "./configError.ts";
 export { parseDuration } from "./duration.ts";
 
-type Env = Record<string, string | undefined>;
-
 /** The value of a setting as given, trimmed; undefined when unset or blank. */
 function given(env: Env, name: SettingName): string | undefined {
-  const raw = env[name]?.trim();
-  return raw ? raw : undefined;
+  return givenText(env, name);
 }
 
 /** A default the declaration gives, for a loader that has none of its own (a derived one). */

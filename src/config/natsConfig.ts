@@ -10,6 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { ConfigError } from "./configError.ts";
+import { type Env, givenText } from "./environment.ts";
 
 /** One way of authenticating to NATS, read at start-up. */
 export type NatsAuth =
@@ -36,8 +37,6 @@ export interface NatsConfig {
   tls: NatsTls | undefined;
 }
 
-type Env = Record<string, string | undefined>;
-
 const URL_FORM = /^(nats|tls|ws|wss):\/\/([^\s/@]+@)?[^\s/@]+(:\d+)?\/?$/;
 const HOST_PORT_FORM = /^[^\s/:@]+:\d+$/;
 const CREDS_JWT = "-----BEGIN NATS USER JWT-----";
@@ -45,11 +44,6 @@ const CREDS_SEED = "-----BEGIN USER NKEY SEED-----";
 /** An NKey user seed: base32, starting with S (seed) and U (user). */
 const USER_SEED = /^SU[A-Z2-7]{56}$/;
 const PEM = "-----BEGIN ";
-
-function optional(env: Env, name: string): string | undefined {
-  const v = env[name]?.trim();
-  return v ? v : undefined;
-}
 
 function readSetting(name: string, file: string): string {
   try {
@@ -61,7 +55,7 @@ function readSetting(name: string, file: string): string {
 
 /** A TLS file must at least be PEM: a wrong path found at start, not at the first reconnect. */
 function pemFile(env: Env, name: string): string | undefined {
-  const file = optional(env, name);
+  const file = givenText(env, name);
   if (file === undefined) return undefined;
   if (!readSetting(name, file).includes(PEM)) throw new ConfigError(name, `${file} is not a PEM file`);
   return file;
@@ -89,7 +83,7 @@ function urlAuth(credentials: string): NatsAuth {
 }
 
 export function loadNatsConfig(env: Env, fallbackUrl: string): NatsConfig {
-  const raw = (optional(env, "NATS_URL") ?? fallbackUrl)
+  const raw = (givenText(env, "NATS_URL") ?? fallbackUrl)
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
@@ -113,7 +107,7 @@ export function loadNatsConfig(env: Env, fallbackUrl: string): NatsConfig {
   const ways: NatsAuth[] = [];
   const fromUrl = inUrls.size === 1 ? urlAuth([...inUrls][0]!) : undefined;
   if (fromUrl) ways.push(fromUrl);
-  const user = optional(env, "NATS_USER");
+  const user = givenText(env, "NATS_USER");
   const password = env.NATS_PASSWORD;
   if (user !== undefined) {
     if (password === undefined || password === "") throw new ConfigError("NATS_PASSWORD", "must be set with NATS_USER");
@@ -123,7 +117,7 @@ export function loadNatsConfig(env: Env, fallbackUrl: string): NatsConfig {
   }
   const token = env.NATS_TOKEN;
   if (token !== undefined && token !== "") ways.push({ kind: "token", token });
-  const credsFile = optional(env, "NATS_CREDS_FILE");
+  const credsFile = givenText(env, "NATS_CREDS_FILE");
   if (credsFile !== undefined) {
     const text = readSetting("NATS_CREDS_FILE", credsFile);
     if (!text.includes(CREDS_JWT) || !text.includes(CREDS_SEED)) {
@@ -131,7 +125,7 @@ export function loadNatsConfig(env: Env, fallbackUrl: string): NatsConfig {
     }
     ways.push({ kind: "creds", file: credsFile, creds: new TextEncoder().encode(text) });
   }
-  const seedFile = optional(env, "NATS_NKEY_SEED_FILE");
+  const seedFile = givenText(env, "NATS_NKEY_SEED_FILE");
   if (seedFile !== undefined) {
     const seed = readSetting("NATS_NKEY_SEED_FILE", seedFile).trim();
     if (!USER_SEED.test(seed)) throw new ConfigError("NATS_NKEY_SEED_FILE", `${seedFile} does not hold an NKey user seed (SU...)`);

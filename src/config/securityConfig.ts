@@ -5,6 +5,7 @@
 import { type KeyObject, X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { ConfigError } from "./configError.ts";
+import { type Env, givenText } from "./environment.ts";
 
 export interface TlsFiles {
   certFile: string;
@@ -31,14 +32,7 @@ export interface SecurityConfig {
   http2: boolean;
 }
 
-type Env = Record<string, string | undefined>;
-
 export const ANY_ORIGIN = "*";
-
-function optional(env: Env, name: string): string | undefined {
-  const v = env[name]?.trim();
-  return v ? v : undefined;
-}
 
 /** `*`, or origins exactly as browsers send them: scheme, host, optional port; no path, no trailing slash. */
 export function parseCorsOrigins(raw: string | undefined): string[] {
@@ -117,11 +111,11 @@ const TRUE_WORDS = new Set(["true", "1", "yes", "on"]);
 const FALSE_WORDS = new Set(["false", "0", "no", "off"]);
 
 export function loadSecurityConfig(env: Env): SecurityConfig {
-  const tls = loadTlsFiles(optional(env, "TLS_CERT_FILE"), optional(env, "TLS_KEY_FILE"));
+  const tls = loadTlsFiles(givenText(env, "TLS_CERT_FILE"), givenText(env, "TLS_KEY_FILE"));
   return {
-    jwtPublicKeyFile: optional(env, "TOUCHLINE_JWT_PUBLIC_KEY_FILE"),
-    jwtIssuer: optional(env, "TOUCHLINE_JWT_ISSUER"),
-    jwtAudience: optional(env, "TOUCHLINE_JWT_AUDIENCE"),
+    jwtPublicKeyFile: givenText(env, "TOUCHLINE_JWT_PUBLIC_KEY_FILE"),
+    jwtIssuer: givenText(env, "TOUCHLINE_JWT_ISSUER"),
+    jwtAudience: givenText(env, "TOUCHLINE_JWT_AUDIENCE"),
     corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),
     tls,
     http2: http2Setting(env.HTTP2, tls !== undefined),

@@ -38,6 +38,6 @@ export function patchWithin(current: BoundedState, patch: Json | undefined, maxB
 }
 
 /** At least the bytes of the state with `patch` applied, without applying it. */
-export function boundAfter(current: BoundedState, patch: Json): number {
+function boundAfter(current: BoundedState, patch: Json): number {
   return (current.bytesAtMost ?? jsonBytes(current.state)) + jsonBytes(patch);
 }
