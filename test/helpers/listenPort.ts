@@ -3,7 +3,9 @@
  * the ephemeral range, the range outgoing connections take their local ports from: between asking and
  * the server binding it, one of the thousands of client connections a test or the bench opens can take
  * it, and the server dies with EADDRINUSE. So ports are drawn below that range, checked free by binding,
- * and never handed out twice by one process.
+ * and never handed out twice by one process. Under `bun test --parallel` every worker process draws from
+ * its own residue class (port ≡ BUN_TEST_WORKER_ID mod WORKER_STRIPES), so two workers never hand out the
+ * same port; a process outside a parallel run (a plain `bun test`, the bench) draws from class 0.
  */
 import { readFileSync } from "node:fs";
 
@@ -11,6 +13,9 @@ const LOWEST_PORT = 10_000;
 /** Linux's default when the range cannot be read. */
 const DEFAULT_EPHEMERAL_LOW = 32_768;
 const ATTEMPTS = 500;
+/** More than the workers this suite is ever run with (scripts/test.sh: two, one per core). */
+const WORKER_STRIPES = 16;
+const stripe = Number(process.env.BUN_TEST_WORKER_ID ?? 0) % WORKER_STRIPES;
 
 const handedOut = new Set<number>();
 
@@ -26,9 +31,9 @@ function ephemeralLow(): number {
 
 /** A port nobody listens on now, below the ephemeral range, not handed out before by this process. */
 export function freeListenPort(): number {
-  const span = ephemeralLow() - LOWEST_PORT;
+  const slots = Math.floor((ephemeralLow() - LOWEST_PORT) / WORKER_STRIPES);
   for (let i = 0; i < ATTEMPTS; i++) {
-    const port = LOWEST_PORT + Math.floor(Math.random() * span);
+    const port = LOWEST_PORT + stripe + WORKER_STRIPES * Math.floor(Math.random() * slots);
     if (handedOut.has(port)) continue;
     try {
       Bun.listen({ hostname: "0.0.0.0", port, socket: { data() {} } }).stop(true);
