@@ -12,8 +12,9 @@ import {
   type JsMsg,
   RetentionPolicy,
   StorageType,
+  type StreamInfo,
 } from "@nats-io/jetstream";
-import { nanos, type MsgHdrs } from "@nats-io/transport-node";
+import { millis, nanos, type MsgHdrs } from "@nats-io/transport-node";
 import { type Context, SpanKind, context, trace } from "@opentelemetry/api";
 import type { Names } from "./subjects.ts";
 import type { Json } from "../match/mergePatch.ts";
@@ -123,11 +124,13 @@ export class EventLog implements MatchLog {
   ) {}
 
   /**
-   * Creates the stream, or brings an existing one to the configured retention. `replicas` copies are
-   * kept on a NATS cluster so the log survives losing a server (a replica count cannot be changed by
-   * a node on a running stream: that is an operator's `nats stream edit`).
+   * Creates the stream with `retentionMs`, or turns direct gets on for one an older node made without
+   * them; answers the retention the stream keeps, in ms. An existing stream's retention is the
+   * cluster's: only `changeRetention` changes it (the node first checks that every live node asks for
+   * it). `replicas` copies are kept on a NATS cluster so the log survives losing a server (a replica
+   * count cannot be changed by a node on a running stream: that is an operator's `nats stream edit`).
    */
-  async ensure(retentionMs: number, replicas = 1): Promise<void> {
+  async ensure(retentionMs: number, replicas = 1): Promise<number> {
     const config = {
       name: this.names.stream,
       subjects: [this.names.eventWildcard],
@@ -138,15 +141,22 @@ export class EventLog implements MatchLog {
       allow_direct: true,
       num_replicas: replicas,
     };
+    let info: StreamInfo;
     try {
-      const info = await this.jsm.streams.info(this.names.stream);
-      // Direct gets are how the node learns the store is set up (confirmStore) and checks idle matches.
-      if (info.config.max_age !== config.max_age || info.config.allow_direct !== true) {
-        await this.jsm.streams.update(this.names.stream, { ...info.config, max_age: config.max_age, allow_direct: true });
-      }
+      info = await this.jsm.streams.info(this.names.stream);
     } catch {
       await this.jsm.streams.add(config);
+      return retentionMs;
     }
+    // Direct gets are how the node learns the store is set up (confirmStore) and checks idle matches.
+    if (info.config.allow_direct !== true) await this.jsm.streams.update(this.names.stream, { ...info.config, allow_direct: true });
+    return millis(info.config.max_age);
+  }
+
+  /** Keeps events for `retentionMs` from now on (a shorter retention drops the older events at once). */
+  async changeRetention(retentionMs: number): Promise<void> {
+    const info = await this.jsm.streams.info(this.names.stream);
+    await this.jsm.streams.update(this.names.stream, { ...info.config, max_age: nanos(retentionMs) });
   }
 
   /**

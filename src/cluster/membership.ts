@@ -17,11 +17,15 @@
  * NODE_ID would overwrite each other's entry and both act as that node: nothing in the ring tells them
  * apart. A renewal of our own key by another instance, seen after our own first one, can only come
  * from such a twin (a dead predecessor writes nothing after we do), and the younger of the two steps
- * out (`onIdTaken`): the node that was there first keeps its matches.
+ * out (`events.idTaken`): the node that was there first keeps its matches.
+ *
+ * An entry also announces the settings every node must share (sharedSettings.ts); another node's that
+ * differ from ours are reported once per change (`events.settingsDiffer`), never per renewal.
  */
 import type { KV } from "@nats-io/kv";
 import type { BucketEntry, BucketWatch } from "../bus/bucketWatch.ts";
 import { OwnershipRing } from "./ownershipRing.ts";
+import { type SettingDifference, type SharedSettings, settingDifferences } from "./sharedSettings.ts";
 
 export interface MemberInfo {
   id: string;
@@ -29,10 +33,24 @@ export interface MemberInfo {
   startedAt: number;
   /** This process's own name (random at start); absent in entries of nodes older than it. */
   instance?: string;
+  /** The settings every node must share (sharedSettings.ts); absent in entries of nodes older than it. */
+  settings?: SharedSettings;
 }
 
 /** Another live process renewed our NODE_ID. `yields`: it was there first, so this one must stop. */
 export type IdTaken = (other: MemberInfo, yields: boolean) => void;
+
+/** What the node hears of from its membership, each when it happens. */
+export interface MembershipEvents {
+  /** A renewal that failed (logged once per failure by the node; others drop us if they keep failing). */
+  renewFailed?: (err: unknown) => void;
+  idTaken?: IdTaken;
+  /**
+   * Another node's entry announces settings that differ from ours, or differ otherwise than it last
+   * did, or (`differences` empty) no longer differ: once per change, not per renewal.
+   */
+  settingsDiffer?: (other: MemberInfo, differences: SettingDifference[]) => void;
+}
 
 export interface MembershipView {
   readonly ring: OwnershipRing;
@@ -53,6 +71,8 @@ export class Membership implements MembershipView {
   private selfSeenAt = 0;
   /** Instances of other processes seen renewing our NODE_ID, each reported once. */
   private readonly twins = new Set<string>();
+  /** Other nodes whose announced settings differ from ours, with how (as last reported). */
+  private readonly differing = new Map<string, { key: string; differences: SettingDifference[] }>();
   private joinedResolve: (() => void) | undefined;
   readonly joined: Promise<void>;
   ring = new OwnershipRing([]);
@@ -64,9 +84,7 @@ export class Membership implements MembershipView {
     private readonly self: MemberInfo,
     private readonly renewMs: number,
     private readonly ttlMs: number,
-    /** A renewal that failed (logged once per failure by the node; others drop us if they keep failing). */
-    private readonly onRenewFailed: (err: unknown) => void = () => {},
-    private readonly onIdTaken: IdTaken = () => {},
+    private readonly events: MembershipEvents = {},
   ) {
     this.joined = new Promise((r) => (this.joinedResolve = r));
   }
@@ -74,7 +92,7 @@ export class Membership implements MembershipView {
   async start(): Promise<void> {
     await this.renew();
     this.watcher = await this.watch((e) => this.apply(e, e.isUpdate ? Date.now() : Math.min(Date.now(), e.created.getTime())));
-    this.renewTimer = setInterval(() => void this.renew().catch(this.onRenewFailed), this.renewMs);
+    this.renewTimer = setInterval(() => void this.renew().catch(this.renewFailed), this.renewMs);
     this.sweepTimer = setInterval(() => this.recompute(), Math.max(50, Math.floor(this.renewMs / 2)));
   }
 
@@ -87,6 +105,16 @@ export class Membership implements MembershipView {
     return this.ring.nodes.map((id) => this.lastSeen.get(id)?.info).filter((m): m is MemberInfo => !!m);
   }
 
+  /** Members whose announced settings differ from ours, and how. */
+  settingsDiffering(): { node: string; differences: SettingDifference[] }[] {
+    return this.ring.nodes.flatMap((node) => {
+      const differing = this.differing.get(node);
+      return differing ? [{ node, differences: differing.differences }] : [];
+    });
+  }
+
+  private readonly renewFailed = (err: unknown): void => this.events.renewFailed?.(err);
+
   /** NATS went away: stop judging others dead. */
   freeze(): void {
     this.frozen = true;
@@ -98,7 +126,7 @@ export class Membership implements MembershipView {
     // Only members get the grace: a node already judged dead does not come back without renewing.
     for (const [id, v] of this.lastSeen) if (this.ring.nodes.includes(id)) v.at = now;
     this.frozen = false;
-    void this.renew().catch(this.onRenewFailed);
+    void this.renew().catch(this.renewFailed);
   }
 
   /** Leaves the cluster: deletes our key so others drop us at once (SIGTERM). */
@@ -151,15 +179,29 @@ export class Membership implements MembershipView {
     }
     if (e.operation !== "PUT") {
       this.lastSeen.delete(e.key);
+      this.differing.delete(e.key);
     } else {
       try {
         const info = e.json<MemberInfo>();
         this.lastSeen.set(e.key, { info, at });
+        if (e.key !== this.self.id) this.compareSettings(info);
       } catch {
         return;
       }
     }
     this.recompute();
+  }
+
+  /** Reports another node's settings when how they differ from ours changed since its last renewal. */
+  private compareSettings(other: MemberInfo): void {
+    if (this.self.settings === undefined) return;
+    const differences = settingDifferences(this.self.settings, other.settings);
+    const key = JSON.stringify(differences);
+    const before = this.differing.get(other.id);
+    if (key === (before?.key ?? "[]")) return;
+    if (differences.length === 0) this.differing.delete(other.id);
+    else this.differing.set(other.id, { key, differences });
+    this.events.settingsDiffer?.(other, differences);
   }
 
   /** The entry, when it is our key renewed by another process (undefined for ours, or unreadable). */
@@ -181,8 +223,8 @@ export class Membership implements MembershipView {
     const yields = twin.startedAt < this.self.startedAt || (twin.startedAt === this.self.startedAt && instance < (this.self.instance ?? ""));
     if (yields) this.stopTimers();
     // The twin's renewal replaced our entry (its url) in every node's view: ours goes back at once.
-    else void this.renew().catch(this.onRenewFailed);
-    this.onIdTaken(twin, yields);
+    else void this.renew().catch(this.renewFailed);
+    this.events.idTaken?.(twin, yields);
   }
 
   private recompute(): void {
@@ -209,6 +251,26 @@ export class Membership implements MembershipView {
     this.version++;
     for (const l of this.listeners) l(next, previous);
   }
+}
+
+/**
+ * The entries of the members bucket renewed within `ttlMs`, read once (for a node before it starts its
+ * membership). Judged by the server's time of each renewal, so it assumes the nodes' clocks agree
+ * within a fraction of the TTL, as NTP keeps them.
+ */
+export async function liveMembers(kv: KV, ttlMs: number): Promise<MemberInfo[]> {
+  const live: MemberInfo[] = [];
+  const now = Date.now();
+  for await (const key of await kv.keys()) {
+    const e = await kv.get(key);
+    if (e === null || e.operation !== "PUT" || now - e.created.getTime() >= ttlMs) continue;
+    try {
+      live.push(e.json<MemberInfo>());
+    } catch {
+      // not a member entry
+    }
+  }
+  return live;
 }
 
 /** `live` (any order, no repeats) names exactly the ring's nodes. */

@@ -131,7 +131,8 @@ export const SETTINGS = {
     default: "24h",
     unit: "ms",
     min: 60_000,
-    meaning: "How long the event log keeps events (and resumes can reach back)",
+    meaning:
+      'How long the event log keeps events (and resumes can reach back). The cluster\'s one log takes a new value once no other live node runs with another (docs/operators.md, "Settings every node shares")',
   },
   MEMBERSHIP_RENEW_MS: {
     group: "Node and cluster",

@@ -548,7 +548,39 @@ const schemas: Record<string, Schema> = {
       nodes: {
         type: "array",
         description: "live members",
-        items: { type: "object", required: ["id"], properties: { id: { type: "string" }, url: { type: "string" }, startedAt: { type: "integer" } } },
+        items: {
+          type: "object",
+          required: ["id"],
+          properties: {
+            id: { type: "string" },
+            url: { type: "string" },
+            startedAt: { type: "integer" },
+            settings: {
+              type: "object",
+              description: "the settings every node must share, as this member announces them (RETENTION, MAX_STATE_BYTES, TOKENS...)",
+              additionalProperties: { oneOf: [{ type: "string" }, { type: "number" }, { type: "boolean" }] },
+            },
+          },
+        },
+      },
+      settingsDiffer: {
+        type: "array",
+        description: "live members announcing settings this node does not share, and which",
+        items: {
+          type: "object",
+          required: ["node", "differences"],
+          properties: {
+            node: { type: "string" },
+            differences: {
+              type: "array",
+              items: {
+                type: "object",
+                required: ["setting", "here", "there"],
+                properties: { setting: { type: "string" }, here: {}, there: {} },
+              },
+            },
+          },
+        },
       },
       version: { type: "integer", description: "membership version" },
       ready: { type: "boolean" },

@@ -9,7 +9,7 @@ import { RepeatedWarning } from "../telemetry/repeatedWarning.ts";
 import { type BoundedState, jsonBytes, patchWithin } from "../match/stateSize.ts";
 import { applyStatePatch } from "../match/mergePatch.ts";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import type { Config } from "../config/config.ts";
 import { EventLog, isNotFound, type AppendResult } from "../bus/eventLog.ts";
 import { names, type Names } from "../bus/subjects.ts";
@@ -19,7 +19,9 @@ import { setUpStream } from "../bus/streamSetup.ts";
 import { DirectGets } from "../bus/directGets.ts";
 import { JetStreamPublisher } from "../bus/jetStreamPublisher.ts";
 import { READER_API_TIMEOUT_MS, type ReaderContext, type StoredMessage } from "../bus/orderedReader.ts";
-import { Membership, type MemberInfo } from "../cluster/membership.ts";
+import { Membership, type MemberInfo, liveMembers } from "../cluster/membership.ts";
+import { type SettingDifference, type SharedSettings, describeDifferences } from "../cluster/sharedSettings.ts";
+import { announcedSettings } from "./announcedSettings.ts";
 import { LeaseTable } from "../cluster/leases.ts";
 import { NodeLink } from "../cluster/nodeLink.ts";
 import { MatchHub } from "../actors/matchHub.ts";
@@ -147,6 +149,8 @@ export class TouchlineNode {
    * started over (a twin given the same NODE_ID is told apart by them; see Membership).
    */
   private readonly incarnation = { instance: crypto.randomUUID(), startedAt: Date.now() };
+  /** The settings this node announces for every node to share. */
+  private readonly settings: SharedSettings;
   private draining = false;
   private readonly logger: Logger;
   private readonly metrics: NodeMetrics;
@@ -158,6 +162,7 @@ export class TouchlineNode {
     this.config = deps.config;
     this.names = names(deps.config.namespace);
     this.logger = deps.logger;
+    this.settings = announcedSettings(this.config);
     this.renewFailures = new RepeatedWarning(this.logger, "renewing this node's membership failed; others drop it if this lasts", RENEW_FAILURE_LOG_MS);
     this.metrics = deps.metrics;
     this.tracing = deps.tracing ?? TRACING_OFF;
@@ -219,6 +224,52 @@ export class TouchlineNode {
     }
     this.draining = true;
     for (const l of this.idTakenListeners) l(other);
+  }
+
+  /**
+   * Another node announces settings this one does not share (cluster/sharedSettings.ts): one line per
+   * change. An error when publishing needs a token on one and not the other (the open one takes every
+   * publish the balancer sends it), a warning otherwise (a rolling restart that changes a value passes
+   * through this until its last node restarts).
+   */
+  private settingsDiffer(other: MemberInfo, differences: SettingDifference[]): void {
+    const fields = { node: other.id, url: other.url, differences: describeDifferences(differences) };
+    if (differences.length === 0) this.logger.info("another node now runs with this node's cluster settings", { node: other.id });
+    else if (differences.some((d) => d.setting === "TOKENS")) {
+      this.logger.error(
+        "another node runs with other cluster settings: publishing needs a token on one of the two only. Every node needs the same values",
+        fields,
+      );
+    } else this.logger.warn("another node runs with other cluster settings; every node needs the same values", fields);
+  }
+
+  /**
+   * RETENTION is how long the cluster's one log keeps events: an existing log's is changed only when no
+   * other live node announces another value (the last node of a rolling restart that changes it makes
+   * the change), never by one node started with a stray value, which would cut every match's history
+   * short for everyone (a shorter retention drops the older events at once).
+   */
+  private async settleRetention(keptMs: number, membersKv: KV): Promise<void> {
+    const wanted = this.config.retentionMs;
+    if (keptMs === wanted) return;
+    let others: MemberInfo[];
+    try {
+      others = (await liveMembers(membersKv, this.config.membershipTtlMs)).filter((m) => m.id !== this.id);
+    } catch (err) {
+      this.logger.warn("the event log keeps its retention: the other nodes' settings could not be read", { keptMs, wantedMs: wanted, err: String(err) });
+      return;
+    }
+    const holding = others.filter((m) => m.settings?.RETENTION !== undefined && m.settings.RETENTION !== wanted);
+    if (holding.length > 0) {
+      this.logger.warn("the event log keeps its retention: other live nodes run with another RETENTION; it changes once every node runs with this one", {
+        keptMs,
+        wantedMs: wanted,
+        nodes: holding.map((m) => `${m.id}: ${String(m.settings?.RETENTION)}`).join(", "),
+      });
+      return;
+    }
+    await this.log.changeRetention(wanted);
+    this.logger.info("the event log's retention changed to this node's RETENTION", { fromMs: keptMs, toMs: wanted });
   }
 
   get isDraining(): boolean {
@@ -293,7 +344,7 @@ export class TouchlineNode {
       this.tracing,
       this.tail,
     );
-    await setUpStream(jsm, this.names.stream, () => this.log.ensure(c.retentionMs, c.jetstreamReplicas), retried);
+    const keptRetentionMs = await setUpStream(jsm, this.names.stream, () => this.log.ensure(c.retentionMs, c.jetstreamReplicas), retried);
     this.currentLogTag = logTag(new Date((await jsm.streams.info(this.names.stream)).created));
     await this.confirmStore();
     const kvm = new Kvm(this.nc);
@@ -301,6 +352,7 @@ export class TouchlineNode {
     const bucket = (name: string, ttl?: number) =>
       setUpStream(jsm, `KV_${name}`, () => kvm.create(name, { history: 1, replicas, ...(ttl ? { ttl } : {}) }), retried);
     const membersKv = await bucket(this.names.membersBucket, c.membershipTtlMs * 4);
+    await this.settleRetention(keptRetentionMs, membersKv);
     const ownersKv = await bucket(this.names.ownersBucket);
     await bucket(this.names.indexBucket, c.retentionMs);
 
@@ -345,16 +397,12 @@ export class TouchlineNode {
       undecodable: (match, err) => this.logger.warn("undecodable feed message", { match, err: String(err) }),
     });
 
-    const self: MemberInfo = { id: c.nodeId, url: this.deps.advertisedUrl, ...this.incarnation };
-    this.membership = new Membership(
-      membersKv,
-      watch(this.names.membersBucket),
-      self,
-      c.membershipRenewMs,
-      c.membershipTtlMs,
-      (err) => this.renewFailures.note({ err: String(err) }),
-      (other, yields) => this.idTaken(other, yields),
-    );
+    const self: MemberInfo = { id: c.nodeId, url: this.deps.advertisedUrl, ...this.incarnation, settings: this.settings };
+    this.membership = new Membership(membersKv, watch(this.names.membersBucket), self, c.membershipRenewMs, c.membershipTtlMs, {
+      renewFailed: (err) => this.renewFailures.note({ err: String(err) }),
+      idTaken: (other, yields) => this.idTaken(other, yields),
+      settingsDiffer: (other, differences) => this.settingsDiffer(other, differences),
+    });
     this.membership.onChange((ring, previous) => {
       this.logger.info("membership changed", { nodes: ring.nodes, previous: previous.nodes });
       this.ringShown = true;
@@ -711,10 +759,20 @@ export class TouchlineNode {
   }
 
   /** This node's view of the cluster, for `GET /cluster`. */
-  clusterView(): { node: string; nodes: MemberInfo[]; version: number; ready: boolean; owned: number; upstreamFeeds: number } {
+  clusterView(): {
+    node: string;
+    nodes: MemberInfo[];
+    /** Members announcing settings that differ from this node's (cluster/sharedSettings.ts). */
+    settingsDiffer: { node: string; differences: SettingDifference[] }[];
+    version: number;
+    ready: boolean;
+    owned: number;
+    upstreamFeeds: number;
+  } {
     return {
       node: this.id,
       nodes: this.membership.members(),
+      settingsDiffer: this.membership.settingsDiffering(),
       version: this.membership.version,
       ready: this.ready,
       owned: this.hub.ownedCount(),
@@ -731,6 +789,7 @@ export class TouchlineNode {
   }
 
   refreshGauges(): void {
+    this.metrics.nodesWithOtherSettings.set(this.membership.settingsDiffering().length);
     this.metrics.ownedMatches.set(this.hub.ownedCount());
     this.metrics.upstreamFeeds.set(this.hub.upstreamFeeds());
   }

@@ -75,6 +75,8 @@ export interface NodeMetrics {
   ownedMatches: Gauge;
   /** touchline_upstream_feeds: node-to-node feeds this node holds open to match owners. */
   upstreamFeeds: Gauge;
+  /** touchline_cluster_nodes_with_other_settings: live nodes announcing settings this node does not share. */
+  nodesWithOtherSettings: Gauge;
   /** touchline_ownership_moves_total{direction} */
   ownershipMoves: Record<OwnershipDirection, CounterChild>;
   /** touchline_nats_connected: 1 when connected, 0 otherwise. */
@@ -135,6 +137,10 @@ export function createNodeMetrics(registry: MetricsRegistry, processReaders?: Pr
     replayedEvents: registry.counter("touchline_replayed_events_total", "Events sent to clients as replay on resume."),
     ownedMatches: registry.gauge("touchline_owned_matches", "Matches this node owns now."),
     upstreamFeeds: registry.gauge("touchline_upstream_feeds", "Feeds this node holds from the owners of matches it proxies."),
+    nodesWithOtherSettings: registry.gauge(
+      "touchline_cluster_nodes_with_other_settings",
+      "Live nodes of the cluster announcing settings (RETENTION, MAX_STATE_BYTES, tokens...) this node does not share.",
+    ),
     ownershipMoves: childrenFor(
       registry.counter("touchline_ownership_moves_total", "Matches whose ownership moved to this node (in) or away from it (out).", ["direction"]),
       "direction",
