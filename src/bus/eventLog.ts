@@ -26,7 +26,7 @@ import { TRACING_OFF, type TracingHandle, endWhenSettled } from "../telemetry/sp
 import { traceContextOf, traceHeaders } from "./natsTraceHeaders.ts";
 import { CONSUMER_INACTIVE_MS, type StoredMessage } from "./orderedReader.ts";
 import type { StreamTail, TailListener } from "./streamTail.ts";
-import type { JetStreamPublisher } from "./jetStreamPublisher.ts";
+import { type JetStreamPublisher, MessageTooLarge } from "./jetStreamPublisher.ts";
 import type { DirectGets } from "./directGets.ts";
 import { Slots } from "./slots.ts";
 import type { Follower, LogPage, LoggedEvent, MatchLog } from "./matchLog.ts";
@@ -165,9 +165,12 @@ export class EventLog implements MatchLog {
    * stored message's headers, so the owner's reader continues the same trace.
    */
   async append(match: string, input: PublishInput): Promise<AppendResult> {
-    const payload = storedPayload(input);
+    const payload = JSON.stringify(storedPayload(input));
     const subject = this.names.eventSubject(match);
     const msgID = input.key ? { msgID: dedupeId(match, input.key) } : {};
+    // Past the server's max_payload the client would refuse it when sent (so would it with trace headers added: MessageTooLarge then too).
+    const bytes = this.publisher.oversize(payload, msgID.msgID);
+    if (bytes !== undefined) throw new MessageTooLarge(this.publisher.maxPayload, bytes);
     if (!this.tracing.enabled) return this.store(subject, payload, msgID);
 
     const span = this.tracing.tracer.startSpan(SPAN.store, {
@@ -197,14 +200,21 @@ export class EventLog implements MatchLog {
    * One promise per item, settling like `append`'s. Untraced: the batch's request span covers them.
    */
   appendMany(items: { match: string; input: PublishInput }[]): Promise<AppendResult>[] {
-    return items.map(({ match, input }) =>
-      this.store(this.names.eventSubject(match), storedPayload(input), input.key ? { msgID: dedupeId(match, input.key) } : {}),
-    );
+    const messages = items.map(({ match, input }) => ({
+      subject: this.names.eventSubject(match),
+      text: JSON.stringify(storedPayload(input)),
+      msgID: input.key === undefined ? undefined : dedupeId(match, input.key),
+    }));
+    // Every item is checked before any is sent: a batch with one item past max_payload stores nothing.
+    for (const [index, m] of messages.entries()) {
+      const bytes = this.publisher.oversize(m.text, m.msgID);
+      if (bytes !== undefined) throw new MessageTooLarge(this.publisher.maxPayload, bytes, index);
+    }
+    return messages.map((m) => this.store(m.subject, m.text, m.msgID === undefined ? {} : { msgID: m.msgID }));
   }
 
   /** Stores one payload; the tail learns of it from the acknowledgement (StreamTail.ownStored), in acknowledgement order. */
-  private store(subject: string, payload: Record<string, unknown>, options: { msgID?: string; headers?: MsgHdrs }): Promise<AppendResult> {
-    const text = JSON.stringify(payload);
+  private store(subject: string, text: string, options: { msgID?: string; headers?: MsgHdrs }): Promise<AppendResult> {
     const stored = this.publisher.publish(subject, text, options);
     const tail = this.tail;
     if (tail === undefined) return stored;

@@ -41,8 +41,38 @@ export class AckTimeout extends Error {
   }
 }
 
+/**
+ * The message is larger than the NATS server takes (its `max_payload`, 1 MiB by default): the client
+ * refuses to send it, so it is not stored, and sending it again cannot help. `bytes` is undefined when
+ * the client refused it at send time (it does not say the size); `index` names a batch's item.
+ */
+export class MessageTooLarge extends Error {
+  constructor(
+    readonly maxBytes: number,
+    readonly bytes?: number,
+    readonly index?: number,
+  ) {
+    super(`the message${bytes === undefined ? "" : ` of ${bytes} bytes`} is larger than the NATS server takes (max_payload ${maxBytes} bytes)`);
+    this.name = "MessageTooLarge";
+  }
+}
+
+/** nats.js's refusal of a message past the server's max_payload (an InvalidArgumentError). */
+function isPastMaxPayload(err: Error): boolean {
+  return err.name === "InvalidArgumentError" && err.message.includes("max_payload");
+}
+
+const utf8 = new TextEncoder();
+
+/** The header block of a message carrying only `Nats-Msg-Id: msgID`, in bytes, as the client encodes it. */
+export function msgIdHeaderBytes(msgID: string): number {
+  // "NATS/1.0\r\n", then "Nats-Msg-Id: <id>\r\n", then "\r\n".
+  return HEADER_VERSION_LINE.length + MSG_ID_HEADER.length + 2 + utf8.encode(msgID).byteLength + 2 + 2;
+}
+
 /** The header JetStream dedupes on (its duplicate window). */
 const MSG_ID_HEADER = "Nats-Msg-Id";
+const HEADER_VERSION_LINE = "NATS/1.0\r\n";
 
 /** What a JetStream publish's answer means. */
 const PUBLISH: RequestKind<StoreAck> = {
@@ -66,8 +96,33 @@ const PUBLISH: RequestKind<StoreAck> = {
 export class JetStreamPublisher {
   private readonly requests: PipelinedRequests<StoreAck>;
 
-  constructor(nc: NatsConnection, timeoutMs: number) {
-    this.requests = new PipelinedRequests(nc, timeoutMs, PUBLISH);
+  constructor(
+    private readonly nc: NatsConnection,
+    timeoutMs: number,
+  ) {
+    this.requests = new PipelinedRequests(nc, timeoutMs, {
+      ...PUBLISH,
+      // Thrown by the client, so never sent: not stored, whatever the reason (past max_payload, or the
+      // connection closed for good).
+      notSent: (err) => (isPastMaxPayload(err) ? new MessageTooLarge(this.maxPayload) : new JetStreamRejected(0, `not sent: ${err.message}`)),
+    });
+  }
+
+  /** The largest message the NATS server takes, in bytes (as it said when the client connected). */
+  get maxPayload(): number {
+    return this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * The bytes `data` with `msgID` would take as a message when that is more than the server takes,
+   * else undefined: counted as the client counts them (the body plus the encoded headers).
+   */
+  oversize(data: string, msgID?: string): number | undefined {
+    const max = this.maxPayload;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: short messages need no counting.
+    if (data.length * 3 + (msgID === undefined ? 0 : 3 * msgID.length + MSG_ID_HEADER.length + 32) <= max) return undefined;
+    const bytes = utf8.encode(data).byteLength + (msgID === undefined ? 0 : msgIdHeaderBytes(msgID));
+    return bytes > max ? bytes : undefined;
   }
 
   /**

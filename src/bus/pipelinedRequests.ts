@@ -36,6 +36,8 @@ export interface RequestKind<T> {
   timedOut(ms: number): Error;
   /** Why requests fail once closed (asked for after, or still waiting at, `close`). */
   closed: { after: string; waiting: string };
+  /** The error of a request the client refused to send (it threw): never sent, so never answered. */
+  notSent?(err: Error): Error;
 }
 
 export class PipelinedRequests<T> {
@@ -99,8 +101,9 @@ export class PipelinedRequests<T> {
       try {
         this.nc.publish(o.subject, o.data, o.headers ? { reply: this.inbox + o.token, headers: o.headers } : { reply: this.inbox + o.token });
       } catch (err) {
+        const thrown = err instanceof Error ? err : new Error(String(err));
         this.settle(o.token, () => {
-          throw err instanceof Error ? err : new Error(String(err));
+          throw this.kind.notSent?.(thrown) ?? thrown;
         });
       }
     }

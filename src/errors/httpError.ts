@@ -25,6 +25,7 @@ export type ErrorCode =
   | "publish_failed"
   | "publish_outcome_unknown"
   | "state_too_large"
+  | "event_too_large"
   | "match_ended"
   | "internal_error";
 

@@ -31,7 +31,7 @@ import { compressAnswer } from "./compression.ts";
 import { LIST_MAX_AGE_S, MATCH_MAX_AGE_S, cachedJson } from "./caching.ts";
 import { OPENAPI_PATH, openApiResponse } from "./openapi.ts";
 import { TurnPacer } from "./turnPacer.ts";
-import { refusedByLog } from "../node/publishRefusal.ts";
+import { refusedByLog, tooLargeForLog } from "../node/publishRefusal.ts";
 import { RepeatedWarning } from "../telemetry/repeatedWarning.ts";
 
 const DEFAULT_LIST_LIMIT = 100;
@@ -207,6 +207,15 @@ export function createApp(deps: AppDeps) {
       {},
       details,
     );
+  /** The event is larger than the NATS server takes: nothing stored, and only a smaller event can be. */
+  const eventTooLarge = (tooLarge: { maxBytes: number; bytes?: number; index?: number }): HttpError =>
+    new HttpError(
+      413,
+      "event_too_large",
+      `${tooLarge.index === undefined ? "the event" : `item ${tooLarge.index}`} ${tooLarge.bytes === undefined ? "is" : `takes ${tooLarge.bytes} bytes as a message,`} more than this cluster's NATS server takes (its max_payload, ${tooLarge.maxBytes} bytes): send less data or state, or raise max_payload on the NATS servers`,
+      {},
+      tooLarge.index === undefined ? {} : { index: tooLarge.index },
+    );
   /** JetStream refused the event: nothing was stored, and a retry (key or no key) stores it once. */
   const notStored = (reason: string): HttpError =>
     new HttpError(503, "publish_failed", `the event was not stored: JetStream refused it (${reason}); retry later`, {
@@ -249,6 +258,8 @@ export function createApp(deps: AppDeps) {
       try {
         result = await node.publish(match, input.value);
       } catch (err) {
+        const tooLarge = tooLargeForLog(err);
+        if (tooLarge !== undefined) throw eventTooLarge(tooLarge);
         const refused = refusedByLog(err);
         if (refused !== undefined) {
           publishRefusals.note({ match, reason: refused });
@@ -297,7 +308,11 @@ export function createApp(deps: AppDeps) {
         if (overflow !== undefined) throw stateTooLarge(match, overflow.bytes, { index: indexes[overflow.at] });
       }
       limits.admitPublish(request, server, items.length);
-      const { results, failure } = await node.publishBatch(items);
+      const { results, failure } = await node.publishBatch(items).catch((err: unknown) => {
+        // Checked before anything was sent: nothing of the batch is stored.
+        const tooLarge = tooLargeForLog(err);
+        throw tooLarge === undefined ? err : eventTooLarge(tooLarge);
+      });
       const answers: BatchResult[] = results.map((r) =>
         r.duplicate ? { id: formatEventId(r.seq, node.logTag), duplicate: true } : { id: formatEventId(r.seq, node.logTag) },
       );

@@ -168,7 +168,7 @@ const paths = {
         "401": E.unauthorized,
         "403": E.forbidden,
         "409": error("The match has ended; nothing more can be published to it", ["match_ended"]),
-        "413": E.tooLarge("too_large", "state_too_large"),
+        "413": E.tooLarge("too_large", "state_too_large", "event_too_large"),
         "415": E.unsupportedType,
         "429": E.rateLimited,
         "503": error(
@@ -246,7 +246,7 @@ const paths = {
         "409": error("An item's match has ended (or follows a final item of its match in this batch); nothing stored", ["match_ended"], {
           schema: "ItemError",
         }),
-        "413": E.tooLarge("too_large", "state_too_large"),
+        "413": E.tooLarge("too_large", "state_too_large", "event_too_large"),
         "415": E.unsupportedType,
         "429": E.rateLimited,
         "503": {
@@ -438,6 +438,7 @@ const ERROR_CODES = [
   "publish_failed",
   "publish_outcome_unknown",
   "state_too_large",
+  "event_too_large",
   "match_ended",
   "internal_error",
 ];

@@ -81,6 +81,8 @@ const RECENT_ACTIVITY_MS = 10 * 60_000;
 const STOP_WITHOUT_NATS_MS = 1000;
 /** Membership renewals that keep failing log one line per this long, counting the rest. */
 const RENEW_FAILURE_LOG_MS = 5000;
+/** What a stored event or an index entry adds to the body or state it carries (its envelope and headers), at most. */
+const STORED_MESSAGE_OVERHEAD_BYTES = 1024;
 
 export interface NodeDeps {
   config: Config;
@@ -272,6 +274,23 @@ export class TouchlineNode {
     this.logger.info("the event log's retention changed to this node's RETENTION", { fromMs: keptMs, toMs: wanted });
   }
 
+  /**
+   * A NATS server refuses messages past its max_payload (1 MiB unless configured lower): an event whose
+   * stored form passes it is refused (413 event_too_large), and a state past it could not be written to
+   * the match index. Said once, at connect, when this node's settings allow more than that.
+   */
+  private warnIfPastMaxPayload(): void {
+    const maxPayload = this.nc.info?.max_payload;
+    if (maxPayload === undefined) return;
+    const allowed = { MAX_BODY_BYTES: this.config.maxBodyBytes, MAX_STATE_BYTES: this.config.maxStateBytes };
+    const past = Object.entries(allowed).filter(([, bytes]) => bytes + STORED_MESSAGE_OVERHEAD_BYTES > maxPayload);
+    if (past.length === 0) return;
+    this.logger.warn("the NATS server takes smaller messages (max_payload) than these settings allow: larger events are refused with 413 event_too_large", {
+      maxPayload,
+      settings: past.map(([name, bytes]) => `${name}=${bytes}`).join(", "),
+    });
+  }
+
   get isDraining(): boolean {
     return this.draining;
   }
@@ -290,6 +309,7 @@ export class TouchlineNode {
       noAsyncTraces: true,
     });
     this.natsUp = true;
+    this.warnIfPastMaxPayload();
     this.metrics.natsConnected.set(1);
     this.js = jetstream(this.nc);
     this.publisher = new JetStreamPublisher(this.nc, JETSTREAM_ACK_TIMEOUT_MS);

@@ -253,6 +253,7 @@ describe("createNodeMetrics", () => {
     touchline_replayed_events_total: "counter",
     touchline_owned_matches: "gauge",
     touchline_upstream_feeds: "gauge",
+    touchline_cluster_nodes_with_other_settings: "gauge",
     touchline_ownership_moves_total: "counter",
     touchline_proxy_refused_total: "counter",
     touchline_nats_connected: "gauge",
