@@ -126,7 +126,7 @@ export class EventLog implements MatchLog {
   /**
    * Creates the stream with `retentionMs`, or turns direct gets on for one an older node made without
    * them; answers the retention the stream keeps, in ms. An existing stream's retention is the
-   * cluster's: only `changeRetention` changes it (the node first checks that every live node asks for
+   * cluster's: only the node changes it (TouchlineNode.settleRetention, once every live node asks for
    * it). `replicas` copies are kept on a NATS cluster so the log survives losing a server (a replica
    * count cannot be changed by a node on a running stream: that is an operator's `nats stream edit`).
    */
@@ -151,12 +151,6 @@ export class EventLog implements MatchLog {
     // Direct gets are how the node learns the store is set up (confirmStore) and checks idle matches.
     if (info.config.allow_direct !== true) await this.jsm.streams.update(this.names.stream, { ...info.config, allow_direct: true });
     return millis(info.config.max_age);
-  }
-
-  /** Keeps events for `retentionMs` from now on (a shorter retention drops the older events at once). */
-  async changeRetention(retentionMs: number): Promise<void> {
-    const info = await this.jsm.streams.info(this.names.stream);
-    await this.jsm.streams.update(this.names.stream, { ...info.config, max_age: nanos(retentionMs) });
   }
 
   /**

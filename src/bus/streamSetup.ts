@@ -12,6 +12,7 @@
  * up a stream ends only once it has a leader. A single server reports no cluster and is ready at once.
  */
 import type { JetStreamManager } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
 
 /** Attempts at one creation before the node gives up starting. */
 const CREATE_ATTEMPTS = 3;
@@ -54,4 +55,14 @@ export async function setUpStream<T>(jsm: JetStreamManager, name: string, create
   const made = await createRetryingRaces(create, onRetry);
   await untilLed(jsm, name);
   return made;
+}
+
+/**
+ * Keeps stream `name`'s messages for `ms` from now on (a shorter max age drops the older ones at once).
+ * A stream or bucket that exists is otherwise used as it is: creating it again does not change it.
+ */
+export async function setMaxAge(jsm: JetStreamManager, name: string, ms: number): Promise<void> {
+  const info = await jsm.streams.info(name);
+  if (info.config.max_age === nanos(ms)) return;
+  await jsm.streams.update(name, { ...info.config, max_age: nanos(ms) });
 }

@@ -15,7 +15,7 @@ import { EventLog, isNotFound, type AppendResult } from "../bus/eventLog.ts";
 import { names, type Names } from "../bus/subjects.ts";
 import { bucketWatch } from "../bus/bucketWatch.ts";
 import { StreamTail } from "../bus/streamTail.ts";
-import { setUpStream } from "../bus/streamSetup.ts";
+import { setMaxAge, setUpStream } from "../bus/streamSetup.ts";
 import { DirectGets } from "../bus/directGets.ts";
 import { JetStreamPublisher } from "../bus/jetStreamPublisher.ts";
 import { READER_API_TIMEOUT_MS, type ReaderContext, type StoredMessage } from "../bus/orderedReader.ts";
@@ -270,7 +270,9 @@ export class TouchlineNode {
       });
       return;
     }
-    await this.log.changeRetention(wanted);
+    // The index's entries live as long as the events they point into.
+    await setMaxAge(this.jsm, this.names.stream, wanted);
+    await setMaxAge(this.jsm, `KV_${this.names.indexBucket}`, wanted);
     this.logger.info("the event log's retention changed to this node's RETENTION", { fromMs: keptMs, toMs: wanted });
   }
 
@@ -372,9 +374,9 @@ export class TouchlineNode {
     const bucket = (name: string, ttl?: number) =>
       setUpStream(jsm, `KV_${name}`, () => kvm.create(name, { history: 1, replicas, ...(ttl ? { ttl } : {}) }), retried);
     const membersKv = await bucket(this.names.membersBucket, c.membershipTtlMs * 4);
-    await this.settleRetention(keptRetentionMs, membersKv);
     const ownersKv = await bucket(this.names.ownersBucket);
     await bucket(this.names.indexBucket, c.retentionMs);
+    await this.settleRetention(keptRetentionMs, membersKv);
 
     // Watches that survive losing a NATS server (kv.watch() does not on a NATS cluster).
     const watch = (bucket: string) => bucketWatch(this.readers, bucket);
