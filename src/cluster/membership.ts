@@ -181,13 +181,14 @@ export class Membership implements MembershipView {
       this.lastSeen.delete(e.key);
       this.differing.delete(e.key);
     } else {
+      let info: MemberInfo;
       try {
-        const info = e.json<MemberInfo>();
-        this.lastSeen.set(e.key, { info, at });
-        if (e.key !== this.self.id) this.compareSettings(info);
+        info = e.json<MemberInfo>();
       } catch {
         return;
       }
+      this.lastSeen.set(e.key, { info, at });
+      if (e.key !== this.self.id) this.compareSettings(info);
     }
     this.recompute();
   }

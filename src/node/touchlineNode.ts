@@ -270,9 +270,15 @@ export class TouchlineNode {
       });
       return;
     }
-    // The index's entries live as long as the events they point into.
-    await setMaxAge(this.jsm, this.names.stream, wanted);
-    await setMaxAge(this.jsm, `KV_${this.names.indexBucket}`, wanted);
+    try {
+      await setMaxAge(this.jsm, this.names.stream, wanted);
+      // The index's entries live as long as the events they point into.
+      await setMaxAge(this.jsm, `KV_${this.names.indexBucket}`, wanted);
+    } catch (err) {
+      // Not a reason to stop: the next node to start (or this one, restarted) tries again.
+      this.logger.warn("changing the event log's retention failed; it keeps its own", { keptMs, wantedMs: wanted, err: String(err) });
+      return;
+    }
     this.logger.info("the event log's retention changed to this node's RETENTION", { fromMs: keptMs, toMs: wanted });
   }
 
