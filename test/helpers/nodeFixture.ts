@@ -8,21 +8,39 @@
  * `nats` and `node` stand for the fixtures started in beforeAll (reading them earlier throws).
  */
 import { afterAll, beforeAll } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startNats, startNode, type NatsFixture, type NodeFixture, type NodeOptions } from "./cluster.ts";
 
 /** Starting NATS and a node, waiting for /readyz, can take a while on a loaded machine. */
 const START_TIMEOUT_MS = 30_000;
 
-export function useNode(options: Omit<NodeOptions, "natsUrl"> = {}): { nats: NatsFixture; node: NodeFixture } {
+export interface UseNodeOptions extends Omit<NodeOptions, "natsUrl"> {
+  /** A nats-server configuration file's text (a small store, a max_payload), given to it with `-c`. */
+  natsConfig?: string;
+}
+
+export function useNode(options: UseNodeOptions = {}): { nats: NatsFixture; node: NodeFixture } {
+  const { natsConfig, ...nodeOptions } = options;
   let nats: NatsFixture | undefined;
   let node: NodeFixture | undefined;
+  let configDir: string | undefined;
   beforeAll(async () => {
-    nats = await startNats();
-    node = await startNode({ ...options, natsUrl: nats.url });
+    let args: string[] = [];
+    if (natsConfig !== undefined) {
+      configDir = mkdtempSync(join(tmpdir(), "touchline-nats-conf-"));
+      const file = join(configDir, "nats.conf");
+      writeFileSync(file, natsConfig);
+      args = ["-c", file];
+    }
+    nats = await startNats({ args });
+    node = await startNode({ ...nodeOptions, natsUrl: nats.url });
   }, START_TIMEOUT_MS);
   afterAll(async () => {
     if (node?.proc.exitCode === null) await node.kill();
     await nats?.stop();
+    if (configDir !== undefined) rmSync(configDir, { recursive: true, force: true });
   });
   return { nats: startedLater("nats", () => nats), node: startedLater("node", () => node) };
 }

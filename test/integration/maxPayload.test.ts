@@ -5,32 +5,13 @@
  * that its settings allow more than NATS takes. Before, such a publish answered 503
  * publish_outcome_unknown ("may or may not have been stored"), which sends a producer retrying forever.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type NatsFixture, type NodeFixture, startNats, startNode } from "../helpers/cluster.ts";
+import { expect, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 
 const MAX_PAYLOAD = 16 * 1024;
 const BIG = "x".repeat(20_000);
 
-let dir: string;
-let nats: NatsFixture;
-let node: NodeFixture;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "touchline-maxpayload-"));
-  const conf = join(dir, "nats.conf");
-  writeFileSync(conf, `max_payload: ${MAX_PAYLOAD}\n`);
-  nats = await startNats({ args: ["-c", conf] });
-  node = await startNode({ natsUrl: nats.url, env: { LOG_LEVEL: "info" } });
-});
-
-afterAll(async () => {
-  await node?.stop();
-  await nats?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { node } = useNode({ natsConfig: `max_payload: ${MAX_PAYLOAD}\n`, env: { LOG_LEVEL: "info" } });
 
 async function publish(match: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${node.url}/matches/${match}/events`, {

@@ -9,7 +9,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { logTag } from "../../src/match/event.ts";
 import { MAX_JSON_DEPTH } from "../../src/match/jsonDepth.ts";
 import { idOf } from "../helpers/eventIds.ts";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 import { getJson, publishOk, uniqueMatch } from "./touchlineApi.ts";
 
@@ -20,22 +20,17 @@ const TAIL_STOPS_WITHIN_MS = 10_000;
 /** Far past any recursion limit of msgpackr or JSON.stringify (it crashed a node before the check). */
 const HOSTILE_DEPTH = 5_000;
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { nats, node } = useNode();
 let nc: NatsConnection;
 const streams: SseConnection[] = [];
 
 beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url });
   nc = await connect({ servers: nats.url });
 });
 
 afterAll(async () => {
   for (const s of streams) await s.close();
   await nc?.close();
-  await node?.kill();
-  await nats?.stop();
 });
 
 function nested(depth: number): unknown {

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
-import { startNats, startNode, type NatsFixture, type NodeFixture } from "../helpers/cluster.ts";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { openSse, type SseConnection } from "../helpers/sse.ts";
 import { getJson, publish, publishOk, uniqueMatch, untilLatest } from "./touchlineApi.ts";
 
@@ -17,22 +17,17 @@ const MAX_STATE_BYTES = 4096;
 /** About a quarter of the bound each. */
 const CHUNK = "x".repeat(1000);
 
-let nats: NatsFixture;
-let node: NodeFixture;
+const { nats, node } = useNode({ env: { MAX_STATE_BYTES: String(MAX_STATE_BYTES), LOG_LEVEL: "info" } });
 let nc: NatsConnection;
 const streams: SseConnection[] = [];
 
 beforeAll(async () => {
-  nats = await startNats();
-  node = await startNode({ natsUrl: nats.url, env: { MAX_STATE_BYTES: String(MAX_STATE_BYTES), LOG_LEVEL: "info" } });
   nc = await connect({ servers: nats.url });
 });
 
 afterAll(async () => {
   for (const s of streams) await s.close();
   await nc?.close();
-  await node?.kill();
-  await nats?.stop();
 });
 
 interface MatchAnswer {

@@ -4,14 +4,10 @@
  * have been stored"; the refusals are logged a line per few seconds, not a line each; the node stays
  * ready, and what it acknowledged is all there, in order, for a client resuming from the start.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type NatsFixture, type NodeFixture, startNats, startNode } from "../helpers/cluster.ts";
+import { expect, test } from "bun:test";
+import { useNode } from "../helpers/nodeFixture.ts";
 import { readIds } from "../helpers/idStream.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "touchline-store-full-"));
 const MATCH = "full-1";
 /** Events of about 20 KB: the 4 MB store holds a couple of hundred. */
 const BODY = JSON.stringify({ type: "commentary", data: { text: "x".repeat(20_000) } });
@@ -19,21 +15,7 @@ const MAX_PUBLISHES = 600;
 /** Refusals after the first, to see them counted rather than logged one by one. */
 const REFUSALS = 100;
 
-let nats: NatsFixture;
-let node: NodeFixture;
-
-beforeAll(async () => {
-  const config = join(dir, "small-store.conf");
-  writeFileSync(config, "jetstream { max_file_store: 4MB, max_memory_store: 64MB }\n");
-  nats = await startNats({ args: ["-c", config] });
-  node = await startNode({ natsUrl: nats.url, env: { LOG_LEVEL: "info" } });
-});
-
-afterAll(async () => {
-  await node?.kill();
-  await nats?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { node } = useNode({ natsConfig: "jetstream { max_file_store: 4MB, max_memory_store: 64MB }\n", env: { LOG_LEVEL: "info" } });
 
 function publish(): Promise<Response> {
   return fetch(`${node.url}/matches/${MATCH}/events`, { method: "POST", headers: { "content-type": "application/json" }, body: BODY });
