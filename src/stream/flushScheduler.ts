@@ -17,11 +17,12 @@
 /** Longest an event waits for company before its pass starts, in ms. */
 const MAX_COALESCE_MS = 8;
 /**
- * Streams one turn of a pass writes to (about 3 ms of writes at this machine's 8 µs per delivery). With
+ * Streams one turn of a pass writes to (about 1.5 ms of writes at this machine's 8 µs per delivery). With
  * the NATS reads' and the paced requests' budgets, a turn stays well under what a health check may wait
- * even while nats-server shares the core (20,000 matches, delivering: 1,000 a turn left /readyz at 75-98 ms).
+ * even while nats-server shares the core (20,000 matches, delivering: 1,000 a turn left /readyz at 75-98 ms,
+ * 400 at 29-58 ms, 200 at 17-30 ms; see bus/bunTransport.ts for the reads' share).
  */
-export const FLUSH_STREAMS_PER_TURN = 400;
+export const FLUSH_STREAMS_PER_TURN = 200;
 
 export interface Flushable {
   flush(): void;
