@@ -229,7 +229,10 @@ export interface ManyMatchesFigures {
   nodeRssBeforeBytes: number;
   nodeRssIdleBytes: number;
   nodeRssPeakBytes: number;
+  /** RSS growth per match once idle and settled (scenarios/matches.ts says when). */
   bytesPerIdleMatch: number;
+  /** RSS growth per match 1.5 s after every match was owned: what the burst left, before the runtime gave pages back. */
+  bytesPerMatchAfterBurst?: number;
   natsRssBeforeBytes: number;
   natsRssIdleBytes: number;
   /** /readyz answer times sampled all through the scenario, ms; failures are non-200s and timeouts. */

@@ -110,7 +110,11 @@ function matchesTable(m: ManyMatchesFigures): string[] {
   lines.push(`| matches owned after creation | ${whole(m.ownedMatches)} |`);
   lines.push(`| JetStream consumers on the server: after creation / most seen | ${whole(m.consumersAfterCreate)} / ${whole(m.consumersMax)} |`);
   lines.push(`| node RSS: fresh / all idle / peak, MiB | ${mib(m.nodeRssBeforeBytes)} / ${mib(m.nodeRssIdleBytes)} / ${mib(m.nodeRssPeakBytes)} |`);
-  lines.push(`| node RSS per idle match, KiB | ${kib(m.bytesPerIdleMatch)} |`);
+  lines.push(
+    m.bytesPerMatchAfterBurst === undefined
+      ? `| node RSS per idle match, KiB | ${kib(m.bytesPerIdleMatch)} |`
+      : `| node RSS per match, KiB: idle and settled / 1.5 s after creation | ${kib(m.bytesPerIdleMatch)} / ${kib(m.bytesPerMatchAfterBurst)} |`,
+  );
   lines.push(`| nats-server RSS: fresh / all idle, MiB | ${mib(m.natsRssBeforeBytes)} / ${mib(m.natsRssIdleBytes)} |`);
   lines.push(
     `| /readyz p50 / p99 / max ms (${whole(m.readyz.count)} probes, ${whole(m.readyzFailures)} failed) | ${fixed(m.readyz.p50Ms, 1)} / ${fixed(m.readyz.p99Ms, 1)} / ${fixed(m.readyz.maxMs, 1)} |`,
