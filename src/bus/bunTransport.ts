@@ -33,6 +33,20 @@ const VERSION = "3.4.0";
 const READ_SLICE_BYTES = 4 * 1024;
 const READ_TURN_BUDGET_MS = 2;
 
+/**
+ * The server verifies its clients' certificates (`tls_verify` in its INFO) and this client has none to
+ * show. Said before the handshake: under Bun the server's refusal is not reported to the client, which
+ * waited out its connect timeout (20 s) and then only said it timed out.
+ */
+export function clientCertificateMissing(info: Pick<ServerInfo, "tls_verify">, options: Pick<ConnectionOptions, "tls">): Error | undefined {
+  if (info.tls_verify !== true) return undefined;
+  const tls = options.tls ?? {};
+  if (tls.certFile !== undefined || tls.cert !== undefined) return undefined;
+  return new errors.ConnectionError(
+    "the NATS server verifies client certificates (tls_verify) and this node has none: set NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE",
+  );
+}
+
 /** Settles in a later turn of the event loop, after pending I/O and due timers. */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -87,6 +101,8 @@ export class BunTransport implements Transport {
       this.socket.setNoDelay(true);
       const info = await this.info;
       checkOptions(info, options);
+      const certificateMissing = clientCertificateMissing(info, options);
+      if (certificateMissing) throw certificateMissing;
       const tlsWanted = info.tls_required === true || (info.tls_available === true && options.tls !== null && options.tls !== undefined);
       if (tlsWanted) {
         this.discardSocket();
