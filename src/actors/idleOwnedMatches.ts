@@ -104,7 +104,10 @@ export class IdleOwnedMatches {
       const matches = this.folded.get(shard);
       if (!matches) continue;
       this.folded.delete(shard);
-      for (const match of matches.keys()) this.released(match, this.svc.ownerOf(match) ?? "unknown");
+      // Every match of a shard has the shard's owner: looked up once, not per match (a join moves
+      // thousands of idle matches at once).
+      let to: string | undefined;
+      for (const match of matches.keys()) this.released(match, (to ??= this.svc.ownerOf(match) ?? "unknown"));
     }
     this.generation++;
   }
