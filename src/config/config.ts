@@ -59,6 +59,8 @@ export interface Config {
   windowBudgetBytes: number;
   /** How long an actor with no subscribers and no ownership lingers before it stops. */
   actorIdleMs: number;
+  /** A listed match's changed entry is written for the other nodes at most this long after the change. */
+  indexRefreshMs: number;
   /** Membership: how often a node renews its entry, and after how long without renewal it is dead. */
   membershipRenewMs: number;
   membershipTtlMs: number;
@@ -315,6 +317,7 @@ export function loadConfig(env: Env = process.env): Config {
     windowBytes,
     windowBudgetBytes,
     actorIdleMs: duration(env, "ACTOR_IDLE"),
+    indexRefreshMs: duration(env, "INDEX_REFRESH"),
     membershipRenewMs,
     membershipTtlMs: duration(env, "MEMBERSHIP_TTL", { min: membershipRenewMs * 2 }),
     pollWaitMs: duration(env, "POLL_WAIT"),

@@ -157,6 +157,16 @@ export const SETTINGS = {
     min: 100,
     meaning: "A match with no viewers on this node and not owned by it stops after this long",
   },
+  INDEX_REFRESH: {
+    group: "Node and cluster",
+    type: "duration",
+    default: "5s",
+    unit: "ms",
+    min: 1000,
+    max: 60_000,
+    meaning:
+      "A change to a listed match (state, last id) reaches the other nodes' GET /matches within this long; new and ended matches within about a second. Each busy match costs the log one write per this, besides its events",
+  },
 
   // Streams
   HEARTBEAT_MS: {

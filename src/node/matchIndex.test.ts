@@ -192,3 +192,44 @@ test("entries with no event within retention are dropped once a minute (the buck
   expect(index.get("unwritten")?.seq).toBe(1);
   expect(index.pruneIfDue(now + 90_000)).toBe(0); // the next sweep is a minute later
 });
+
+test("new and ended matches are written at the next flush; a change to a listed match waits for its refresh, with the changes after it", async () => {
+  const REFRESH_MS = 300;
+  const written: [string, number][] = [];
+  const index = new MatchIndex(
+    async (key, value) => {
+      written.push([key, decodeWire<IndexEntry>(value).seq]);
+    },
+    handWatch().watch,
+    60_000,
+    () => {},
+    {},
+    REFRESH_MS,
+  );
+  await index.start();
+  index.write("new", entry(1));
+  await index.flush();
+  expect(written).toEqual([["new", 1]]);
+  // Listed now: its next changes wait, and go out together as the newest.
+  index.write("new", entry(2));
+  index.write("new", entry(3));
+  index.write("other", entry(1));
+  await index.flush();
+  expect(written).toEqual([
+    ["new", 1],
+    ["other", 1],
+  ]);
+  // Still listed here at once.
+  expect(index.get("new")?.seq).toBe(3);
+  await Bun.sleep(REFRESH_MS + 50);
+  await index.flush();
+  expect(written.slice(2)).toEqual([["new", 3]]);
+  // An ended match does not wait.
+  index.write("other", { ...entry(2), ended: true });
+  await index.flush();
+  expect(written.slice(3)).toEqual([["other", 2]]);
+  // On stop, whatever is noted is written, due or not.
+  index.write("new", entry(4));
+  await index.stop();
+  expect(written.slice(4)).toEqual([["new", 4]]);
+});

@@ -7,7 +7,7 @@
  * kept instead, rebuilt on a request when entries changed and it is older than `refreshMs`, and a page
  * reads from its cursor's position: a page costs about its length. Entries are read as they are now
  * (ids and states current); only the order may be up to `refreshMs` behind, as the other nodes' copies
- * of the index are (written once a second).
+ * of the index are (a listed match's entry is written every INDEX_REFRESH at most).
  */
 import type { IndexEntry } from "../actors/services.ts";
 

@@ -401,6 +401,7 @@ export class TouchlineNode {
         logTag: this.currentLogTag,
         retentionMs: c.retentionMs,
       },
+      c.indexRefreshMs,
     );
     await this.index.start();
 
