@@ -43,6 +43,20 @@ test("a long queue leaves over several turns, in the order asked, later requests
   requests.close();
 });
 
+test("under a steady overload the requests already sent are let go", async () => {
+  const { nc, sent } = recordingConnection(20);
+  const requests = new PipelinedRequests(nc, 60_000, kind);
+  const queued = () => (requests as unknown as { queue: unknown[] }).queue.length;
+  // More asked for every turn than a turn sends: the queue never runs empty.
+  for (let turn = 0; turn < 20; turn++) {
+    for (let i = 0; i < 150; i++) ask(requests, `s.${turn}.${i}`);
+    await nextTurn();
+  }
+  expect(sent.length).toBeGreaterThan(0);
+  expect(queued()).toBe(20 * 150 - sent.length);
+  requests.close();
+});
+
 test("a short queue leaves in one turn", async () => {
   const { nc, sent } = recordingConnection(0);
   const requests = new PipelinedRequests(nc, 60_000, kind);

@@ -110,6 +110,10 @@ export class PipelinedRequests<T> {
     // One synchronous run, so the client writes them to its socket together, within the budget.
     while (this.queueHead < this.queue.length) {
       if ((this.queueHead + 1) % SENDS_PER_CLOCK_READ === 0 && performance.now() - started >= SEND_TURN_BUDGET_MS) {
+        // The sent ones are let go now: under a steady overload the queue never runs empty, and its
+        // sent prefix would grow without end.
+        this.queue = this.queue.slice(this.queueHead);
+        this.queueHead = 0;
         this.flushScheduled = true;
         setImmediate(() => this.flush());
         return;
