@@ -8,6 +8,8 @@
  *   node_modules/.bin/bun bench/nodeJoin.ts [--matches=20000] [--rounds=2]
  */
 import { startNats, startNode, type NodeFixture } from "../test/helpers/cluster.ts";
+import { postInBatches } from "./batchPosts.ts";
+import { KeepAliveConnection } from "./loadgen/keepalive-client.ts";
 import { numberArg } from "./scriptArgs.ts";
 import { encodeTickPublish } from "./tick.ts";
 
@@ -15,6 +17,7 @@ const MATCHES = numberArg("matches", 20_000);
 const ROUNDS = numberArg("rounds", 2);
 const BATCH_ITEMS = 500;
 const BATCHES_IN_FLIGHT = 4;
+const BATCH_TIMEOUT_MS = 30_000;
 const READYZ_EVERY_MS = 20;
 /** The node's lag gauge holds the worst of its probes over this window (EVENT_LOOP_LAG_WINDOW_MS). */
 const LAG_WINDOW_MS = 1000;
@@ -34,18 +37,16 @@ async function metric(node: NodeFixture, pattern: RegExp): Promise<number> {
 
 async function createMatches(node: NodeFixture): Promise<void> {
   const matches = Array.from({ length: MATCHES }, (_, i) => `join-${i}`);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < matches.length) {
-      const chunk = matches.slice(next, next + BATCH_ITEMS);
-      next += chunk.length;
-      const body = `[${chunk.map((m) => encodeTickPublish(1, m)).join(",")}]`;
-      const answer = await fetch(`${node.url}/events`, { method: "POST", body, headers: { "content-type": "application/json" } });
-      if (answer.status !== 201) throw new Error(`POST /events answered ${answer.status}: ${(await answer.text()).slice(0, 200)}`);
-      await answer.arrayBuffer();
-    }
-  };
-  await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, worker));
+  const connections = await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, () => KeepAliveConnection.open("127.0.0.1", node.port)));
+  try {
+    await postInBatches(connections, matches, {
+      batchItems: BATCH_ITEMS,
+      timeoutMs: BATCH_TIMEOUT_MS,
+      batch: (chunk) => ({ body: `[${chunk.map((m) => encodeTickPublish(1, m)).join(",")}]` }),
+    });
+  } finally {
+    for (const c of connections) c.close();
+  }
   while ((await metric(node, OWNED)) < MATCHES) await Bun.sleep(OWNED_POLL_MS);
 }
 

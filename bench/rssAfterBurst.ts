@@ -10,6 +10,7 @@
  *
  *   node_modules/.bin/bun bench/rssAfterBurst.ts [--matches=20000] [--seconds=30] [--batch=500]
  */
+import { postInBatches } from "./batchPosts.ts";
 import { KeepAliveConnection } from "./loadgen/keepalive-client.ts";
 import { NatsServer } from "./peers/nats-server.ts";
 import { BUN, ServerProcess, freePort, httpAnswers } from "./peers/server-process.ts";
@@ -46,21 +47,17 @@ try {
   const before = residentBytes(pids);
 
   const started = performance.now();
-  let next = 0;
   const connections = await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, () => KeepAliveConnection.open("127.0.0.1", port)));
-  await Promise.all(
-    connections.map(async (connection) => {
-      while (next < MATCHES) {
-        const first = next;
-        const items = Math.min(BATCH_ITEMS, MATCHES - first);
-        next += items;
-        const body = `[${Array.from({ length: items }, (_, i) => encodeTickPublish(1, `burst${first + i}`)).join(",")}]`;
-        const answer = await connection.request("POST", "/events", body, REQUEST_TIMEOUT_MS);
-        if (answer.status !== 201) throw new Error(`POST /events answered ${answer.status}: ${answer.body.slice(0, 200)}`);
-      }
-    }),
-  );
-  for (const c of connections) c.close();
+  const matches = Array.from({ length: MATCHES }, (_, i) => `burst${i}`);
+  try {
+    await postInBatches(connections, matches, {
+      batchItems: BATCH_ITEMS,
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      batch: (chunk) => ({ body: `[${chunk.map((match) => encodeTickPublish(1, match)).join(",")}]` }),
+    });
+  } finally {
+    for (const c of connections) c.close();
+  }
   const stored = performance.now();
   console.log(
     `${MATCHES} matches, one event each, stored in ${((stored - started) / 1000).toFixed(1)} s; node RSS before ${(before / KIB / KIB).toFixed(1)} MiB`,

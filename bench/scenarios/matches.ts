@@ -21,6 +21,7 @@
  * reading 1.5 s after every match is owned (the burst's level) are logged beside it. A median of the
  * whole 5 s window, as before, read 1.5-5.0 KiB for the same code, by where the step fell in it.
  */
+import { postInBatches } from "../batchPosts.ts";
 import { KeepAliveConnection } from "../loadgen/keepalive-client.ts";
 import type { TouchlinePeer } from "../peers/touchline-peer.ts";
 import type { ManyMatchesFigures, MatchesPhase } from "../results.ts";
@@ -33,7 +34,6 @@ import { Timings, cpuMeter, machineCpuMeter, natsMessages, ownCpuMeter, pollUnti
 const MATCH_PREFIX = "mm";
 const HOST = "127.0.0.1";
 const BATCHES_IN_FLIGHT = 4;
-const HTTP_CREATED = 201;
 const HTTP_OK = 200;
 /** A batch of 500 took 1.7 s when every match cost a consumer (292 publishes/s); far past that, the node is stuck. */
 const BATCH_TIMEOUT_MS = 30_000;
@@ -226,22 +226,21 @@ async function publishRounds(context: ScenarioContext, peer: TouchlinePeer, matc
   let events = 0;
   try {
     for (let round = 0; round < rounds; round++) {
-      const deadline = performance.now() + ROUND_TIMEOUT_MS;
-      let next = 0;
-      const worker = async (connection: KeepAliveConnection): Promise<void> => {
-        while (next < matches.length) {
-          if (performance.now() > deadline) throw new Error(`a round of ${matches.length} events took over ${ROUND_TIMEOUT_MS / 1000} s`);
-          const chunk = matches.slice(next, next + config.manyMatchesBatchItems);
-          next += chunk.length;
+      await postInBatches(connections, matches, {
+        batchItems: config.manyMatchesBatchItems,
+        timeoutMs: BATCH_TIMEOUT_MS,
+        deadline: { at: performance.now() + ROUND_TIMEOUT_MS, what: `a round of ${matches.length} events (${ROUND_TIMEOUT_MS / 1000} s allowed)` },
+        batch: (chunk) => {
           const seqs = chunk.map((match) => book.lastOf(match) + 1);
-          const body = `[${chunk.map((match, i) => encodeTickPublish(seqs[i] as number, match)).join(",")}]`;
-          const answer = await connection.request("POST", "/events", body, BATCH_TIMEOUT_MS);
-          if (answer.status !== HTTP_CREATED) throw new Error(`POST /events answered ${answer.status}: ${answer.body.slice(0, 200)}`);
-          for (const [i, match] of chunk.entries()) book.acknowledged(match, seqs[i] as number);
-          events += chunk.length;
-        }
-      };
-      await Promise.all(connections.map(worker));
+          return {
+            body: `[${chunk.map((match, i) => encodeTickPublish(seqs[i] as number, match)).join(",")}]`,
+            stored: () => {
+              for (const [i, match] of chunk.entries()) book.acknowledged(match, seqs[i] as number);
+              events += chunk.length;
+            },
+          };
+        },
+      });
     }
   } finally {
     for (const c of connections) c.close();
