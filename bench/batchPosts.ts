@@ -3,7 +3,7 @@
  * connection (so as many in flight as connections), in the matches' order: what the matches scenario,
  * bench/rssAfterBurst.ts and bench/nodeJoin.ts send to create matches or give each one more event.
  */
-import type { KeepAliveConnection } from "./loadgen/keepalive-client.ts";
+import { KeepAliveConnection } from "./loadgen/keepalive-client.ts";
 
 const HTTP_CREATED = 201;
 
@@ -33,4 +33,14 @@ export async function postInBatches(connections: readonly KeepAliveConnection[],
     }
   };
   await Promise.all(connections.map(worker));
+}
+
+/** The same on `inFlight` keep-alive connections of its own to 127.0.0.1:`port`, closed after. */
+export async function postInBatchesTo(port: number, inFlight: number, matches: readonly string[], opts: BatchPostOptions): Promise<void> {
+  const connections = await Promise.all(Array.from({ length: inFlight }, () => KeepAliveConnection.open("127.0.0.1", port)));
+  try {
+    await postInBatches(connections, matches, opts);
+  } finally {
+    for (const c of connections) c.close();
+  }
 }

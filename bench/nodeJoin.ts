@@ -8,8 +8,7 @@
  *   node_modules/.bin/bun bench/nodeJoin.ts [--matches=20000] [--rounds=2]
  */
 import { startNats, startNode, type NodeFixture } from "../test/helpers/cluster.ts";
-import { postInBatches } from "./batchPosts.ts";
-import { KeepAliveConnection } from "./loadgen/keepalive-client.ts";
+import { postInBatchesTo } from "./batchPosts.ts";
 import { numberArg } from "./scriptArgs.ts";
 import { encodeTickPublish } from "./tick.ts";
 
@@ -37,16 +36,11 @@ async function metric(node: NodeFixture, pattern: RegExp): Promise<number> {
 
 async function createMatches(node: NodeFixture): Promise<void> {
   const matches = Array.from({ length: MATCHES }, (_, i) => `join-${i}`);
-  const connections = await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, () => KeepAliveConnection.open("127.0.0.1", node.port)));
-  try {
-    await postInBatches(connections, matches, {
-      batchItems: BATCH_ITEMS,
-      timeoutMs: BATCH_TIMEOUT_MS,
-      batch: (chunk) => ({ body: `[${chunk.map((m) => encodeTickPublish(1, m)).join(",")}]` }),
-    });
-  } finally {
-    for (const c of connections) c.close();
-  }
+  await postInBatchesTo(node.port, BATCHES_IN_FLIGHT, matches, {
+    batchItems: BATCH_ITEMS,
+    timeoutMs: BATCH_TIMEOUT_MS,
+    batch: (chunk) => ({ body: `[${chunk.map((m) => encodeTickPublish(1, m)).join(",")}]` }),
+  });
   while ((await metric(node, OWNED)) < MATCHES) await Bun.sleep(OWNED_POLL_MS);
 }
 

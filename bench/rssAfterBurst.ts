@@ -10,8 +10,7 @@
  *
  *   node_modules/.bin/bun bench/rssAfterBurst.ts [--matches=20000] [--seconds=30] [--batch=500]
  */
-import { postInBatches } from "./batchPosts.ts";
-import { KeepAliveConnection } from "./loadgen/keepalive-client.ts";
+import { postInBatchesTo } from "./batchPosts.ts";
 import { NatsServer } from "./peers/nats-server.ts";
 import { BUN, ServerProcess, freePort, httpAnswers } from "./peers/server-process.ts";
 import { residentBytes } from "./proc-stats.ts";
@@ -47,17 +46,12 @@ try {
   const before = residentBytes(pids);
 
   const started = performance.now();
-  const connections = await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, () => KeepAliveConnection.open("127.0.0.1", port)));
   const matches = Array.from({ length: MATCHES }, (_, i) => `burst${i}`);
-  try {
-    await postInBatches(connections, matches, {
-      batchItems: BATCH_ITEMS,
-      timeoutMs: REQUEST_TIMEOUT_MS,
-      batch: (chunk) => ({ body: `[${chunk.map((match) => encodeTickPublish(1, match)).join(",")}]` }),
-    });
-  } finally {
-    for (const c of connections) c.close();
-  }
+  await postInBatchesTo(port, BATCHES_IN_FLIGHT, matches, {
+    batchItems: BATCH_ITEMS,
+    timeoutMs: REQUEST_TIMEOUT_MS,
+    batch: (chunk) => ({ body: `[${chunk.map((match) => encodeTickPublish(1, match)).join(",")}]` }),
+  });
   const stored = performance.now();
   console.log(
     `${MATCHES} matches, one event each, stored in ${((stored - started) / 1000).toFixed(1)} s; node RSS before ${(before / KIB / KIB).toFixed(1)} MiB`,
