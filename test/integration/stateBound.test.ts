@@ -39,6 +39,8 @@ test("a patch that would pass the bound: 413 state_too_large, nothing stored; de
   const match = uniqueMatch("state-bound");
   const conn = await openSse(`${node.url}/matches/${match}/events`);
   streams.push(conn);
+  // Its (empty) snapshot first: a stream still opening when the first event is stored would get it in its snapshot.
+  await conn.until(() => conn.snapshots.length === 1, 10_000, "snapshot");
   const stored = [];
   for (const key of ["a", "b", "c"]) stored.push(await publishOk(node.url, match, { type: "note", data: null, state: { [key]: CHUNK } }));
   await untilLatest(node.url, match, stored.at(-1)!);
@@ -83,6 +85,7 @@ test("an event stored past the check (straight to NATS) is streamed; its patch i
   const match = uniqueMatch("state-bound-direct");
   const conn = await openSse(`${node.url}/matches/${match}/events`);
   streams.push(conn);
+  await conn.until(() => conn.snapshots.length === 1, 10_000, "snapshot");
   const first = await publishOk(node.url, match, { type: "note", data: null, state: { a: CHUNK } });
   const js = jetstream(nc);
   const ack = await js.publish(`touchline.events.${match}`, JSON.stringify({ type: "huge", data: { n: 1 }, state: { b: "y".repeat(5000) } }));
